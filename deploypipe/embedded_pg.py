@@ -23,6 +23,7 @@ def pg_bin(tool: str) -> str:
     match; falls back to PATH.
     """
     try:
+        _private_runtime_dir()
         import pgserver
 
         candidate = Path(pgserver.__file__).parent / "pginstall" / "bin" / tool
@@ -105,9 +106,9 @@ def start_embedded(data_dir: Path | str, *, keep_running: bool = False) -> Embed
     With ``keep_running`` the server outlives this process (pgserver's
     ``cleanup_mode=None``); otherwise it stops when the last user exits.
     """
+    _private_runtime_dir()
     import pgserver
 
-    _private_runtime_dir()
     path = Path(data_dir).resolve()
     path.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(str(path), cleanup_mode=None if keep_running else "stop")

@@ -1,0 +1,1 @@
+"""Pipeline specification: YAML loading, validation into immutable models, interpolation."""

@@ -18,7 +18,7 @@ __all__ = ["MASK", "Redactor", "SECRET_NAME_PATTERN", "mask_url"]
 MASK = "***"
 
 #: Environment variable names treated as secret even when the pipeline does not say so.
-SECRET_NAME_PATTERN = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|PWD|CREDENTIALS?|DATABASE_URL|DSN|_URL_SECRET)$|^PG", re.I)
+SECRET_NAME_PATTERN = re.compile(r"(_KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?|DATABASE_URL|DSN)$", re.I)
 
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s/]+)@")
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")

@@ -1,0 +1,137 @@
+"""The command line: invoke tasks (``invoke deploy`` here, ``deploypipe deploy`` anywhere).
+
+Tasks are thin: parse options, call deploypipe.app, map errors to exit codes.
+Heavy imports happen inside the tasks so ``--help`` and ``--list`` stay fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from invoke import Collection, Exit, Program, task
+
+__all__ = ["main", "ns"]
+
+_PIPELINE_HELP = "Pipeline file (default: $DEPLOYPIPE_PIPELINE or pipelines/local.yaml)."
+_JSON_HELP = "Print the report as JSON on stdout; logs go to stderr as JSON lines."
+
+
+def _boundary(func: Callable[..., int | None]) -> Callable[..., None]:
+    """One error boundary: DeployPipeError -> one line + its exit code; never a traceback for bad input."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        from deploypipe.errors import DeployPipeError
+
+        try:
+            code = func(*args, **kwargs) or 0
+        except DeployPipeError as exc:
+            from deploypipe.app import fail_line
+
+            code = fail_line(exc)
+        except KeyboardInterrupt:
+            sys.stderr.write("deploypipe: interrupted before any stage ran\n")
+            code = 1
+        if code:
+            raise Exit(code=code)
+
+    return wrapper
+
+
+def _invocation(**kwargs: Any):
+    from deploypipe.app import Invocation
+
+    return Invocation(**{k: v for k, v in kwargs.items() if v is not None})
+
+
+@task(help={"pipeline": _PIPELINE_HELP, "json": _JSON_HELP,
+            "wait_lock": "Seconds to wait when another deploy of the same target holds the lock (default: fail at once).",
+            "resume": "Continue the interrupted run RUN_ID from its journal (finished stages are not repeated).",
+            "dry_run": "Only show what would run (same as `plan`).",
+            "keep_running": "Local default only: keep the embedded database and local Render running afterwards."})
+@_boundary
+def deploy(c, pipeline=None, json=False, wait_lock=None, resume=None, dry_run=False, keep_running=False):
+    """Run the pipeline: checks, backup, dry run, migrate, deploy, verify; roll back on failure."""
+    if dry_run:
+        return _plan(pipeline, json)
+    from deploypipe.app import emit_report, run_pipeline
+    from deploypipe.localenv import maybe_local
+
+    inv = _invocation(pipeline=pipeline, json_output=json, wait_lock_s=None if wait_lock is None else float(wait_lock),
+                      keep_running=keep_running)
+    with maybe_local(inv):
+        report = run_pipeline(inv, resume=resume)
+    return emit_report(inv, report)
+
+
+def _plan(pipeline: str | None, as_json: bool) -> int:
+    from deploypipe.app import plan as make_plan
+
+    inv = _invocation(pipeline=pipeline)
+    steps = make_plan(inv)
+    if as_json:
+        print(json.dumps(steps, indent=2))
+        return 0
+    print(f"pipeline {inv.pipeline_path()}: {len(steps)} stages (nothing is run)")
+    for number, step in enumerate(steps, 1):
+        marker = " [touches production]" if step["touches_production"] else ""
+        when = "" if step["when"] == "on_success" else f" (when: {step['when']})"
+        print(f"{number:>2}. {step['id']} ({step['type']}){marker}{when}: {step['would']}")
+        for key, value in step["params"].items():
+            print(f"      {key}: {json.dumps(value)}")
+    return 0
+
+
+@task(help={"pipeline": _PIPELINE_HELP, "json": "Print the plan as JSON."})
+@_boundary
+def plan(c, pipeline=None, json=False):
+    """Show what each stage would do, with resolved parameters (secrets masked). Runs nothing."""
+    return _plan(pipeline, json)
+
+
+@task(help={"pipeline": _PIPELINE_HELP, "run": "Show one run in full.", "limit": "How many runs to list (default 20).",
+            "json": "Print JSON."})
+@_boundary
+def history(c, pipeline=None, run=None, limit=20, json=False):
+    """List recent runs (newest first), or show one run's report with --run."""
+    from deploypipe.history import show_history
+
+    return show_history(_invocation(pipeline=pipeline), run=run, limit=int(limit), as_json=json)
+
+
+@task(help={"output": "Write the schema to this file instead of stdout."})
+@_boundary
+def schema(c, output=None):
+    """Print the JSON Schema of the pipeline format (for editors)."""
+    from deploypipe.spec.schema import pipeline_schema
+
+    text = json.dumps(pipeline_schema(), indent=2) + "\n"
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+@task(help={"args": "Extra arguments for pytest, e.g. '-k lint -x'."})
+def test(c, args=""):
+    """Run the test suite (pytest); pytest's 'no tests collected' counts as a failure."""
+    result = c.run(f"{sys.executable} -m pytest {args}", warn=True, pty=False)
+    code = result.exited if result else 1
+    if code == 5:
+        sys.stderr.write("deploypipe: pytest collected no tests\n")
+    if code:
+        raise Exit(code=code)
+
+
+ns = Collection(deploy, plan, history, schema, test)
+
+
+def main() -> None:
+    from deploypipe import __version__
+
+    Program(namespace=ns, version=__version__, name="deploypipe", binary="deploypipe").run()

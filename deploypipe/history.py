@@ -1,0 +1,56 @@
+"""``history``: list recent runs from ``.deploypipe/runs`` or show one run's report."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from deploypipe.journal import list_runs, read_events, read_report, run_dir_for
+
+__all__ = ["run_summaries", "show_history"]
+
+
+def run_summaries(state_dir: Any, limit: int = 20) -> list[dict[str, Any]]:
+    """One dict per run, newest first; an interrupted run (no report) is shown as such."""
+    rows = []
+    for run_dir in list_runs(state_dir, limit):
+        report = read_report(run_dir)
+        if report is None:
+            events = read_events(run_dir)
+            started = next((e for e in events if e.get("event") == "run_started"), {})
+            rows.append({"run_id": run_dir.name, "pipeline": started.get("pipeline", "?"), "outcome": "interrupted",
+                         "exit_code": None, "started_at": started.get("ts"), "message":
+                         f"no report: resume with `invoke deploy --resume {run_dir.name}` or undo with "
+                         f"`invoke rollback --run {run_dir.name}`"})
+            continue
+        rows.append({k: report.get(k) for k in ("run_id", "pipeline", "outcome", "exit_code", "started_at", "message")})
+    return rows
+
+
+def show_history(inv: Any, *, run: str | None, limit: int, as_json: bool) -> int:
+    out = inv.stdout or sys.stdout
+    if run:
+        run_dir = run_dir_for(inv.state_dir, run)
+        report = read_report(run_dir) or {"run_id": run, "outcome": "interrupted", "events": read_events(run_dir)}
+        if as_json:
+            out.write(json.dumps(report, indent=2) + "\n")
+        else:
+            from deploypipe.progress import print_summary
+
+            if "stages" in report:
+                print_summary(report, out)
+            else:
+                out.write(f"run {run} was interrupted; {len(report['events'])} events in its journal\n")
+        return 0
+    rows = run_summaries(inv.state_dir, limit)
+    if as_json:
+        out.write(json.dumps(rows, indent=2) + "\n")
+        return 0
+    if not rows:
+        out.write(f"no runs yet in {inv.state_dir / 'runs'}\n")
+        return 0
+    for row in rows:
+        code = "-" if row["exit_code"] is None else row["exit_code"]
+        out.write(f"{row['run_id']}  {row['pipeline']:<20} {row['outcome']:<12} exit {code}  {row.get('message') or ''}\n")
+    return 0

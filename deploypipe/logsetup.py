@@ -1,0 +1,56 @@
+"""The one place structlog is configured: JSON lines (CI / --json) or a readable console, always redacted.
+
+Logs go to stderr. ``run_id``, ``stage`` and ``service`` are bound through
+contextvars, and the redaction processor runs last before rendering so no
+secret reaches a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, TextIO
+
+import structlog
+
+from deploypipe.redact import Redactor
+
+__all__ = ["configure_logging", "redaction_processor"]
+
+
+def redaction_processor(redactor: Redactor) -> Any:
+    def redact(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        return redactor(event_dict)
+
+    return redact
+
+
+class _StderrFile:
+    """Looks up ``sys.stderr`` at write time, so progress displays and test capture both see log lines."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def configure_logging(*, json_lines: bool, redactor: Redactor, level: str = "info", stream: TextIO | None = None) -> None:
+    numeric = getattr(logging, level.upper(), logging.INFO)
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info if json_lines else structlog.dev.set_exc_info,
+        redaction_processor(redactor),
+    ]
+    if json_lines:
+        processors += [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer(sort_keys=False)]
+    else:
+        processors.append(structlog.dev.ConsoleRenderer(colors=(stream or sys.stderr).isatty(), pad_event_to=24))
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.WriteLoggerFactory(file=stream or _StderrFile()),  # type: ignore[arg-type]
+        cache_logger_on_first_use=False,
+    )

@@ -1,0 +1,85 @@
+"""Terminal reporters: live per-stage progress (spinner + elapsed) and the final summary table.
+
+Both read journal events / the report only, so they can be swapped for the
+JSON output in CI without the runner knowing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, TextIO
+
+__all__ = ["ConsoleProgress", "print_summary"]
+
+_MARK = {"succeeded": "[green]✓[/]", "failed": "[red]✗[/]", "errored": "[red]![/]", "skipped": "[dim]-[/]",
+         "not_run": "[dim]·[/]"}
+_OUTCOME = {"deployed": "green", "blocked": "yellow", "rolled_back": "yellow", "needs_human": "bold red"}
+
+
+class ConsoleProgress:
+    """Shows a spinner with elapsed time for the running stage and one line per finished stage."""
+
+    def __init__(self, stream: TextIO, *, live: bool):
+        from rich.console import Console
+
+        self.console = Console(file=stream, highlight=False, soft_wrap=True)
+        self.live = live
+        self._status: Any = None
+
+    def _stop(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+    def __call__(self, event: Mapping[str, Any]) -> None:
+        kind = event.get("event")
+        stage = event.get("stage")
+        if kind == "stage_started":
+            self._stop()
+            if self.live:
+                self._status = self.console.status(f"[bold]{stage}[/] ({event.get('type')}) {event.get('plan', '')}")
+                self._status.start()
+            else:
+                self.console.print(f"▶ {stage} ({event.get('type')})", markup=False)
+        elif kind in ("stage_succeeded", "stage_failed", "stage_errored"):
+            self._stop()
+            status = kind.removeprefix("stage_")
+            detail = event.get("summary") or (event.get("error") or {}).get("message", "")
+            self.console.print(f"{_MARK[status]} {stage:<22} {event.get('duration_s', 0):>7.1f}s  ", end="")
+            self.console.print(str(detail)[:200], markup=False, highlight=False)
+            for warning in event.get("warnings") or []:
+                self.console.print("  [yellow]warning:[/] ", end="")
+                self.console.print(str(warning), markup=False)
+        elif kind == "stage_retrying":
+            self.console.print(f"  [yellow]↻[/] {stage} attempt {event.get('attempt')} failed; retrying in "
+                               f"{event.get('wait_s')}s", highlight=False)
+        elif kind == "rollback_started":
+            self._stop()
+            self.console.print(f"[bold yellow]⟲ rolling back:[/] {', '.join(event.get('stages') or [])}")
+        elif kind in ("compensation_succeeded", "compensation_failed", "rollback_verified", "rollback_unverified"):
+            ok = kind in ("compensation_succeeded", "rollback_verified")
+            self.console.print(f"  {'[green]✓[/]' if ok else '[red]✗[/]'} {stage}: {event.get('action')} ", end="")
+            self.console.print(str(event.get("summary", "")), markup=False)
+
+    def close(self) -> None:
+        self._stop()
+
+
+def print_summary(report: Mapping[str, Any], stream: TextIO) -> None:
+    """The final table (stage, result, time) and the outcome line."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=stream, highlight=False, soft_wrap=True)
+    table = Table(title=f"deploypipe run {report['run_id']} — {report['pipeline']}", title_justify="left")
+    for column in ("stage", "type", "result", "time"):
+        table.add_column(column, justify="right" if column == "time" else "left")
+    for stage in report["stages"]:
+        table.add_row(stage["id"], stage["type"], stage["status"], f"{stage['duration_s']:.1f}s")
+    console.print(table)
+    for deploy in report.get("deploys") or []:
+        console.print(f"deploy {deploy.get('service')}: {deploy.get('deploy_id')} commit "
+                      f"{str(deploy.get('commit') or '')[:12]} {deploy.get('status')}", markup=False)
+    colour = _OUTCOME.get(report["outcome"], "white")
+    console.print(f"[{colour}]{report['outcome']}[/] (exit {report['exit_code']}): ", end="")
+    console.print(report.get("message", ""), markup=False)
+    console.print(f"run record: {report['run_dir']}", markup=False)

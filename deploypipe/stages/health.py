@@ -1,0 +1,99 @@
+"""One HTTP health probe and its verdict: status, response time, JSON assertions, deployed commit."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import httpx
+
+__all__ = ["Probe", "ProbeResult", "json_path", "probe"]
+
+_MISSING = object()
+
+
+def json_path(document: Any, path: str) -> Any:
+    """``a.b.0.c`` into nested dicts/lists; returns a sentinel-free ``None``-safe value or raises KeyError."""
+    current = document
+    for part in path.split("."):
+        if isinstance(current, Mapping) and part in current:
+            current = current[part]
+        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
+            current = current[int(part)]
+        else:
+            raise KeyError(path)
+    return current
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What one request must show to count as healthy."""
+
+    url: str
+    method: str = "GET"
+    body: Any = None
+    expect_status: tuple[int, ...] = (200,)
+    expect_json: Mapping[str, Any] | None = None
+    budget_ms: float | None = None
+    commit_field: str | None = None
+    expect_commit: str | None = None
+    timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    ok: bool
+    reason: str
+    status: int | None = None
+    elapsed_ms: float = 0.0
+
+
+def _commit_matches(reported: Any, expected: str) -> bool:
+    if not isinstance(reported, str) or not reported:
+        return False
+    shorter, longer = sorted((reported.lower(), expected.lower()), key=len)
+    return len(shorter) >= 7 and longer.startswith(shorter)
+
+
+def probe(http: httpx.Client, spec: Probe) -> ProbeResult:
+    """Send one request and judge it; never raises for network errors (they are unhealthy results)."""
+    start = time.perf_counter()
+    try:
+        kwargs: dict[str, Any] = {"timeout": spec.timeout_s}
+        if spec.body is not None:
+            kwargs["json"] = spec.body
+        response = http.request(spec.method, spec.url, **kwargs)
+    except httpx.HTTPError as exc:
+        return ProbeResult(False, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+    elapsed = (time.perf_counter() - start) * 1000
+    status = response.status_code
+    if status not in spec.expect_status:
+        return ProbeResult(False, f"status {status}, expected {'/'.join(map(str, spec.expect_status))}", status, elapsed)
+    if spec.budget_ms is not None and elapsed > spec.budget_ms:
+        return ProbeResult(False, f"answered in {elapsed:.0f} ms, budget {spec.budget_ms:.0f} ms", status, elapsed)
+    if spec.expect_json or spec.expect_commit:
+        try:
+            document = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return ProbeResult(False, "response is not JSON", status, elapsed)
+        for path, expected in (spec.expect_json or {}).items():
+            try:
+                actual = json_path(document, path)
+            except KeyError:
+                return ProbeResult(False, f"JSON has no '{path}'", status, elapsed)
+            if actual != expected:
+                return ProbeResult(False, f"JSON {path} is {actual!r}, expected {expected!r}", status, elapsed)
+        if spec.expect_commit:
+            field = spec.commit_field or "commit"
+            try:
+                reported = json_path(document, field)
+            except KeyError:
+                reported = None
+            if not _commit_matches(reported, spec.expect_commit):
+                return ProbeResult(
+                    False, f"reports commit {reported!r}, expected {spec.expect_commit[:12]} (stale instance?)",
+                    status, elapsed,
+                )
+    return ProbeResult(True, f"status {status} in {elapsed:.0f} ms", status, elapsed)

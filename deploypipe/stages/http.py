@@ -1,0 +1,194 @@
+"""``http.check`` and ``verify.health``: prove a release is healthy, then keep watching it.
+
+``verify.health`` polls until N consecutive successes (status, time budget,
+JSON assertions, and the deployed commit, so a stale instance cannot pass),
+then observes for a window and fails when health degrades
+(``failure_threshold`` consecutive failures), then sends smoke requests. A
+failure makes the runner roll back; after a rollback the runner calls
+``verify_after_rollback`` to prove the previous release serves again.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal, Mapping
+
+from pydantic import Field
+
+from deploypipe.errors import StageErrored, StageFailed
+from deploypipe.stages.base import Compensation, Params, StageContext, StageResult
+from deploypipe.stages.health import Probe, ProbeResult, probe
+
+__all__ = ["HttpCheck", "SmokeRequest", "VerifyHealth"]
+
+
+class SmokeRequest(Params):
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "GET"
+    path: str = Field(..., description="Path on the service, e.g. /api/notes.")
+    body: Any = Field(None, description="JSON body.")
+    expect_status: list[int] = Field(default_factory=lambda: [200])
+    expect_json: dict[str, Any] = Field(default_factory=dict, description="dotted.path: expected value.")
+
+
+def _wait_until_healthy(ctx: StageContext, spec: Probe, successes: int, interval_s: float, timeout_s: float) -> tuple[int, ProbeResult]:
+    """Poll until ``successes`` consecutive good probes; return (probes sent, last result) or raise StageFailed."""
+    deadline = ctx.clock() + timeout_s
+    streak = sent = 0
+    last = ProbeResult(False, "not probed yet")
+    while True:
+        last = probe(ctx.resources.http, spec)
+        sent += 1
+        streak = streak + 1 if last.ok else 0
+        if streak >= successes:
+            return sent, last
+        if ctx.clock() + interval_s > deadline:
+            raise StageFailed(
+                f"{spec.url} not healthy after {timeout_s:g}s ({sent} probes): {last.reason}", where=f"stage {ctx.stage_id}"
+            )
+        ctx.sleep(interval_s)
+
+
+class HttpCheck:
+    """Poll one URL until it answers as expected."""
+
+    type: ClassVar[str] = "http.check"
+    description: ClassVar[str] = "Poll a URL until it returns the expected status/JSON (N consecutive successes)."
+    touches_production: ClassVar[bool] = False
+
+    class Params(Params):
+        url: str = Field(..., description="Absolute URL to request.")
+        method: Literal["GET", "POST", "HEAD"] = "GET"
+        expect_status: list[int] = Field(default_factory=lambda: [200], description="Accepted status codes.")
+        expect_json: dict[str, Any] = Field(default_factory=dict, description="dotted.path: expected value.")
+        budget_ms: float | None = Field(None, gt=0, description="Slowest acceptable response time.")
+        successes: int = Field(1, ge=1, description="Consecutive successes required.")
+        interval_s: float = Field(2.0, gt=0, description="Wait between probes.")
+        timeout_s: float = Field(60.0, gt=0, description="Give up after this long.")
+        request_timeout_s: float = Field(5.0, gt=0)
+
+    def plan(self, params: "HttpCheck.Params") -> str:
+        return f"{params.method} {params.url} until {params.successes} consecutive {params.expect_status} answers"
+
+    def run(self, ctx: StageContext, params: "HttpCheck.Params") -> StageResult:
+        spec = Probe(url=params.url, method=params.method, expect_status=tuple(params.expect_status),
+                     expect_json=params.expect_json or None, budget_ms=params.budget_ms, timeout_s=params.request_timeout_s)
+        sent, last = _wait_until_healthy(ctx, spec, params.successes, params.interval_s, params.timeout_s)
+        return StageResult(outputs={"url": params.url, "probes": sent, "last": last.reason}, summary=last.reason)
+
+
+class VerifyHealth:
+    """Verify a deployed service: healthy N times in a row, still healthy over a window, smoke requests pass."""
+
+    type: ClassVar[str] = "verify.health"
+    description: ClassVar[str] = (
+        "Verify a deployed service's health (status, JSON, deployed commit), observe it for a window, run smoke requests."
+    )
+    touches_production: ClassVar[bool] = False
+
+    class Params(Params):
+        service: str = Field(..., description="Service target key.")
+        path: str | None = Field(None, description="Health path; default: the target's health_path.")
+        expect_status: list[int] = Field(default_factory=lambda: [200])
+        expect_json: dict[str, Any] = Field(
+            default_factory=dict, description='dotted.path: expected value, e.g. {status: healthy, database: ok}.'
+        )
+        expect_commit: bool = Field(True, description="Require the health JSON to report the deployed commit.")
+        commit_field: str = Field("commit", description="Where the health JSON reports the commit.")
+        budget_ms: float | None = Field(2000, gt=0, description="Slowest acceptable health response.")
+        successes: int = Field(3, ge=1, description="Consecutive successes before the release counts as healthy.")
+        interval_s: float = Field(2.0, gt=0, description="Wait between probes.")
+        healthy_within_s: float = Field(120.0, gt=0, description="Time allowed to become healthy.")
+        observe_s: float = Field(60.0, ge=0, description="Observation window after the release is healthy.")
+        failure_threshold: int = Field(3, ge=1, description="Consecutive failures in the window that fail the release.")
+        request_timeout_s: float = Field(5.0, gt=0)
+        smoke: list[SmokeRequest] = Field(default_factory=list, description="Requests that must succeed afterwards.")
+
+    def plan(self, params: "VerifyHealth.Params") -> str:
+        extra = f", then {len(params.smoke)} smoke request(s)" if params.smoke else ""
+        return (f"probe {params.service}{params.path or ' health path'} until {params.successes} consecutive successes, "
+                f"observe {params.observe_s:g}s (fail after {params.failure_threshold} failures){extra}")
+
+    # -- helpers -----------------------------------------------------------------
+    def _base_url(self, ctx: StageContext, key: str) -> str:
+        target = ctx.resources.targets.services[key]
+        if target.url:
+            return target.url.rstrip("/")
+        for outputs in reversed(list(ctx.outputs.values())):
+            if outputs.get("service") == key and outputs.get("url"):
+                return str(outputs["url"]).rstrip("/")
+            services = outputs.get("services")
+            if isinstance(services, Mapping) and isinstance(services.get(key), Mapping) and services[key].get("url"):
+                return str(services[key]["url"]).rstrip("/")
+        client = ctx.resources.render
+        service = client.find_service(target.id or target.name)
+        if not service.url:
+            raise StageErrored(f"service {target.ref} has no URL", where=f"stage {ctx.stage_id}",
+                               hint=f"set targets.services.{key}.url")
+        return service.url.rstrip("/")
+
+    def _deployed_commit(self, ctx: StageContext, key: str) -> str | None:
+        for outputs in reversed(list(ctx.outputs.values())):
+            if outputs.get("_type") in ("render.deploy", "render.rollback") and outputs.get("service") == key:
+                return outputs.get("commit")
+        return None
+
+    def _probe(self, ctx: StageContext, params: "VerifyHealth.Params", commit: str | None, path: str | None = None,
+               smoke: SmokeRequest | None = None) -> Probe:
+        target = ctx.resources.targets.services[params.service]
+        base = self._base_url(ctx, params.service)
+        if smoke is not None:
+            return Probe(url=base + smoke.path, method=smoke.method, body=smoke.body,
+                         expect_status=tuple(smoke.expect_status), expect_json=smoke.expect_json or None,
+                         timeout_s=params.request_timeout_s)
+        return Probe(url=base + (path or params.path or target.health_path), expect_status=tuple(params.expect_status),
+                     expect_json=params.expect_json or None, budget_ms=params.budget_ms,
+                     commit_field=params.commit_field, expect_commit=commit if params.expect_commit else None,
+                     timeout_s=params.request_timeout_s)
+
+    def _observe(self, ctx: StageContext, spec: Probe, params: "VerifyHealth.Params") -> int:
+        end = ctx.clock() + params.observe_s
+        failures = sent = 0
+        while ctx.clock() < end:
+            ctx.sleep(min(params.interval_s, max(0.0, end - ctx.clock())))
+            result = probe(ctx.resources.http, spec)
+            sent += 1
+            if result.ok:
+                failures = 0
+                continue
+            failures += 1
+            ctx.emit("health_degraded", url=spec.url, reason=result.reason, consecutive_failures=failures)
+            if failures >= params.failure_threshold:
+                raise StageFailed(
+                    f"{spec.url} became unhealthy during the observation window "
+                    f"({failures} consecutive failures): {result.reason}", where=f"stage {ctx.stage_id}")
+        return sent
+
+    # -- stage -------------------------------------------------------------------
+    def run(self, ctx: StageContext, params: "VerifyHealth.Params") -> StageResult:
+        commit = self._deployed_commit(ctx, params.service) if params.expect_commit else None
+        spec = self._probe(ctx, params, commit)
+        sent, last = _wait_until_healthy(ctx, spec, params.successes, params.interval_s, params.healthy_within_s)
+        ctx.emit("health_verified", url=spec.url, probes=sent, commit=commit)
+        observed = self._observe(ctx, spec, params) if params.observe_s else 0
+        for smoke in params.smoke:
+            result = probe(ctx.resources.http, self._probe(ctx, params, None, smoke=smoke))
+            if not result.ok:
+                raise StageFailed(f"smoke {smoke.method} {smoke.path}: {result.reason}", where=f"stage {ctx.stage_id}")
+        return StageResult(
+            outputs={"service": params.service, "url": spec.url, "commit": commit, "probes": sent + observed,
+                     "observed_s": params.observe_s, "smoke": len(params.smoke)},
+            summary=f"healthy ({sent} probes), stable for {params.observe_s:g}s",
+        )
+
+    def verify_after_rollback(self, ctx: StageContext, params: "VerifyHealth.Params", commits: Mapping[str, str | None]) -> Compensation | None:
+        """After a rollback of ``params.service`` to ``commits[service]``, prove that release serves and is healthy."""
+        if params.service not in commits:
+            return None
+        commit = commits[params.service]
+        spec = self._probe(ctx, params, commit)
+        try:
+            sent, last = _wait_until_healthy(ctx, spec, params.successes, params.interval_s, params.healthy_within_s)
+        except StageFailed as exc:
+            return Compensation(action="health_unverified", verified=False, summary=exc.message,
+                                details={"service": params.service, "url": spec.url, "commit": commit})
+        return Compensation(action="health_verified", verified=True, summary=f"{spec.url}: {last.reason}",
+                            details={"service": params.service, "url": spec.url, "commit": commit, "probes": sent})

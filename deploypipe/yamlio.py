@@ -1,0 +1,105 @@
+"""The one place deploypipe reads YAML: safe loading that keeps line numbers.
+
+``load_yaml(path)`` returns the data and a map from key paths (tuples of keys
+and list indexes) to 1-based line numbers, so every later error can name the
+file and line of the offending key. Only PyYAML's safe loader is used: no
+tags, no Python objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deploypipe.errors import SpecError
+
+__all__ = ["LoadedYaml", "load_yaml", "parse_yaml"]
+
+Path_ = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class LoadedYaml:
+    data: Any
+    lines: dict[Path_, int] = field(default_factory=dict)
+    source: str = "<string>"
+
+    def line_of(self, path: Path_) -> int | None:
+        """Line of the deepest known prefix of ``path``."""
+        for end in range(len(path), -1, -1):
+            line = self.lines.get(tuple(path[:end]))
+            if line is not None:
+                return line
+        return None
+
+    def where(self, path: Path_) -> str:
+        line = self.line_of(path)
+        return f"{self.source}:{line}" if line else self.source
+
+
+class _Builder:
+    def __init__(self, source: str):
+        self.source = source
+        self.constructor = yaml.SafeLoader("")  # a SafeConstructor with no stream
+        self.lines: dict[Path_, int] = {}
+
+    def build(self, node: yaml.Node, path: Path_) -> Any:
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            self.constructor.flatten_mapping(node)
+            result: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = self.build(key_node, path + ("<key>",))
+                if not isinstance(key, (str, int, float, bool)) or key is None:
+                    raise SpecError(
+                        f"mapping keys must be plain scalars, got {type(key).__name__}",
+                        where=f"{self.source}:{key_node.start_mark.line + 1}",
+                    )
+                if key in result:
+                    raise SpecError(
+                        f"duplicate key '{key}'", where=f"{self.source}:{key_node.start_mark.line + 1}",
+                        hint="each key may appear once in a mapping",
+                    )
+                self.lines[path + (key,)] = key_node.start_mark.line + 1
+                result[key] = self.build(value_node, path + (key,))
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
+        return self.constructor.construct_object(node, deep=True)
+
+
+def parse_yaml(text: str, source: str = "<string>") -> LoadedYaml:
+    """Parse one YAML document safely, with line numbers; errors are SpecError naming the line."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is None:
+            return LoadedYaml(None, {}, source)
+        builder = _Builder(source)
+        data = builder.build(node, ())
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark else ""
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise SpecError(f"invalid YAML: {problem}", where=f"{source}{line}") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"invalid YAML: {exc}", where=source) from None
+    except (ValueError, TypeError, RecursionError) as exc:  # e.g. bad timestamps, deep nesting
+        raise SpecError(f"invalid YAML value: {exc}", where=source) from None
+    lines = dict(builder.lines)
+    lines = {k: v for k, v in lines.items() if "<key>" not in k}
+    return LoadedYaml(data, lines, source)
+
+
+def load_yaml(path: Path | str) -> LoadedYaml:
+    """Read and parse ``path``; unreadable or undecodable files are SpecError."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError("file not found", where=str(p), hint="pass an existing file with --pipeline") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read file: {exc.__class__.__name__}", where=str(p)) from None
+    return parse_yaml(text, str(p))

@@ -19,7 +19,14 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
 import structlog
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
 
 from deploypipe.conditions import should_run
 from deploypipe.errors import DeployPipeError, ExitCode, StageErrored, StageFailed, TransientError
@@ -121,7 +128,7 @@ class Runner:
 
         return Retrying(
             stop=stop_after_attempt(policy.attempts),
-            wait=wait_exponential_jitter(initial=policy.backoff_s, max=policy.max_backoff_s, jitter=policy.backoff_s / 2),
+            wait=wait_exponential(multiplier=policy.backoff_s, max=policy.max_backoff_s) + wait_random(0, policy.backoff_s / 2),
             retry=retry_if_exception_type(TransientError),
             sleep=self.sleep, reraise=True, before_sleep=before_sleep,
         )

@@ -48,6 +48,10 @@ class _Builder:
 
     def build(self, node: yaml.Node, path: Path_) -> Any:
         self.lines.setdefault(path, node.start_mark.line + 1)
+        expected_tag = {yaml.MappingNode: "tag:yaml.org,2002:map", yaml.SequenceNode: "tag:yaml.org,2002:seq"}
+        if type(node) in expected_tag and node.tag != expected_tag[type(node)]:
+            raise SpecError(f"invalid YAML: could not determine a constructor for the tag '{node.tag}'",
+                            where=f"{self.source}:{node.start_mark.line + 1}")
         if isinstance(node, yaml.MappingNode):
             self.constructor.flatten_mapping(node)
             result: dict[Any, Any] = {}

@@ -81,7 +81,7 @@ def load(inv: Invocation, redactor: Redactor | None = None):
     return loaded
 
 
-def _resources(inv: Invocation, loaded: Any):
+def _resources(inv: Invocation, loaded: Any, redactor: Redactor):
     from deploypipe.resources import Resources
 
     interactive = inv.is_interactive()
@@ -99,7 +99,7 @@ def _resources(inv: Invocation, loaded: Any):
         kwargs["sleep"] = inv.sleep
     return Resources(project_dir=inv.project_dir, state_dir=inv.state_dir, env=dict(inv.env), targets=loaded.spec.targets,
                      render_factory=inv.render_factory, http_factory=inv.http_factory, confirm=confirm,
-                     interactive=interactive, **kwargs)
+                     interactive=interactive, redactor=redactor, **kwargs)
 
 
 def plan(inv: Invocation) -> list[dict[str, Any]]:
@@ -168,7 +168,7 @@ def run_pipeline(inv: Invocation, *, resume: str | None = None, execute: Callabl
     if not (inv.json_output or inv.ci):
         progress = ConsoleProgress(stderr, live=stderr.isatty())
         journal.subscribe(progress)
-    resources = _resources(inv, loaded)
+    resources = _resources(inv, loaded, redactor)
     lock = FileLock(inv.state_dir, loaded.spec.lock.key or loaded.spec.name, run_id,
                     sleep=resources.sleep, clock=resources.clock)
     wait = loaded.spec.lock.wait_s if inv.wait_lock_s is None else inv.wait_lock_s

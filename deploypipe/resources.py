@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+from deploypipe.redact import Redactor
+
 if TYPE_CHECKING:  # pragma: no cover
     import httpx
 
@@ -28,6 +30,8 @@ class Resources:
     never talk to Render never need an API key). ``http`` is the client used
     for health checks, smoke requests and webhooks. ``confirm`` asks the
     operator a yes/no question (returns False when not interactive).
+    ``redactor`` masks the run's secrets in anything a stage writes itself
+    (command logs, files).
     """
 
     project_dir: Path
@@ -40,6 +44,7 @@ class Resources:
     interactive: bool = False
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
+    redactor: Redactor = field(default_factory=Redactor)
     _render: Any = field(default=None, repr=False)
     _http: Any = field(default=None, repr=False)
 

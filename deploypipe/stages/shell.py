@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import threading
+import time
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 from pydantic import Field
 
@@ -27,24 +30,36 @@ def tail(path: Path, limit: int = TAIL_BYTES) -> str:
 
 
 def run_command(
-    command: str, *, cwd: Path, env: Mapping[str, str], log_path: Path, timeout_s: float | None
+    command: str, *, cwd: Path, env: Mapping[str, str], log_path: Path, timeout_s: float | None,
+    redact: Callable[[str], str] = lambda text: text,
 ) -> tuple[int | None, float]:
-    """Run ``command`` with bash, stdout+stderr streamed to ``log_path``; return (exit code or None on timeout, seconds)."""
-    import time
+    """Run ``command`` with bash; stdout+stderr are streamed line by line, redacted, into ``log_path``.
 
+    Returns (exit code, or None on timeout, and seconds taken). Output is never held in memory.
+    """
     start = time.monotonic()
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as out:
-        proc = subprocess.Popen(
-            ["bash", "-c", command], cwd=cwd, env=dict(env), stdout=out, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
-        )
-        try:
-            code: int | None = proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
-            code = None
+    proc = subprocess.Popen(
+        ["bash", "-c", command], cwd=cwd, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL, start_new_session=True,
+    )
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        with open(log_path, "a", encoding="utf-8") as out:
+            for raw in iter(proc.stdout.readline, b""):
+                out.write(redact(raw.decode("utf-8", "replace")))
+                out.flush()
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        code: int | None = proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        code = None
+    reader.join(timeout=5)
     return code, time.monotonic() - start
 
 
@@ -74,7 +89,8 @@ class ShellRun:
             raise StageErrored(f"working directory {cwd} does not exist", where=f"stage {ctx.stage_id}")
         log_path = ctx.run_dir / f"{ctx.stage_id}.{label}.log"
         env = {**ctx.resources.env, **params.env}
-        code, seconds = run_command(command, cwd=cwd, env=env, log_path=log_path, timeout_s=ctx.timeout_s)
+        code, seconds = run_command(command, cwd=cwd, env=env, log_path=log_path, timeout_s=ctx.timeout_s,
+                                    redact=ctx.resources.redactor.text)
         output = tail(log_path)
         ctx.emit("command_finished", command=command, exit_code=code, duration_s=round(seconds, 3),
                  output_tail=output[-1500:], log=str(log_path))

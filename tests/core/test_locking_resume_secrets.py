@@ -1,0 +1,140 @@
+"""Locks between concurrent runs, resume after a SIGKILL, and a canary secret that never leaks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from deploypipe.locking import FileLock
+
+PIPELINE = """\
+version: 1
+name: demo
+stages:
+  - id: slow
+    type: shell.run
+    with: {command: "sleep 1.5"}
+"""
+
+
+def test_second_run_against_the_same_target_is_blocked_naming_the_holder(project):
+    project.pipeline(PIPELINE)
+    holder = FileLock(project.root / ".deploypipe", "demo", "run-holding-it")
+    holder.acquire()
+    try:
+        report, _ = project.run()
+    finally:
+        holder.release()
+    assert report["exit_code"] == 1 and report["outcome"] == "blocked"
+    assert "another deploy holds the lock 'demo': run run-holding-it" in report["message"]
+    assert all(s["status"] == "not_run" for s in report["stages"])
+    assert (Path(report["run_dir"]) / "report.json").exists()
+
+
+def test_two_concurrent_runs_one_waits_with_wait_lock_and_both_finish(project):
+    project.pipeline(PIPELINE)
+    results = {}
+
+    def first():
+        results["first"], _ = project.run()
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    deadline = time.time() + 10
+    lock_file = project.root / ".deploypipe" / "locks" / "demo.lock"
+    while time.time() < deadline and not (lock_file.exists() and lock_file.read_text()):
+        time.sleep(0.02)
+    blocked, _ = project.run()
+    assert blocked["exit_code"] == 1
+    # a waiting run really waits (real sleeps here: the other run is a real process holding the lock)
+    from deploypipe.app import Invocation, run_pipeline
+    import io
+
+    inv = Invocation(pipeline="pipelines/p.yaml", project_dir=project.root, env=project.env, json_output=True,
+                     wait_lock_s=30, stdout=io.StringIO(), stderr=io.StringIO(), interactive=False)
+    waited = run_pipeline(inv)
+    thread.join()
+    assert results["first"]["exit_code"] == 0 and waited["exit_code"] == 0
+    assert waited["started_at"] >= results["first"]["started_at"]
+
+
+def test_stale_lock_of_a_dead_holder_is_taken_over_with_a_log_line(project):
+    project.pipeline(PIPELINE.replace("sleep 1.5", "true"))
+    lock_file = project.root / ".deploypipe" / "locks" / "demo.lock"
+    lock_file.parent.mkdir(parents=True)
+    lock_file.write_text(json.dumps({"run_id": "dead-run", "pid": "999999", "host": "gone", "since": "earlier"}))
+    report, inv = project.run()
+    assert report["exit_code"] == 0
+    assert "lock_stale_taken_over" in inv.stderr.getvalue() and "dead-run" in inv.stderr.getvalue()
+
+
+def _deploypipe(root: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", "from deploypipe.cli import main; main()", *args],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_resume_after_sigkill_continues_without_repeating_finished_stages(project):
+    counter = project.root / "first-ran"
+    killed = project.root / "killed-once"
+    project.pipeline(f"""\
+        version: 1
+        name: demo
+        stages:
+          - id: first
+            type: shell.run
+            with: {{command: "echo x >> {counter}"}}
+          - id: second
+            type: shell.run
+            with: {{command: "if [ ! -f {killed} ]; then touch {killed}; kill -9 $PPID; fi; echo done"}}
+          - id: third
+            type: shell.run
+            with: {{command: "echo third"}}
+        """)
+    env = {**os.environ, "CI": "true"}
+    crashed = _deploypipe(project.root, "deploy", "--pipeline", "pipelines/p.yaml", env=env)
+    assert crashed.returncode == -9
+    run_id = next((project.root / ".deploypipe" / "runs").iterdir()).name
+    assert not (project.root / ".deploypipe" / "runs" / run_id / "report.json").exists()
+    history = _deploypipe(project.root, "history", "--json", env=env)
+    assert json.loads(history.stdout)[0]["outcome"] == "interrupted"
+
+    resumed = _deploypipe(project.root, "deploy", "--pipeline", "pipelines/p.yaml", "--resume", run_id, "--json", env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    report = json.loads(resumed.stdout)
+    assert report["resumed_from"] == run_id
+    assert [s["status"] for s in report["stages"]] == ["succeeded", "succeeded", "succeeded"]
+    assert counter.read_text().count("x") == 1  # the finished stage was not repeated
+
+
+def test_canary_secret_never_appears_in_any_output_journal_or_report(project):
+    canary = "canary-7f3a9c1e5b"
+    password = "pw-canary-42af"
+    project.env.update({"CANARY_TOKEN": canary, "APP_DATABASE_URL": f"postgresql://app:{password}@db.internal/app"})
+    project.pipeline("""\
+        version: 1
+        name: demo
+        variables:
+          CANARY_TOKEN: {secret: true}
+        stages:
+          - id: leak
+            type: shell.run
+            with: {command: "echo token=${CANARY_TOKEN} url=${APP_DATABASE_URL}; env | grep CANARY; false",
+                   env: {EXTRA: "${CANARY_TOKEN}"}}
+        """)
+    report, inv = project.run()
+    assert report["exit_code"] == 1
+    texts = [inv.stdout.getvalue(), inv.stderr.getvalue()]
+    for path in Path(report["run_dir"]).rglob("*"):
+        if path.is_file():
+            texts.append(path.read_text())
+    for text in texts:
+        assert canary not in text and password not in text
+    assert any("***" in text for text in texts)
+    env = {**os.environ, "CANARY_TOKEN": canary, "CI": "1"}
+    plan = _deploypipe(project.root, "plan", "--pipeline", "pipelines/p.yaml", env=env)
+    assert canary not in plan.stdout + plan.stderr

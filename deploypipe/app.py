@@ -33,6 +33,7 @@ class Invocation:
     keep_running: bool = False
     interactive: bool | None = None
     sleep: Callable[[float], None] | None = None
+    clock: Callable[[], float] | None = None
     http_factory: Callable[[], Any] | None = None
     render_factory: Callable[[], Any] | None = None
     stdout: Any = None
@@ -97,6 +98,8 @@ def _resources(inv: Invocation, loaded: Any, redactor: Redactor):
     kwargs: dict[str, Any] = {}
     if inv.sleep is not None:
         kwargs["sleep"] = inv.sleep
+    if inv.clock is not None:
+        kwargs["clock"] = inv.clock
     return Resources(project_dir=inv.project_dir, state_dir=inv.state_dir, env=dict(inv.env), targets=loaded.spec.targets,
                      render_factory=inv.render_factory, http_factory=inv.http_factory, confirm=confirm,
                      interactive=interactive, redactor=redactor, **kwargs)

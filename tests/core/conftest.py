@@ -16,10 +16,17 @@ from deploypipe.app import Invocation, emit_report, run_pipeline
 
 @dataclass
 class Sleeps:
+    """An injected sleep that records waits and advances a fake clock instead of waiting."""
+
     waits: list[float] = field(default_factory=list)
+    now: float = 1000.0
 
     def __call__(self, seconds: float) -> None:
         self.waits.append(seconds)
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
 
 
 @dataclass
@@ -36,7 +43,7 @@ class Project:
 
     def invocation(self, pipeline: str = "pipelines/p.yaml", **kwargs: Any) -> Invocation:
         return Invocation(pipeline=pipeline, project_dir=self.root, env=dict(self.env), json_output=True,
-                          sleep=self.sleeps, stdout=io.StringIO(), stderr=io.StringIO(), interactive=False, **kwargs)
+                          sleep=self.sleeps, clock=self.sleeps.clock, stdout=io.StringIO(), stderr=io.StringIO(), interactive=False, **kwargs)
 
     def run(self, pipeline: str = "pipelines/p.yaml", **kwargs: Any) -> tuple[dict[str, Any], Invocation]:
         resume = kwargs.pop("resume", None)

@@ -140,8 +140,13 @@ def _blocked_report(run_id: str, loaded: Any, journal: Any, exc: DeployPipeError
     return report
 
 
-def run_pipeline(inv: Invocation, *, resume: str | None = None, execute: Callable[..., Any] | None = None) -> dict[str, Any]:
-    """Run (or resume) the pipeline; return the report. ``execute(runner)`` overrides what is run (rollback --run)."""
+def run_pipeline(inv: Invocation, *, resume: str | None = None, execute: Callable[..., Any] | None = None,
+                 loaded: Any = None) -> dict[str, Any]:
+    """Run (or resume) the pipeline; return the report.
+
+    ``execute(runner)`` overrides what is run (rollback --run); ``loaded`` runs a pipeline built in code
+    (manual rollback) instead of the file.
+    """
     from deploypipe.journal import Journal, new_run_id, read_events, run_dir_for
     from deploypipe.locking import FileLock
     from deploypipe.progress import ConsoleProgress
@@ -149,7 +154,10 @@ def run_pipeline(inv: Invocation, *, resume: str | None = None, execute: Callabl
 
     redactor = _redactor(inv)
     setup_logging(inv, redactor)
-    loaded = load(inv, redactor)
+    if loaded is None:
+        loaded = load(inv, redactor)
+    else:
+        redactor.add(*loaded.secrets)
     previous_events = None
     if resume:
         previous_events = read_events(run_dir_for(inv.state_dir, resume))

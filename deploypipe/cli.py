@@ -128,7 +128,53 @@ def test(c, args=""):
         raise Exit(code=code)
 
 
-ns = Collection(deploy, plan, history, schema, test)
+@task(help={"pipeline": _PIPELINE_HELP, "service": "Service to roll back (target key or Render name); needed when "
+            "the pipeline has several.", "to": "Deploy id to roll back to (default: the previous successful deploy).",
+            "run": "Undo what run RUN_ID changed (from its journal), in reverse order.",
+            "yes": "Do not ask for confirmation (required when not on a terminal).", "json": _JSON_HELP})
+@_boundary
+def rollback(c, pipeline=None, service=None, to=None, run=None, yes=False, json=False):
+    """Roll a service back to an earlier deploy, or undo a run; verify health; write a run record."""
+    from deploypipe.app import emit_report
+    from deploypipe.localenv import maybe_local
+    from deploypipe.manual_rollback import rollback as do_rollback
+
+    inv = _invocation(pipeline=pipeline, json_output=json)
+    with maybe_local(inv):
+        report = do_rollback(inv, service=service, to=to, run=run, yes=yes)
+    return emit_report(inv, report)
+
+
+@task(help={"pipeline": _PIPELINE_HELP, "json": _JSON_HELP})
+@_boundary
+def lint(c, pipeline=None, json=False):
+    """Validate the pipeline and run its static checks (lint.* and db.lint stages) without deploying."""
+    from deploypipe.app import emit_report, load, run_pipeline
+    from deploypipe.spec.loader import LoadedPipeline
+
+    inv = _invocation(pipeline=pipeline, json_output=json)
+    loaded = load(inv)
+    checks = [s for s in loaded.spec.stages if s.type.startswith("lint.") or s.type == "db.lint"]
+    if not checks:
+        print(f"{loaded.path}: valid; it has no lint stages")
+        return 0
+    spec = loaded.spec.model_copy(update={"stages": [s.model_copy(update={"when": "on_success"}) for s in checks],
+                                          "name": loaded.spec.name + "-lint", "lock": loaded.spec.lock.model_copy(
+                                              update={"key": f"{loaded.spec.lock.key or loaded.spec.name}-lint"})})
+    subset = LoadedPipeline(loaded.path, spec, {s.id: loaded.params[s.id] for s in checks}, loaded.secrets, loaded.source)
+    return emit_report(inv, run_pipeline(inv, loaded=subset))
+
+
+@task(help={"all": "Also remove run records and backups (.deploypipe/runs, .deploypipe/backups)."})
+@_boundary
+def clean(c, all=False):
+    """Stop and remove the embedded local default (.deploypipe/local/)."""
+    from deploypipe.localenv import clean as clean_local
+
+    return clean_local(_invocation(), everything=all)
+
+
+ns = Collection(deploy, plan, rollback, history, schema, lint, clean, test)
 
 
 def main() -> None:

@@ -33,3 +33,20 @@ def maybe_local(inv: Any) -> Iterator[None]:
     with env.running() as overrides:
         inv.env = {**inv.env, **overrides}
         yield
+
+
+def clean(inv: Any, *, everything: bool = False) -> int:
+    """Stop what the local default started and remove ``.deploypipe/local`` (and runs/backups with ``everything``)."""
+    import shutil
+
+    from deploypipe.local.environment import stop_local
+
+    stop_local(inv.state_dir / "local")
+    removed = []
+    targets = [inv.state_dir / "local"] + ([inv.state_dir / "runs", inv.state_dir / "backups"] if everything else [])
+    for path in targets:
+        if path.exists():
+            shutil.rmtree(path)
+            removed.append(str(path))
+    print("removed " + ", ".join(removed) if removed else "nothing to remove")
+    return 0

@@ -46,6 +46,9 @@ OUTCOMES = {
     "blocked": ExitCode.BLOCKED,
     "rolled_back": ExitCode.ROLLED_BACK,
     "needs_human": ExitCode.NEEDS_HUMAN,
+    # manual rollbacks (`invoke rollback`): the requested undo happened and was verified, or not
+    "rollback_verified": ExitCode.DEPLOYED,
+    "rollback_failed": ExitCode.NEEDS_HUMAN,
 }
 
 
@@ -261,7 +264,18 @@ class Runner:
                 unfinished.setdefault(stage_id, []).append(event)
         return {k: tuple(v) for k, v in unfinished.items()}
 
-    def run(self, *, resume_events: list[Mapping[str, Any]] | None = None, resumed_from: str | None = None) -> dict[str, Any]:
+    def run(self, *, resume_events: list[Mapping[str, Any]] | None = None, resumed_from: str | None = None,
+            manual_rollback: bool = False) -> dict[str, Any]:
+        """Run the stages; with ``manual_rollback`` the outcome is named rollback_verified / rollback_failed."""
+        report_outcome = self._run_stages(resume_events, resumed_from)
+        started_at, outcome = report_outcome
+        if manual_rollback and outcome != "blocked":
+            outcome = "rollback_verified" if outcome == "deployed" else "rollback_failed"
+        elif manual_rollback:
+            outcome = "rollback_failed" if any(r.status in ("failed", "errored") for r in self.records.values()) else outcome
+        return self._finish(outcome, started_at, resumed_from)
+
+    def _run_stages(self, resume_events: list[Mapping[str, Any]] | None, resumed_from: str | None) -> tuple[datetime, str]:
         started_at = self.now()
         self.journal.emit("run_started", pipeline=self.spec.name, path=str(self.loaded.path),
                           digest=pipeline_digest(self.loaded), stages=[s.id for s in self.spec.stages],
@@ -312,7 +326,28 @@ class Runner:
                 self.message += " (interrupted)"
         else:
             self._finalizers(failure=False)
-        return self._finish(outcome, started_at, resumed_from)
+        return started_at, outcome
+
+    def undo(self, previous: list[Mapping[str, Any]], undoing: str) -> dict[str, Any]:
+        """``rollback --run``: compensate what run ``undoing`` changed and did not already undo."""
+        started_at = self.now()
+        self.journal.emit("run_started", pipeline=self.spec.name, path=str(self.loaded.path), kind="rollback",
+                          undoing=undoing, digest=pipeline_digest(self.loaded))
+        self.restore(previous)
+        undone = {e.get("stage") for e in previous if e.get("event") == "compensation_succeeded"}
+        todo = [stage_id for stage_id in self.changed if stage_id not in undone]
+        for record in self.records.values():
+            if record.status == "succeeded":
+                record.status = "from_run"
+        if not todo:
+            self.message = f"run {undoing} left nothing to undo (no stage changed production, or it was undone already)"
+            return self._finish("rollback_verified", started_at, None)
+        self.compensate(todo)
+        verified = bool(self.rollback["verified"])
+        self.message = (f"undid {', '.join(reversed(todo))} from run {undoing}" if verified else
+                        "ROLLBACK NOT VERIFIED: " + "; ".join(f"{i['stage']}: {i['summary']}"
+                                                            for i in self.rollback["items"] if not i["verified"]))
+        return self._finish("rollback_verified" if verified else "rollback_failed", started_at, None)
 
     def _finalizers(self, *, failure: bool) -> None:
         for stage in self.spec.stages:

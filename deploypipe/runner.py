@@ -140,7 +140,8 @@ class Runner:
         record = self.records[stage.id]
         impl = get_stage(stage.type)
         params = self.loaded.params[stage.id]
-        structlog.contextvars.bind_contextvars(stage=stage.id)
+        service = getattr(params, "service", None)
+        structlog.contextvars.bind_contextvars(stage=stage.id, **({"service": service} if isinstance(service, str) else {}))
         self.journal.emit("stage_started", stage=stage.id, type=stage.type, plan=impl.plan(params))
         started = self.clock()
         try:
@@ -164,7 +165,7 @@ class Runner:
             log.error(f"stage_{record.status}", stage=stage.id, error=record.error["message"])
             return exc
         finally:
-            structlog.contextvars.unbind_contextvars("stage")
+            structlog.contextvars.unbind_contextvars("stage", "service")
         record.duration_s = round(self.clock() - started, 3)
         record.status = "succeeded"
         record.outputs = dict(result.outputs)

@@ -28,13 +28,14 @@ from tenacity import (
     wait_random,
 )
 
+from deploypipe.compensation import compensate_stages, error_dict as _error_dict
 from deploypipe.conditions import should_run
 from deploypipe.errors import DeployPipeError, ExitCode, StageErrored, StageFailed, TransientError
 from deploypipe.journal import Journal
 from deploypipe.resources import Resources
 from deploypipe.spec.loader import LoadedPipeline
 from deploypipe.spec.model import RetrySpec, StageSpec
-from deploypipe.stages.base import Compensation, StageContext, StageResult
+from deploypipe.stages.base import StageContext, StageResult
 from deploypipe.stages.registry import get_stage
 
 __all__ = ["OUTCOMES", "Runner", "StageRecord", "pipeline_digest"]
@@ -73,12 +74,6 @@ class StageRecord:
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
-
-
-def _error_dict(exc: BaseException) -> dict[str, Any]:
-    if isinstance(exc, DeployPipeError):
-        return exc.to_dict()
-    return {"type": type(exc).__name__, "message": str(exc) or type(exc).__name__}
 
 
 class Runner:
@@ -187,48 +182,11 @@ class Runner:
     def compensate(self, stage_ids: list[str]) -> None:
         """Undo ``stage_ids`` (completion order) in reverse, then re-verify health; fills ``self.rollback``."""
         self.rollback["performed"] = True
-        items: list[dict[str, Any]] = self.rollback["items"]
-        commits: dict[str, str | None] = {}
-        by_id = {s.id: s for s in self.spec.stages}
-        self.journal.emit("rollback_started", stages=list(reversed(stage_ids)))
-        for stage_id in reversed(stage_ids):
-            stage = by_id[stage_id]
-            impl = get_stage(stage.type)
-            params = self.loaded.params[stage_id]
-            self.journal.emit("compensation_started", stage=stage_id, type=stage.type)
-            if not hasattr(impl, "compensate"):
-                comp = Compensation(action="cannot_undo", verified=False,
-                                    summary=f"{stage.type} changed production and has no compensation")
-            else:
-                try:
-                    comp = impl.compensate(self._context(stage), params, self.outputs.get(stage_id, {}))
-                except BaseException as exc:  # noqa: BLE001 - a failing compensation is never swallowed
-                    comp = Compensation(action="failed", verified=False, summary=_error_dict(exc)["message"])
-            if comp.details.get("service") and comp.action == "rolled_back":
-                commits[str(comp.details["service"])] = comp.details.get("commit")
-            self.deploys.extend(dict(d) for d in comp.deploys)
-            item = {"stage": stage_id, "type": stage.type, "action": comp.action, "verified": comp.verified,
-                    "summary": comp.summary, "details": dict(comp.details)}
-            items.append(item)
-            event = "compensation_succeeded" if comp.verified else "compensation_failed"
-            self.journal.emit(event, **item)
-            (log.info if comp.verified else log.error)(event, stage=stage_id, action=comp.action, summary=comp.summary)
-        if commits:
-            for stage in self.spec.stages:
-                impl = get_stage(stage.type)
-                verify = getattr(impl, "verify_after_rollback", None)
-                if verify is None:
-                    continue
-                try:
-                    check = verify(self._context(stage), self.loaded.params[stage.id], commits)
-                except BaseException as exc:  # noqa: BLE001
-                    check = Compensation(action="health_unverified", verified=False, summary=_error_dict(exc)["message"])
-                if check is not None:
-                    item = {"stage": stage.id, "type": stage.type, "action": check.action, "verified": check.verified,
-                            "summary": check.summary, "details": dict(check.details)}
-                    items.append(item)
-                    self.journal.emit("rollback_verified" if check.verified else "rollback_unverified", **item)
-        self.rollback["verified"] = all(item["verified"] for item in items)
+        result = compensate_stages(self.spec.stages, self.loaded.params, stage_ids, outputs=self.outputs,
+                                   context=self._context, emit=self.journal.emit)
+        self.rollback["items"].extend(result.items)
+        self.deploys.extend(result.deploys)
+        self.rollback["verified"] = all(item["verified"] for item in self.rollback["items"])
         self.journal.emit("rollback_finished", verified=self.rollback["verified"])
 
     # -- whole run ---------------------------------------------------------------

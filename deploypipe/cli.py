@@ -25,8 +25,14 @@ def _boundary(func: Callable[..., int | None]) -> Callable[..., None]:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> None:
+        import signal
+
         from deploypipe.errors import DeployPipeError
 
+        def terminated(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt(f"signal {signum}")
+
+        signal.signal(signal.SIGTERM, terminated)  # a cancelled CI job is recorded and rolled back like Ctrl-C
         try:
             code = func(*args, **kwargs) or 0
         except DeployPipeError as exc:

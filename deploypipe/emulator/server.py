@@ -1,0 +1,159 @@
+"""Build a local Render from a Blueprint and serve it: in-process (tests) or with uvicorn on 127.0.0.1.
+
+    emulator = build_emulator(blueprint=Path("render.yaml"), repo=Path("."), data_dir=Path(".render"))
+    with EmulatorServer(emulator) as server:          # real HTTP on 127.0.0.1:<port>
+        RenderClient.from_env({"RENDER_API_URL": server.url, "RENDER_API_KEY": key})
+    client = in_process_client(emulator, key)         # an httpx.Client running the app in-process
+
+``python -m deploypipe.emulator --port N --blueprint render.yaml --repo PATH [--faults F]`` runs it until stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import secrets
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+from urllib.parse import urlsplit
+
+import httpx
+
+from deploypipe.emulator.app import apply_fault, create_app
+from deploypipe.emulator.blueprint import load_blueprint
+from deploypipe.emulator.state import Emulator, PostgresRec
+
+__all__ = ["EmulatorServer", "build_emulator", "in_process_client", "main"]
+
+
+def _stable_id(prefix: str, name: str) -> str:
+    return f"{prefix}-" + hashlib.sha1(name.encode()).hexdigest()[:20]
+
+
+def build_emulator(*, blueprint: Path | None = None, repo: Path | None = None, data_dir: Path | None = None,
+                   api_keys: tuple[str, ...] = ("rnd_test_key",), databases: Mapping[str, str] | None = None,
+                   clock: Callable[[], float] = time.time, runtime: Any = None, faults: list[dict] | None = None,
+                   health_grace_s: float = 30.0) -> Emulator:
+    """An Emulator loaded with the Blueprint's services and databases.
+
+    With ``repo`` (and no explicit ``runtime``) deploys are real processes; otherwise simulated. ``databases``
+    maps Blueprint database names to existing URLs; others get an embedded PostgreSQL in ``data_dir``.
+    """
+    from deploypipe.emulator.process_runtime import ProcessRuntime
+
+    if runtime is None and repo is not None:
+        if data_dir is None:
+            raise ValueError("a data_dir is needed to run real processes")
+        runtime = ProcessRuntime(repo=repo, data_dir=data_dir, health_grace_s=health_grace_s)
+    state_file = data_dir / "state.json" if data_dir is not None else None
+    if data_dir is not None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    emulator = Emulator(runtime=runtime, clock=clock, api_keys=api_keys, state_file=state_file)
+    if blueprint is not None:
+        spec = load_blueprint(blueprint)
+        for db in spec.databases:
+            url = (databases or {}).get(db.name)
+            password = urlsplit(url).password if url else None
+            if url is None:
+                if data_dir is None:
+                    raise ValueError(f"database {db.name}: pass its URL or a data_dir for an embedded PostgreSQL")
+                from deploypipe.embedded_pg import start_embedded
+
+                password = secrets.token_urlsafe(16)
+                url = start_embedded(data_dir / "pg").create_database(db.databaseName or db.name, owner=db.user or db.name,
+                                                                       password=password)
+            emulator.add_postgres(PostgresRec(
+                id=_stable_id("dpg", db.name), name=db.name, database=db.databaseName or db.name,
+                user=db.user or urlsplit(url).username or db.name, password=password or "", url=url,
+                version=str(db.postgresMajorVersion or "16"), created_at=clock()))
+        for service in spec.services:
+            rec = emulator.add_service(service, service_id=_stable_id("srv", service.name))
+            proxy_for = getattr(emulator.runtime, "proxy_for", None)
+            if proxy_for is not None:
+                rec.url = proxy_for(rec).url
+    emulator.load()
+    for rule in faults or []:
+        apply_fault(emulator, rule)
+    return emulator
+
+
+def in_process_client(emulator: Emulator, api_key: str = "rnd_test_key") -> httpx.Client:
+    """An ``httpx.Client`` that runs the emulator app in-process (no socket)."""
+    from deploypipe.emulator.transport import InProcessTransport
+
+    emulator.in_process = True  # type: ignore[attr-defined]
+    return httpx.Client(transport=InProcessTransport(create_app(emulator)), base_url="http://render.local/v1",
+                        headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"})
+
+
+class EmulatorServer:
+    """The emulator on a real loopback port, served by uvicorn in a background thread."""
+
+    def __init__(self, emulator: Emulator, *, host: str = "127.0.0.1", port: int = 0):
+        import uvicorn
+
+        self.emulator = emulator
+        config = uvicorn.Config(create_app(emulator), host=host, port=port, log_level="warning", lifespan="off",
+                                access_log=False)
+        self.server = uvicorn.Server(config)
+        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self.thread = threading.Thread(target=self.server.run, name="render-emulator", daemon=True)
+        self.host = host
+        self.port = port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def start(self) -> "EmulatorServer":
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the local Render did not start")
+            time.sleep(0.02)
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.emulator.runtime.close()
+
+    def __enter__(self) -> "EmulatorServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from deploypipe.emulator.faults import load_faults
+
+    parser = argparse.ArgumentParser(prog="deploypipe-emulator", description="The local Render API on 127.0.0.1.")
+    parser.add_argument("--port", type=int, default=10000)
+    parser.add_argument("--blueprint", type=Path, default=Path("render.yaml"))
+    parser.add_argument("--repo", type=Path, default=Path("."), help="local git repository the services build from")
+    parser.add_argument("--data-dir", type=Path, default=Path(".deploypipe/emulator"))
+    parser.add_argument("--faults", type=Path, help="YAML/JSON file with fault rules")
+    parser.add_argument("--database", action="append", default=[], metavar="NAME=URL",
+                        help="use an existing database for a Blueprint database (repeatable)")
+    parser.add_argument("--health-grace-s", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    api_key = os.environ.get("DEPLOYPIPE_EMULATOR_API_KEY") or os.environ.get("RENDER_API_KEY") or "rnd_test_key"
+    databases = dict(item.split("=", 1) for item in args.database)
+    emulator = build_emulator(blueprint=args.blueprint, repo=args.repo.resolve(), data_dir=args.data_dir.resolve(),
+                              api_keys=(api_key,), databases=databases,
+                              faults=load_faults(args.faults) if args.faults else None, health_grace_s=args.health_grace_s)
+    server = EmulatorServer(emulator, port=args.port).start()
+    print(f"local Render on {server.url} ({len(emulator.services)} services)", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    server.stop()
+    return 0

@@ -17,6 +17,7 @@ import secrets
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -92,6 +93,8 @@ class ProcessRuntime:
 
     def _env(self, emulator: "Emulator", service: "ServiceRec", commit: str | None, port: int) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "VIRTUAL_ENV", "PYTHONPATH", "TMPDIR")}
+        # the runtime's interpreter first on PATH, as Render's python runtime has its own on PATH
+        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "/usr/bin:/bin")
         env.update({"PORT": str(port), "HOST": "127.0.0.1", "RENDER": "true", "RENDER_GIT_COMMIT": commit or "",
                     "RENDER_SERVICE_NAME": service.name, "RENDER_SERVICE_ID": service.id,
                     "RENDER_EXTERNAL_URL": service.url, "PYTHONUNBUFFERED": "1"})

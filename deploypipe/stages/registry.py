@@ -17,6 +17,9 @@ STAGE_TYPES: dict[str, str] = {
     "shell.run": "deploypipe.stages.shell:ShellRun",
     "http.check": "deploypipe.stages.http:HttpCheck",
     "verify.health": "deploypipe.stages.http:VerifyHealth",
+    "render.preflight": "deploypipe.stages.render:RenderPreflight",
+    "render.deploy": "deploypipe.stages.render:RenderDeploy",
+    "render.rollback": "deploypipe.stages.render:RenderRollback",
 }
 
 

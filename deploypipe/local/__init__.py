@@ -1,0 +1,1 @@
+"""The embedded local default: a local "production" (embedded PostgreSQL + local Render) for `invoke deploy`."""

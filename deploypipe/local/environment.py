@@ -1,0 +1,178 @@
+"""Start (or reuse) the local "production": embedded PostgreSQL + the local Render on loopback.
+
+Layout of ``.deploypipe/local/``:
+
+    pg/            embedded PostgreSQL data directory (the production database)
+    repo/          the git repository the local Render builds (render.yaml + app, committed)
+    render/        the local Render's data: builds, instance logs, its state, server.json
+    secrets.json   generated API key and database password (mode 0600)
+
+The run only sees environment variables (``RENDER_API_URL``, ``RENDER_API_KEY``,
+``DATABASE_URL``, ``DEPLOYPIPE_LOCAL_REPO``): the pipeline code is the code
+that talks to Render.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import structlog
+
+from deploypipe.errors import StageErrored, UsageError
+from deploypipe.local.repo import LocalRepo
+
+__all__ = ["LocalEnvironment", "stop_local"]
+
+log = structlog.get_logger("deploypipe.local")
+
+DB_NAME = "sampleapp"
+DB_USER = "sampleapp"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _load_secrets(local_dir: Path) -> dict[str, str]:
+    path = local_dir / "secrets.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    values = {"api_key": "rnd_local_" + secrets.token_hex(12), "db_password": secrets.token_urlsafe(18)}
+    local_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(values, handle)
+    return values
+
+
+def stop_local(local_dir: Path) -> None:
+    """Stop a local Render left running (``--keep-running``) and the embedded PostgreSQL."""
+    server = local_dir / "render" / "server.json"
+    if server.exists():
+        pid = json.loads(server.read_text()).get("pid")
+        if pid and _alive(pid):
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(100):
+                if not _alive(pid):
+                    break
+                time.sleep(0.1)
+        server.unlink(missing_ok=True)
+    pg_dir = local_dir / "pg"
+    if (pg_dir / "postmaster.pid").exists():
+        from deploypipe.embedded_pg import start_embedded
+
+        start_embedded(pg_dir, keep_running=False).stop()  # attach as the last handle, then stop it
+
+
+@dataclass
+class LocalEnvironment:
+    project_dir: Path
+    local_dir: Path
+    blueprint: str = "render.yaml"
+    app_dirs: tuple[str, ...] = ("examples",)
+    database: str = "sampleapp-db"
+    keep_running: bool = False
+    _started: list[Any] = field(default_factory=list)
+
+    @classmethod
+    def for_invocation(cls, inv: Any, raw: Mapping[str, Any]) -> "LocalEnvironment":
+        from deploypipe.spec.model import LocalSpec
+
+        try:
+            spec = LocalSpec.model_validate(raw)
+        except Exception as exc:  # reported precisely by the pipeline loader; here just refuse
+            raise UsageError(f"local: {exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc}",
+                             where=str(inv.pipeline_path())) from None
+        return cls(project_dir=inv.project_dir, local_dir=inv.state_dir / "local", blueprint=spec.blueprint,
+                   app_dirs=tuple(spec.app_dirs), database=spec.database, keep_running=inv.keep_running)
+
+    # -- pieces ------------------------------------------------------------------
+    def start_database(self, password: str) -> str:
+        from deploypipe.embedded_pg import start_embedded
+
+        pg = start_embedded(self.local_dir / "pg", keep_running=self.keep_running)
+        self._started.append(pg)
+        return pg.create_database(DB_NAME, owner=DB_USER, password=password)
+
+    def sync_repo(self) -> LocalRepo:
+        if not (self.project_dir / self.blueprint).exists():
+            raise UsageError(f"{self.blueprint} not found in {self.project_dir}",
+                             hint="run from the repository root or set local.blueprint")
+        repo = LocalRepo(self.local_dir / "repo")
+        head = repo.sync_from(self.project_dir, [self.blueprint, *self.app_dirs])
+        log.info("local_repo_synced", commit=head[:12])
+        return repo
+
+    def start_render(self, api_key: str, repo: LocalRepo, database_url: str) -> str:
+        """Start the local Render as a child process on a free loopback port (or reuse a kept-running one)."""
+        data = self.local_dir / "render"
+        data.mkdir(parents=True, exist_ok=True)
+        server = data / "server.json"
+        if server.exists():
+            info = json.loads(server.read_text())
+            if info.get("pid") and _alive(info["pid"]):
+                log.info("local_render_reused", url=info["url"], pid=info["pid"])
+                return info["url"]
+        port = _free_port()
+        env = {**os.environ, "DEPLOYPIPE_EMULATOR_API_KEY": api_key}
+        command = [sys.executable, "-m", "deploypipe.emulator", "--port", str(port),
+                   "--blueprint", str(repo.path / self.blueprint), "--repo", str(repo.path),
+                   "--data-dir", str(data), "--database", f"{self.database}={database_url}"]
+        log_file = open(data / "emulator.log", "ab")
+        proc = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        url = f"http://127.0.0.1:{port}/v1"
+        deadline = time.monotonic() + 30
+        import httpx
+
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise StageErrored(f"the local Render exited with {proc.returncode}", where=str(data / "emulator.log"))
+            try:
+                httpx.get(url + "/services", headers={"Authorization": f"Bearer {api_key}"}, timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            proc.kill()
+            raise StageErrored("the local Render did not answer within 30 s", where=str(data / "emulator.log"))
+        server.write_text(json.dumps({"pid": proc.pid, "url": url}))
+        self._started.append(proc)
+        log.info("local_render_started", url=url, pid=proc.pid)
+        return url
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[dict[str, str]]:
+        values = _load_secrets(self.local_dir)
+        try:
+            database_url = self.start_database(values["db_password"])
+            repo = self.sync_repo()
+            url = self.start_render(values["api_key"], repo, database_url)
+            yield {"RENDER_API_URL": url, "RENDER_API_KEY": values["api_key"], "DATABASE_URL": database_url,
+                   "DEPLOYPIPE_LOCAL_REPO": str(repo.path), "DEPLOYPIPE_LOCAL_DIR": str(self.local_dir)}
+        finally:
+            if not self.keep_running:
+                stop_local(self.local_dir)
+            else:
+                log.info("local_kept_running", hint="stop it with `invoke clean`")

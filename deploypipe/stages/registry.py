@@ -20,6 +20,11 @@ STAGE_TYPES: dict[str, str] = {
     "render.preflight": "deploypipe.stages.render:RenderPreflight",
     "render.deploy": "deploypipe.stages.render:RenderDeploy",
     "render.rollback": "deploypipe.stages.render:RenderRollback",
+    "db.backup": "deploypipe.stages.db:DbBackup",
+    "db.migration_status": "deploypipe.stages.db:DbMigrationStatus",
+    "db.lint": "deploypipe.stages.db:DbLint",
+    "db.dry_run": "deploypipe.stages.db:DbDryRun",
+    "db.migrate": "deploypipe.stages.db:DbMigrate",
 }
 
 

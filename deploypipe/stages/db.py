@@ -1,0 +1,423 @@
+"""Database stages: ``db.backup``, ``db.migration_status``, ``db.lint``, ``db.dry_run``, ``db.migrate``.
+
+Order of safety: nothing changes production before ``db.backup`` has made and
+verified a backup in this run, and ``db.migrate`` refuses to run without that
+backup and a successful ``db.dry_run`` on a copy of production (unless the
+pipeline opts out, visibly).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Mapping
+
+from pydantic import Field
+
+from deploypipe.db.findings import Finding, apply_ignores, summarize
+from deploypipe.errors import StageErrored, StageFailed
+from deploypipe.redact import mask_url
+from deploypipe.stages.base import Compensation, Params, StageContext, StageResult
+
+__all__ = ["DbBackup", "DbDryRun", "DbLint", "DbMigrate", "DbMigrationStatus", "IgnoreRule"]
+
+
+class IgnoreRule(Params):
+    rule: str = Field(..., description="Rule id to ignore ('*' for all).")
+    migration: str = Field(..., description="Migration name or glob it applies to.")
+    reason: str = Field(..., min_length=3, description="Why it is safe (shown in the report).")
+
+
+def _url(ctx: StageContext, key: str) -> str:
+    return ctx.resources.targets.databases[key].url
+
+
+def _scratch(ctx: StageContext) -> Any:
+    from deploypipe.db.scratch import ScratchServer
+
+    return ScratchServer(ctx.resources.state_dir / "scratch-pg")
+
+
+def _path(ctx: StageContext, value: str) -> Path:
+    path = Path(value)
+    return path if path.is_absolute() else (ctx.resources.project_dir / path)
+
+
+def _fail_on_findings(ctx: StageContext, findings: list[Finding], what: str) -> None:
+    errors = [f for f in findings if f.severity == "error"]
+    if errors:
+        raise StageFailed(f"{what}: {summarize(findings)}: " + " | ".join(f.line() for f in errors),
+                          where=f"stage {ctx.stage_id}")
+
+
+class _Tool(Params):
+    database: str = Field(..., description="Database target key.")
+    tool: Literal["alembic", "prisma", "sql"] = Field("alembic", description="Migration tool.")
+    alembic_ini: str = Field("alembic.ini", description="alembic.ini (Alembic).")
+    prisma_dir: str = Field("prisma/migrations", description="Prisma migrations directory (Prisma).")
+    sql_dir: str = Field("migrations", description="Directory of .sql files (sql).")
+
+
+class DbBackup:
+    type: ClassVar[str] = "db.backup"
+    description: ClassVar[str] = ("pg_dump the database (streamed, 0600, sha256), verify it by restoring into a scratch "
+                                  "database and comparing row counts; keep the last N.")
+    touches_production: ClassVar[bool] = False
+
+    class Params(Params):
+        database: str = Field(..., description="Database target key.")
+        dir: str = Field(".deploypipe/backups", description="Where backups are written (mode 0700 / files 0600).")
+        format: Literal["custom", "directory"] = "custom"
+        jobs: int | None = Field(None, ge=1, description="Parallel dump jobs (directory format).")
+        keep: int = Field(10, ge=1, description="Backups to keep.")
+        verify: bool = Field(True, description="Restore into a scratch database and compare row counts.")
+        render_export: bool = Field(False, description="Also trigger a Render Postgres export (render_postgres target).")
+
+    def plan(self, params: "DbBackup.Params") -> str:
+        return f"pg_dump {params.database} to {params.dir} ({params.format}), verify={params.verify}, keep {params.keep}"
+
+    def run(self, ctx: StageContext, params: "DbBackup.Params") -> StageResult:
+        from deploypipe.db.backup import create_backup, retain, verify_backup
+
+        directory = _path(ctx, params.dir)
+        backup = create_backup(_url(ctx, params.database), directory, run_id=ctx.run_id, label=ctx.pipeline_name,
+                               fmt=params.format, jobs=params.jobs)
+        ctx.emit("backup_created", backup_id=backup.id, path=backup.path, sha256=backup.sha256,
+                 size_bytes=backup.size_bytes, duration_s=backup.duration_s, server_version=backup.server_version)
+        warnings: list[str] = []
+        if params.verify:
+            scratch = _scratch(ctx)
+            result = verify_backup(backup, scratch.create, scratch.drop)
+            if not result.ok:
+                raise StageFailed(f"backup {backup.id} failed verification: {result.problem}",
+                                  where=f"stage {ctx.stage_id}", hint="production is untouched; investigate the dump")
+            backup.verified = True
+            backup.save()
+            ctx.emit("backup_verified", backup_id=backup.id, checks=result.checks)
+        else:
+            warnings.append("backup NOT verified (verify: false)")
+        removed = retain(directory, params.keep)
+        export = None
+        target = ctx.resources.targets.databases[params.database]
+        if params.render_export:
+            if not target.render_postgres:
+                warnings.append("render_export: set targets.databases.<key>.render_postgres to export on Render")
+            else:
+                client = ctx.resources.render
+                postgres = client.find_postgres(target.render_postgres)
+                client.create_postgres_export(postgres.id)
+                export = {"postgres_id": postgres.id, "requested": True}
+                ctx.emit("render_export_requested", postgres_id=postgres.id)
+        outputs = {"backup_id": backup.id, "path": backup.path, "sha256": backup.sha256, "size_bytes": backup.size_bytes,
+                   "duration_s": backup.duration_s, "verified": bool(backup.verified), "server_version": backup.server_version,
+                   "row_counts": backup.row_counts, "removed": removed, "render_export": export}
+        return StageResult(outputs=outputs, warnings=tuple(warnings),
+                           summary=f"{backup.id}: {backup.size_bytes} bytes, {sum(backup.row_counts.values())} rows, "
+                                   f"{'verified' if backup.verified else 'UNVERIFIED'}")
+
+
+class DbMigrationStatus:
+    type: ClassVar[str] = "db.migration_status"
+    description: ClassVar[str] = ("Read-only migration state checks (Alembic heads/unknown revisions; Prisma failed, "
+                                  "rolled-back, edited, missing and pending migrations), with safe remedies.")
+    touches_production: ClassVar[bool] = False
+
+    class Params(_Tool):
+        resolve: bool = Field(False, description="Prisma: mark a failed-but-applied migration applied, only after "
+                                                 "verifying every object it creates exists.")
+
+    def plan(self, params: "DbMigrationStatus.Params") -> str:
+        return f"check {params.tool} migration state of {params.database}" + (" (resolve verified)" if params.resolve else "")
+
+    def run(self, ctx: StageContext, params: "DbMigrationStatus.Params") -> StageResult:
+        from deploypipe.db import prisma
+        from deploypipe.db.alembic_repo import AlembicRepo
+        from deploypipe.db.pg import connect
+        from deploypipe.db.status import alembic_status, prisma_status
+
+        resolved: list[dict[str, Any]] = []
+        with connect(_url(ctx, params.database)) as conn:
+            if params.tool == "alembic":
+                findings, state = alembic_status(conn, AlembicRepo(_path(ctx, params.alembic_ini)))
+            elif params.tool == "prisma":
+                directory = _path(ctx, params.prisma_dir)
+                findings, state = prisma_status(conn, directory)
+                if params.resolve:
+                    for name in state["failed"]:
+                        path = prisma.disk_migrations(directory).get(name)
+                        if path is None:
+                            continue
+                        verified = prisma.resolve_applied(conn, name, path)  # raises StageFailed when incomplete
+                        ctx.emit("migration_resolved", migration=name, verified_objects=verified)
+                        resolved.append({"migration": name, "verified_objects": verified})
+                    if resolved:
+                        findings, state = prisma_status(conn, directory)
+            else:
+                raise StageErrored("db.migration_status supports tool alembic or prisma", where=f"stage {ctx.stage_id}")
+        for finding in findings:
+            ctx.emit("migration_finding", **finding.as_dict())
+        _fail_on_findings(ctx, findings, f"{params.tool} migration state")
+        outputs = {**state, "findings": [f.as_dict() for f in findings], "resolved": resolved}
+        return StageResult(outputs=outputs, changed_production=bool(resolved),
+                           warnings=tuple(f.line() for f in findings if f.severity == "warning"),
+                           summary=f"{summarize(findings)}; {state.get('pending_count', 0)} pending"
+                                   + (f"; resolved {', '.join(r['migration'] for r in resolved)}" if resolved else ""))
+
+    def compensate(self, ctx: StageContext, params: "DbMigrationStatus.Params", outputs: Mapping[str, Any]) -> Compensation:
+        """Put resolved rows back to 'failed', as they were."""
+        from deploypipe.db.pg import connect
+
+        names = [r["migration"] for r in outputs.get("resolved") or []]
+        with connect(_url(ctx, params.database)) as conn:
+            for name in names:
+                conn.execute("update _prisma_migrations set finished_at = null, applied_steps_count = 0 "
+                             "where migration_name = %s", (name,))
+            conn.commit()
+        return Compensation(action="unresolved", verified=True, summary=f"marked {', '.join(names)} failed again",
+                            details={"migrations": names})
+
+
+def _alembic_pending_sources(ctx: StageContext, params: Any, conn: Any) -> list[tuple[str, str | None, Path | None]]:
+    """(migration, its offline SQL, its script) for each pending Alembic revision."""
+    import re
+
+    from deploypipe.db.alembic_repo import AlembicRepo
+
+    repo = AlembicRepo(_path(ctx, params.alembic_ini))
+    current = AlembicRepo.db_revisions(conn)
+    pending = repo.pending(current) if all(repo.knows(r) for r in current) else []
+    if not pending:
+        return []
+    sql = repo.offline_sql(current, {"DATABASE_URL": _url(ctx, params.database)})
+    chunks: dict[str, str] = {}
+    parts = re.split(r"^-- Running upgrade (?:\S*) -> (\S+)\s*$", sql, flags=re.M)
+    for index in range(1, len(parts), 2):
+        chunks[parts[index]] = parts[index + 1]
+    return [(rev.revision, chunks.get(rev.revision), Path(rev.path)) for rev in pending]
+
+
+class DbLint:
+    type: ClassVar[str] = "db.lint"
+    description: ClassVar[str] = ("Lint pending migrations before anything runs: squawk plus deploypipe's rules "
+                                  "(extension versions the production server lacks, op.* monkey-patching, NOT NULL "
+                                  "without default, unique indexes on existing tables).")
+    touches_production: ClassVar[bool] = False
+
+    class Params(_Tool):
+        squawk: bool = Field(True, description="Run squawk over the SQL.")
+        squawk_excludes: list[str] | None = Field(None, description="squawk rules to skip (default: timeout and "
+                                                                    "style rules deploypipe handles itself).")
+        ignore: list[IgnoreRule] = Field(default_factory=list, description="Findings to ignore, each with a reason.")
+
+    def plan(self, params: "DbLint.Params") -> str:
+        return f"lint pending {params.tool} migrations against {params.database}'s server" + (" with squawk" if params.squawk else "")
+
+    def run(self, ctx: StageContext, params: "DbLint.Params") -> StageResult:
+        from deploypipe.db import lint, prisma
+        from deploypipe.db.pg import connect
+
+        sources: list[tuple[str, str | None, Path | None]] = []
+        with connect(_url(ctx, params.database)) as conn:
+            available: dict[str, set[str]] = {}
+            for name, version in conn.execute("select name, version from pg_available_extension_versions"):
+                available.setdefault(name, set()).add(version)
+            if params.tool == "alembic":
+                sources = _alembic_pending_sources(ctx, params, conn)
+            elif params.tool == "prisma":
+                applied = {r.migration_name for r in prisma.db_rows(conn) if r.finished_at is not None}
+                sources = [(name, path.read_text(encoding="utf-8"), None)
+                           for name, path in prisma.disk_migrations(_path(ctx, params.prisma_dir)).items()
+                           if name not in applied]
+            else:
+                sources = [(p.name, p.read_text(encoding="utf-8"), None)
+                           for p in sorted(_path(ctx, params.sql_dir).glob("*.sql"))]
+        findings: list[Finding] = []
+        excludes = lint.DEFAULT_SQUAWK_EXCLUDES if params.squawk_excludes is None else params.squawk_excludes
+        for name, sql_text, script in sources:
+            if script is not None:
+                findings += lint.lint_python(script, name)
+            if sql_text:
+                findings += lint.lint_sql(sql_text, name, available)
+                if params.squawk:
+                    findings += lint.squawk(sql_text, name, excludes)
+        findings = apply_ignores(findings, params.ignore)
+        for finding in findings:
+            ctx.emit("lint_finding", **finding.as_dict())
+        _fail_on_findings(ctx, findings, f"migration lint of {len(sources)} pending migration(s)")
+        return StageResult(outputs={"migrations": [s[0] for s in sources], "findings": [f.as_dict() for f in findings]},
+                           warnings=tuple(f.line() for f in findings if f.severity == "warning"),
+                           summary=f"{len(sources)} pending migration(s): {summarize(findings)}")
+
+
+class DbDryRun:
+    type: ClassVar[str] = "db.dry_run"
+    description: ClassVar[str] = ("Restore this run's verified backup into a staging database and run the migration "
+                                  "command there first; a failure blocks the deploy with the migration's own error.")
+    touches_production: ClassVar[bool] = False
+
+    class Params(Params):
+        database: str = Field(..., description="Database target key (production).")
+        command: str = Field(..., description="Migration command, run with DATABASE_URL pointing at staging.")
+        cwd: str = Field(".", description="Working directory of the command.")
+        staging_url: str | None = Field(None, description="Staging database to overwrite (default: an ephemeral "
+                                                          "embedded PostgreSQL database).")
+        env: dict[str, str] = Field(default_factory=dict)
+        lock_timeout_s: float = Field(5.0, gt=0, description="lock_timeout for every statement.")
+        statement_timeout_s: float = Field(600.0, gt=0, description="statement_timeout for every statement.")
+
+    def plan(self, params: "DbDryRun.Params") -> str:
+        where = "the given staging database" if params.staging_url else "an ephemeral embedded PostgreSQL"
+        return f"restore this run's backup into {where} and run `{params.command}` there"
+
+    def run(self, ctx: StageContext, params: "DbDryRun.Params") -> StageResult:
+        from deploypipe.db.backup import Backup, restore_backup
+        from deploypipe.db.migration_run import run_migration
+        from deploypipe.db.pg import connect
+
+        backup_out = ctx.output_of("db.backup")
+        if not backup_out or not backup_out.get("verified"):
+            raise StageFailed("no verified backup in this run to make a staging copy from",
+                              where=f"stage {ctx.stage_id}", hint="put a db.backup stage (verify: true) before db.dry_run")
+        import json
+
+        backup = Backup(**json.loads(Path(backup_out["path"] + ".json").read_text()))
+        scratch = None
+        name = f"dryrun_{ctx.run_id.replace('-', '_').lower()}"
+        if params.staging_url:
+            staging = params.staging_url
+            ctx.resources.redactor.add(staging)
+        else:
+            scratch = _scratch(ctx)
+            staging = scratch.create(name)
+        warnings: list[str] = []
+        try:
+            restore_backup(backup, staging, clean=bool(params.staging_url))
+            with connect(staging) as conn:
+                staging_version = int(conn.execute("show server_version_num").fetchone()[0])
+            if staging_version // 10000 != backup.server_version // 10000:
+                warnings.append(f"staging runs PostgreSQL {staging_version // 10000}, production "
+                                f"{backup.server_version // 10000}: results may differ")
+            run = run_migration(staging, params.command, cwd=_path(ctx, params.cwd),
+                                env={**ctx.resources.env, **params.env}, log_path=ctx.run_dir / f"{ctx.stage_id}.dry_run.log",
+                                lock_timeout_s=params.lock_timeout_s, statement_timeout_s=params.statement_timeout_s,
+                                timeout_s=ctx.timeout_s, redact=ctx.resources.redactor.text)
+        finally:
+            if scratch is not None:
+                scratch.drop(name)
+        outputs = {"staging": "ephemeral" if scratch else mask_url(staging), "duration_s": run.duration_s,
+                   "revision_before": run.revision_before, "revision_after": run.revision_after,
+                   "schema_changes": run.schema_changes, "log": run.log, "succeeded": run.ok}
+        ctx.emit("dry_run_finished", ok=run.ok, duration_s=run.duration_s, revision_after=run.revision_after,
+                 error=run.error, statement=run.statement)
+        if not run.ok:
+            statement = f"; failing statement: {run.statement}" if run.statement else ""
+            raise StageFailed(f"migration failed on a copy of production (exit {run.exit_code}): {run.error}{statement}",
+                              where=f"stage {ctx.stage_id}", hint=f"production is untouched; full output in {run.log}")
+        changes = ", ".join(f"{k}: {len(v)}" for k, v in run.schema_changes.items()) or "no schema change"
+        return StageResult(outputs=outputs, warnings=tuple(warnings),
+                           summary=f"{run.revision_before} -> {run.revision_after} in {run.duration_s:.1f}s ({changes})")
+
+
+class DbMigrate:
+    type: ClassVar[str] = "db.migrate"
+    description: ClassVar[str] = ("Run the migration on production under a PostgreSQL advisory lock, only after a "
+                                  "verified backup and a successful dry run; compensation per on_rollback.")
+    touches_production: ClassVar[bool] = True
+
+    class Params(Params):
+        database: str = Field(..., description="Database target key.")
+        command: str = Field(..., description="Migration command, run with DATABASE_URL pointing at production.")
+        cwd: str = Field(".", description="Working directory of the command.")
+        env: dict[str, str] = Field(default_factory=dict)
+        lock_timeout_s: float = Field(5.0, gt=0, description="lock_timeout for every statement.")
+        statement_timeout_s: float = Field(600.0, gt=0, description="statement_timeout for every statement.")
+        lock_wait_s: float = Field(60.0, ge=0, description="How long to wait for another pipeline's migration lock.")
+        on_rollback: Literal["leave", "downgrade", "restore"] = Field(
+            "leave", description="leave: keep the schema (expand/contract); downgrade: run downgrade_command to the "
+                                 "recorded revision; restore: restore this run's backup (needs confirmation).")
+        downgrade_command: str = Field("alembic downgrade {revision}", description="{revision} is the one before.")
+        restore_confirmed: bool = Field(False, description="Pre-confirm a restore on rollback (CI, no terminal).")
+        require_backup: bool = Field(True, description="Refuse without a verified backup in this run.")
+        require_dry_run: bool = Field(True, description="Refuse without a successful dry run in this run.")
+
+    def plan(self, params: "DbMigrate.Params") -> str:
+        return (f"under an advisory lock, run `{params.command}` on {params.database}; on rollback: {params.on_rollback}")
+
+    def run(self, ctx: StageContext, params: "DbMigrate.Params") -> StageResult:
+        from deploypipe.db.advisory import PgAdvisoryLock
+        from deploypipe.db.migration_run import run_migration
+        from deploypipe.db.pg import database_name
+
+        warnings: list[str] = []
+        backup = ctx.output_of("db.backup")
+        if not (backup and backup.get("verified")):
+            if params.require_backup:
+                raise StageFailed("refusing to migrate production without a verified backup from this run",
+                                  where=f"stage {ctx.stage_id}", hint="add db.backup (verify: true) before db.migrate")
+            warnings.append("migrating WITHOUT a verified backup (require_backup: false)")
+        dry = ctx.output_of("db.dry_run")
+        if not (dry and dry.get("succeeded")):
+            if params.require_dry_run:
+                raise StageFailed("refusing to migrate production without a successful dry run in this run",
+                                  where=f"stage {ctx.stage_id}", hint="add db.dry_run before db.migrate")
+            warnings.append("migrating WITHOUT a dry run (require_dry_run: false)")
+        url = _url(ctx, params.database)
+        lock = PgAdvisoryLock(url, f"deploypipe-migrate:{database_name(url)}", run_id=ctx.run_id, sleep=ctx.sleep,
+                              clock=ctx.clock)
+        lock.acquire(params.lock_wait_s)
+        try:
+            ctx.emit("migration_lock_acquired", lock=lock.name)
+            run = run_migration(url, params.command, cwd=_path(ctx, params.cwd), env={**ctx.resources.env, **params.env},
+                                log_path=ctx.run_dir / f"{ctx.stage_id}.migrate.log", lock_timeout_s=params.lock_timeout_s,
+                                statement_timeout_s=params.statement_timeout_s, timeout_s=ctx.timeout_s,
+                                redact=ctx.resources.redactor.text)
+        finally:
+            lock.release()
+        changed = run.revision_before != run.revision_after or bool(run.schema_changes)
+        outputs = {"revision_before": run.revision_before, "revision_after": run.revision_after,
+                   "schema_changes": run.schema_changes, "duration_s": run.duration_s, "log": run.log,
+                   "backup_id": (backup or {}).get("backup_id"), "backup_path": (backup or {}).get("path")}
+        ctx.emit("migration_finished", ok=run.ok, revision_before=run.revision_before, revision_after=run.revision_after)
+        if not run.ok:
+            raise StageFailed(f"migration failed on production (exit {run.exit_code}): {run.error}"
+                              + (f"; failing statement: {run.statement}" if run.statement else ""),
+                              where=f"stage {ctx.stage_id}", production_changed=changed, outputs=outputs)
+        return StageResult(outputs=outputs, changed_production=changed, warnings=tuple(warnings),
+                           summary=f"{run.revision_before} -> {run.revision_after}" if changed else "already up to date")
+
+    def compensate(self, ctx: StageContext, params: "DbMigrate.Params", outputs: Mapping[str, Any]) -> Compensation:
+        from deploypipe.db.migration_run import current_revision, run_migration
+        from deploypipe.db.pg import connect
+
+        before, after = outputs.get("revision_before"), outputs.get("revision_after")
+        url = _url(ctx, params.database)
+        details = {"database": params.database, "policy": params.on_rollback, "revision_before": before,
+                   "revision_after": after}
+        if params.on_rollback == "leave":
+            return Compensation(action="left_schema", verified=True, details=details,
+                                summary=f"schema left at {after} (expand/contract: the previous release must work with it)")
+        if params.on_rollback == "downgrade":
+            command = params.downgrade_command.format(revision=before or "base")
+            run = run_migration(url, command, cwd=_path(ctx, params.cwd), env={**ctx.resources.env, **params.env},
+                                log_path=ctx.run_dir / f"{ctx.stage_id}.downgrade.log", lock_timeout_s=params.lock_timeout_s,
+                                statement_timeout_s=params.statement_timeout_s, timeout_s=ctx.timeout_s,
+                                redact=ctx.resources.redactor.text)
+            verified = run.ok and run.revision_after == before
+            return Compensation(action="downgraded", verified=verified, details={**details, "command": command},
+                                summary=(f"downgraded {after} -> {before}" if verified else
+                                         f"downgrade `{command}` did not reach {before} (now {run.revision_after}): {run.error}"))
+        confirmed = params.restore_confirmed or ctx.resources.confirm(
+            f"Restore backup {outputs.get('backup_id')} over production database {params.database}?")
+        if not confirmed:
+            return Compensation(action="restore_refused", verified=False, details=details,
+                                summary=f"restore of backup {outputs.get('backup_id')} was not confirmed; schema is at {after}")
+        from deploypipe.db.backup import Backup, restore_backup
+        import json
+
+        backup = Backup(**json.loads(Path(str(outputs["backup_path"]) + ".json").read_text()))
+        restore_backup(backup, url)
+        from deploypipe.db.pg import row_counts
+
+        with connect(url) as conn:
+            verified = current_revision(conn) == before and row_counts(conn) == backup.row_counts
+        return Compensation(action="restored", verified=verified, details={**details, "backup_id": backup.id},
+                            summary=f"restored backup {backup.id}" + ("" if verified else " but counts/revision differ"))

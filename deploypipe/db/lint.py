@@ -1,0 +1,152 @@
+"""Static checks of pending migrations before anything runs: squawk plus deploypipe's own rules.
+
+Own rules (where squawk has none or too weak a one):
+
+- ``extension-version-unavailable`` (error): ``CREATE EXTENSION ... VERSION v`` where the production server does not
+  offer v (``pg_available_extension_versions``) — seed 001, pgvector 0.5.1.
+- ``alembic-op-monkeypatch`` (error): assigning to ``op.<name>`` or ``setattr(op, ...)`` in a migration script —
+  seed 004, "current transaction is aborted" for the whole migration.
+- ``execute-after-batch-alter`` (warning): raw ``op.execute`` touching a table after ``batch_alter_table`` of it.
+- ``not-null-without-default`` (error): ``ADD COLUMN ... NOT NULL`` without ``DEFAULT`` on an existing table.
+- ``unique-index-on-existing-table`` (warning): a unique index/constraint on a table the migration does not create;
+  existing duplicates make it fail on production data only — seed 002.
+"""
+
+from __future__ import annotations
+
+import ast as pyast
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Iterable
+
+from deploypipe.db.findings import Finding
+
+__all__ = ["lint_python", "lint_sql", "squawk"]
+
+DEFAULT_SQUAWK_EXCLUDES = ("require-timeout-settings", "require-lock-timeout", "require-statement-timeout",
+                           "prefer-robust-stmts", "prefer-text-field", "prefer-bigint-over-int",
+                           "prefer-identity", "prefer-timestamptz")
+
+
+def squawk(sql_text: str, migration: str, excludes: Iterable[str] = DEFAULT_SQUAWK_EXCLUDES) -> list[Finding]:
+    from shutil import which
+
+    binary = which("squawk") or str(Path(__import__("sys").executable).parent / "squawk")
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as handle:
+        handle.write(sql_text)
+        path = handle.name
+    try:
+        result = subprocess.run([binary, "--reporter", "json", *[f"--exclude={e}" for e in excludes], path],
+                                capture_output=True, text=True)
+    finally:
+        Path(path).unlink(missing_ok=True)
+    try:
+        items = json.loads(result.stdout or "[]")
+    except json.JSONDecodeError:
+        return [Finding("squawk-unreadable", "warning", f"squawk gave no JSON: {result.stderr.strip()[:200]}",
+                        migration=migration)]
+    return [Finding(f"squawk:{i['rule_name']}", "error" if i.get("level") == "Error" else "warning", i["message"],
+                    i.get("help") or "", migration, f"{migration}:{i.get('line', 0) + 1}") for i in items]
+
+
+def lint_sql(sql_text: str, migration: str, available: dict[str, set[str]] | None) -> list[Finding]:
+    """Own rules over SQL, parsed with PostgreSQL's parser (pglast)."""
+    from pglast import ast, parse_sql
+    from pglast.parser import ParseError
+
+    try:
+        statements = parse_sql(sql_text)
+    except ParseError as exc:
+        return [Finding("sql-syntax", "error", f"PostgreSQL cannot parse it: {exc}", migration=migration)]
+    findings: list[Finding] = []
+    created: set[str] = set()
+    for raw in statements:
+        stmt = raw.stmt
+        if isinstance(stmt, ast.CreateStmt):
+            created.add(stmt.relation.relname)
+        elif isinstance(stmt, ast.CreateExtensionStmt):
+            version = next((str(o.arg.sval if hasattr(o.arg, "sval") else o.arg) for o in stmt.options or ()
+                            if o.defname == "new_version"), None)
+            if version and available is not None:
+                offered = available.get(stmt.extname)
+                if offered is None:
+                    findings.append(Finding("extension-unavailable", "error", f"extension {stmt.extname} is not "
+                                            "available on the production server", "install it on the server or drop "
+                                            "the migration", migration))
+                elif version not in offered:
+                    findings.append(Finding(
+                        "extension-version-unavailable", "error",
+                        f'CREATE EXTENSION {stmt.extname} WITH VERSION "{version}": the production server offers '
+                        f"{', '.join(sorted(offered))} (it would fail with 22023 'no installation script')",
+                        f"drop the VERSION clause (take the server's default) or pin a version the server has",
+                        migration))
+        elif isinstance(stmt, ast.AlterTableStmt) and stmt.relation.relname not in created:
+            for cmd in stmt.cmds or ():
+                column = getattr(cmd, "def_", None)
+                if isinstance(column, ast.ColumnDef):
+                    kinds = {c.contype for c in column.constraints or ()}
+                    from pglast.enums import ConstrType
+
+                    if ConstrType.CONSTR_NOTNULL in kinds and ConstrType.CONSTR_DEFAULT not in kinds:
+                        findings.append(Finding("not-null-without-default", "error",
+                                                f"ADD COLUMN {stmt.relation.relname}.{column.colname} NOT NULL without a "
+                                                "DEFAULT fails on a table that has rows",
+                                                "add it nullable, backfill, then SET NOT NULL; or give it a DEFAULT",
+                                                migration))
+                if isinstance(column, ast.Constraint) and column.contype.name == "CONSTR_UNIQUE":
+                    findings.append(_unique(stmt.relation.relname, migration))
+        elif isinstance(stmt, ast.IndexStmt) and stmt.unique and stmt.relation.relname not in created:
+            findings.append(_unique(stmt.relation.relname, migration))
+    return findings
+
+
+def _unique(table: str, migration: str) -> Finding:
+    return Finding("unique-index-on-existing-table", "warning",
+                   f"a unique index on existing table {table} fails if production already has duplicates",
+                   "the dry run on a copy of production data proves it; deduplicate first if it fails", migration)
+
+
+def lint_python(path: Path, migration: str) -> list[Finding]:
+    """AST rules over an Alembic migration script."""
+    try:
+        tree = pyast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except SyntaxError as exc:
+        return [Finding("python-syntax", "error", f"line {exc.lineno}: {exc.msg}", migration=migration)]
+    findings: list[Finding] = []
+    for node in pyast.walk(tree):
+        targets = node.targets if isinstance(node, pyast.Assign) else [node.target] if isinstance(node, (pyast.AnnAssign, pyast.AugAssign)) else []
+        for target in targets:
+            if isinstance(target, pyast.Attribute) and isinstance(target.value, pyast.Name) and target.value.id == "op":
+                findings.append(_monkeypatch(path, node.lineno, f"op.{target.attr} = ...", migration))
+        if isinstance(node, pyast.Call) and isinstance(node.func, pyast.Name) and node.func.id == "setattr" and \
+                node.args and isinstance(node.args[0], pyast.Name) and node.args[0].id == "op":
+            findings.append(_monkeypatch(path, node.lineno, "setattr(op, ...)", migration))
+    for function in (n for n in pyast.walk(tree) if isinstance(n, pyast.FunctionDef)):
+        batched: set[str] = set()
+        for node in pyast.walk(function):
+            if isinstance(node, pyast.With):
+                for item in node.items:
+                    call = item.context_expr
+                    if isinstance(call, pyast.Call) and getattr(call.func, "attr", "") == "batch_alter_table" and \
+                            call.args and isinstance(call.args[0], pyast.Constant):
+                        batched.add(str(call.args[0].value))
+            if isinstance(node, pyast.Call) and getattr(node.func, "attr", "") == "execute" and \
+                    isinstance(getattr(node.func, "value", None), pyast.Name) and node.func.value.id == "op":
+                text = pyast.unparse(node)
+                for table in batched:
+                    if table in text:
+                        findings.append(Finding("execute-after-batch-alter", "warning",
+                                                f"op.execute touches {table} after batch_alter_table({table!r}) "
+                                                f"(line {node.lineno}); on PostgreSQL both run in one transaction",
+                                                "do it inside the batch, or in a separate migration", migration,
+                                                f"{path.name}:{node.lineno}"))
+    return findings
+
+
+def _monkeypatch(path: Path, line: int, what: str, migration: str) -> Finding:
+    return Finding("alembic-op-monkeypatch", "error",
+                   f"{what} replaces Alembic's operation for everything that runs after it; one failed statement "
+                   "then aborts the transaction and every later operation fails with 'current transaction is aborted'",
+                   "call the safe helper explicitly where needed instead of patching op", migration, f"{path.name}:{line}")

@@ -1,0 +1,89 @@
+"""Run a migration command against a database with timeouts, and describe what it changed.
+
+Used for the staging dry run and for the production migration: the command
+(``alembic upgrade head``, ``npx prisma migrate deploy``, anything) gets
+``DATABASE_URL`` and ``PGOPTIONS`` with ``lock_timeout``/``statement_timeout``;
+its output is streamed (redacted) to a log; a failure is reported with the
+database's own error and the statement that failed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+
+import psycopg
+
+from deploypipe.db.pg import schema_snapshot
+from deploypipe.stages.shell import run_command, tail
+
+__all__ = ["MigrationRun", "current_revision", "failure_detail", "run_migration", "schema_diff"]
+
+
+@dataclass
+class MigrationRun:
+    ok: bool
+    exit_code: int | None
+    duration_s: float
+    output_tail: str
+    log: str
+    revision_before: str | None
+    revision_after: str | None
+    schema_changes: dict[str, list[str]] = field(default_factory=dict)
+    error: str = ""
+    statement: str = ""
+
+
+def current_revision(conn: psycopg.Connection) -> str | None:
+    """The schema's migration revision: Alembic's version_num(s), else Prisma's newest finished migration."""
+    if conn.execute("select to_regclass('alembic_version')").fetchone()[0]:
+        revs = [r[0] for r in conn.execute("select version_num from alembic_version order by 1")]
+        return ",".join(revs) or None
+    if conn.execute("select to_regclass('_prisma_migrations')").fetchone()[0]:
+        row = conn.execute("select migration_name from _prisma_migrations where finished_at is not null and "
+                           "rolled_back_at is null order by finished_at desc limit 1").fetchone()
+        return row[0] if row else None
+    return None
+
+
+def schema_diff(before: Mapping[str, list[str]], after: Mapping[str, list[str]]) -> dict[str, list[str]]:
+    changes: dict[str, list[str]] = {"tables_added": sorted(set(after) - set(before)),
+                                     "tables_removed": sorted(set(before) - set(after)), "columns_added": [],
+                                     "columns_removed": []}
+    for table in set(before) & set(after):
+        changes["columns_added"] += [f"{table}.{c}" for c in after[table] if c not in before[table]]
+        changes["columns_removed"] += [f"{table}.{c}" for c in before[table] if c not in after[table]]
+    return {k: sorted(v) for k, v in changes.items() if v}
+
+
+_SQL = re.compile(r"\[SQL: (?P<sql>.+?)\]", re.S)
+_ERROR = re.compile(r"^(?:.*?(?:psycopg\.errors\.|sqlalchemy\.exc\.)\w+\)? ?|ERROR:\s+)(?P<msg>.+)$", re.M)
+
+
+def failure_detail(output: str) -> tuple[str, str]:
+    """(error, failing statement) from a migration tool's output (SQLAlchemy/psycopg, psql, Prisma)."""
+    errors = [m["msg"].strip() for m in _ERROR.finditer(output)]
+    statement = _SQL.search(output)
+    error = errors[0] if errors else (output.strip().splitlines()[-1] if output.strip() else "no output")
+    return error[:500], (" ".join(statement["sql"].split())[:500] if statement else "")
+
+
+def run_migration(url: str, command: str, *, cwd: Path, env: Mapping[str, str], log_path: Path,
+                  lock_timeout_s: float, statement_timeout_s: float, timeout_s: float | None,
+                  redact: Callable[[str], str]) -> MigrationRun:
+    with psycopg.connect(url, autocommit=True) as conn:
+        before_rev, before_schema = current_revision(conn), schema_snapshot(conn)
+    options = f"-c lock_timeout={int(lock_timeout_s * 1000)} -c statement_timeout={int(statement_timeout_s * 1000)}"
+    child_env = {**env, "DATABASE_URL": url, "PGOPTIONS": options}
+    code, seconds = run_command(command, cwd=cwd, env=child_env, log_path=log_path, timeout_s=timeout_s, redact=redact)
+    output = tail(log_path, 20000)
+    with psycopg.connect(url, autocommit=True) as conn:
+        after_rev, after_schema = current_revision(conn), schema_snapshot(conn)
+    run = MigrationRun(ok=code == 0, exit_code=code, duration_s=round(seconds, 3), output_tail=output[-3000:],
+                       log=str(log_path), revision_before=before_rev, revision_after=after_rev,
+                       schema_changes=schema_diff(before_schema, after_schema))
+    if not run.ok:
+        run.error, run.statement = failure_detail(output) if code is not None else (f"timed out after {timeout_s:g}s", "")
+    return run

@@ -1,0 +1,129 @@
+"""Small PostgreSQL helpers shared by the database modules: connections, counts, schema snapshots, tools."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from typing import Any, Mapping, Sequence
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+
+from deploypipe.embedded_pg import pg_bin
+from deploypipe.errors import StageErrored
+from deploypipe.redact import mask_url
+
+__all__ = [
+    "available_extensions", "connect", "database_name", "mask_url", "revision_of", "row_counts", "run_tool",
+    "same_database", "schema_snapshot", "server_version", "tool_target", "with_database",
+]
+
+
+def connect(url: str, **kwargs: Any) -> psycopg.Connection:
+    """A psycopg connection; connection failures become StageErrored with the URL masked."""
+    try:
+        return psycopg.connect(url, connect_timeout=10, **kwargs)
+    except psycopg.OperationalError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StageErrored(f"cannot connect to {mask_url(url)}: {mask_url(first)}",
+                           hint="check the database URL and that the server is reachable from here") from None
+
+
+def database_name(url: str) -> str:
+    return psycopg.conninfo.conninfo_to_dict(url).get("dbname") or ""
+
+
+def _server_key(url: str) -> tuple[str, str]:
+    params = psycopg.conninfo.conninfo_to_dict(url)
+    return (str(params.get("host") or "localhost"), str(params.get("port") or "5432"))
+
+
+def same_database(a: str, b: str) -> bool:
+    """Whether two URLs point at the same database on the same server (credentials ignored)."""
+    return _server_key(a) == _server_key(b) and database_name(a) == database_name(b)
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server and credentials, another database (URLs stay URLs so they can be masked)."""
+    if url.startswith(("postgresql://", "postgres://")):
+        parts = urlsplit(url)
+        return urlunsplit((parts.scheme, parts.netloc, "/" + quote(name, safe=""), parts.query, parts.fragment))
+    params = psycopg.conninfo.conninfo_to_dict(url)
+    params["dbname"] = name
+    return psycopg.conninfo.make_conninfo(**params)
+
+
+def server_version(conn: psycopg.Connection) -> int:
+    return int(conn.execute("show server_version_num").fetchone()[0])
+
+
+def available_extensions(conn: psycopg.Connection) -> dict[str, list[str]]:
+    """Extension name -> versions the server can install (pg_available_extension_versions)."""
+    out: dict[str, list[str]] = {}
+    for name, version in conn.execute("select name, version from pg_available_extension_versions order by 1, 2"):
+        out.setdefault(name, []).append(version)
+    return out
+
+
+def row_counts(conn: psycopg.Connection) -> dict[str, int]:
+    """Exact row counts of every user table (schema.table -> rows)."""
+    tables = conn.execute(
+        "select schemaname, tablename from pg_tables where schemaname not in ('pg_catalog', 'information_schema') "
+        "order by 1, 2").fetchall()
+    return {f"{schema}.{table}": conn.execute(sql.SQL("select count(*) from {}.{}").format(
+        sql.Identifier(schema), sql.Identifier(table))).fetchone()[0] for schema, table in tables}
+
+
+def schema_snapshot(conn: psycopg.Connection) -> dict[str, list[str]]:
+    """table -> 'column type' list in column order, for schema differences."""
+    rows = conn.execute(
+        "select c.table_schema || '.' || c.table_name, c.column_name || ' ' || c.data_type "
+        "from information_schema.columns c join information_schema.tables t "
+        "on t.table_schema = c.table_schema and t.table_name = c.table_name and t.table_type = 'BASE TABLE' "
+        "where c.table_schema not in ('pg_catalog', 'information_schema') order by 1, c.ordinal_position").fetchall()
+    snapshot: dict[str, list[str]] = {}
+    for table, column in rows:
+        snapshot.setdefault(table, []).append(column)
+    return snapshot
+
+
+def revision_of(conn: psycopg.Connection) -> dict[str, Any]:
+    """The schema's migration revision: Alembic's ``alembic_version`` and/or Prisma's last finished migration."""
+    found: dict[str, Any] = {}
+    if conn.execute("select to_regclass('alembic_version')").fetchone()[0]:
+        found["alembic"] = sorted(r[0] for r in conn.execute("select version_num from alembic_version"))
+    if conn.execute("select to_regclass('_prisma_migrations')").fetchone()[0]:
+        row = conn.execute("select migration_name from _prisma_migrations where finished_at is not null and "
+                           "rolled_back_at is null order by finished_at desc, migration_name desc limit 1").fetchone()
+        found["prisma"] = row[0] if row else None
+    return found
+
+
+def tool_target(url: str) -> tuple[str, dict[str, str]]:
+    """(URL without its password, env with PGPASSWORD): keeps the password out of ``ps`` for pg_dump & co."""
+    params = psycopg.conninfo.conninfo_to_dict(url)
+    password = params.pop("password", None)
+    if url.startswith(("postgresql://", "postgres://")):
+        parts = urlsplit(url)
+        if parts.password is not None:
+            user = parts.netloc.rpartition("@")[0].split(":", 1)[0]
+            netloc = f"{user}@{parts.netloc.rpartition('@')[2]}"
+            url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+        if "password=" in parts.query:
+            url = psycopg.conninfo.make_conninfo(**params)
+    else:
+        url = psycopg.conninfo.make_conninfo(**params)
+    return url, ({"PGPASSWORD": str(password)} if password else {})
+
+
+def run_tool(tool: str, args: Sequence[str], *, stdout: Any = subprocess.PIPE, env: Mapping[str, str] | None = None,
+             what: str) -> subprocess.CompletedProcess:
+    """Run a PostgreSQL client tool with a private umask; failures become StageErrored with the tool's message."""
+    result = subprocess.run([pg_bin(tool), *args], stdout=stdout, stderr=subprocess.PIPE,
+                            env={**os.environ, **(env or {})}, preexec_fn=lambda: os.umask(0o077))
+    if result.returncode != 0:
+        message = result.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise StageErrored(f"{what}: {tool} exited {result.returncode}: "
+                           f"{mask_url(' '.join(message[-3:])) or 'no message'}")
+    return result

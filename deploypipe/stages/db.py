@@ -231,7 +231,9 @@ class DbLint:
                 sources = [(p.name, p.read_text(encoding="utf-8"), None)
                            for p in sorted(_path(ctx, params.sql_dir).glob("*.sql"))]
         findings: list[Finding] = []
-        excludes = lint.DEFAULT_SQUAWK_EXCLUDES if params.squawk_excludes is None else params.squawk_excludes
+        excludes = lint.DEFAULT_SQUAWK_EXCLUDES if params.squawk_excludes is None else tuple(params.squawk_excludes)
+        if params.tool == "alembic" and params.squawk_excludes is None:
+            excludes += ("transaction-nesting",)  # Alembic's offline SQL wraps the range in BEGIN/COMMIT
         for name, sql_text, script in sources:
             if script is not None:
                 findings += lint.lint_python(script, name)
@@ -269,7 +271,7 @@ class DbDryRun:
         return f"restore this run's backup into {where} and run `{params.command}` there"
 
     def run(self, ctx: StageContext, params: "DbDryRun.Params") -> StageResult:
-        from deploypipe.db.backup import Backup, restore_backup
+        from deploypipe.db.backup import find_backup, restore_backup
         from deploypipe.db.migration_run import run_migration
         from deploypipe.db.pg import connect
 
@@ -277,9 +279,7 @@ class DbDryRun:
         if not backup_out or not backup_out.get("verified"):
             raise StageFailed("no verified backup in this run to make a staging copy from",
                               where=f"stage {ctx.stage_id}", hint="put a db.backup stage (verify: true) before db.dry_run")
-        import json
-
-        backup = Backup(**json.loads(Path(backup_out["path"] + ".json").read_text()))
+        backup = find_backup(Path(backup_out["path"]).parent, backup_out["backup_id"])
         scratch = None
         name = f"dryrun_{ctx.run_id.replace('-', '_').lower()}"
         if params.staging_url:
@@ -410,10 +410,9 @@ class DbMigrate:
         if not confirmed:
             return Compensation(action="restore_refused", verified=False, details=details,
                                 summary=f"restore of backup {outputs.get('backup_id')} was not confirmed; schema is at {after}")
-        from deploypipe.db.backup import Backup, restore_backup
-        import json
+        from deploypipe.db.backup import find_backup, restore_backup
 
-        backup = Backup(**json.loads(Path(str(outputs["backup_path"]) + ".json").read_text()))
+        backup = find_backup(Path(str(outputs["backup_path"])).parent, str(outputs["backup_id"]))
         restore_backup(backup, url)
         from deploypipe.db.pg import row_counts
 

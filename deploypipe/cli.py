@@ -180,7 +180,57 @@ def clean(c, all=False):
     return clean_local(_invocation(), everything=all)
 
 
-ns = Collection(deploy, plan, rollback, history, schema, lint, clean, test)
+@task(help={"name": "Replay to run (see --list).", "list": "List the replays.", "json": "Print the run reports as JSON.",
+            "keep_running": "Keep the local default running afterwards."}, optional=["name"])
+@_boundary
+def replay(c, name=None, list=False, json=False, keep_running=False):
+    """Replay an incident from the seeds against the local default; exits with the pipeline's exit code."""
+    from deploypipe.replays.catalogue import REPLAYS
+
+    if list or not name:
+        for item in REPLAYS.values():
+            print(f"{item.name:<26} exit {item.expected_exit}  {item.title}  (seed {item.seed})")
+        return 0
+    import json as jsonlib
+
+    from deploypipe.app import run_pipeline
+    from deploypipe.localenv import maybe_local
+    from deploypipe.replays.engine import production_state, run_replay
+
+    inv = _invocation(pipeline="pipelines/local.yaml", json_output=json, keep_running=keep_running)
+    with maybe_local(inv):
+        if production_state(dict(inv.env))["commit"] is None:
+            sys.stderr.write("replay: nothing is live yet; deploying the good release first\n")
+            baseline = run_pipeline(inv)
+            if baseline["exit_code"] != 0:
+                sys.stderr.write(f"replay: the baseline deploy failed: {baseline['message']}\n")
+                return baseline["exit_code"]
+        result = run_replay(inv, name, env=dict(inv.env))
+    if json:
+        print(jsonlib.dumps({"replay": name, "exit_code": result.exit_code, "unharmed": result.unharmed,
+                             "seconds": result.seconds, "before": result.before, "after": result.after,
+                             "runs": result.runs}, indent=2, default=str))
+    else:
+        print(result.summary())
+    return result.exit_code
+
+
+@task(help={"port": "Port on 127.0.0.1 (default 10000).", "blueprint": "Blueprint file (default render.yaml).",
+            "faults": "YAML/JSON file of fault rules.", "repo": "Git repository services build from (default .).",
+            "data_dir": "Where builds, logs and state go (default .deploypipe/emulator)."})
+def emulator(c, port=10000, blueprint="render.yaml", faults=None, repo=".", data_dir=".deploypipe/emulator"):
+    """Run the local Render (Render's API on 127.0.0.1) until Ctrl-C; the API key is $RENDER_API_KEY."""
+    from deploypipe.emulator.server import main as serve
+
+    args = ["--port", str(port), "--blueprint", blueprint, "--repo", repo, "--data-dir", data_dir]
+    if faults:
+        args += ["--faults", faults]
+    code = serve(args)
+    if code:
+        raise Exit(code=code)
+
+
+ns = Collection(deploy, plan, rollback, history, schema, lint, replay, emulator, clean, test)
 
 
 def main() -> None:

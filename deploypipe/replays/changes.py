@@ -1,0 +1,117 @@
+"""The bad changes each replay makes: commits in the local repository and state in local production."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["BAD_CHANGES", "PRISMA_INIT_SQL", "PRISMA_MIGRATION"]
+
+APP = "examples/sampleapp"
+MIGRATIONS = f"{APP}/migrations/versions"
+PRISMA_MIGRATION = "20251017171256_init"
+PRISMA_INIT_SQL = """-- CreateTable
+CREATE TABLE "users" (
+    "id" TEXT NOT NULL,
+    "email" TEXT NOT NULL,
+    CONSTRAINT "users_pkey" PRIMARY KEY ("id")
+);
+
+-- CreateIndex
+CREATE UNIQUE INDEX "users_email_key" ON "users"("email");
+"""
+
+_HEADER = '''"""{title}
+
+Revision ID: 0003
+Revises: 0002
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+'''
+
+PGVECTOR = _HEADER.format(title="enable pgvector (pinned, as generated on a dev machine)") + '''
+
+def upgrade() -> None:
+    op.execute('CREATE EXTENSION IF NOT EXISTS "vector" WITH VERSION \\'0.5.1\\'')
+    op.add_column("notes", sa.Column("embedding_model", sa.Text, nullable=True))
+
+
+def downgrade() -> None:
+    op.drop_column("notes", "embedding_model")
+'''
+
+UNIQUE_BODY = _HEADER.format(title="notes bodies are unique") + '''
+
+def upgrade() -> None:
+    op.create_index("ix_notes_body_unique", "notes", ["body"], unique=True)
+
+
+def downgrade() -> None:
+    op.drop_index("ix_notes_body_unique", table_name="notes")
+'''
+
+MONKEYPATCH = _HEADER.format(title="add tags, with 'safe' operation wrappers") + '''
+
+_original_create_index = op.create_index
+
+
+def _safe_create_index(name, table, columns, **kwargs):
+    try:
+        _original_create_index(name, table, columns, **kwargs)
+    except Exception:  # "safe": swallow the failure and carry on
+        pass
+
+
+op.create_index = _safe_create_index  # every later op.create_index goes through the wrapper
+
+
+def upgrade() -> None:
+    op.create_index("ix_notes_legacy", "notes", ["legacy_category"])  # that column does not exist: fails, swallowed
+    op.add_column("notes", sa.Column("tag", sa.Text, nullable=True))  # -> current transaction is aborted
+
+
+def downgrade() -> None:
+    op.drop_column("notes", "tag")
+'''
+
+
+def _broken_app(app_source: str) -> str:
+    """Seed 003: a helper removed in a refactor is still used: every request but /health answers 500."""
+    return app_source.replace(
+        "async def index(request: Request) -> JSONResponse:\n",
+        "async def index(request: Request) -> JSONResponse:\n    with_retry(\"index\")  # removed from the codebase in the refactor\n",
+    ).replace(
+        "async def notes(request: Request) -> JSONResponse:\n",
+        "async def notes(request: Request) -> JSONResponse:\n    with_retry(\"notes\")  # removed from the codebase in the refactor\n",
+    )
+
+
+BAD_CHANGES: dict[str, dict[str, Any]] = {
+    "pgvector-version": {"files": {f"{MIGRATIONS}/0003_enable_pgvector.py": PGVECTOR},
+                         "message": "Add pgvector (migration generated locally with VERSION 0.5.1)"},
+    "data-dependent-migration": {"files": {f"{MIGRATIONS}/0003_unique_note_body.py": UNIQUE_BODY},
+                                 "message": "Make note bodies unique",
+                                 "production_sql": "insert into notes (body) values ('duplicate'), ('duplicate')",
+                                 "cleanup_sql": "delete from notes where body = 'duplicate'"},
+    "transaction-cascade": {"files": {f"{MIGRATIONS}/0003_tags_with_safe_wrappers.py": MONKEYPATCH},
+                            "message": "Add tags; wrap op.* in safe helpers"},
+    "broken-release": {"transform": {f"{APP}/app.py": _broken_app},
+                       "message": "Phase 2: remove the retry wrapper layer"},
+    "failed-migration-state": {"files": {f"{APP}/prisma/migrations/{PRISMA_MIGRATION}/migration.sql": PRISMA_INIT_SQL},
+                               "message": "Add the Prisma schema of the API service",
+                               "production_sql": PRISMA_INIT_SQL + """
+CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
+    "id" VARCHAR(36) PRIMARY KEY, "checksum" VARCHAR(64) NOT NULL, "finished_at" TIMESTAMPTZ,
+    "migration_name" VARCHAR(255) NOT NULL, "logs" TEXT, "rolled_back_at" TIMESTAMPTZ,
+    "started_at" TIMESTAMPTZ NOT NULL DEFAULT now(), "applied_steps_count" INTEGER NOT NULL DEFAULT 0);
+INSERT INTO "_prisma_migrations" (id, checksum, migration_name, logs, started_at)
+VALUES ('6a1f0b5e-replay', 'x', '""" + PRISMA_MIGRATION + """',
+        'Database error code: 42P07. ERROR: relation "users" already exists', now() - interval '1 day');
+""",
+                               "cleanup_sql": 'drop table if exists "users"; drop table if exists "_prisma_migrations";'},
+}

@@ -1,0 +1,152 @@
+"""Run an incident replay: make the seed's bad change against the local default, run the real pipeline, and show
+that production (its data and its serving release) is unharmed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+import psycopg
+
+from deploypipe.app import Invocation, load, run_pipeline
+from deploypipe.db.pg import row_counts
+from deploypipe.errors import UsageError
+from deploypipe.local.repo import LocalRepo
+from deploypipe.replays.catalogue import REPLAYS, Replay
+from deploypipe.replays.changes import APP, BAD_CHANGES, PRISMA_MIGRATION
+from deploypipe.spec.loader import LoadedPipeline
+
+__all__ = ["ReplayResult", "production_state", "run_replay"]
+
+
+@dataclass
+class ReplayResult:
+    replay: Replay
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    before: dict[str, Any] = field(default_factory=dict)
+    after: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    resolved: bool | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return int(self.runs[0]["exit_code"]) if self.runs else 2
+
+    @property
+    def unharmed(self) -> bool:
+        return self.before == self.after
+
+    def summary(self) -> str:
+        first = self.runs[0]
+        stopped = next((s for s in first["stages"] if s["status"] in ("failed", "errored")), None)
+        what = (f"stage {stopped['id']} ({stopped['type']}) stopped it: {(stopped['error'] or {}).get('message', '')[:300]}"
+                if stopped else first["message"])
+        lines = [
+            f"replay {self.replay.name} — {self.replay.title}",
+            f"  seed ({self.replay.seed}): {self.replay.before}",
+            f"  deploypipe: exit {first['exit_code']} ({first['outcome']}) in {self.seconds:.1f}s; {what}",
+        ]
+        if first["rollback"]["performed"]:
+            lines.append("  rollback: " + "; ".join(i["summary"] for i in first["rollback"]["items"]))
+        if self.resolved is not None:
+            lines.append(f"  remedy: the failed row was {'marked applied after verifying its objects' if self.resolved else 'NOT resolved'}")
+        for extra in self.runs[1:]:
+            lines.append(f"  then: {extra['pipeline']} -> exit {extra['exit_code']}: {extra['message'][:200]}")
+        lines.append(f"  production before: commit {str(self.before.get('commit'))[:12]}, rows {self.before.get('rows')}")
+        lines.append(f"  production after:  commit {str(self.after.get('commit'))[:12]}, rows {self.after.get('rows')}"
+                     f" — {'unharmed' if self.unharmed else 'CHANGED'}")
+        minutes = self.replay.seed_minutes
+        lines.append(f"  time: the seed's team lost ~{minutes:.0f} min; here {self.seconds:.1f}s, production untouched"
+                     if self.exit_code == 1 else f"  time: the seed's team lost ~{minutes:.0f} min; here {self.seconds:.1f}s "
+                     "from deploy to a verified rollback")
+        return "\n".join(lines)
+
+
+def production_state(env: dict[str, str]) -> dict[str, Any]:
+    """Row counts of local production and the commit its stable URL serves."""
+    with psycopg.connect(env["DATABASE_URL"]) as conn:
+        counts = {k: v for k, v in row_counts(conn).items() if not k.endswith("_prisma_migrations")}
+    from deploypipe.render.client import RenderClient
+
+    with RenderClient.from_env(env) as client:
+        url = client.find_service("sampleapp").url
+    try:
+        commit = httpx.get(f"{url}/health", timeout=5).json().get("commit")
+    except (httpx.HTTPError, ValueError):
+        commit = None
+    return {"commit": commit, "rows": counts}
+
+
+def _sql(env: dict[str, str], statement: str | None) -> None:
+    if statement:
+        with psycopg.connect(env["DATABASE_URL"], autocommit=True) as conn:
+            conn.execute(statement)
+
+
+def _subset(loaded: LoadedPipeline, ids: list[str], updates: dict[str, dict[str, Any]], name: str) -> LoadedPipeline:
+    stages = [s for s in loaded.spec.stages if s.id in ids]
+    params = {s.id: loaded.params[s.id].model_copy(update=updates.get(s.id, {})) for s in stages}
+    spec = loaded.spec.model_copy(update={"stages": stages, "name": name})
+    return LoadedPipeline(loaded.path, spec, params, loaded.secrets, loaded.source)
+
+
+def _variants(name: str, loaded: LoadedPipeline, repo: Path) -> list[LoadedPipeline]:
+    """The pipeline(s) a replay runs: the local pipeline itself, plus follow-ups that show the remedy."""
+    if name == "failed-migration-state":
+        prisma = {"tool": "prisma", "prisma_dir": str(repo / APP / "prisma" / "migrations")}
+        return [_subset(loaded, ["preflight", "migration-status"], {"migration-status": prisma}, loaded.spec.name),
+                _subset(loaded, ["migration-status"], {"migration-status": {**prisma, "resolve": True}},
+                        loaded.spec.name + "-resolve-verified")]
+    if name == "transaction-cascade":
+        from deploypipe.stages.db import IgnoreRule
+
+        ignore = [IgnoreRule(rule="alembic-op-monkeypatch", migration="*", reason="replay: show the dry run catches it too")]
+        return [loaded, _subset(loaded, [s.id for s in loaded.spec.stages], {"migration-lint": {"ignore": ignore}},
+                                loaded.spec.name + "-without-lint")]
+    return [loaded]
+
+
+def run_replay(inv: Invocation, name: str, *, env: dict[str, str], on_run: Callable[[dict], None] | None = None) -> ReplayResult:
+    """Run replay ``name`` inside an already-started local default whose variables are in ``env``."""
+    if name not in REPLAYS:
+        raise UsageError(f"no replay '{name}'", hint=f"one of: {', '.join(REPLAYS)} (see `invoke replay --list`)")
+    replay, change = REPLAYS[name], BAD_CHANGES[name]
+    repo = LocalRepo(Path(env["DEPLOYPIPE_LOCAL_REPO"]))
+    good = repo.head()
+    result = ReplayResult(replay)
+    try:
+        _sql(env, change.get("production_sql"))
+        result.before = production_state(env)
+        writes = dict(change.get("files", {}))
+        for rel, transform in change.get("transform", {}).items():
+            writes[rel] = transform((repo.path / rel).read_text(encoding="utf-8"))
+        repo.commit_change(writes, change["message"])
+        loaded = load(inv)
+        started = time.monotonic()
+        for variant in _variants(name, loaded, repo.path):
+            report = run_pipeline(inv, loaded=variant)
+            result.runs.append(report)
+            if on_run:
+                on_run(report)
+            if not result.seconds:
+                result.seconds = time.monotonic() - started
+        result.after = production_state(env)
+        if name == "failed-migration-state":
+            result.resolved = _prisma_finished(env)
+    finally:
+        repo.reset_to(good)
+        _sql(env, change.get("cleanup_sql"))
+    return result
+
+
+def _prisma_finished(env: dict[str, str]) -> bool:
+    with psycopg.connect(env["DATABASE_URL"]) as conn:
+        row = conn.execute("select finished_at is not null from _prisma_migrations where migration_name = %s",
+                           (PRISMA_MIGRATION,)).fetchone()
+    return bool(row and row[0])
+
+

@@ -1,4 +1,4 @@
-"""Typed values parsed leniently from Render's JSON (unknown fields ignored, optional fields optional)."""
+"""Typed values parsed leniently from Render's JSON: unknown fields ignored, optional fields optional."""
 
 from __future__ import annotations
 
@@ -6,43 +6,71 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 __all__ = [
-    "Deploy", "DeployStatus", "Job", "Postgres", "PostgresConnectionInfo", "Service", "ServiceEvent",
+    "Deploy",
+    "DeployStatus",
+    "Job",
+    "Postgres",
+    "PostgresConnectionInfo",
+    "PostgresExport",
+    "RecoveryInfo",
+    "Service",
+    "ServiceEvent",
 ]
 
 
 class DeployStatus:
-    """Deploy statuses and the sets Render's own CLI uses (pkg/deploy/util.go)."""
+    """Deploy statuses and the sets Render's own CLI uses (render-oss/cli pkg/deploy)."""
+
+    CREATED = "created"
+    QUEUED = "queued"
+    BUILD_IN_PROGRESS = "build_in_progress"
+    PRE_DEPLOY_IN_PROGRESS = "pre_deploy_in_progress"
+    UPDATE_IN_PROGRESS = "update_in_progress"
+    LIVE = "live"
+    DEACTIVATED = "deactivated"
+    BUILD_FAILED = "build_failed"
+    PRE_DEPLOY_FAILED = "pre_deploy_failed"
+    UPDATE_FAILED = "update_failed"
+    CANCELED = "canceled"
 
     TERMINAL = frozenset({"build_failed", "canceled", "deactivated", "live", "pre_deploy_failed", "update_failed"})
     SUCCESS = frozenset({"live", "deactivated"})
     FAILURE = frozenset({"build_failed", "update_failed", "pre_deploy_failed", "canceled"})
     IN_PROGRESS = frozenset({"created", "queued", "build_in_progress", "pre_deploy_in_progress", "update_in_progress"})
-    CANCELLABLE = frozenset({"created", "build_in_progress", "update_in_progress", "pre_deploy_in_progress"})
+
+
+def _text(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    return None if value is None else str(value)
 
 
 @dataclass(frozen=True)
 class Service:
+    """A Render service; ``url`` comes from ``serviceDetails.url``."""
+
     id: str
     name: str
     type: str = ""
-    auto_deploy: bool = True
+    auto_deploy: bool = False
     url: str | None = None
     branch: str | None = None
     repo: str | None = None
     suspended: bool = False
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "Service":
         details = data.get("serviceDetails") or {}
-        return cls(id=data["id"], name=data.get("name", ""), type=data.get("type", ""),
-                   auto_deploy=data.get("autoDeploy", "yes") == "yes", url=details.get("url"),
-                   branch=data.get("branch"), repo=data.get("repo"),
-                   suspended=data.get("suspended") == "suspended", raw=data)
+        trigger = data.get("autoDeployTrigger")
+        auto = data.get("autoDeploy") == "yes" and trigger != "off"
+        return cls(id=str(data["id"]), name=str(data.get("name") or ""), type=str(data.get("type") or ""),
+                   auto_deploy=auto, url=_text(details, "url") or None, branch=_text(data, "branch"),
+                   repo=_text(data, "repo"), suspended=data.get("suspended") == "suspended")
 
 
 @dataclass(frozen=True)
 class Deploy:
+    """One deploy of a service; ``commit_id`` is None for image deploys or when Render omits it."""
+
     id: str
     status: str = ""
     trigger: str = ""
@@ -54,9 +82,9 @@ class Deploy:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "Deploy":
         commit = data.get("commit") or {}
-        return cls(id=data["id"], status=data.get("status", ""), trigger=data.get("trigger", ""),
-                   commit_id=commit.get("id"), commit_message=commit.get("message"),
-                   created_at=data.get("createdAt"), finished_at=data.get("finishedAt"))
+        return cls(id=str(data["id"]), status=str(data.get("status") or ""), trigger=str(data.get("trigger") or ""),
+                   commit_id=_text(commit, "id"), commit_message=_text(commit, "message"),
+                   created_at=_text(data, "createdAt"), finished_at=_text(data, "finishedAt"))
 
     @property
     def terminal(self) -> bool:
@@ -66,62 +94,120 @@ class Deploy:
     def succeeded(self) -> bool:
         return self.status in DeployStatus.SUCCESS
 
+    @property
+    def in_progress(self) -> bool:
+        return self.status in DeployStatus.IN_PROGRESS
+
     def record(self, service: str) -> dict[str, Any]:
-        """The report's deploy record."""
+        """The run report's deploy record."""
         return {"service": service, "deploy_id": self.id, "commit": self.commit_id, "status": self.status}
 
 
 @dataclass(frozen=True)
 class Job:
+    """A one-off job run on a service's latest successful build."""
+
     id: str
-    service_id: str
-    start_command: str
+    service_id: str = ""
+    start_command: str = ""
     status: str | None = None
     created_at: str | None = None
+    started_at: str | None = None
     finished_at: str | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "Job":
-        return cls(id=data["id"], service_id=data.get("serviceId", ""), start_command=data.get("startCommand", ""),
-                   status=data.get("status"), created_at=data.get("createdAt"), finished_at=data.get("finishedAt"))
+        return cls(id=str(data["id"]), service_id=str(data.get("serviceId") or ""),
+                   start_command=str(data.get("startCommand") or ""), status=_text(data, "status"),
+                   created_at=_text(data, "createdAt"), started_at=_text(data, "startedAt"),
+                   finished_at=_text(data, "finishedAt"))
 
 
 @dataclass(frozen=True)
 class ServiceEvent:
+    """A service event (``deploy_ended``, ``build_ended``, ...) with its free-form ``details``."""
+
     id: str
     type: str
-    timestamp: str
+    timestamp: str = ""
     details: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "ServiceEvent":
-        return cls(id=data["id"], type=data.get("type", ""), timestamp=data.get("timestamp", ""),
-                   details=data.get("details") or {})
+        return cls(id=str(data["id"]), type=str(data.get("type") or ""), timestamp=str(data.get("timestamp") or ""),
+                   details=dict(data.get("details") or {}))
 
 
 @dataclass(frozen=True)
 class Postgres:
+    """A Render Postgres instance."""
+
     id: str
     name: str
     status: str = ""
     version: str | None = None
     database_name: str | None = None
+    database_user: str | None = None
+    plan: str | None = None
+    region: str | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "Postgres":
-        return cls(id=data["id"], name=data.get("name", ""), status=data.get("status", ""),
-                   version=data.get("version"), database_name=data.get("databaseName"))
+        return cls(id=str(data["id"]), name=str(data.get("name") or ""), status=str(data.get("status") or ""),
+                   version=_text(data, "version"), database_name=_text(data, "databaseName"),
+                   database_user=_text(data, "databaseUser"), plan=_text(data, "plan"), region=_text(data, "region"))
 
 
-@dataclass(frozen=True)
+_MASK = "***"
+
+
+@dataclass(frozen=True, repr=False)
 class PostgresConnectionInfo:
-    """Connection info is secret: its repr never shows the password or connection strings."""
+    """Connection info of a Render Postgres: every field is a secret, so ``repr`` masks them all."""
 
-    password: str = field(repr=False)
-    internal_connection_string: str = field(repr=False)
-    external_connection_string: str = field(repr=False)
+    password: str
+    internal_connection_string: str
+    external_connection_string: str
+    psql_command: str = ""
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "PostgresConnectionInfo":
-        return cls(password=data.get("password", ""), internal_connection_string=data.get("internalConnectionString", ""),
-                   external_connection_string=data.get("externalConnectionString", ""))
+        return cls(password=str(data.get("password") or ""),
+                   internal_connection_string=str(data.get("internalConnectionString") or ""),
+                   external_connection_string=str(data.get("externalConnectionString") or ""),
+                   psql_command=str(data.get("psqlCommand") or ""))
+
+    def __repr__(self) -> str:
+        return (f"PostgresConnectionInfo(password={_MASK!r}, internal_connection_string={_MASK!r}, "
+                f"external_connection_string={_MASK!r}, psql_command={_MASK!r})")
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class PostgresExport:
+    """A logical export of a Render Postgres; ``url`` downloads it (when ready)."""
+
+    id: str
+    created_at: str | None = None
+    url: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "PostgresExport":
+        return cls(id=str(data["id"]), created_at=_text(data, "createdAt"), url=_text(data, "url"))
+
+
+@dataclass(frozen=True)
+class RecoveryInfo:
+    """Point-in-time recovery availability: ``status`` is AVAILABLE, BACKUP_NOT_READY or NOT_AVAILABLE."""
+
+    status: str
+    starts_at: str | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.status == "AVAILABLE"
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "RecoveryInfo":
+        return cls(status=str(data.get("recoveryStatus") or "NOT_AVAILABLE"), starts_at=_text(data, "startsAt"))

@@ -1,40 +1,129 @@
-"""Waiting on deploys: the timeout error and failure reasons in words from service events."""
+"""Waiting on a deploy: polling with back-off, status transitions, the timeout error, failure reasons in words."""
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
-from deploypipe.errors import StageFailed
+import structlog
 
-__all__ = ["DeployTimeout", "describe_failure"]
+from deploypipe.errors import ConflictError, ProviderError
+from deploypipe.render.models import Deploy, DeployStatus, ServiceEvent
+
+if TYPE_CHECKING:  # pragma: no cover
+    from deploypipe.render.client import RenderClient
+
+__all__ = ["DeployTimeout", "deploy_failure_reason", "describe_failure", "wait_for_deploy"]
+
+log = structlog.get_logger("deploypipe.render")
+_GROWTH = 1.5
 
 
-class DeployTimeout(StageFailed):
-    """A deploy did not reach a terminal status in time (``attrs['deploy']`` is the last seen Deploy)."""
+class DeployTimeout(ProviderError):
+    """A deploy did not reach a terminal status in time; ``attrs``: deploy_id, status, cancelled."""
 
 
-def describe_failure(deploy_id: str, events: Iterable[Any]) -> str:
-    """Render's reason for a failed deploy, from deploy_ended / build_ended / pre_deploy_ended details."""
+def wait_for_deploy(client: "RenderClient", service_id: str, deploy_id: str, *, timeout_s: float, poll_s: float = 2.0,
+                    max_poll_s: float = 15.0, on_status: Callable[[Deploy], None] | None = None,
+                    cancel_on_timeout: bool = False) -> Deploy:
+    """Poll until the deploy is terminal; intervals grow from ``poll_s`` by 1.5x up to ``max_poll_s``.
+
+    Each status change is logged once (``deploy_status`` with ``from``/``to``)
+    and passed to ``on_status``. On timeout the deploy is cancelled when asked
+    (a deploy that finished meanwhile is returned instead) and DeployTimeout raised.
+    """
+    deadline = client.clock() + timeout_s
+    interval = max(0.1, poll_s)
+    last: str | None = None
+    while True:
+        deploy = client.get_deploy(service_id, deploy_id)
+        if deploy.status != last:
+            log.info("deploy_status", service_id=service_id, deploy_id=deploy_id, **{"from": last, "to": deploy.status})
+            last = deploy.status
+            if on_status is not None:
+                on_status(deploy)
+        if deploy.terminal:
+            return deploy
+        left = deadline - client.clock()
+        if left <= 0:
+            return _timed_out(client, service_id, deploy, timeout_s, cancel_on_timeout)
+        client.sleep(min(interval, left))
+        interval = min(max_poll_s, interval * _GROWTH)
+
+
+def _timed_out(client: "RenderClient", service_id: str, deploy: Deploy, timeout_s: float, cancel: bool) -> Deploy:
+    cancelled = False
+    if cancel:
+        try:
+            client.cancel_deploy(service_id, deploy.id)
+            cancelled = True
+            log.warning("deploy_cancelled_after_timeout", service_id=service_id, deploy_id=deploy.id,
+                        status=deploy.status, timeout_s=timeout_s)
+        except ConflictError:  # it finished between the last poll and the cancel
+            final = client.get_deploy(service_id, deploy.id)
+            if final.terminal:
+                return final
+    raise DeployTimeout(
+        f"deploy {deploy.id} still {deploy.status} after {timeout_s:g}s" + ("; cancelled it" if cancelled else ""),
+        where=f"service {service_id}", deploy_id=deploy.id, status=deploy.status, cancelled=cancelled,
+        hint="raise timeout_s if builds are slow, or look at the deploy's logs in the Render dashboard")
+
+
+_BY_STATUS = {
+    "build_failed": "the build failed",
+    "pre_deploy_failed": "the pre-deploy command failed",
+    "update_failed": "the new instance did not become healthy",
+    "canceled": "the deploy was canceled",
+}
+
+
+def _failure_words(failure: dict) -> str | None:
+    if failure.get("nonZeroExit") is not None:
+        return f"the new instance exited with status {failure['nonZeroExit']}"
+    if failure.get("earlyExit"):
+        return "the new instance exited early"
+    if failure.get("oomKilled"):
+        limit = (failure["oomKilled"] or {}).get("memoryLimit") if isinstance(failure["oomKilled"], dict) else None
+        return "the new instance ran out of memory" + (f" (limit {limit})" if limit else "")
+    if failure.get("timedOutSeconds"):
+        why = f": {failure['timedOutReason']}" if failure.get("timedOutReason") else ""
+        return f"the new instance was not healthy within {failure['timedOutSeconds']}s{why}"
+    if failure.get("unhealthy"):
+        return f"the new instance was unhealthy: {failure['unhealthy']}"
+    if failure.get("evicted"):
+        return "the new instance was evicted" + (f": {failure['evictionReason']}" if failure.get("evictionReason") else "")
+    return None
+
+
+def describe_failure(deploy_id: str, events: Iterable[ServiceEvent], status: str | None = None) -> str:
+    """Render's reason for a failed deploy, from its deploy_ended / pre_deploy_ended / build_ended events."""
+    words: list[str] = []
     for event in events:
-        details = event.details or {}
-        if details.get("deployId") not in (deploy_id, None):
+        details = dict(event.details or {})
+        if details.get("deployId") != deploy_id and event.type != "build_ended":
             continue
         reason = details.get("reason") or {}
         if event.type == "pre_deploy_ended" and details.get("preDeployStatus") not in (None, "succeeded"):
-            return f"pre-deploy command failed ({details.get('preDeployStatus')})"
-        if reason.get("buildFailed") or (event.type == "build_ended" and details.get("buildStatus") == "failed"):
-            return "build failed"
-        failure = reason.get("failure") or {}
-        if failure:
-            if failure.get("nonZeroExit") is not None:
-                return f"the new instance exited with status {failure['nonZeroExit']}"
-            if failure.get("timedOutSeconds"):
-                return f"the new instance never became healthy within {failure['timedOutSeconds']}s"
-            if failure.get("unhealthy"):
-                return f"the new instance was unhealthy: {failure['unhealthy']}"
-            if failure.get("oomKilled"):
-                return "the new instance ran out of memory"
-            return "the new instance failed: " + ", ".join(f"{k}={v}" for k, v in failure.items() if v)
-        if event.type == "deploy_ended" and details.get("deployStatus") == "canceled":
-            return "the deploy was canceled"
-    return "Render gave no reason in the service events"
+            words.append(f"the pre-deploy command {details.get('preDeployStatus')}")
+        elif event.type == "build_ended" and details.get("buildStatus") == "failed" and status == "build_failed":
+            words.append("the build failed")
+        elif event.type == "deploy_ended":
+            if reason.get("buildFailed"):
+                words.append("the build failed")
+            elif _failure_words(reason.get("failure") or {}):
+                words.append(_failure_words(reason.get("failure") or {}) or "")
+            elif reason.get("newDeploy"):
+                words.append(f"a newer deploy ({(reason['newDeploy'] or {}).get('id', '?')}) superseded it")
+            elif details.get("deployStatus") == "canceled":
+                words.append("the deploy was canceled")
+    if words:
+        return "; ".join(dict.fromkeys(words))
+    fallback = _BY_STATUS.get(status or "", "Render gave no reason")
+    return f"{fallback} (no details in Render's service events; see the deploy's logs in the dashboard)"
+
+
+def deploy_failure_reason(client: "RenderClient", service_id: str, deploy_id: str) -> str:
+    """Why a deploy failed, in words: events since the deploy was created, else its status."""
+    deploy = client.get_deploy(service_id, deploy_id)
+    events = client.list_events(service_id, types=["deploy_ended", "pre_deploy_ended", "build_ended"],
+                                start_time=deploy.created_at, max_items=50)
+    return describe_failure(deploy_id, events, deploy.status if deploy.status in DeployStatus.FAILURE else None)

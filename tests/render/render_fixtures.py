@@ -1,0 +1,84 @@
+"""Helpers for the Render tests: a fake clock, a request counter, the local Render with a client bound to it."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from deploypipe.emulator import Emulator, in_process_client
+from deploypipe.emulator.blueprint import ServiceDef
+from deploypipe.emulator.runtime import SimulatedRuntime
+from deploypipe.render import RenderClient, RetryPolicy
+
+API_KEY = "rnd_test_secret_key_0123456789"
+START = 1_767_225_600.0  # 2026-01-01T00:00:00Z, on the emulator's clock and ours
+
+
+@dataclass
+class FakeClock:
+    """Epoch seconds that only move when someone sleeps; every wait is recorded, none is real."""
+
+    now: float = START
+    waits: list[float] = field(default_factory=list)
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0, f"negative sleep {seconds}"
+        self.waits.append(seconds)
+        self.now += seconds
+
+
+@dataclass
+class Counter:
+    """Counts the requests an httpx client sends, by 'METHOD /path'."""
+
+    sent: list[str] = field(default_factory=list)
+
+    def __call__(self, request: httpx.Request) -> None:
+        self.sent.append(f"{request.method} {request.url.path}")
+
+    def count(self, prefix: str = "") -> int:
+        return sum(1 for item in self.sent if item.startswith(prefix))
+
+
+@dataclass
+class Render:
+    """The local Render plus a RenderClient bound to it, sharing one fake clock."""
+
+    emulator: Emulator
+    client: RenderClient
+    clock: FakeClock
+    counter: Counter
+
+    def service(self, name: str = "web") -> Any:
+        return next(s for s in self.emulator.services.values() if s.name == name)
+
+    def deploy_live(self, name: str = "web", commit: str = "a" * 40) -> str:
+        """Create a live deploy of ``commit`` directly in the emulator (no client requests)."""
+        service = self.service(name)
+        deploy, _ = self.emulator.trigger(service, commit_id=commit, commit_message=f"commit {commit[:7]}")
+        self.clock.now += 120
+        self.emulator.service(service.id)
+        assert deploy.status == "live", deploy.status
+        return deploy.id
+
+
+def make_emulator(clock: FakeClock, *, pre_deploy: bool = True) -> Emulator:
+    runtime = SimulatedRuntime(build_s=20.0, pre_deploy_s=10.0, update_s=30.0)
+    emulator = Emulator(runtime=runtime, clock=clock.time, api_keys=(API_KEY,))
+    emulator.add_service(ServiceDef(type="web", name="web", branch="main", autoDeploy=True,
+                                    preDeployCommand="python migrate.py" if pre_deploy else None),
+                         service_id="srv-web0000000000000000", url="https://web.example.test")
+    emulator.add_service(ServiceDef(type="worker", name="worker", branch="main", autoDeploy=False),
+                         service_id="srv-wrk0000000000000000")
+    return emulator
+
+
+def make_client(http: httpx.Client, clock: FakeClock, counter: Counter, **policy: Any) -> RenderClient:
+    http.event_hooks["request"].append(counter)
+    retry = RetryPolicy(rng=random.Random(7), **policy)
+    return RenderClient(http, sleep=clock.sleep, clock=clock.time, wall_clock=clock.time, retry=retry)

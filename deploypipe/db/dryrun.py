@@ -1,0 +1,144 @@
+"""The staging dry run: restore this run's verified backup into a staging database and run the migration there.
+
+The migration meets production's data before production does (seed 002: a
+unique index over duplicated values failed five deploys in a row; seed 004: a
+swallowed error turned into "current transaction is aborted"). Staging is the
+``staging_url`` given, or an ephemeral embedded PostgreSQL in a temp directory
+that is removed afterwards. Differences between staging and production that
+can make the rehearsal lie (major version, extension versions) are warnings.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+import structlog
+
+from deploypipe.db.backup import Backup, restore_backup
+from deploypipe.db.migration_run import MigrationRun, run_migration
+from deploypipe.db.pg import connect, mask_url, same_database
+from deploypipe.errors import StageErrored, StageFailed
+
+__all__ = ["DryRunResult", "compare_servers", "dry_run", "failure_hint", "staging_database"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class DryRunResult:
+    """What the rehearsal did; ``run`` is the migration's outcome on staging."""
+
+    ok: bool
+    backup_id: str
+    staging: str
+    command: str
+    restore: dict[str, Any]
+    run: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@contextmanager
+def staging_database(staging_url: str | None, production_url: str) -> Iterator[tuple[str, str]]:
+    """Yields (url, description): ``staging_url``, or a new embedded server in a temp dir (removed on exit)."""
+    if staging_url:
+        if same_database(staging_url, production_url):
+            raise StageFailed("staging_url points at the production database", where="db.dry_run",
+                              hint="give a separate staging database, or omit staging_url for an ephemeral one")
+        yield staging_url, mask_url(staging_url)
+        return
+    from deploypipe.embedded_pg import start_embedded
+
+    tmp = Path(tempfile.mkdtemp(prefix="deploypipe-staging-"))
+    server = None
+    try:
+        server = start_embedded(tmp / "pg")
+        yield server.create_database("staging"), "ephemeral embedded PostgreSQL"
+    finally:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def compare_servers(production_url: str, staging_url: str) -> list[str]:
+    """Warnings when staging cannot stand in for production: major version, extension versions."""
+    query_installed = "select extname, extversion from pg_extension"
+    query_available = "select name, version from pg_available_extension_versions"
+    with connect(production_url) as prod, connect(staging_url) as stage:
+        prod.read_only = True
+        versions = [int(c.execute("show server_version_num").fetchone()[0]) // 10000 for c in (prod, stage)]
+        installed = dict(prod.execute(query_installed).fetchall())
+        prod_available: dict[str, set[str]] = {}
+        for name, version in prod.execute(query_available):
+            prod_available.setdefault(name, set()).add(version)
+        stage_available: dict[str, set[str]] = {}
+        for name, version in stage.execute(query_available):
+            stage_available.setdefault(name, set()).add(version)
+    warnings = []
+    if versions[0] != versions[1]:
+        warnings.append(f"staging runs PostgreSQL {versions[1]}, production {versions[0]}: the rehearsal may differ")
+    for name, version in sorted(installed.items()):
+        if version not in stage_available.get(name, set()):
+            warnings.append(f"extension {name} {version} is installed in production but staging cannot install it")
+        elif prod_available.get(name, set()) != stage_available.get(name, set()):
+            warnings.append(f"extension {name}: production offers {sorted(prod_available.get(name, set()))}, "
+                            f"staging {sorted(stage_available.get(name, set()))}")
+    return warnings
+
+
+def failure_hint(error: str, log_path: str) -> str:
+    """The safe next step for the commonest migration failures."""
+    text = error.lower()
+    if "current transaction is aborted" in text:
+        return ("an earlier statement of the same transaction failed and its error was swallowed (e.g. op.* helpers "
+                f"monkey-patched to catch exceptions); the first error in {log_path} is the real cause. Production "
+                "was not touched")
+    if "extension" in text and "version" in text:
+        return "pin an extension version the server offers (pg_available_extension_versions) or drop the VERSION clause"
+    if "could not create unique index" in text or "duplicate key" in text:
+        return ("production data has duplicates the new unique index/constraint rejects: clean them up in an "
+                "earlier migration (or deduplicate in this one) and dry-run again")
+    if "lock timeout" in text or "statement timeout" in text:
+        return "the migration needs a long lock or runs long: split it, or raise the timeouts deliberately"
+    return f"fix the migration and dry-run again; full output in {log_path}. Production was not touched"
+
+
+def dry_run(*, backup: Mapping[str, Any] | Backup, production_url: str, command: str, cwd: Path,
+            env: Mapping[str, str], log_path: Path, staging_url: str | None = None, lock_timeout_s: float = 5.0,
+            statement_timeout_s: float = 600.0, timeout_s: float | None = None,
+            redact: Callable[[str], str] = lambda text: text) -> DryRunResult:
+    """Restore ``backup`` into staging, run ``command`` there with DATABASE_URL/PGOPTIONS; StageFailed if it fails."""
+    if not isinstance(backup, Backup):
+        backup = Backup(**{k: v for k, v in backup.items() if k in Backup.__dataclass_fields__})
+    started = time.monotonic()
+    with staging_database(staging_url, production_url) as (url, described):
+        warnings = compare_servers(production_url, url)
+        for warning in warnings:
+            log.warning("staging_differs", detail=warning)
+        try:
+            restored = restore_backup(backup, url, clean=True)
+        except StageErrored as exc:
+            raise StageErrored(f"could not restore backup {backup.id} into staging: {exc.message}",
+                               where="db.dry_run", hint="the dry run needs a restorable backup of production") from None
+        run: MigrationRun = run_migration(url, command, cwd=cwd, env=env, log_path=log_path,
+                                          lock_timeout_s=lock_timeout_s, statement_timeout_s=statement_timeout_s,
+                                          timeout_s=timeout_s, redact=redact)
+    result = DryRunResult(ok=run.ok, backup_id=backup.id, staging=described, command=command,
+                          restore={k: restored[k] for k in ("row_counts", "duration_s")}, run=asdict(run),
+                          warnings=warnings, duration_s=round(time.monotonic() - started, 3))
+    log.info("dry_run_finished", ok=run.ok, backup_id=backup.id, revision_after=run.revision_after,
+             duration_s=result.duration_s)
+    if not run.ok:
+        statement = f"; failed statement: {run.statement}" if run.statement else ""
+        raise StageFailed(f"the migration failed on a copy of production ({described}): {run.error}{statement}",
+                          where="db.dry_run", hint=failure_hint(run.error, run.log), result=result.to_dict())
+    return result

@@ -180,14 +180,16 @@ def clean(c, all=False):
     return clean_local(_invocation(), everything=all)
 
 
-@task(help={"name": "Replay to run (see --list).", "list": "List the replays.", "json": "Print the run reports as JSON.",
-            "keep_running": "Keep the local default running afterwards."}, optional=["name"])
+@task(help={"name": "Replay to run, or `list` to list them (invoke has no optional positional arguments, so "
+                    "`invoke replay list` is the listing).", "json": "Print the run reports as JSON.",
+            "keep_running": "Keep the local default running afterwards."}, positional=["name"])
 @_boundary
-def replay(c, name=None, list=False, json=False, keep_running=False):
-    """Replay an incident from the seeds against the local default; exits with the pipeline's exit code."""
+def replay(c, name, json=False, keep_running=False):
+    """Replay an incident from the seeds against the local default (`replay list` lists them); exits with the
+    pipeline's exit code."""
     from deploypipe.replays.catalogue import REPLAYS
 
-    if list or not name:
+    if name in ("list", "--list"):
         for item in REPLAYS.values():
             print(f"{item.name:<26} exit {item.expected_exit}  {item.title}  (seed {item.seed})")
         return 0

@@ -1,0 +1,40 @@
+"""A copy of this repository's local default (render.yaml, examples/, pipelines/) started once per module."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from deploypipe.app import Invocation
+from deploypipe.localenv import maybe_local
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def make_project(tmp: Path) -> Path:
+    for name in ("render.yaml", "examples", "pipelines"):
+        source = ROOT / name
+        (shutil.copytree(source, tmp / name, ignore=shutil.ignore_patterns("__pycache__"))
+         if source.is_dir() else shutil.copy2(source, tmp / name))
+    return tmp
+
+
+def invocation(project: Path, **kwargs) -> Invocation:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RENDER_", "DEPLOYPIPE_", "DATABASE_URL"))}
+    env.update({"DEPLOYPIPE_OBSERVE_S": "2", "CI": "true"})
+    kwargs.setdefault("json_output", True)
+    return Invocation(pipeline="pipelines/local.yaml", project_dir=project, env=env, stdout=io.StringIO(),
+                      stderr=io.StringIO(), interactive=False, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory):
+    """(project dir, invocation inside a running local default); stopped at the end of the module."""
+    project = make_project(tmp_path_factory.mktemp("project"))
+    inv = invocation(project)
+    with maybe_local(inv):
+        yield project, inv

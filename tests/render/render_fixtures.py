@@ -82,3 +82,36 @@ def make_client(http: httpx.Client, clock: FakeClock, counter: Counter, **policy
     http.event_hooks["request"].append(counter)
     retry = RetryPolicy(rng=random.Random(7), **policy)
     return RenderClient(http, sleep=clock.sleep, clock=clock.time, wall_clock=clock.time, retry=retry)
+
+
+@dataclass
+class StageHarness:
+    """Builds StageContexts by hand the way the runner does, recording emitted journal events."""
+
+    render: Render
+    project_dir: Any
+    targets: Any
+    events: list[dict[str, Any]] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def context(self, stage_type: str, *, stage_id: str = "stage", prior: tuple = ()) -> Any:
+        import structlog
+
+        from deploypipe.resources import Resources
+        from deploypipe.stages.base import StageContext
+
+        resources = Resources(project_dir=self.project_dir, state_dir=self.project_dir / ".deploypipe", env={},
+                              targets=self.targets, render_factory=lambda: self.render.client,
+                              sleep=self.render.clock.sleep, clock=self.render.clock.time)
+
+        def emit(event: str, **fields: Any) -> None:
+            self.events.append({"event": event, "stage": stage_id, **fields})
+
+        return StageContext(run_id="run-1", stage_id=stage_id, stage_type=stage_type, pipeline_name="p",
+                            pipeline_path=self.project_dir / "p.yaml", run_dir=self.project_dir / "run",
+                            resources=resources, outputs=dict(self.outputs), emit=emit,
+                            log=structlog.get_logger("test").bind(stage=stage_id), sleep=self.render.clock.sleep,
+                            clock=self.render.clock.time, prior_events=prior)
+
+    def named(self, event: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["event"] == event]

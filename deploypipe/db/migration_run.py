@@ -59,14 +59,16 @@ def schema_diff(before: Mapping[str, list[str]], after: Mapping[str, list[str]])
 
 
 _SQL = re.compile(r"\[SQL: (?P<sql>.+?)\]", re.S)
-_ERROR = re.compile(r"^(?:.*?(?:psycopg\.errors\.|sqlalchemy\.exc\.)\w+\)? ?|ERROR:\s+)(?P<msg>.+)$", re.M)
+_ERRORS = (re.compile(r"\(psycopg\.errors\.\w+\) (?P<msg>.+)$", re.M),  # SQLAlchemy + psycopg (Alembic)
+           re.compile(r"^\s*(?:ERROR|FATAL):\s+(?P<msg>.+)$", re.M),  # psql, Prisma's "Database error"
+           re.compile(r"^\w+(?:\.\w+)*(?:Error|Exception): (?P<msg>.+)$", re.M))  # any Python exception line
 
 
 def failure_detail(output: str) -> tuple[str, str]:
     """(error, failing statement) from a migration tool's output (SQLAlchemy/psycopg, psql, Prisma)."""
-    errors = [m["msg"].strip() for m in _ERROR.finditer(output)]
+    error = next((m["msg"].strip() for pattern in _ERRORS for m in [pattern.search(output)] if m), None)
     statement = _SQL.search(output)
-    error = errors[0] if errors else (output.strip().splitlines()[-1] if output.strip() else "no output")
+    error = error or (output.strip().splitlines()[-1] if output.strip() else "no output")
     return error[:500], (" ".join(statement["sql"].split())[:500] if statement else "")
 
 

@@ -22,6 +22,15 @@ def _serving(inv) -> dict:
     return httpx.get(url + "/health", timeout=5).json() | {"url": url}
 
 
+def _sync(project, inv) -> None:
+    """What `invoke deploy` does first: commit the working tree's app into the repository the local Render builds."""
+    from pathlib import Path
+
+    from deploypipe.local.repo import LocalRepo
+
+    LocalRepo(Path(inv.env["DEPLOYPIPE_LOCAL_REPO"])).sync_from(project, ["render.yaml", "examples"])
+
+
 def test_deploy_redeploy_rollback_and_history_on_the_local_default(local):
     project, inv = local
     first = run_pipeline(inv)
@@ -33,15 +42,19 @@ def test_deploy_redeploy_rollback_and_history_on_the_local_default(local):
 
     with psycopg.connect(inv.env["DATABASE_URL"], autocommit=True) as conn:
         conn.execute("insert into notes (body) values ('kept across deploys')")
+    app = project / "examples" / "sampleapp" / "app.py"
+    app.write_text(app.read_text().replace('VERSION = "1.0.0"', 'VERSION = "1.0.1"'))
+    _sync(project, inv)
     second = run_pipeline(inv)
     assert second["exit_code"] == 0, second["message"]
     assert second["deploys"][0]["deploy_id"] != deployed["deploy_id"]
+    assert _serving(inv)["version"] == "1.0.1"
     assert httpx.get(health["url"] + "/notes").json()[0]["body"] == "kept across deploys"
 
     back = rollback(inv, service=None, to=None, run=None, yes=True)
     assert back["exit_code"] == 0 and back["outcome"] == "rollback_verified", back["message"]
     assert back["stages"][0]["outputs"]["to_deploy"] == deployed["deploy_id"]
-    assert _serving(inv)["commit"] == deployed["commit"]
+    assert _serving(inv)["commit"] == deployed["commit"] and _serving(inv)["version"] == "1.0.0"
 
     runs = run_summaries(project / ".deploypipe", 10)
     assert [r["outcome"] for r in runs[:3]] == ["rollback_verified", "deployed", "deployed"]

@@ -185,8 +185,7 @@ def clean(c, all=False):
             "keep_running": "Keep the local default running afterwards."}, positional=["name"])
 @_boundary
 def replay(c, name, json=False, keep_running=False):
-    """Replay an incident from the seeds against the local default (`replay list` lists them); exits with the
-    pipeline's exit code."""
+    """Replay a seed incident against the local default (`replay list` lists them)."""
     from deploypipe.replays.catalogue import REPLAYS
 
     if name in ("list", "--list"):
@@ -217,6 +216,81 @@ def replay(c, name, json=False, keep_running=False):
     return result.exit_code
 
 
+def _database(loaded, key: str | None) -> str:
+    from deploypipe.errors import UsageError
+
+    databases = loaded.spec.targets.databases
+    if key is None and len(databases) == 1:
+        key = next(iter(databases))
+    if key not in databases:
+        raise UsageError(f"--database {key}: not a database of pipeline {loaded.spec.name}",
+                         hint=f"one of: {', '.join(sorted(databases)) or 'none declared (targets.databases)'}")
+    return key
+
+
+@task(help={"pipeline": _PIPELINE_HELP, "database": "Database target key (needed when the pipeline has several).",
+            "list": "List backups instead of taking one.", "no_verify": "Skip the restore-and-count verification.",
+            "dir": "Backups directory (default .deploypipe/backups).", "json": "Print JSON."})
+@_boundary
+def backup(c, pipeline=None, database=None, list=False, no_verify=False, dir=".deploypipe/backups", json=False):
+    """Take a verified backup of a pipeline database now (pg_dump, 0600, sha256, restore-and-count check)."""
+    import json as jsonlib
+    from pathlib import Path as P
+
+    from deploypipe.app import load
+    from deploypipe.localenv import maybe_local
+
+    inv = _invocation(pipeline=pipeline)
+    backups_dir = P(dir) if P(dir).is_absolute() else inv.project_dir / dir
+    if list:
+        from deploypipe.db.backup import list_backups
+
+        rows = [{"id": b.id, "size_bytes": b.size_bytes, "verified": b.verified, "created_at": b.created_at,
+                 "run_id": b.run_id} for b in list_backups(backups_dir)]
+        print(jsonlib.dumps(rows, indent=2) if json else "\n".join(
+            f"{r['id']}  {r['size_bytes']:>12} bytes  verified={r['verified']}  run {r['run_id']}" for r in rows)
+            or f"no backups in {backups_dir}")
+        return 0
+    from deploypipe.db.commands import backup_command
+    from deploypipe.db.scratch import ScratchServer
+    from deploypipe.journal import new_run_id
+
+    with maybe_local(inv):
+        loaded = load(inv)
+        key = _database(loaded, database)
+        result = backup_command(url=loaded.spec.targets.databases[key].url, backups_dir=backups_dir, run_id=new_run_id(),
+                                scratch=None if no_verify else ScratchServer(inv.state_dir / "scratch-pg"))
+    print(jsonlib.dumps(result, indent=2, default=str) if json else
+          f"backup {result['backup_id']}: {result['size_bytes']} bytes, verified={result['verified']} -> {result['path']}")
+    return 0
+
+
+@task(help={"backup": "Backup id (see `backup --list`).", "target": "Database target key or URL to restore into.",
+            "yes_i_mean_production": "Required to restore into a production database.",
+            "reason": "Why (required for production; recorded with who and when).", "pipeline": _PIPELINE_HELP,
+            "dir": "Backups directory (default .deploypipe/backups).", "json": "Print JSON."})
+@_boundary
+def restore(c, backup, target, yes_i_mean_production=False, reason=None, pipeline=None, dir=".deploypipe/backups",
+            json=False):
+    """Restore a backup into a database; production targets need --yes-i-mean-production and --reason."""
+    import json as jsonlib
+    from pathlib import Path as P
+
+    from deploypipe.app import load
+    from deploypipe.db.commands import restore_command
+    from deploypipe.localenv import maybe_local
+
+    inv = _invocation(pipeline=pipeline)
+    backups_dir = P(dir) if P(dir).is_absolute() else inv.project_dir / dir
+    with maybe_local(inv):
+        loaded = load(inv)
+        result = restore_command(backups_dir=backups_dir, backup_id=backup, target=target, targets=loaded.spec.targets,
+                                 yes_i_mean_production=yes_i_mean_production, reason=reason)
+    print(jsonlib.dumps(result, indent=2, default=str) if json else
+          f"restored {result['backup_id']} into {result['target']} ({result['duration_s']}s)")
+    return 0
+
+
 @task(help={"port": "Port on 127.0.0.1 (default 10000).", "blueprint": "Blueprint file (default render.yaml).",
             "faults": "YAML/JSON file of fault rules.", "repo": "Git repository services build from (default .).",
             "data_dir": "Where builds, logs and state go (default .deploypipe/emulator)."})
@@ -232,7 +306,7 @@ def emulator(c, port=10000, blueprint="render.yaml", faults=None, repo=".", data
         raise Exit(code=code)
 
 
-ns = Collection(deploy, plan, rollback, history, schema, lint, replay, emulator, clean, test)
+ns = Collection(deploy, plan, rollback, history, schema, lint, backup, restore, replay, emulator, clean, test)
 
 
 def main() -> None:

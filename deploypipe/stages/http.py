@@ -29,17 +29,25 @@ class SmokeRequest(Params):
     expect_json: dict[str, Any] = Field(default_factory=dict, description="dotted.path: expected value.")
 
 
-def _wait_until_healthy(ctx: StageContext, spec: Probe, successes: int, interval_s: float, timeout_s: float) -> tuple[int, ProbeResult]:
-    """Poll until ``successes`` consecutive good probes; return (probes sent, last result) or raise StageFailed."""
+def _wait_until_healthy(ctx: StageContext, spec: Probe, successes: int, interval_s: float, timeout_s: float,
+                        failure_threshold: int | None = None) -> tuple[int, ProbeResult]:
+    """Poll until ``successes`` consecutive good probes; return (probes sent, last result) or raise StageFailed.
+
+    With ``failure_threshold``, that many consecutive failures fail at once: the release is already live (Render
+    health-gated it), so failing probes mean it is broken, not still starting.
+    """
     deadline = ctx.clock() + timeout_s
-    streak = sent = 0
+    streak = failures = sent = 0
     last = ProbeResult(False, "not probed yet")
     while True:
         last = probe(ctx.resources.http, spec)
         sent += 1
-        streak = streak + 1 if last.ok else 0
+        streak, failures = (streak + 1, 0) if last.ok else (0, failures + 1)
         if streak >= successes:
             return sent, last
+        if failure_threshold is not None and failures >= failure_threshold:
+            raise StageFailed(f"{spec.url} failed {failures} consecutive health checks: {last.reason}",
+                              where=f"stage {ctx.stage_id}")
         if ctx.clock() + interval_s > deadline:
             raise StageFailed(
                 f"{spec.url} not healthy after {timeout_s:g}s ({sent} probes): {last.reason}", where=f"stage {ctx.stage_id}"
@@ -98,7 +106,8 @@ class VerifyHealth:
         interval_s: float = Field(2.0, gt=0, description="Wait between probes.")
         healthy_within_s: float = Field(120.0, gt=0, description="Time allowed to become healthy.")
         observe_s: float = Field(60.0, ge=0, description="Observation window after the release is healthy.")
-        failure_threshold: int = Field(3, ge=1, description="Consecutive failures in the window that fail the release.")
+        failure_threshold: int = Field(3, ge=1, description="Consecutive failed checks that fail the release (once "
+                                                            "live, and in the observation window).")
         request_timeout_s: float = Field(5.0, gt=0)
         smoke: list[SmokeRequest] = Field(default_factory=list, description="Requests that must succeed afterwards.")
 
@@ -163,16 +172,22 @@ class VerifyHealth:
         return sent
 
     # -- stage -------------------------------------------------------------------
-    def run(self, ctx: StageContext, params: "VerifyHealth.Params") -> StageResult:
-        commit = self._deployed_commit(ctx, params.service) if params.expect_commit else None
-        spec = self._probe(ctx, params, commit)
-        sent, last = _wait_until_healthy(ctx, spec, params.successes, params.interval_s, params.healthy_within_s)
-        ctx.emit("health_verified", url=spec.url, probes=sent, commit=commit)
-        observed = self._observe(ctx, spec, params) if params.observe_s else 0
+    def _smoke(self, ctx: StageContext, params: "VerifyHealth.Params") -> None:
         for smoke in params.smoke:
             result = probe(ctx.resources.http, self._probe(ctx, params, None, smoke=smoke))
             if not result.ok:
                 raise StageFailed(f"smoke {smoke.method} {smoke.path}: {result.reason}", where=f"stage {ctx.stage_id}")
+
+    def run(self, ctx: StageContext, params: "VerifyHealth.Params") -> StageResult:
+        commit = self._deployed_commit(ctx, params.service) if params.expect_commit else None
+        spec = self._probe(ctx, params, commit)
+        sent, last = _wait_until_healthy(ctx, spec, params.successes, params.interval_s, params.healthy_within_s,
+                                         params.failure_threshold)
+        ctx.emit("health_verified", url=spec.url, probes=sent, commit=commit)
+        self._smoke(ctx, params)  # real endpoints right away: a release that 500s everywhere is caught in seconds
+        observed = self._observe(ctx, spec, params) if params.observe_s else 0
+        if params.observe_s:
+            self._smoke(ctx, params)
         return StageResult(
             outputs={"service": params.service, "url": spec.url, "commit": commit, "probes": sent + observed,
                      "observed_s": params.observe_s, "smoke": len(params.smoke)},
@@ -186,7 +201,8 @@ class VerifyHealth:
         commit = commits[params.service]
         spec = self._probe(ctx, params, commit)
         try:
-            sent, last = _wait_until_healthy(ctx, spec, params.successes, params.interval_s, params.healthy_within_s)
+            sent, last = _wait_until_healthy(ctx, spec, params.successes, params.interval_s, params.healthy_within_s,
+                                             params.failure_threshold)
         except StageFailed as exc:
             return Compensation(action="health_unverified", verified=False, summary=exc.message,
                                 details={"service": params.service, "url": spec.url, "commit": commit})

@@ -105,3 +105,20 @@ def test_smoke_request_failure_fails_the_stage(project, server):
     project.pipeline(_verify_pipeline(server.url, observe_s=0, smoke=[{"path": "/api", "expect_json": {"status": "x"}}]))
     report, _ = project.run()
     assert report["exit_code"] == 1 and "smoke GET /api: JSON status is 'healthy', expected 'x'" in report["message"]
+
+
+def test_verify_health_fails_fast_when_a_live_release_fails_consecutive_checks(project, server):
+    server.respond = lambda: (500, {"status": "unhealthy"})
+    start = project.sleeps.now
+    project.pipeline(_verify_pipeline(server.url, interval_s=2, failure_threshold=3, healthy_within_s=120))
+    report, _ = project.run()
+    assert report["exit_code"] == 1 and "failed 3 consecutive health checks: status 500" in report["message"]
+    assert project.sleeps.now - start <= 3 * 2 + 1  # detection within threshold x interval (+1 s), not 120 s
+
+
+def test_smoke_requests_run_as_soon_as_the_release_is_healthy(project, server):
+    project.pipeline(_verify_pipeline(server.url, observe_s=60, smoke=[{"path": "/api", "expect_status": [404]}]))
+    start = project.sleeps.now
+    report, _ = project.run()
+    assert report["exit_code"] == 1 and "smoke GET /api: status 200, expected 404" in report["message"]
+    assert project.sleeps.now - start < 60  # before the observation window, not after it

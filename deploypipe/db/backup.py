@@ -141,7 +141,13 @@ def create_backup(url: str, backups_dir: Path | str, *, fmt: Literal["custom", "
         finally:
             if isinstance(out_fd, int) and out_fd >= 0:
                 os.close(out_fd)
-        counts = row_counts(conn)  # while pg_dump streams, in the same snapshot
+        try:
+            counts = row_counts(conn)  # while pg_dump streams, in the same snapshot
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
+            raise
         _, stderr = proc.communicate()
     duration = time.monotonic() - started
     if proc.returncode != 0:

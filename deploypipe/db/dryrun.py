@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import structlog
 
-from deploypipe.db.backup import Backup, restore_backup
+from deploypipe.db.backup import Backup, load_backup, restore_backup
 from deploypipe.db.migration_run import MigrationRun, run_migration
 from deploypipe.db.pg import connect, mask_url, same_database
 from deploypipe.errors import StageErrored, StageFailed
@@ -113,7 +113,7 @@ def failure_hint(error: str, log_path: str) -> str:
     return f"fix the migration and dry-run again; full output in {log_path}. Production was not touched"
 
 
-def dry_run(*, backup: Mapping[str, Any] | Backup, production_url: str, command: str, cwd: Path,
+def dry_run(*, backup: Backup | Mapping[str, Any], production_url: str, command: str, cwd: Path,
             env: Mapping[str, str], log_path: Path, staging_url: str | None = None, lock_timeout_s: float = 5.0,
             statement_timeout_s: float = 600.0, timeout_s: float | None = None,
             redact: Callable[[str], str] = lambda text: text, restore_jobs: int | None = None) -> DryRunResult:
@@ -123,8 +123,8 @@ def dry_run(*, backup: Mapping[str, Any] | Backup, production_url: str, command:
     rows: the backup's verification already proved the counts.
     """
     jobs = restore_jobs or max(1, min(4, os.cpu_count() or 1))
-    if not isinstance(backup, Backup):
-        backup = Backup(**{k: v for k, v in backup.items() if k in Backup.__dataclass_fields__})
+    if not isinstance(backup, Backup):  # db.backup outputs: the metadata file next to the dump is authoritative
+        backup = load_backup(Path(backup["path"]).with_suffix(".json"))
     started = time.monotonic()
     with staging_database(staging_url, production_url) as (url, described):
         warnings = compare_servers(production_url, url)

@@ -140,7 +140,8 @@ def test_a_given_staging_database_is_used_and_the_production_database_is_refused
     with pytest.raises(StageFailed, match="staging_url points at the production database"):
         _dry(alembic_project, prod, backup, tmp_path, staging_url=prod)
     staging = new_db("staging")
-    result = _dry(alembic_project, prod, backup, tmp_path, staging_url=staging)
+    outputs = {"backup_id": backup.id, "path": backup.path, "verified": True}  # what db.backup hands on
+    result = _dry(alembic_project, prod, outputs, tmp_path, staging_url=staging)
     assert result.ok and result.run["revision_after"] == "0002"
     assert sql(staging, "select version_num from alembic_version") == [("0002",)]
     assert sql(prod, "select version_num from alembic_version") == [("0001",)]

@@ -106,14 +106,16 @@ def undo_deploy(ctx: StageContext, key: str, outputs: Mapping[str, Any], *, time
                             summary=f"{key}: no earlier deploy to roll back to; live now: "
                                     f"{_live_now(ctx, service_id) if service_id else 'unknown'}")
     if ours:
-        current = client.get_deploy(service_id, ours)
-        if current.in_progress:
+        current, cancelled = client.get_deploy(service_id, ours), False
+        if current.in_progress:  # e.g. the wait timed out without cancelling: stop it before it goes live
             client.cancel_deploy(service_id, ours)
+            cancelled = True
             current = _wait(ctx, key, service_id, ours, timeout_s=timeout_s, poll_s=poll_s, cancel=False)
-        if current.status != DeployStatus.LIVE and current.status in DeployStatus.TERMINAL:
+        if current.status in DeployStatus.FAILURE:  # it never went live: the previous release still serves
             live = client.live_deploy(service_id)
             verified = live is not None and live.id == previous
-            return Compensation(action="canceled", verified=verified, details={**details, "status": current.status},
+            return Compensation(action="canceled" if cancelled else "nothing_to_do", verified=verified,
+                                details={**details, "status": current.status},
                                 summary=f"{key}: deploy {ours} ended {current.status} before going live; "
                                         f"live now: {_live_now(ctx, service_id)}")
     final, note = roll_back(ctx, key, service_id, previous, timeout_s=timeout_s, poll_s=poll_s,

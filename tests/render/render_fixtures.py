@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from deploypipe.emulator import Emulator, in_process_client
+from deploypipe.emulator import Emulator
 from deploypipe.emulator.blueprint import ServiceDef
 from deploypipe.emulator.runtime import SimulatedRuntime
 from deploypipe.render import RenderClient, RetryPolicy

@@ -15,7 +15,7 @@ from deploypipe.errors import (
 )
 from deploypipe.emulator import in_process_client
 
-from render_fixtures import API_KEY, Counter, make_client
+from render_fixtures import Counter, make_client
 
 
 def _add_services(render, count: int) -> None:

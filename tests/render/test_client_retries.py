@@ -7,7 +7,6 @@ import pytest
 from render_fixtures import API_KEY, Counter, make_client
 from structlog.testing import capture_logs
 
-from deploypipe.emulator import in_process_client
 from deploypipe.emulator.transport import InProcessTransport
 from deploypipe.emulator.app import create_app
 from deploypipe.errors import ProviderError, TransientProviderError

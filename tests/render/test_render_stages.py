@@ -230,3 +230,15 @@ def test_rollback_with_nothing_to_return_to_fails_and_says_what_is_live(stages):
     live = stages.render.deploy_live(commit="1" * 40)
     with pytest.raises(StageFailed, match=f"no earlier successful deploy to roll back to \\(live: {live} at commit"):
         RenderRollback().run(stages.context("render.rollback"), RenderRollback.Params(service="web"))
+
+
+def test_a_timed_out_deploy_left_running_is_cancelled_by_its_compensation(stages):
+    old = stages.render.deploy_live(commit="1" * 40)
+    with pytest.raises(StageFailed, match="still build_in_progress after 10s; it may still go live") as info:
+        _deploy(stages, commit="2" * 40, timeout_s=10, cancel_on_timeout=False)
+    assert info.value.attrs["production_changed"] is True
+    outputs = info.value.attrs["outputs"]
+    comp = RenderDeploy().compensate(stages.context("render.deploy"), RenderDeploy.Params(service="web"), outputs)
+    assert (comp.action, comp.verified) == ("canceled", True)
+    assert stages.render.client.live_deploy(SRV).id == old
+    assert stages.render.service().deploys[-1].status == "canceled"

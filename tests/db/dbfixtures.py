@@ -17,7 +17,7 @@ import pytest
 
 from deploypipe.embedded_pg import EmbeddedPostgres, start_embedded
 
-__all__ = ["AlembicProject", "Sleeps", "alembic_project", "new_db", "pg_server", "sql"]
+__all__ = ["AlembicProject", "Sleeps", "StageRunner", "alembic_project", "new_db", "pg_server", "sql"]
 
 _counter = itertools.count()
 
@@ -140,3 +140,47 @@ class Sleeps:
 
     def clock(self) -> float:
         return self.now
+
+
+@dataclass
+class StageRunner:
+    """Runs stages with a hand-built StageContext; keeps outputs by stage id and the emitted events."""
+
+    root: Path
+    databases: dict[str, str]
+    env: dict[str, str]
+    confirm: Callable[[str], bool] = lambda question: False
+    outputs: dict[str, dict] = field(default_factory=dict)
+    events: list[dict] = field(default_factory=list)
+    run_id: str = "run-0001"
+
+    def context(self, stage_id: str, stage_type: str, sleep: Callable[[float], None] | None = None,
+                clock: Callable[[], float] | None = None):
+        import time
+
+        import structlog
+
+        from deploypipe.resources import Resources
+        from deploypipe.spec.targets import DatabaseTarget, Targets
+        from deploypipe.stages.base import StageContext
+
+        targets = Targets(databases={k: DatabaseTarget(url=u) for k, u in self.databases.items()})
+        resources = Resources(project_dir=self.root, state_dir=self.root / ".deploypipe", env=self.env,
+                              targets=targets, confirm=self.confirm)
+        run_dir = self.root / ".deploypipe" / "runs" / self.run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return StageContext(run_id=self.run_id, stage_id=stage_id, stage_type=stage_type, pipeline_name="test",
+                            pipeline_path=self.root / "pipeline.yaml", run_dir=run_dir, resources=resources,
+                            outputs=dict(self.outputs),
+                            emit=lambda event, **fields: self.events.append({"event": event, **fields}),
+                            log=structlog.get_logger("test"), sleep=sleep or time.sleep, clock=clock or time.monotonic)
+
+    def run(self, stage_id: str, stage_cls: type, **params):
+        stage = stage_cls()
+        parsed = stage_cls.Params(**params)
+        result = stage.run(self.context(stage_id, stage_cls.type), parsed)
+        self.outputs[stage_id] = {**result.outputs, "_type": stage_cls.type}
+        return result
+
+    def compensate(self, stage_id: str, stage_cls: type, outputs: dict, **params):
+        return stage_cls().compensate(self.context(stage_id, stage_cls.type), stage_cls.Params(**params), outputs)

@@ -43,6 +43,8 @@ def _wait_until_healthy(ctx: StageContext, spec: Probe, successes: int, interval
         last = probe(ctx.resources.http, spec)
         sent += 1
         streak, failures = (streak + 1, 0) if last.ok else (0, failures + 1)
+        if not last.ok:
+            ctx.emit("health_check_failed", url=spec.url, reason=last.reason, consecutive_failures=failures)
         if streak >= successes:
             return sent, last
         if failure_threshold is not None and failures >= failure_threshold:

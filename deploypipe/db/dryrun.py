@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator, Mapping
 import structlog
 
 from deploypipe.db.backup import Backup, load_backup, restore_backup
+from deploypipe.db.compat import check_compat
 from deploypipe.db.migration_run import MigrationRun, run_migration
 from deploypipe.db.pg import connect, mask_url, same_database
 from deploypipe.errors import StageErrored, StageFailed
@@ -43,6 +44,7 @@ class DryRunResult:
     run: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
     duration_s: float = 0.0
+    compat: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -116,11 +118,15 @@ def failure_hint(error: str, log_path: str) -> str:
 def dry_run(*, backup: Backup | Mapping[str, Any], production_url: str, command: str, cwd: Path,
             env: Mapping[str, str], log_path: Path, staging_url: str | None = None, lock_timeout_s: float = 5.0,
             statement_timeout_s: float = 600.0, timeout_s: float | None = None,
-            redact: Callable[[str], str] = lambda text: text, restore_jobs: int | None = None) -> DryRunResult:
+            redact: Callable[[str], str] = lambda text: text, restore_jobs: int | None = None,
+            compat_command: str | None = None, compat_health_path: str = "/health",
+            compat_timeout_s: float = 30.0) -> DryRunResult:
     """Restore ``backup`` into staging, run ``command`` there with DATABASE_URL/PGOPTIONS; StageFailed if it fails.
 
     The restore runs with ``restore_jobs`` parallel jobs (default: up to 4, one per core) and does not recount
-    rows: the backup's verification already proved the counts.
+    rows: the backup's verification already proved the counts. With ``compat_command`` (the live release's start
+    command) the live release is then started against the migrated copy and must answer 200 on
+    ``compat_health_path`` within ``compat_timeout_s`` (see deploypipe.db.compat).
     """
     jobs = restore_jobs or max(1, min(4, os.cpu_count() or 1))
     if not isinstance(backup, Backup):  # db.backup outputs: the metadata file next to the dump is authoritative
@@ -138,13 +144,25 @@ def dry_run(*, backup: Backup | Mapping[str, Any], production_url: str, command:
         run: MigrationRun = run_migration(url, command, cwd=cwd, env=env, log_path=log_path,
                                           lock_timeout_s=lock_timeout_s, statement_timeout_s=statement_timeout_s,
                                           timeout_s=timeout_s, redact=redact)
-    result = DryRunResult(ok=run.ok, backup_id=backup.id, staging=described, command=command,
-                          restore={k: restored[k] for k in ("row_counts", "duration_s")}, run=asdict(run),
-                          warnings=warnings, duration_s=round(time.monotonic() - started, 3))
+        compat = None
+        if run.ok and compat_command:
+            compat = check_compat(url, command=compat_command, cwd=cwd, env=env, health_path=compat_health_path,
+                                  timeout_s=compat_timeout_s, redact=redact,
+                                  log_path=log_path.with_name(log_path.stem + ".compat.log"))
+    result = DryRunResult(ok=run.ok and (compat is None or compat.ok), backup_id=backup.id, staging=described,
+                          command=command, restore={k: restored[k] for k in ("row_counts", "duration_s")},
+                          run=asdict(run), warnings=warnings, duration_s=round(time.monotonic() - started, 3),
+                          compat=compat.to_dict() if compat else None)
     log.info("dry_run_finished", ok=run.ok, backup_id=backup.id, revision_after=run.revision_after,
              duration_s=result.duration_s)
     if not run.ok:
         statement = f"; failed statement: {run.statement}" if run.statement else ""
         raise StageFailed(f"the migration failed on a copy of production ({described}): {run.error}{statement}",
                           where="db.dry_run", hint=failure_hint(run.error, run.log), result=result.to_dict())
+    if compat is not None and not compat.ok:
+        raise StageFailed(f"the migration ran on the copy, but the live release is not healthy on the migrated "
+                          f"schema: {compat.error}", where="db.dry_run compat",
+                          hint="during the deploy (and after a rollback with on_rollback: leave) the live release "
+                               "runs on this schema: make the migration backward compatible (expand now, contract "
+                               f"in a later deploy); output in {compat.log}", result=result.to_dict())
     return result

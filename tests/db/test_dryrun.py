@@ -145,3 +145,54 @@ def test_a_given_staging_database_is_used_and_the_production_database_is_refused
     assert result.ok and result.run["revision_after"] == "0002"
     assert sql(staging, "select version_num from alembic_version") == [("0002",)]
     assert sql(prod, "select version_num from alembic_version") == [("0001",)]
+
+
+LIVE_RELEASE = '''
+import os, psycopg
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+
+class Health(BaseHTTPRequestHandler):
+    def do_GET(self):
+        try:
+            with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
+                conn.execute("select id, email, name from users limit 1").fetchall()  # what the live code reads
+            code, body = 200, b"ok"
+        except Exception as exc:
+            code, body = 500, str(exc).encode()
+        self.send_response(code)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+HTTPServer((os.environ["HOST"], int(os.environ["PORT"])), Health).serve_forever()
+'''
+
+
+def test_the_live_release_is_checked_against_the_migrated_copy_and_a_contracting_migration_is_caught(
+        alembic_project, new_db, tmp_path):
+    prod = _production(alembic_project, new_db, duplicates=False)
+    (alembic_project.root / "release.py").write_text(LIVE_RELEASE)
+    compat = dict(compat_command=f"{sys.executable} release.py", compat_timeout_s=20)
+    alembic_project.revision("0002", "0001", 'op.add_column("users", sa.Column("bio", sa.Text))')
+    backup = create_backup(prod, tmp_path / "b", run_id="r1")
+    expanded = _dry(alembic_project, prod, backup, tmp_path, **compat)
+    assert expanded.ok and expanded.compat["ok"] and expanded.compat["status_code"] == 200
+
+    alembic_project.revision("0003", "0002", 'op.drop_column("users", "name")')
+    with pytest.raises(StageFailed) as failed:
+        _dry(alembic_project, prod, backup, tmp_path, **compat)
+    assert "live release is not healthy on the migrated schema: health answered 500" in str(failed.value)
+    assert "expand" in failed.value.hint
+    assert failed.value.attrs["result"]["compat"]["body"].startswith('column "name" does not exist')
+
+
+def test_a_live_release_that_exits_at_start_fails_the_compatibility_check(alembic_project, new_db, tmp_path):
+    prod = _production(alembic_project, new_db, duplicates=False)
+    alembic_project.revision("0002", "0001", 'op.add_column("users", sa.Column("bio", sa.Text))')
+    backup = create_backup(prod, tmp_path / "b", run_id="r1")
+    with pytest.raises(StageFailed, match="exited with code 3 before answering; last output: boom"):
+        _dry(alembic_project, prod, backup, tmp_path, compat_command="echo boom; exit 3")

@@ -1,0 +1,133 @@
+"""Compatibility check: does the currently-live release still start and answer healthy on the migrated schema?
+
+During a deploy the old release keeps serving on the new schema until the new
+release is live, and stays on it if the deploy rolls back with
+``on_rollback: leave``. The dry run can prove that on the staging copy: start
+the live release's command with ``DATABASE_URL`` pointing at staging and a
+free ``PORT`` on 127.0.0.1, poll its health path, stop it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import httpx
+import structlog
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, retry_if_result, wait_fixed
+
+from deploypipe.errors import StageErrored
+
+__all__ = ["CompatResult", "check_compat", "free_port"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class CompatResult:
+    """Outcome of one compatibility check; ``error`` says why it is not healthy."""
+
+    ok: bool
+    url: str
+    status_code: int | None
+    body: str
+    duration_s: float
+    log: str
+    error: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=5)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
+def check_compat(database_url: str, *, command: str, cwd: Path, env: Mapping[str, str], log_path: Path,
+                 health_path: str = "/health", timeout_s: float = 30.0, interval_s: float = 0.2,
+                 unhealthy_answers: int = 3,
+                 client: httpx.Client | None = None, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic,
+                 redact: Callable[[str], str] = lambda text: text) -> CompatResult:
+    """Start ``command`` against ``database_url`` and wait (up to ``timeout_s``) for a 200 from ``health_path``.
+
+    Connection errors are waited out (the release is starting); ``unhealthy_answers`` non-200 answers in a row end
+    the check early as unhealthy.
+    """
+    port = free_port()
+    url = f"http://127.0.0.1:{port}{health_path}"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    started = clock()
+    deadline = started + timeout_s
+    own_client = client is None
+    client = client or httpx.Client(timeout=httpx.Timeout(5.0, connect=2.0))
+    out = open(log_path, "wb")
+    try:
+        proc = subprocess.Popen(["bash", "-c", command], cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True,
+                                env={**env, "DATABASE_URL": database_url, "PORT": str(port), "HOST": "127.0.0.1"})
+    except OSError as exc:
+        out.close()
+        raise StageErrored(f"cannot start the live release for the compatibility check: {exc}",
+                           where="db.dry_run compat", hint="check compat_command and cwd") from None
+    last: dict[str, Any] = {"status": None, "body": "", "error": "no answer yet", "bad_answers": 0}
+
+    def probe() -> bool:
+        """True when polling can stop: healthy, exited, or ``unhealthy_answers`` bad answers in a row."""
+        if proc.poll() is not None:
+            last.update(error=f"the release exited with code {proc.returncode} before answering")
+            return True
+        response = client.get(url)
+        healthy_now = response.status_code == 200
+        last.update(status=response.status_code, body=response.text[:500],
+                    error="" if healthy_now else f"health answered {response.status_code}",
+                    bad_answers=0 if healthy_now else last["bad_answers"] + 1)
+        return healthy_now or last["bad_answers"] >= unhealthy_answers
+
+    def give_up(state: RetryCallState) -> bool:
+        return clock() >= deadline
+
+    def transport_error(state: RetryCallState) -> None:
+        if state.outcome is not None and state.outcome.failed:
+            last.update(error=f"no answer: {type(state.outcome.exception()).__name__}")
+
+    try:
+        retrying = Retrying(stop=give_up, wait=wait_fixed(interval_s), sleep=sleep, before_sleep=transport_error,
+                            retry=retry_if_exception_type(httpx.TransportError) | retry_if_result(lambda ok: not ok),
+                            retry_error_callback=lambda state: False)
+        healthy = bool(retrying(probe)) and not last["error"]
+    finally:
+        _stop(proc)
+        out.close()
+        if own_client:
+            client.close()
+    output = redact(Path(log_path).read_text(encoding="utf-8", errors="replace"))
+    Path(log_path).write_text(output, encoding="utf-8")  # the release's own output may name secrets
+    error = "" if healthy else (last["error"] or "not healthy") + (
+        f"; last output: {output.strip().splitlines()[-1][:300]}" if output.strip() else "")
+    result = CompatResult(ok=healthy, url=url, status_code=last["status"], body=redact(last["body"]),
+                          duration_s=round(clock() - started, 3), log=str(log_path), error=error)
+    log.info("compat_checked", ok=healthy, status_code=last["status"], duration_s=result.duration_s)
+    return result

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
 import structlog
 import structlog.testing
 
+from notify_fixtures import SECRET_PATH
+
 from deploypipe.resources import Resources
 from deploypipe.stages.base import StageContext
 from deploypipe.stages.notify import NotifyWebhook
-
-SECRET_PATH = "/services/T0001/B0002/s3cr3tW3bh00kT0ken"
 
 RUN = {
     "run_id": "20251120T101500-ab12", "pipeline": "production", "outcome": "running", "exit_code": 0,
@@ -42,54 +40,6 @@ FAILED_RUN = {
     "rollback": {"performed": True, "verified": True,
                  "items": [{"stage": "deploy-api", "summary": "rolled back to dep-100", "verified": True}]},
 }
-
-
-class Receiver:
-    """A tiny webhook receiver: records each POST and answers from a script of statuses (then 200)."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.statuses: list[int] = []
-        self.headers: dict[str, str] = {}
-        self.hang = threading.Event()  # set = answer; cleared = hold the request until released
-        self.hang.set()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                length = int(self.headers.get("content-length", 0))
-                receiver.requests.append({"path": self.path, "content_type": self.headers.get("content-type"),
-                                          "body": json.loads(self.rfile.read(length))})
-                if not receiver.hang.is_set():
-                    receiver.hang.wait(5)
-                    return
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
-                self.send_response(status)
-                for key, value in receiver.headers.items():
-                    self.send_header(key, value)
-                payload = b"ok" if status < 300 else b"invalid_token"
-                self.send_header("content-length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}{SECRET_PATH}"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    rec = Receiver()
-    thread = threading.Thread(target=rec.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield rec
-    rec.hang.set()
-    rec.server.shutdown()
-    rec.server.server_close()
-    thread.join(5)
 
 
 class Harness:

@@ -237,7 +237,8 @@ class _Linter:
         if service.get("type") in ("keyvalue", "redis"):
             return
         if "autoDeployTrigger" in service:
-            if str(service["autoDeployTrigger"]).lower() != "off":
+            trigger = service["autoDeployTrigger"]
+            if trigger is not False and str(trigger).lower() != "off":  # an unquoted `off` is YAML 1.1's False
                 self.add("auto-deploy-on", name, f"autoDeployTrigger is {service['autoDeployTrigger']!r}: a push "
                          "deploys without the pipeline's backup, migration and health checks",
                          path + ("autoDeployTrigger",), "autoDeployTrigger")

@@ -193,7 +193,8 @@ def test_auto_deploy_is_only_checked_for_services_the_pipeline_deploys(tmp_path)
 
 def test_auto_deploy_off_either_way_is_clean(tmp_path):
     path = blueprint(tmp_path, "services:\n  - type: web\n    name: a\n    healthCheckPath: /h\n    autoDeploy: false\n"
-                               "  - type: web\n    name: b\n    healthCheckPath: /h\n    autoDeployTrigger: 'off'\n")
+                               "  - type: web\n    name: b\n    healthCheckPath: /h\n    autoDeployTrigger: 'off'\n"
+                               "  - type: web\n    name: c\n    healthCheckPath: /h\n    autoDeployTrigger: off\n")
     assert lint_blueprint(path) == []
 
 

@@ -97,7 +97,8 @@ class Runner:
         self.message = ""
 
     # -- context -----------------------------------------------------------------
-    def _context(self, stage: StageSpec, attempt: int = 1, prior: tuple[Mapping[str, Any], ...] = ()) -> StageContext:
+    def _context(self, stage: StageSpec, attempt: int = 1, prior: tuple[Mapping[str, Any], ...] = (),
+                 outcome: str = "running") -> StageContext:
         timeout = stage.timeout_s if stage.timeout_s is not None else self.spec.defaults.timeout_s
         bound = log.bind(stage=stage.id, stage_type=stage.type)
 
@@ -105,7 +106,7 @@ class Runner:
             self.journal.emit(event, stage=stage.id, **fields)
 
         outputs = dict(self.outputs)
-        outputs["_run"] = self._summary("running")
+        outputs["_run"] = self._summary(outcome)
         return StageContext(
             run_id=self.journal.run_id, stage_id=stage.id, stage_type=stage.type, pipeline_name=self.spec.name,
             pipeline_path=self.loaded.path, run_dir=self.journal.run_dir, resources=self.resources,
@@ -131,7 +132,8 @@ class Runner:
             sleep=self.sleep, reraise=True, before_sleep=before_sleep,
         )
 
-    def _run_stage(self, stage: StageSpec, prior: tuple[Mapping[str, Any], ...] = ()) -> BaseException | None:
+    def _run_stage(self, stage: StageSpec, prior: tuple[Mapping[str, Any], ...] = (),
+                   outcome: str = "running") -> BaseException | None:
         record = self.records[stage.id]
         impl = get_stage(stage.type)
         params = self.loaded.params[stage.id]
@@ -143,7 +145,7 @@ class Runner:
             for attempt in self._retrying(stage):
                 with attempt:
                     record.attempts = attempt.retry_state.attempt_number
-                    result: StageResult = impl.run(self._context(stage, record.attempts, prior), params)
+                    result: StageResult = impl.run(self._context(stage, record.attempts, prior, outcome), params)
         except BaseException as exc:  # noqa: BLE001 - every failure is recorded, KeyboardInterrupt included
             record.duration_s = round(self.clock() - started, 3)
             record.error = _error_dict(exc)
@@ -280,11 +282,11 @@ class Runner:
                 if outcome == "needs_human":
                     broken = [i for i in self.rollback["items"] if not i["verified"]]
                     self.message += "; ROLLBACK NOT VERIFIED: " + "; ".join(f"{i['stage']}: {i['summary']}" for i in broken)
-            self._finalizers(failure=True)
+            self._finalizers(failure=True, outcome=outcome)
             if isinstance(exc, KeyboardInterrupt):
                 self.message += " (interrupted)"
         else:
-            self._finalizers(failure=False)
+            self._finalizers(failure=False, outcome="deployed")
         return started_at, outcome
 
     def undo(self, previous: list[Mapping[str, Any]], undoing: str) -> dict[str, Any]:
@@ -308,13 +310,14 @@ class Runner:
                                                             for i in self.rollback["items"] if not i["verified"]))
         return self._finish("rollback_verified" if verified else "rollback_failed", started_at, None)
 
-    def _finalizers(self, *, failure: bool) -> None:
+    def _finalizers(self, *, failure: bool, outcome: str) -> None:
+        """Run the `always` / `on_failure` stages still due; they see the run's provisional outcome in `_run`."""
         for stage in self.spec.stages:
             if self.records[stage.id].status != "not_run" or stage.when not in ("always", "on_failure"):
                 continue
             if stage.when == "on_failure" and not failure:
                 continue
-            self._run_stage(stage)
+            self._run_stage(stage, outcome=outcome)
 
     def _finish(self, outcome: str, started_at: datetime, resumed_from: str | None) -> dict[str, Any]:
         exit_code = int(OUTCOMES[outcome])

@@ -47,6 +47,11 @@ def _free_port() -> int:
 
 
 def _alive(pid: int) -> bool:
+    try:  # our own child that exited is a zombie until reaped: reap it, then it is gone
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
     try:
         os.kill(pid, 0)
     except (ProcessLookupError, PermissionError):

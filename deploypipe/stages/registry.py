@@ -25,6 +25,8 @@ STAGE_TYPES: dict[str, str] = {
     "db.lint": "deploypipe.stages.db:DbLint",
     "db.dry_run": "deploypipe.stages.db:DbDryRun",
     "db.migrate": "deploypipe.stages.db:DbMigrate",
+    "lint.blueprint": "deploypipe.stages.lint:LintBlueprint",
+    "notify.webhook": "deploypipe.stages.notify:NotifyWebhook",
 }
 
 

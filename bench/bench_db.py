@@ -186,6 +186,9 @@ def main() -> None:
         print(f"bare pg_restore -j{jobs} + alembic:     {bare_dry_j:7.1f}s  (dry_run restores with -j{jobs} too)")
         print(f"dry_run (ephemeral staging):       {ours_dry_s:7.1f}s  = {ours_dry_s / bare_dry_s:.3f}x bare  "
               f"and {ours_dry_s / bare_dry_j:.3f}x bare -j{jobs} (target <= 1.10x; revision {result.run['revision_after']}, changes {result.run['schema_changes']})")
+        restore_s, migrate_s = result.restore["duration_s"], result.run["duration_s"]
+        print(f"  dry_run breakdown: restore {restore_s:.1f}s, migration {migrate_s:.1f}s, staging server + checks "
+              f"{ours_dry_s - restore_s - migrate_s:.1f}s")
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak RSS of this Python process:   {peak_mb:7.1f} MB  (target < 150 MB)")
     finally:

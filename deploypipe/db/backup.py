@@ -210,13 +210,14 @@ def retain(backups_dir: Path | str, keep: int) -> list[str]:
 
 
 def restore_backup(backup: Backup, target_url: str, *, clean: bool = True, jobs: int | None = None,
-                   count_rows: bool = True) -> dict[str, Any]:
+                   count_rows: bool = True, checked_sha256: str | None = None) -> dict[str, Any]:
     """pg_restore ``backup`` into ``target_url`` (owners and grants skipped); returns row counts compared.
 
     Without ``jobs`` the restore is one transaction (all or nothing); with ``jobs`` it runs in parallel.
     ``count_rows=False`` skips the exact recount (the dry run: verification already compared them).
+    ``checked_sha256`` is the file's hash when the caller just computed it (in parallel with other work).
     """
-    if file_sha256(backup.path) != backup.sha256:
+    if (checked_sha256 or file_sha256(backup.path)) != backup.sha256:
         raise StageFailed(f"backup {backup.id} does not match its recorded sha256", where=backup.path,
                           hint="the file changed or is corrupt since it was taken: do not restore it")
     url, env = tool_target(target_url)

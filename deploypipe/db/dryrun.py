@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,8 +22,8 @@ from typing import Any, Callable, Iterator, Mapping
 
 import structlog
 
-from deploypipe.db.backup import Backup, load_backup, restore_backup
-from deploypipe.db.compat import check_compat
+from deploypipe.db.backup import Backup, file_sha256, load_backup, restore_backup
+from deploypipe.db.compat import CompatResult, check_compat
 from deploypipe.db.migration_run import MigrationRun, run_migration
 from deploypipe.db.pg import connect, mask_url, same_database
 from deploypipe.errors import StageErrored, StageFailed
@@ -132,23 +133,17 @@ def dry_run(*, backup: Backup | Mapping[str, Any], production_url: str, command:
     if not isinstance(backup, Backup):  # db.backup outputs: the metadata file next to the dump is authoritative
         backup = load_backup(Path(backup["path"]).with_suffix(".json"))
     started = time.monotonic()
-    with staging_database(staging_url, production_url) as (url, described):
-        warnings = compare_servers(production_url, url)
-        for warning in warnings:
-            log.warning("staging_differs", detail=warning)
-        try:
-            restored = restore_backup(backup, url, clean=True, jobs=jobs, count_rows=False)
-        except StageErrored as exc:
-            raise StageErrored(f"could not restore backup {backup.id} into staging: {exc.message}",
-                               where="db.dry_run", hint="the dry run needs a restorable backup of production") from None
-        run: MigrationRun = run_migration(url, command, cwd=cwd, env=env, log_path=log_path,
-                                          lock_timeout_s=lock_timeout_s, statement_timeout_s=statement_timeout_s,
-                                          timeout_s=timeout_s, redact=redact)
-        compat = None
-        if run.ok and compat_command:
-            compat = check_compat(url, command=compat_command, cwd=cwd, env=env, health_path=compat_health_path,
-                                  timeout_s=compat_timeout_s, redact=redact,
-                                  log_path=log_path.with_name(log_path.stem + ".compat.log"))
+    with ThreadPoolExecutor(max_workers=1) as pool:  # hash the dump while the staging server starts
+        digest = pool.submit(file_sha256, backup.path)
+        with staging_database(staging_url, production_url) as (url, described):
+            warnings = compare_servers(production_url, url)
+            for warning in warnings:
+                log.warning("staging_differs", detail=warning)
+            restored, run, compat = _rehearse(backup, url, digest.result(), jobs=jobs, command=command, cwd=cwd,
+                                              env=env, log_path=log_path, lock_timeout_s=lock_timeout_s,
+                                              statement_timeout_s=statement_timeout_s, timeout_s=timeout_s,
+                                              redact=redact, compat_command=compat_command,
+                                              compat_health_path=compat_health_path, compat_timeout_s=compat_timeout_s)
     result = DryRunResult(ok=run.ok and (compat is None or compat.ok), backup_id=backup.id, staging=described,
                           command=command, restore={k: restored[k] for k in ("row_counts", "duration_s")},
                           run=asdict(run), warnings=warnings, duration_s=round(time.monotonic() - started, 3),
@@ -166,3 +161,24 @@ def dry_run(*, backup: Backup | Mapping[str, Any], production_url: str, command:
                                "runs on this schema: make the migration backward compatible (expand now, contract "
                                f"in a later deploy); output in {compat.log}", result=result.to_dict())
     return result
+
+
+def _rehearse(backup: Backup, url: str, sha256: str, *, jobs: int, command: str, cwd: Path, env: Mapping[str, str],
+              log_path: Path, lock_timeout_s: float, statement_timeout_s: float, timeout_s: float | None,
+              redact: Callable[[str], str], compat_command: str | None, compat_health_path: str,
+              compat_timeout_s: float) -> tuple[dict[str, Any], MigrationRun, CompatResult | None]:
+    """Restore, migrate, and (optionally) check the live release, all on staging ``url``."""
+    try:
+        restored = restore_backup(backup, url, clean=True, jobs=jobs, count_rows=False, checked_sha256=sha256)
+    except StageErrored as exc:
+        raise StageErrored(f"could not restore backup {backup.id} into staging: {exc.message}",
+                           where="db.dry_run", hint="the dry run needs a restorable backup of production") from None
+    run: MigrationRun = run_migration(url, command, cwd=cwd, env=env, log_path=log_path,
+                                      lock_timeout_s=lock_timeout_s, statement_timeout_s=statement_timeout_s,
+                                      timeout_s=timeout_s, redact=redact)
+    compat = None
+    if run.ok and compat_command:
+        compat = check_compat(url, command=compat_command, cwd=cwd, env=env, health_path=compat_health_path,
+                              timeout_s=compat_timeout_s, redact=redact,
+                              log_path=log_path.with_name(log_path.stem + ".compat.log"))
+    return restored, run, compat

@@ -131,3 +131,21 @@ def test_retain_keeps_the_newest_backups_and_list_is_oldest_first(new_db, tmp_pa
     assert find_backup(tmp_path / "b", ids[2]).id == ids[2]
     with pytest.raises(StageFailed, match="no backup 'nope'"):
         find_backup(tmp_path / "b", "nope")
+
+
+def test_verification_fails_when_the_restored_rows_differ_from_the_recorded_counts(new_db, pg_server, tmp_path):
+    source = new_db("counts")
+    _populate(source)
+    backup = create_backup(source, tmp_path / "backups", run_id="r-counts")
+    backup.row_counts = {**backup.row_counts, "public.orders": 2001}  # as if rows were lost in the dump
+    verification = verify_backup(backup, *_scratch(pg_server))
+    assert not verification.ok
+    assert verification.problem == "restored row counts differ from the recorded ones: public.orders 2001 -> 2000"
+
+
+def test_pg_tools_get_the_password_through_the_environment_never_the_command_line():
+    from deploypipe.db.pg import tool_target
+
+    url, env = tool_target("postgresql://app:s3cret%2F1@db.example:5432/app?sslmode=require")
+    assert url == "postgresql://app@db.example:5432/app?sslmode=require" and env == {"PGPASSWORD": "s3cret/1"}
+    assert tool_target("postgresql://app@/app?host=/tmp/sock") == ("postgresql://app@/app?host=/tmp/sock", {})

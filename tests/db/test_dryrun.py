@@ -196,3 +196,14 @@ def test_a_live_release_that_exits_at_start_fails_the_compatibility_check(alembi
     backup = create_backup(prod, tmp_path / "b", run_id="r1")
     with pytest.raises(StageFailed, match="exited with code 3 before answering; last output: boom"):
         _dry(alembic_project, prod, backup, tmp_path, compat_command="echo boom; exit 3")
+
+
+def test_a_backup_changed_after_it_was_taken_is_never_restored_into_staging(alembic_project, new_db, tmp_path):
+    prod = _production(alembic_project, new_db, duplicates=False)
+    alembic_project.revision("0002", "0001", 'op.add_column("users", sa.Column("bio", sa.Text))')
+    backup = create_backup(prod, tmp_path / "b", run_id="r1")
+    with open(backup.path, "ab") as handle:
+        handle.write(b"tampered")
+    with pytest.raises(StageFailed, match="does not match its recorded sha256"):
+        _dry(alembic_project, prod, backup, tmp_path)
+    assert not (tmp_path / "dry.log").exists()  # the migration never ran

@@ -49,9 +49,12 @@ def _boundary(func: Callable[..., int | None]) -> Callable[..., None]:
 
 
 def _invocation(**kwargs: Any):
-    from deploypipe.app import Invocation
+    """Options -> Invocation; logging goes to stderr from here on (stdout is for reports)."""
+    from deploypipe.app import Invocation, _redactor, setup_logging
 
-    return Invocation(**{k: v for k, v in kwargs.items() if v is not None})
+    inv = Invocation(**{k: v for k, v in kwargs.items() if v is not None})
+    setup_logging(inv, _redactor(inv))
+    return inv
 
 
 @task(help={"pipeline": _PIPELINE_HELP, "json": _JSON_HELP,

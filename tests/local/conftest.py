@@ -38,3 +38,9 @@ def local(tmp_path_factory):
     inv = invocation(project)
     with maybe_local(inv):
         yield project, inv
+
+
+@pytest.fixture
+def project_copy(tmp_path):
+    """A fresh copy of the local default's files (nothing started)."""
+    return make_project(tmp_path)

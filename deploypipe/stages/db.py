@@ -272,8 +272,8 @@ class DbDryRun:
 
     def run(self, ctx: StageContext, params: "DbDryRun.Params") -> StageResult:
         from deploypipe.db.backup import find_backup, restore_backup
+        from deploypipe.db.dryrun import compare_servers
         from deploypipe.db.migration_run import run_migration
-        from deploypipe.db.pg import connect
 
         backup_out = ctx.output_of("db.backup")
         if not backup_out or not backup_out.get("verified"):
@@ -291,11 +291,9 @@ class DbDryRun:
         warnings: list[str] = []
         try:
             restore_backup(backup, staging, clean=bool(params.staging_url))
-            with connect(staging) as conn:
-                staging_version = int(conn.execute("show server_version_num").fetchone()[0])
-            if staging_version // 10000 != backup.server_version // 10000:
-                warnings.append(f"staging runs PostgreSQL {staging_version // 10000}, production "
-                                f"{backup.server_version // 10000}: results may differ")
+            warnings += compare_servers(_url(ctx, params.database), staging)
+            for warning in warnings:
+                ctx.emit("staging_differs", warning=warning)
             run = run_migration(staging, params.command, cwd=_path(ctx, params.cwd),
                                 env={**ctx.resources.env, **params.env}, log_path=ctx.run_dir / f"{ctx.stage_id}.dry_run.log",
                                 lock_timeout_s=params.lock_timeout_s, statement_timeout_s=params.statement_timeout_s,

@@ -294,7 +294,15 @@ class Runner:
         started_at = self.now()
         self.journal.emit("run_started", pipeline=self.spec.name, path=str(self.loaded.path), kind="rollback",
                           undoing=undoing, digest=pipeline_digest(self.loaded))
-        self.restore(previous)
+        unfinished = self.restore(previous)
+        for stage in self.spec.stages:  # killed mid-way after a point of no return (e.g. a deploy was triggered)
+            marker = getattr(get_stage(stage.type), "compensation_event", None)
+            event = next((e for e in reversed(unfinished.get(stage.id, ())) if e.get("event") == marker), None)
+            if marker and event is not None:
+                meta = {"seq", "ts", "run_id", "event", "stage"}
+                self.outputs[stage.id] = {**{k: v for k, v in event.items() if k not in meta}, "_type": stage.type}
+                self.records[stage.id].status = "interrupted"
+                self.changed.append(stage.id)
         undone = {e.get("stage") for e in previous if e.get("event") == "compensation_succeeded"}
         todo = [stage_id for stage_id in self.changed if stage_id not in undone]
         for record in self.records.values():

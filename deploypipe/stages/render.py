@@ -118,8 +118,13 @@ def undo_deploy(ctx: StageContext, key: str, outputs: Mapping[str, Any], *, time
                                 details={**details, "status": current.status},
                                 summary=f"{key}: deploy {ours} ended {current.status} before going live; "
                                         f"live now: {_live_now(ctx, service_id)}")
-    final, note = roll_back(ctx, key, service_id, previous, timeout_s=timeout_s, poll_s=poll_s,
-                            disable_auto_deploy=disable_auto_deploy)
+    try:
+        final, note = roll_back(ctx, key, service_id, previous, timeout_s=timeout_s, poll_s=poll_s,
+                                disable_auto_deploy=disable_auto_deploy)
+    except DeployPipeError as exc:  # say exactly what is live now, as far as Render can tell us
+        return Compensation(action="failed", verified=False, details=details,
+                            summary=f"{key}: rollback to {previous} failed: {exc.message}; "
+                                    f"live now: {_live_now(ctx, service_id)}")
     live = client.live_deploy(service_id)
     verified = live is not None and live.id == final.id and (previous_commit is None or live.commit_id == previous_commit)
     summary = f"{key}: rolled back to {previous} (commit {_short(previous_commit)}) as {final.id}"
@@ -224,6 +229,8 @@ class RenderDeploy:
     type: ClassVar[str] = "render.deploy"
     description: ClassVar[str] = "Trigger a deploy of a commit through the Render API and wait until it is live."
     touches_production: ClassVar[bool] = True
+    #: a run killed after this event may have changed production; its fields are the outputs compensate() needs
+    compensation_event: ClassVar[str] = "deploy_triggered"
 
     class Params(Params):
         service: str = Field(..., description="Service target key.")

@@ -121,10 +121,11 @@ def undo_deploy(ctx: StageContext, key: str, outputs: Mapping[str, Any], *, time
     try:
         final, note = roll_back(ctx, key, service_id, previous, timeout_s=timeout_s, poll_s=poll_s,
                                 disable_auto_deploy=disable_auto_deploy)
+    except RollbackFailed:
+        raise
     except DeployPipeError as exc:  # say exactly what is live now, as far as Render can tell us
-        return Compensation(action="failed", verified=False, details=details,
-                            summary=f"{key}: rollback to {previous} failed: {exc.message}; "
-                                    f"live now: {_live_now(ctx, service_id)}")
+        raise RollbackFailed(f"{key}: rollback to {previous} failed: {exc.message}; "
+                             f"live now: {_live_now(ctx, service_id)}", where=f"stage {ctx.stage_id}") from None
     live = client.live_deploy(service_id)
     verified = live is not None and live.id == final.id and (previous_commit is None or live.commit_id == previous_commit)
     summary = f"{key}: rolled back to {previous} (commit {_short(previous_commit)}) as {final.id}"

@@ -1,6 +1,6 @@
 """Benchmark of deploypipe's database safety against the bare PostgreSQL tools it wraps.
 
-    python bench/bench_db.py [--size-gb 1.0] [--keep-dir DIR]
+    python bench/bench_db.py [--size-gb 1.0] [--rounds 1] [--keep-dir DIR]
 
 Generates a database of about ``--size-gb`` (several tables with indexes, rows
 made server-side with generate_series) in an embedded PostgreSQL, then times:
@@ -20,6 +20,7 @@ import argparse
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,7 +31,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from deploypipe.db.backup import create_backup, verify_backup  # noqa: E402
+from deploypipe.db.backup import create_backup, retain, verify_backup  # noqa: E402
 from deploypipe.db.dryrun import dry_run  # noqa: E402
 from deploypipe.db.scratch import ScratchServer  # noqa: E402
 from deploypipe.embedded_pg import pg_bin, start_embedded  # noqa: E402
@@ -115,6 +116,10 @@ def generate(url: str, size_gb: float) -> None:
         conn.execute("vacuum analyze")
 
 
+def _runs(values: list[float]) -> str:
+    return "[" + ", ".join(f"{v:.1f}" for v in values) + "]"
+
+
 def timed(fn):
     started = time.perf_counter()
     value = fn()
@@ -133,6 +138,7 @@ def alembic_project(root: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-gb", type=float, default=1.0)
+    parser.add_argument("--rounds", type=int, default=1, help="repeat the timings; medians are printed")
     parser.add_argument("--keep-dir", help="work directory to reuse/keep (default: a temp dir, removed)")
     args = parser.parse_args()
     work = Path(args.keep_dir or tempfile.mkdtemp(prefix="bench-db-"))
@@ -155,21 +161,13 @@ def main() -> None:
 
         dumps = work / "dumps"
         dumps.mkdir(exist_ok=True)
-        bare_dump, _ = timed(lambda: subprocess.run([pg_bin("pg_dump"), "-Fc", "-d", url, "-f", str(dumps / "bare.dump")],
-                                                    check=True))
-        ours, backup = timed(lambda: create_backup(url, work / "backups", run_id="bench-nover"))
-        ours_verified, _ = timed(lambda: (lambda b: (b, verify_backup(b, scratch.create, scratch.drop)))(
-            create_backup(url, work / "backups", run_id="bench-ver")))
-        print(f"bare pg_dump -Fc:                  {bare_dump:7.1f}s  ({os.path.getsize(dumps / 'bare.dump') / 1e6:.0f} MB)")
-        print(f"create_backup (no verification):   {ours:7.1f}s  = {ours / bare_dump:.3f}x bare  (target <= 1.10x)")
-        print(f"create_backup + verify_backup:     {ours_verified:7.1f}s  = {ours_verified / bare_dump:.3f}x bare "
-              "(verification restores into a scratch server)")
-
         project = work / "app"
         shutil.rmtree(project, ignore_errors=True)
         command = alembic_project(project)
-
         jobs = max(1, min(4, os.cpu_count() or 1))
+
+        def bare_dump() -> None:
+            subprocess.run([pg_bin("pg_dump"), "-Fc", "-d", url, "-f", str(dumps / "bare.dump")], check=True)
 
         def bare_dry(*extra: str) -> None:
             target = scratch.create("bare_restore")
@@ -178,17 +176,40 @@ def main() -> None:
             subprocess.run(command, shell=True, cwd=project, check=True, env={**env, "DATABASE_URL": target})
             scratch.drop("bare_restore")
 
-        bare_dry_s, _ = timed(bare_dry)
-        bare_dry_j, _ = timed(lambda: bare_dry(f"-j{jobs}"))
-        ours_dry_s, result = timed(lambda: dry_run(backup=backup, production_url=url, command=command, cwd=project,
-                                                   env=env, log_path=work / "dry.log"))
-        print(f"bare pg_restore + alembic upgrade: {bare_dry_s:7.1f}s")
-        print(f"bare pg_restore -j{jobs} + alembic:     {bare_dry_j:7.1f}s  (dry_run restores with -j{jobs} too)")
-        print(f"dry_run (ephemeral staging):       {ours_dry_s:7.1f}s  = {ours_dry_s / bare_dry_s:.3f}x bare  "
-              f"and {ours_dry_s / bare_dry_j:.3f}x bare -j{jobs} (target <= 1.10x; revision {result.run['revision_after']}, changes {result.run['schema_changes']})")
+        times: dict[str, list[float]] = {k: [] for k in ("bare_dump", "ours", "bare_dry", "bare_dry_j", "ours_dry")}
+        backup = result = None
+        for round_no in range(args.rounds):  # alternate the order so neither side always gets the warm cache
+            pair = [("bare_dump", bare_dump), ("ours", lambda: create_backup(url, work / "backups", run_id="bench"))]
+            for name, fn in (pair if round_no % 2 == 0 else pair[::-1]):
+                seconds, value = timed(fn)
+                times[name].append(seconds)
+                backup = value if name == "ours" else backup
+            retain(work / "backups", keep=1)
+            trio = [("bare_dry", bare_dry), ("bare_dry_j", lambda: bare_dry(f"-j{jobs}")),
+                    ("ours_dry", lambda: dry_run(backup=backup, production_url=url, command=command, cwd=project,
+                                                 env=env, log_path=work / "dry.log"))]
+            for name, fn in (trio if round_no % 2 == 0 else trio[::-1]):
+                seconds, value = timed(fn)
+                times[name].append(seconds)
+                result = value if name == "ours_dry" else result
+        med = {k: statistics.median(v) for k, v in times.items()}
+        ours_verified, _ = timed(lambda: verify_backup(backup, scratch.create, scratch.drop))
+        print(f"medians of {args.rounds} round(s), order alternated:")
+        print(f"bare pg_dump -Fc:                  {med['bare_dump']:7.1f}s  "
+              f"({os.path.getsize(dumps / 'bare.dump') / 1e6:.0f} MB)  {_runs(times['bare_dump'])}")
+        print(f"create_backup (no verification):   {med['ours']:7.1f}s  = {med['ours'] / med['bare_dump']:.3f}x bare  "
+              f"(target <= 1.10x)  {_runs(times['ours'])}")
+        print(f"create_backup + verify_backup:     {med['ours'] + ours_verified:7.1f}s  = "
+              f"{(med['ours'] + ours_verified) / med['bare_dump']:.3f}x bare (verification restores into a scratch server)")
+        print(f"bare pg_restore + alembic upgrade: {med['bare_dry']:7.1f}s  {_runs(times['bare_dry'])}")
+        print(f"bare pg_restore -j{jobs} + alembic:     {med['bare_dry_j']:7.1f}s  {_runs(times['bare_dry_j'])}")
+        print(f"dry_run (ephemeral staging, -j{jobs}):  {med['ours_dry']:7.1f}s  = "
+              f"{med['ours_dry'] / med['bare_dry']:.3f}x bare, {med['ours_dry'] / med['bare_dry_j']:.3f}x bare -j{jobs} "
+              f"(target <= 1.10x)  {_runs(times['ours_dry'])}")
         restore_s, migrate_s = result.restore["duration_s"], result.run["duration_s"]
-        print(f"  dry_run breakdown: restore {restore_s:.1f}s, migration {migrate_s:.1f}s, staging server + checks "
-              f"{ours_dry_s - restore_s - migrate_s:.1f}s")
+        print(f"  last dry_run: restore {restore_s:.1f}s, migration {migrate_s:.1f}s, staging server + checks "
+              f"{times['ours_dry'][-1] - restore_s - migrate_s:.1f}s; revision {result.run['revision_after']}, "
+              f"changes {result.run['schema_changes']}")
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak RSS of this Python process:   {peak_mb:7.1f} MB  (target < 150 MB)")
     finally:

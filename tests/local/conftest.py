@@ -31,16 +31,32 @@ def invocation(project: Path, **kwargs) -> Invocation:
                       stderr=io.StringIO(), interactive=False, **kwargs)
 
 
+def _private_tmp(prefix: str) -> Path:
+    """A temp dir outside pytest's basetemp: pytest resets /tmp/pytest-of-<user> to 0700 at every session start,
+    which locks out the embedded PostgreSQL's own user (pgserver runs it as `pgserver` when we are root)."""
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix=prefix))
+
+
 @pytest.fixture(scope="module")
-def local(tmp_path_factory):
+def local():
     """(project dir, invocation inside a running local default); stopped at the end of the module."""
-    project = make_project(tmp_path_factory.mktemp("project"))
+    project = make_project(_private_tmp("deploypipe-local-"))
     inv = invocation(project)
-    with maybe_local(inv):
-        yield project, inv
+    try:
+        with maybe_local(inv):
+            yield project, inv
+    finally:
+        shutil.rmtree(project, ignore_errors=True)
 
 
 @pytest.fixture
-def project_copy(tmp_path):
+def project_copy():
     """A fresh copy of the local default's files (nothing started)."""
-    return make_project(tmp_path)
+    project = make_project(_private_tmp("deploypipe-project-"))
+    yield project
+    from deploypipe.local.environment import stop_local
+
+    stop_local(project / ".deploypipe" / "local")
+    shutil.rmtree(project, ignore_errors=True)

@@ -187,7 +187,11 @@ def _alembic_pending_sources(ctx: StageContext, params: Any, conn: Any) -> list[
     pending = repo.pending(current) if all(repo.knows(r) for r in current) else []
     if not pending:
         return []
-    sql = repo.offline_sql(current, {"DATABASE_URL": _url(ctx, params.database)})
+    try:
+        sql = repo.offline_sql(current, {"DATABASE_URL": _url(ctx, params.database)})
+    except StageErrored as exc:  # e.g. a migration whose upgrade() cannot run offline: the AST rules still run
+        ctx.emit("offline_sql_unavailable", error=exc.message)
+        sql = ""
     chunks: dict[str, str] = {}
     parts = re.split(r"^-- Running upgrade (?:\S*) -> (\S+)\s*$", sql, flags=re.M)
     for index in range(1, len(parts), 2):
@@ -415,6 +419,12 @@ class DbMigrate:
         from deploypipe.db.pg import row_counts
 
         with connect(url) as conn:
-            verified = current_revision(conn) == before and row_counts(conn) == backup.row_counts
-        return Compensation(action="restored", verified=verified, details={**details, "backup_id": backup.id},
-                            summary=f"restored backup {backup.id}" + ("" if verified else " but counts/revision differ"))
+            counts = row_counts(conn)
+            revision = current_revision(conn)
+        extra = sorted(set(counts) - set(backup.row_counts))  # tables the migration created: not in the backup
+        verified = revision == before and {t: counts.get(t) for t in backup.row_counts} == backup.row_counts
+        summary = f"restored backup {backup.id}" + ("" if verified else " but counts/revision differ")
+        if extra:
+            summary += f"; tables created after the backup are still there: {', '.join(extra)}"
+        return Compensation(action="restored", verified=verified, summary=summary,
+                            details={**details, "backup_id": backup.id, "tables_not_in_backup": extra})

@@ -39,8 +39,6 @@ def test_restore_compensation_is_refused_without_confirmation(alembic_project, n
     assert sql(url, "select count(*) from users") == [(5,)]
 
 
-@pytest.mark.xfail(strict=True, reason="DbMigrate.compensate compares ALL tables with the backup's, so a table the "
-                                       "migration created makes a correct restore 'unverified' (reported)")
 def test_a_confirmed_restore_of_a_migration_that_created_a_table_is_verified(alembic_project, new_db):
     url = new_db("stage_restore")
     runner, outputs = _migrated(alembic_project, url, confirm=lambda question: True)

@@ -234,8 +234,6 @@ def _monkeypatched(project, url) -> None:
     """, header=MONKEYPATCH)
 
 
-@pytest.mark.xfail(strict=True, raises=StageErrored, reason="db.lint errors when `alembic upgrade --sql` cannot run "
-                   "the patched upgrade() offline, before the AST rule runs (reported to the owner of stages/db.py)")
 def test_monkey_patched_op_helpers_are_a_lint_error(alembic_project, new_db):
     url = new_db("monkey_lint")
     _monkeypatched(alembic_project, url)

@@ -20,7 +20,7 @@ import pytest
 from dbfixtures import StageRunner, alembic_project, new_db, pg_server, sql  # noqa: F401 - fixtures
 from pydantic import ValidationError
 
-from deploypipe.errors import StageErrored, StageFailed
+from deploypipe.errors import StageFailed
 from deploypipe.stages.db import DbBackup, DbDryRun, DbLint, DbMigrate, DbMigrationStatus
 
 BASE_ENV = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}

@@ -257,7 +257,8 @@ class DbLint:
 class DbDryRun:
     type: ClassVar[str] = "db.dry_run"
     description: ClassVar[str] = ("Restore this run's verified backup into a staging database and run the migration "
-                                  "command there first; a failure blocks the deploy with the migration's own error.")
+                                  "command there first; a failure blocks the deploy with the migration's own error. "
+                                  "Optionally start the live release on the migrated copy (compat_command).")
     touches_production: ClassVar[bool] = False
 
     class Params(Params):
@@ -265,58 +266,52 @@ class DbDryRun:
         command: str = Field(..., description="Migration command, run with DATABASE_URL pointing at staging.")
         cwd: str = Field(".", description="Working directory of the command.")
         staging_url: str | None = Field(None, description="Staging database to overwrite (default: an ephemeral "
-                                                          "embedded PostgreSQL database).")
+                                                          "embedded PostgreSQL).")
         env: dict[str, str] = Field(default_factory=dict)
         lock_timeout_s: float = Field(5.0, gt=0, description="lock_timeout for every statement.")
         statement_timeout_s: float = Field(600.0, gt=0, description="statement_timeout for every statement.")
+        restore_jobs: int | None = Field(None, ge=1, description="Parallel pg_restore jobs (default: up to 4).")
+        compat_command: str | None = Field(None, description="Start command of the live release: it must become "
+                                                             "healthy on the migrated copy (rollback safety).")
+        compat_health_path: str = Field("/health", description="Health path for the compat check.")
 
     def plan(self, params: "DbDryRun.Params") -> str:
         where = "the given staging database" if params.staging_url else "an ephemeral embedded PostgreSQL"
-        return f"restore this run's backup into {where} and run `{params.command}` there"
+        compat = "; then start the live release on it" if params.compat_command else ""
+        return f"restore this run's backup into {where} and run `{params.command}` there{compat}"
 
     def run(self, ctx: StageContext, params: "DbDryRun.Params") -> StageResult:
-        from deploypipe.db.backup import find_backup, restore_backup
-        from deploypipe.db.dryrun import compare_servers
-        from deploypipe.db.migration_run import run_migration
+        from deploypipe.db.dryrun import dry_run
 
         backup_out = ctx.output_of("db.backup")
         if not backup_out or not backup_out.get("verified"):
             raise StageFailed("no verified backup in this run to make a staging copy from",
                               where=f"stage {ctx.stage_id}", hint="put a db.backup stage (verify: true) before db.dry_run")
-        backup = find_backup(Path(backup_out["path"]).parent, backup_out["backup_id"])
-        scratch = None
-        name = f"dryrun_{ctx.run_id.replace('-', '_').lower()}"
         if params.staging_url:
-            staging = params.staging_url
-            ctx.resources.redactor.add(staging)
-        else:
-            scratch = _scratch(ctx)
-            staging = scratch.create(name)
-        warnings: list[str] = []
+            ctx.resources.redactor.add(params.staging_url)
+        log_path = ctx.run_dir / f"{ctx.stage_id}.dry_run.log"
         try:
-            restore_backup(backup, staging, clean=bool(params.staging_url))
-            warnings += compare_servers(_url(ctx, params.database), staging)
-            for warning in warnings:
-                ctx.emit("staging_differs", warning=warning)
-            run = run_migration(staging, params.command, cwd=_path(ctx, params.cwd),
-                                env={**ctx.resources.env, **params.env}, log_path=ctx.run_dir / f"{ctx.stage_id}.dry_run.log",
-                                lock_timeout_s=params.lock_timeout_s, statement_timeout_s=params.statement_timeout_s,
-                                timeout_s=ctx.timeout_s, redact=ctx.resources.redactor.text)
-        finally:
-            if scratch is not None:
-                scratch.drop(name)
-        outputs = {"staging": "ephemeral" if scratch else mask_url(staging), "duration_s": run.duration_s,
-                   "revision_before": run.revision_before, "revision_after": run.revision_after,
-                   "schema_changes": run.schema_changes, "log": run.log, "succeeded": run.ok}
-        ctx.emit("dry_run_finished", ok=run.ok, duration_s=run.duration_s, revision_after=run.revision_after,
-                 error=run.error, statement=run.statement)
-        if not run.ok:
-            statement = f"; failing statement: {run.statement}" if run.statement else ""
-            raise StageFailed(f"migration failed on a copy of production (exit {run.exit_code}): {run.error}{statement}",
-                              where=f"stage {ctx.stage_id}", hint=f"production is untouched; full output in {run.log}")
-        changes = ", ".join(f"{k}: {len(v)}" for k, v in run.schema_changes.items()) or "no schema change"
-        return StageResult(outputs=outputs, warnings=tuple(warnings),
-                           summary=f"{run.revision_before} -> {run.revision_after} in {run.duration_s:.1f}s ({changes})")
+            result = dry_run(backup=backup_out, production_url=_url(ctx, params.database), command=params.command,
+                             cwd=_path(ctx, params.cwd), env={**ctx.resources.env, **params.env}, log_path=log_path,
+                             staging_url=params.staging_url or None, lock_timeout_s=params.lock_timeout_s,
+                             statement_timeout_s=params.statement_timeout_s, timeout_s=ctx.timeout_s,
+                             redact=ctx.resources.redactor.text, restore_jobs=params.restore_jobs,
+                             compat_command=params.compat_command, compat_health_path=params.compat_health_path)
+        except StageFailed as exc:
+            ctx.emit("dry_run_finished", ok=False, error=exc.message)
+            raise StageFailed(exc.message, where=f"stage {ctx.stage_id}", hint=exc.hint) from None
+        run = result.run
+        for warning in result.warnings:
+            ctx.emit("staging_differs", warning=warning)
+        outputs = {"staging": result.staging, "duration_s": result.duration_s, "migration_s": run["duration_s"],
+                   "revision_before": run["revision_before"], "revision_after": run["revision_after"],
+                   "schema_changes": run["schema_changes"], "log": run["log"], "succeeded": result.ok,
+                   "compat": result.compat}
+        ctx.emit("dry_run_finished", ok=True, duration_s=result.duration_s, revision_after=run["revision_after"])
+        changes = ", ".join(f"{k}: {len(v)}" for k, v in run["schema_changes"].items()) or "no schema change"
+        return StageResult(outputs=outputs, warnings=tuple(result.warnings),
+                           summary=f"{run['revision_before']} -> {run['revision_after']} in {result.duration_s:.1f}s "
+                                   f"({changes})" + ("; live release healthy on it" if result.compat else ""))
 
 
 class DbMigrate:

@@ -305,8 +305,8 @@ class DbDryRun:
             ctx.emit("staging_differs", warning=warning)
         outputs = {"staging": result.staging, "duration_s": result.duration_s, "migration_s": run["duration_s"],
                    "revision_before": run["revision_before"], "revision_after": run["revision_after"],
-                   "schema_changes": run["schema_changes"], "log": run["log"], "succeeded": result.ok,
-                   "compat": result.compat}
+                   "schema_changes": run["schema_changes"], "log": run["log"], "ok": result.ok,
+                   "command": result.command, "backup_id": result.backup_id, "compat": result.compat}
         ctx.emit("dry_run_finished", ok=True, duration_s=result.duration_s, revision_after=run["revision_after"])
         changes = ", ".join(f"{k}: {len(v)}" for k, v in run["schema_changes"].items()) or "no schema change"
         return StageResult(outputs=outputs, warnings=tuple(result.warnings),
@@ -340,86 +340,29 @@ class DbMigrate:
         return (f"under an advisory lock, run `{params.command}` on {params.database}; on rollback: {params.on_rollback}")
 
     def run(self, ctx: StageContext, params: "DbMigrate.Params") -> StageResult:
-        from deploypipe.db.advisory import PgAdvisoryLock
-        from deploypipe.db.migration_run import run_migration
-        from deploypipe.db.pg import database_name
+        from deploypipe.db.migrate import migrate_production
 
-        warnings: list[str] = []
-        backup = ctx.output_of("db.backup")
-        if not (backup and backup.get("verified")):
-            if params.require_backup:
-                raise StageFailed("refusing to migrate production without a verified backup from this run",
-                                  where=f"stage {ctx.stage_id}", hint="add db.backup (verify: true) before db.migrate")
-            warnings.append("migrating WITHOUT a verified backup (require_backup: false)")
-        dry = ctx.output_of("db.dry_run")
-        if not (dry and dry.get("succeeded")):
-            if params.require_dry_run:
-                raise StageFailed("refusing to migrate production without a successful dry run in this run",
-                                  where=f"stage {ctx.stage_id}", hint="add db.dry_run before db.migrate")
-            warnings.append("migrating WITHOUT a dry run (require_dry_run: false)")
-        url = _url(ctx, params.database)
-        lock = PgAdvisoryLock(url, f"deploypipe-migrate:{database_name(url)}", run_id=ctx.run_id, sleep=ctx.sleep,
-                              clock=ctx.clock)
-        lock.acquire(params.lock_wait_s)
-        try:
-            ctx.emit("migration_lock_acquired", lock=lock.name)
-            run = run_migration(url, params.command, cwd=_path(ctx, params.cwd), env={**ctx.resources.env, **params.env},
-                                log_path=ctx.run_dir / f"{ctx.stage_id}.migrate.log", lock_timeout_s=params.lock_timeout_s,
-                                statement_timeout_s=params.statement_timeout_s, timeout_s=ctx.timeout_s,
-                                redact=ctx.resources.redactor.text)
-        finally:
-            lock.release()
-        changed = run.revision_before != run.revision_after or bool(run.schema_changes)
-        outputs = {"revision_before": run.revision_before, "revision_after": run.revision_after,
-                   "schema_changes": run.schema_changes, "duration_s": run.duration_s, "log": run.log,
-                   "backup_id": (backup or {}).get("backup_id"), "backup_path": (backup or {}).get("path")}
-        ctx.emit("migration_finished", ok=run.ok, revision_before=run.revision_before, revision_after=run.revision_after)
-        if not run.ok:
-            raise StageFailed(f"migration failed on production (exit {run.exit_code}): {run.error}"
-                              + (f"; failing statement: {run.statement}" if run.statement else ""),
-                              where=f"stage {ctx.stage_id}", production_changed=changed, outputs=outputs)
-        return StageResult(outputs=outputs, changed_production=changed, warnings=tuple(warnings),
-                           summary=f"{run.revision_before} -> {run.revision_after}" if changed else "already up to date")
+        result = migrate_production(
+            url=_url(ctx, params.database), command=params.command, cwd=_path(ctx, params.cwd),
+            env={**ctx.resources.env, **params.env}, log_path=ctx.run_dir / f"{ctx.stage_id}.migrate.log",
+            run_id=ctx.run_id, backup=ctx.output_of("db.backup"), dry=ctx.output_of("db.dry_run"),
+            require_backup=params.require_backup, require_dry_run=params.require_dry_run,
+            lock_timeout_s=params.lock_timeout_s, statement_timeout_s=params.statement_timeout_s,
+            lock_wait_s=params.lock_wait_s, timeout_s=ctx.timeout_s, redact=ctx.resources.redactor.text,
+            sleep=ctx.sleep, clock=ctx.clock)
+        ctx.emit("migration_finished", ok=result.ok, revision_before=result.revision_before,
+                 revision_after=result.revision_after, lock=result.lock)
+        changed = result.production_changed
+        return StageResult(outputs=result.to_dict(), changed_production=changed, warnings=tuple(result.warnings),
+                           summary=f"{result.revision_before} -> {result.revision_after}" if changed else "already up to date")
 
     def compensate(self, ctx: StageContext, params: "DbMigrate.Params", outputs: Mapping[str, Any]) -> Compensation:
-        from deploypipe.db.migration_run import current_revision, run_migration
-        from deploypipe.db.pg import connect
+        from deploypipe.db.migrate import compensate_migration
 
-        before, after = outputs.get("revision_before"), outputs.get("revision_after")
-        url = _url(ctx, params.database)
-        details = {"database": params.database, "policy": params.on_rollback, "revision_before": before,
-                   "revision_after": after}
-        if params.on_rollback == "leave":
-            return Compensation(action="left_schema", verified=True, details=details,
-                                summary=f"schema left at {after} (expand/contract: the previous release must work with it)")
-        if params.on_rollback == "downgrade":
-            command = params.downgrade_command.format(revision=before or "base")
-            run = run_migration(url, command, cwd=_path(ctx, params.cwd), env={**ctx.resources.env, **params.env},
-                                log_path=ctx.run_dir / f"{ctx.stage_id}.downgrade.log", lock_timeout_s=params.lock_timeout_s,
-                                statement_timeout_s=params.statement_timeout_s, timeout_s=ctx.timeout_s,
-                                redact=ctx.resources.redactor.text)
-            verified = run.ok and run.revision_after == before
-            return Compensation(action="downgraded", verified=verified, details={**details, "command": command},
-                                summary=(f"downgraded {after} -> {before}" if verified else
-                                         f"downgrade `{command}` did not reach {before} (now {run.revision_after}): {run.error}"))
-        confirmed = params.restore_confirmed or ctx.resources.confirm(
-            f"Restore backup {outputs.get('backup_id')} over production database {params.database}?")
-        if not confirmed:
-            return Compensation(action="restore_refused", verified=False, details=details,
-                                summary=f"restore of backup {outputs.get('backup_id')} was not confirmed; schema is at {after}")
-        from deploypipe.db.backup import find_backup, restore_backup
-
-        backup = find_backup(Path(str(outputs["backup_path"])).parent, str(outputs["backup_id"]))
-        restore_backup(backup, url)
-        from deploypipe.db.pg import row_counts
-
-        with connect(url) as conn:
-            counts = row_counts(conn)
-            revision = current_revision(conn)
-        extra = sorted(set(counts) - set(backup.row_counts))  # tables the migration created: not in the backup
-        verified = revision == before and {t: counts.get(t) for t in backup.row_counts} == backup.row_counts
-        summary = f"restored backup {backup.id}" + ("" if verified else " but counts/revision differ")
-        if extra:
-            summary += f"; tables created after the backup are still there: {', '.join(extra)}"
-        return Compensation(action="restored", verified=verified, summary=summary,
-                            details={**details, "backup_id": backup.id, "tables_not_in_backup": extra})
+        return compensate_migration(
+            outputs, policy=params.on_rollback, url=_url(ctx, params.database), cwd=_path(ctx, params.cwd),
+            env={**ctx.resources.env, **params.env}, log_path=ctx.run_dir / f"{ctx.stage_id}.{params.on_rollback}.log",
+            run_id=ctx.run_id, downgrade_command=params.downgrade_command, confirm=ctx.resources.confirm,
+            restore_confirmed=params.restore_confirmed, lock_wait_s=params.lock_wait_s,
+            lock_timeout_s=params.lock_timeout_s, statement_timeout_s=params.statement_timeout_s,
+            timeout_s=ctx.timeout_s, redact=ctx.resources.redactor.text, sleep=ctx.sleep, clock=ctx.clock)

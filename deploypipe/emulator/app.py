@@ -90,7 +90,11 @@ class _Api:
                 "databaseUser": p.user, "highAvailabilityEnabled": False, "name": p.name,
                 "owner": {"id": self.emu.owner_id, "name": "local", "email": "local@deploypipe.invalid", "type": "user"},
                 "plan": "basic_256mb", "region": "oregon", "readReplicas": [], "role": "primary", "status": "available",
-                "version": p.version, "suspended": "not_suspended", "suspenders": []}
+                "version": p.version, "suspended": "not_suspended", "suspenders": [],
+                "project": {"id": "prj-local", "name": "local", "createdAt": iso(p.created_at),
+                            "updatedAt": iso(p.created_at), "environmentIds": [],
+                            "owner": {"id": self.emu.owner_id, "name": "local", "email": "local@deploypipe.invalid",
+                                      "type": "user"}}}
 
     # -- plumbing ------------------------------------------------------------------------------
     def _limit(self, key: str, limit: int) -> tuple[int, int, int]:

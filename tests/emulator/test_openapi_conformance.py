@@ -1,0 +1,167 @@
+"""Every answer the local Render gives for the operations deploypipe uses is valid against Render's OpenAPI spec."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from deploypipe.emulator import build_emulator, in_process_client
+from deploypipe.emulator.blueprint import ServiceDef
+from deploypipe.emulator.state import PostgresRec
+
+SPEC_PATH = Path(__import__("deploypipe.emulator", fromlist=["x"]).__file__).parent / "render-openapi.json"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "render-openapi" / "render-openapi.json"
+SPEC = json.loads(SPEC_PATH.read_text())
+
+
+def _nullable(node: Any) -> Any:
+    """OpenAPI 3.0 -> JSON Schema: `nullable: true` becomes a type union."""
+    if isinstance(node, list):
+        return [_nullable(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: _nullable(v) for k, v in node.items()}
+    if node.pop("nullable", False) and "type" in node:
+        node["type"] = [node["type"], "null"] if isinstance(node["type"], str) else [*node["type"], "null"]
+    return node
+
+
+ROOT_SCHEMA = _nullable({"components": copy.deepcopy(SPEC["components"]), "paths": copy.deepcopy(SPEC["paths"])})
+COMPONENTS = ROOT_SCHEMA["components"]
+
+# The spec's oneOf lists (e.g. serviceDetails) have no discriminator and their members allow extra properties, so a
+# web service's details are also valid private-service details and a strict oneOf could never pass for any real
+# answer. oneOf is checked as anyOf; serviceDetails is checked strictly against webServiceDetails separately.
+Validator = jsonschema.validators.extend(jsonschema.Draft7Validator,
+                                         {"oneOf": jsonschema.Draft7Validator.VALIDATORS["anyOf"]})
+
+
+def response_schema(method: str, path: str, status: int) -> dict[str, Any]:
+    responses = SPEC["paths"][path][method.lower()]["responses"]
+    response = responses.get(str(status))
+    assert response is not None, f"{method} {path}: the spec has no {status} response"
+    if "$ref" in response:
+        response = SPEC["components"]["responses"][response["$ref"].rsplit("/", 1)[-1]]
+    return _nullable(response["content"]["application/json"]["schema"])
+
+
+def check(http, method: str, url: str, spec_path: str, status: int, **kwargs: Any) -> Any:
+    answer = http.request(method, url, **kwargs)
+    assert answer.status_code == status, f"{method} {url}: {answer.status_code} {answer.text[:200]}"
+    for header in ("Ratelimit-Limit", "Ratelimit-Remaining", "Ratelimit-Reset"):
+        assert header in answer.headers, f"{method} {url}: no {header} header"
+    if not answer.content:
+        return None
+    body = answer.json()
+    schema = {**ROOT_SCHEMA, **response_schema(method, spec_path, status)}
+    Validator(schema).validate(body)
+    return body
+
+
+@pytest.fixture
+def http():
+    emulator = build_emulator()
+    service = emulator.add_service(ServiceDef(type="web", name="api", startCommand="run", buildCommand="build",
+                                              healthCheckPath="/health", preDeployCommand="migrate"))
+    emulator.add_postgres(PostgresRec(id="dpg-" + "a" * 20, name="db", database="app", user="app", password="pw-x",
+                                      url="postgresql://app:pw-x@127.0.0.1:5432/app", version="16", created_at=0.0))
+    client = in_process_client(emulator)
+    client.emulator, client.service = emulator, service
+    yield client
+    client.close()
+
+
+def test_the_shipped_spec_is_the_one_in_shared():
+    if not SHARED.exists():
+        pytest.skip("../shared is not next to this checkout")
+    assert SPEC_PATH.read_bytes() == SHARED.read_bytes()
+
+
+def test_service_operations_match_the_spec(http):
+    sid = http.service.id
+    listed = check(http, "GET", "/services", "/services", 200, params={"name": "api", "limit": 1})
+    assert listed[0]["service"]["id"] == sid
+    check(http, "GET", f"/services/{sid}", "/services/{serviceId}", 200)
+    body = check(http, "PATCH", f"/services/{sid}", "/services/{serviceId}", 200, json={"autoDeploy": "no"})
+    assert body["autoDeploy"] == "no"
+
+
+def test_service_details_are_web_service_details(http):
+    body = http.get(f"/services/{http.service.id}").json()
+    schema = {**ROOT_SCHEMA, "$ref": "#/components/schemas/webServiceDetails"}
+    Validator(schema).validate(body["serviceDetails"])
+    assert body["type"] == "web_service"
+
+
+def test_deploy_operations_match_the_spec(http):
+    sid = http.service.id
+    first = check(http, "POST", f"/services/{sid}/deploys", "/services/{serviceId}/deploys", 201,
+                  json={"commitId": "a" * 40, "clearCache": "do_not_clear"})
+    check(http, "GET", f"/services/{sid}/deploys/{first['id']}", "/services/{serviceId}/deploys/{deployId}", 200)
+    second = check(http, "POST", f"/services/{sid}/deploys", "/services/{serviceId}/deploys", 201, json={"commitId": "b" * 40})
+    page = check(http, "GET", f"/services/{sid}/deploys", "/services/{serviceId}/deploys", 200,
+                 params={"limit": 1, "status": ["live", "deactivated"]})
+    assert page[0]["deploy"]["id"] == second["id"]
+    rolled = check(http, "POST", f"/services/{sid}/rollback", "/services/{serviceId}/rollback", 201,
+                   json={"deployId": first["id"]})
+    assert rolled["trigger"] == "rollback"
+    check(http, "GET", f"/services/{sid}/events", "/services/{serviceId}/events", 200)
+
+
+def test_cancel_of_an_in_progress_deploy_matches_the_spec(http):
+    from deploypipe.emulator.runtime import SimulatedRuntime
+
+    http.emulator.runtime = SimulatedRuntime(build_s=3600)
+    sid = http.service.id
+    deploy = check(http, "POST", f"/services/{sid}/deploys", "/services/{serviceId}/deploys", 201, json={})
+    cancelled = check(http, "POST", f"/services/{sid}/deploys/{deploy['id']}/cancel",
+                      "/services/{serviceId}/deploys/{deployId}/cancel", 200)
+    assert cancelled["status"] == "canceled"
+
+
+def test_job_operations_match_the_spec(http):
+    sid = http.service.id
+    check(http, "POST", f"/services/{sid}/deploys", "/services/{serviceId}/deploys", 201, json={"commitId": "c" * 40})
+    job = check(http, "POST", f"/services/{sid}/jobs", "/services/{serviceId}/jobs", 201, json={"startCommand": "echo"})
+    check(http, "GET", f"/services/{sid}/jobs", "/services/{serviceId}/jobs", 200)
+    check(http, "GET", f"/services/{sid}/jobs/{job['id']}", "/services/{serviceId}/jobs/{jobId}", 200)
+    check(http, "POST", f"/services/{sid}/jobs/{job['id']}/cancel", "/services/{serviceId}/jobs/{jobId}/cancel", 200)
+
+
+def test_postgres_operations_match_the_spec(http):
+    pid = "dpg-" + "a" * 20
+    check(http, "GET", "/postgres", "/postgres", 200)
+    check(http, "GET", f"/postgres/{pid}", "/postgres/{postgresId}", 200)
+    check(http, "GET", f"/postgres/{pid}/connection-info", "/postgres/{postgresId}/connection-info", 200)
+    check(http, "POST", f"/postgres/{pid}/export", "/postgres/{postgresId}/export", 202)
+    check(http, "GET", f"/postgres/{pid}/export", "/postgres/{postgresId}/export", 200)
+    check(http, "GET", f"/postgres/{pid}/recovery", "/postgres/{postgresId}/recovery", 200)
+
+
+@pytest.mark.parametrize("method, url, spec_path, status, kwargs", [
+    ("GET", "/services/srv-nope", "/services/{serviceId}", 404, {}),
+    ("POST", "/services/srv-nope/deploys", "/services/{serviceId}/deploys", 404, {"json": {}}),
+    ("GET", "/services", "/services", 401, {"headers": {"Authorization": "Bearer wrong"}}),
+])
+def test_error_bodies_match_the_spec(http, method, url, spec_path, status, kwargs):
+    body = check(http, method, url, spec_path, status, **kwargs) if status != 401 else None
+    if status == 401:
+        answer = http.request(method, url, **kwargs)
+        assert answer.status_code == 401
+        Validator({**ROOT_SCHEMA, **response_schema(method, spec_path, 401)}).validate(answer.json())
+    else:
+        assert set(body) == {"id", "message"}
+
+
+def test_rate_limited_trigger_answers_429_with_retry_after_and_a_spec_error_body(http):
+    sid = http.service.id
+    for _ in range(10):
+        http.post(f"/services/{sid}/deploys", json={})
+    body = check(http, "POST", f"/services/{sid}/deploys", "/services/{serviceId}/deploys", 429, json={})
+    answer = http.post(f"/services/{sid}/deploys", json={})
+    assert answer.status_code == 429 and int(answer.headers["Retry-After"]) > 0 and body["message"]

@@ -1,0 +1,122 @@
+"""The local Render running real processes from a git repository, over loopback: go live, fail the way Render fails
+(build, pre-deploy, health), keep the old release serving, roll back, and come back after a restart."""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+from pathlib import Path
+
+import httpx
+import pytest
+
+from deploypipe.emulator import EmulatorServer, build_emulator
+from deploypipe.local.repo import LocalRepo
+from deploypipe.render.client import RenderClient
+
+pytestmark = pytest.mark.e2e
+
+APP = textwrap.dedent('''\
+    import json, os
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    HEALTHY = {healthy}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            ok = HEALTHY or self.path != "/health"
+            body = json.dumps({{"commit": os.environ["RENDER_GIT_COMMIT"], "ok": ok}}).encode()
+            self.send_response(200 if ok else 500)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    HTTPServer((os.environ["HOST"], int(os.environ["PORT"])), Handler).serve_forever()
+''')
+BLUEPRINT = textwrap.dedent('''\
+    services:
+      - type: web
+        name: tiny
+        runtime: python
+        rootDir: app
+        buildCommand: python -m py_compile server.py
+        preDeployCommand: python predeploy.py
+        startCommand: python server.py
+        healthCheckPath: /health
+        autoDeploy: false
+''')
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    repo = LocalRepo(tmp_path / "repo")
+    repo.ensure()
+    releases = iter(range(1, 1000))
+
+    def commit(*, healthy=True, builds=True, predeploy_ok=True) -> str:
+        source = APP.format(healthy=healthy) + f"# release {next(releases)}\n" + ("" if builds else "def broken(:\n")
+        predeploy = "raise SystemExit(0)\n" if predeploy_ok else "raise SystemExit('migration failed')\n"
+        return repo.commit_change({"app/server.py": source, "app/predeploy.py": predeploy, "render.yaml": BLUEPRINT},
+                                  f"tiny healthy={healthy} builds={builds} predeploy_ok={predeploy_ok}")
+
+    first = commit()
+    emulator = build_emulator(blueprint=repo.path / "render.yaml", repo=repo.path, data_dir=tmp_path / "render",
+                              api_keys=("k-test",), health_grace_s=5)
+    emulator.runtime.health_interval_s = 0.1
+    server = EmulatorServer(emulator).start()
+    client = RenderClient.from_env({"RENDER_API_URL": server.url, "RENDER_API_KEY": "k-test"})
+    service = client.find_service("tiny")
+    yield client, service, commit, first, emulator, server
+    client.close()
+    server.stop()
+
+
+def _deploy(client, service, commit):
+    deploy = client.trigger_deploy(service.id, commit_id=commit)
+    return client.wait_for_deploy(service.id, deploy.id, timeout_s=60, poll_s=0.1, max_poll_s=0.3)
+
+
+def _serving(service) -> str:
+    return httpx.get(service.url + "/", timeout=5).json()["commit"]
+
+
+def test_good_release_goes_live_on_the_stable_url_then_failures_leave_it_serving(tiny):
+    client, service, commit, first, emulator, _ = tiny
+    assert _deploy(client, service, first).status == "live" and _serving(service) == first
+
+    unhealthy = _deploy(client, service, commit(healthy=False))
+    assert unhealthy.status == "update_failed" and _serving(service) == first
+    assert "not healthy within 5s" in client.deploy_failure_reason(service.id, unhealthy.id)
+
+    broken_build = _deploy(client, service, commit(builds=False))
+    assert broken_build.status == "build_failed" and _serving(service) == first
+
+    failing_predeploy = _deploy(client, service, commit(predeploy_ok=False))
+    assert failing_predeploy.status == "pre_deploy_failed" and _serving(service) == first
+    assert [d.status for d in client.list_deploys(service.id, max_items=10)][-1] == "live"
+
+
+def test_rollback_returns_to_an_earlier_build_without_rebuilding(tiny):
+    client, service, commit, first, emulator, _ = tiny
+    good = _deploy(client, service, first)
+    second = commit()
+    assert _deploy(client, service, second).status == "live" and _serving(service) == second
+    rollback = client.rollback(service.id, good.id)
+    final = client.wait_for_deploy(service.id, rollback.id, timeout_s=60, poll_s=0.1, max_poll_s=0.3)
+    assert final.status == "live" and final.trigger == "rollback" and _serving(service) == first
+    assert client.get_service(service.id).auto_deploy is False  # an API rollback leaves autoDeploy alone
+    assert client.get_deploy(service.id, good.id).status == "deactivated"
+
+
+def test_history_and_the_live_release_survive_a_restart_of_the_local_render(tiny, tmp_path):
+    client, service, commit, first, emulator, server = tiny
+    live = _deploy(client, service, first)
+    server.stop()
+    again = build_emulator(blueprint=tmp_path / "repo" / "render.yaml", repo=tmp_path / "repo",
+                           data_dir=tmp_path / "render", api_keys=("k-test",), health_grace_s=5)
+    with EmulatorServer(again) as restarted:
+        with RenderClient.from_env({"RENDER_API_URL": restarted.url, "RENDER_API_KEY": "k-test"}) as fresh:
+            assert fresh.live_deploy(service.id).id == live.id
+            assert _serving(fresh.get_service(service.id)) == first

@@ -5,28 +5,17 @@ from __future__ import annotations
 import io
 import json
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from deploypipe.app import Invocation, emit_report, run_pipeline
+from deploypipe.testing import FakeClock
 
 
-@dataclass
-class Sleeps:
-    """An injected sleep that records waits and advances a fake clock instead of waiting."""
-
-    waits: list[float] = field(default_factory=list)
-    now: float = 1000.0
-
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.now += seconds
-
-    def clock(self) -> float:
-        return self.now
+Sleeps = FakeClock  # waits recorded, clock advanced, nothing slept
 
 
 @dataclass

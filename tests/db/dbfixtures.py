@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from deploypipe.embedded_pg import EmbeddedPostgres, start_embedded
+from deploypipe.testing import FakeClock
 
 __all__ = ["AlembicProject", "Sleeps", "StageRunner", "alembic_project", "new_db", "pg_server", "sql"]
 
@@ -127,19 +128,7 @@ def sql(url: str, statement: str, params: tuple = ()) -> list[tuple]:
         return cur.fetchall() if cur.description else []
 
 
-@dataclass
-class Sleeps:
-    """An injected sleep recording waits and advancing a fake clock."""
-
-    waits: list[float] = field(default_factory=list)
-    now: float = 1000.0
-
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.now += seconds
-
-    def clock(self) -> float:
-        return self.now
+Sleeps = FakeClock  # waits recorded, clock advanced, nothing slept
 
 
 @dataclass

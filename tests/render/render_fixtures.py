@@ -11,25 +11,17 @@ from deploypipe.emulator import Emulator
 from deploypipe.emulator.blueprint import ServiceDef
 from deploypipe.emulator.runtime import SimulatedRuntime
 from deploypipe.render import RenderClient, RetryPolicy
+from deploypipe import testing
 
 API_KEY = "rnd_test_secret_key_0123456789"
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z, on the emulator's clock and ours
 
 
 @dataclass
-class FakeClock:
-    """Epoch seconds that only move when someone sleeps; every wait is recorded, none is real."""
+class FakeClock(testing.FakeClock):
+    """Epoch seconds on the emulator's clock and ours, moving only when someone sleeps."""
 
     now: float = START
-    waits: list[float] = field(default_factory=list)
-
-    def time(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        assert seconds >= 0, f"negative sleep {seconds}"
-        self.waits.append(seconds)
-        self.now += seconds
 
 
 @dataclass

@@ -286,6 +286,8 @@ class Runner:
             if isinstance(exc, KeyboardInterrupt):
                 self.message += " (interrupted)"
         else:
+            shipped = ", ".join(f"{d.get('service')} at {str(d.get('commit') or '')[:12]}" for d in self.deploys)
+            self.message = "deployed and verified" + (f": {shipped}" if shipped else "")
             self._finalizers(failure=False, outcome="deployed")
         return started_at, outcome
 

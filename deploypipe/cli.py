@@ -74,7 +74,18 @@ def deploy(c, pipeline=None, json=False, wait_lock=None, resume=None, dry_run=Fa
                       keep_running=keep_running)
     with maybe_local(inv):
         report = run_pipeline(inv, resume=resume)
+        if keep_running and inv.env.get("DEPLOYPIPE_LOCAL_DIR"):
+            _print_local_urls(inv)
     return emit_report(inv, report)
+
+
+def _print_local_urls(inv: Any) -> None:
+    """Where the local default's services answer (it keeps running until `invoke clean`)."""
+    from deploypipe.render.client import RenderClient
+
+    with RenderClient.from_env(inv.env) as client:
+        for service in client.list_services():
+            sys.stderr.write(f"{service.name}: {service.url} (kept running; stop with `invoke clean`)\n")
 
 
 def _plan(pipeline: str | None, as_json: bool) -> int:

@@ -1,4 +1,4 @@
-"""Terminal reporters: live per-stage progress (spinner + elapsed) and the final summary table.
+"""Terminal reporters: live per-stage progress (spinner + elapsed time) and the final summary table.
 
 Both read journal events / the report only, so they can be swapped for the
 JSON output in CI without the runner knowing.
@@ -25,6 +25,14 @@ class ConsoleProgress:
         self.live = live
         self._status: Any = None
 
+    def _start(self, description: str) -> None:
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self._status = Progress(SpinnerColumn(), TimeElapsedColumn(), TextColumn("{task.description}"),
+                                console=self.console, transient=True)
+        self._status.add_task(description, total=None)
+        self._status.start()
+
     def _stop(self) -> None:
         if self._status is not None:
             self._status.stop()
@@ -36,8 +44,7 @@ class ConsoleProgress:
         if kind == "stage_started":
             self._stop()
             if self.live:
-                self._status = self.console.status(f"[bold]{stage}[/] ({event.get('type')}) {event.get('plan', '')}")
-                self._status.start()
+                self._start(f"[bold]{stage}[/] ({event.get('type')}) {event.get('plan', '')}")
             else:
                 self.console.print(f"▶ {stage} ({event.get('type')})", markup=False)
         elif kind in ("stage_succeeded", "stage_failed", "stage_errored"):

@@ -215,8 +215,10 @@ def emit_report(inv: Invocation, report: Mapping[str, Any]) -> int:
     return int(report["exit_code"])
 
 
-def fail_line(exc: DeployPipeError, stream: Any = None) -> int:
-    """The error boundary's one line; returns the exit code."""
-    (stream or sys.stderr).write(f"deploypipe: {exc.render()}\n")
+def fail_line(exc: DeployPipeError, stream: Any = None, env: Mapping[str, str] | None = None) -> int:
+    """The error boundary's one line (secrets masked); returns the exit code."""
+    redactor = Redactor()
+    redactor.add_from_env(dict(os.environ) if env is None else env)
+    (stream or sys.stderr).write(redactor.text(f"deploypipe: {exc.render()}") + "\n")
     return int(exc.exit_code)
 

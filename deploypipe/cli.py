@@ -42,6 +42,19 @@ def _boundary(func: Callable[..., int | None]) -> Callable[..., None]:
         except KeyboardInterrupt:
             sys.stderr.write("deploypipe: interrupted before any stage ran\n")
             code = 1
+        except Exception as exc:  # a bug or an unexpected environment: one line, the traceback on request
+            import os
+
+            if os.environ.get("DEPLOYPIPE_DEBUG"):
+                raise
+            from deploypipe.redact import Redactor
+
+            redactor = Redactor()
+            redactor.add_from_env(os.environ)
+            sys.stderr.write(redactor.text(f"deploypipe: unexpected error: {type(exc).__name__}: {exc}; hint: this is "
+                                           "likely a bug; DEPLOYPIPE_DEBUG=1 shows the traceback. Any run record "
+                                           "in .deploypipe/runs/ says what the run did\n"))
+            code = 1
         if code:
             raise Exit(code=code)
 

@@ -138,3 +138,12 @@ def test_canary_secret_never_appears_in_any_output_journal_or_report(project):
     env = {**os.environ, "CANARY_TOKEN": canary, "CI": "1"}
     plan = _deploypipe(project.root, "plan", "--pipeline", "pipelines/p.yaml", env=env)
     assert canary not in plan.stdout + plan.stderr
+
+
+def test_error_lines_mask_secrets_from_the_environment(project):
+    project.pipeline("version: 1\nname: demo\ndefaults: {timeout_s: '${APP_DATABASE_URL}'}\nstages:\n"
+                     "  - id: a\n    type: shell.run\n    with: {command: 'true'}\n")
+    env = {**os.environ, "APP_DATABASE_URL": "postgresql://app:pw-canary-77@db/app"}
+    result = _deploypipe(project.root, "plan", "--pipeline", "pipelines/p.yaml", env=env)
+    assert result.returncode == 2 and "pw-canary-77" not in result.stderr and "***" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -61,3 +61,17 @@ def test_schema_task_writes_valid_json(tmp_path):
     target = tmp_path / "schema.json"
     subprocess.run([sys.executable, "-m", "invoke", "schema", "--output", str(target)], cwd=ROOT, check=True)
     assert json.loads(target.read_text())["title"] == "deploypipe pipeline"
+
+
+def test_production_pipeline_example_plans_cleanly_with_its_secrets_masked():
+    import os
+
+    env = {**os.environ, "RENDER_API_KEY": "rnd_plan_key_123456", "DATABASE_URL": "postgresql://app:pw-plan-99@db/app",
+           "CI": "true"}
+    result = subprocess.run([sys.executable, "-m", "invoke", "plan", "--pipeline", "pipelines/production.yaml", "--json"],
+                            cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    steps = json.loads(result.stdout)
+    assert [s["type"] for s in steps][:2] == ["lint.blueprint", "render.preflight"]
+    assert {"db.backup", "db.dry_run", "db.migrate", "render.deploy", "verify.health", "notify.webhook"} <= {s["type"] for s in steps}
+    assert "pw-plan-99" not in result.stdout + result.stderr

@@ -12,12 +12,8 @@ the target deploy's existing build directory without rebuilding.
 
 from __future__ import annotations
 
-import os
-import secrets
-import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,6 +24,7 @@ from urllib.parse import urlsplit
 import httpx
 import structlog
 
+from deploypipe.emulator.procs import GeneratedValues, checkout, free_port, service_env, stop_process
 from deploypipe.emulator.proxy import ServiceProxy
 from deploypipe.emulator.state import FAILED_STATUS
 
@@ -37,25 +34,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["ProcessRuntime"]
 
 log = structlog.get_logger("deploypipe.emulator")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _stop(proc: subprocess.Popen | None, grace_s: float = 5.0) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(grace_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    except ProcessLookupError:
-        pass
 
 
 @dataclass
@@ -73,8 +51,9 @@ class ProcessRuntime:
     health_grace_s: float = 30.0
     proxies: dict[str, ServiceProxy] = field(default_factory=dict)
     instances: dict[str, _Instance] = field(default_factory=dict)
-    generated: dict[str, str] = field(default_factory=dict)
+    generated: GeneratedValues | None = None
     _cancelled: set[str] = field(default_factory=set)
+    _running: dict[str, subprocess.Popen] = field(default_factory=dict)  # deploy or job id -> its command
     _threads: list[threading.Thread] = field(default_factory=list)
     _closing: bool = False
 
@@ -84,35 +63,23 @@ class ProcessRuntime:
             self.proxies[service.name] = ServiceProxy(port)
         return self.proxies[service.name]
 
-    def _run(self, command: str, cwd: Path, env: dict[str, str], log_path: Path) -> int:
+    def _run(self, command: str, cwd: Path, env: dict[str, str], log_path: Path, owner: str) -> int:
+        """Run ``command`` with bash in its own process group (so a cancel can kill all of it); its exit status."""
         with open(log_path, "ab") as out:
             out.write(f"$ {command}\n".encode())
             out.flush()
-            return subprocess.run(["bash", "-c", command], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL).returncode
+            proc = subprocess.Popen(["bash", "-c", command], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            self._running[owner] = proc
+            try:
+                return proc.wait()
+            finally:
+                self._running.pop(owner, None)
 
     def _env(self, emulator: "Emulator", service: "ServiceRec", commit: str | None, port: int) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "VIRTUAL_ENV", "PYTHONPATH", "TMPDIR")}
-        # the runtime's interpreter first on PATH, as Render's python runtime has its own on PATH
-        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "/usr/bin:/bin")
-        env.update({"PORT": str(port), "HOST": "127.0.0.1", "RENDER": "true", "RENDER_GIT_COMMIT": commit or "",
-                    "RENDER_SERVICE_NAME": service.name, "RENDER_SERVICE_ID": service.id,
-                    "RENDER_EXTERNAL_URL": service.url, "PYTHONUNBUFFERED": "1"})
-        databases = {p.name: p for p in emulator.postgres.values()}
-        for var in service.spec.envVars:
-            if var.fromDatabase:
-                db = databases.get(var.fromDatabase.get("name", ""))
-                if db is None:
-                    continue
-                parts = urlsplit(db.url)
-                env[var.key] = {"connectionString": db.url, "host": parts.hostname or "", "port": str(parts.port or 5432),
-                                "user": db.user, "password": db.password, "database": db.database}.get(
-                    var.fromDatabase.get("property", "connectionString"), db.url)
-            elif var.generateValue:
-                env[var.key] = self.generated.setdefault(f"{service.name}:{var.key}", secrets.token_urlsafe(32))
-            elif var.value is not None:
-                env[var.key] = str(var.value)
-        return env
+        if self.generated is None:
+            self.generated = GeneratedValues(self.data_dir / "generated-values.json")
+        return service_env(emulator, service, commit, port, self.generated)
 
     def _log(self, deploy: "DeployRec") -> Path:
         path = self.data_dir / "logs" / f"{deploy.id}.log"
@@ -123,90 +90,97 @@ class ProcessRuntime:
         return self.data_dir / "builds" / build_id / (service.spec.rootDir or "")
 
     # -- phases --------------------------------------------------------------------------
-    def _checkout(self, commit: str, target: Path, log_path: Path) -> bool:
-        target.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(["git", "-C", str(self.repo), "archive", "--format=tar", commit], capture_output=True)
-        if archive.returncode != 0:
-            log_path.open("ab").write(archive.stderr)
-            return False
-        subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
-        return True
-
-    def _healthy(self, instance: _Instance, path: str | None, deadline: float) -> tuple[bool, dict[str, Any]]:
-        while time.monotonic() < deadline and not self._closing:
+    def _healthy(self, deploy_id: str, instance: _Instance, path: str | None) -> tuple[bool, dict[str, Any]]:
+        """Probe ``path`` (or the port) until 2xx/3xx, the process exits, the grace period ends or a cancel."""
+        deadline = time.monotonic() + self.health_grace_s
+        last = "no answer yet"
+        while time.monotonic() < deadline and not self._closing and deploy_id not in self._cancelled:
             code = instance.proc.poll()
             if code is not None:
-                return False, {"failure": {"evicted": False, "nonZeroExit": code}}
+                return False, {"failure": {"evicted": False, **({"nonZeroExit": code} if code else {"earlyExit": True})}}
             try:
                 if path:
                     response = httpx.get(f"http://127.0.0.1:{instance.port}{path}", timeout=5.0)
                     if response.status_code < 400:
                         return True, {}
+                    last = f"GET {path} answered {response.status_code}"
                 else:
                     socket.create_connection(("127.0.0.1", instance.port), timeout=1).close()
                     return True, {}
-            except (httpx.HTTPError, OSError):
-                pass
+            except (httpx.HTTPError, OSError) as exc:
+                last = f"{path or 'port ' + str(instance.port)}: {type(exc).__name__}"
             time.sleep(self.health_interval_s)
         return False, {"failure": {"evicted": False, "timedOutSeconds": int(self.health_grace_s),
-                                   "unhealthy": f"{path or 'port'} did not answer 2xx/3xx"}}
+                                   "timedOutReason": f"{path or 'the port'} did not answer 2xx/3xx ({last})"}}
 
     def _start_instance(self, emulator: "Emulator", service: "ServiceRec", deploy: "DeployRec", cwd: Path,
                         log_path: Path) -> _Instance:
-        port = _free_port()
+        port = free_port()
         env = self._env(emulator, service, deploy.commit_id, port)
-        out = open(log_path, "ab")
-        proc = subprocess.Popen(["bash", "-c", service.spec.startCommand], cwd=cwd, env=env, stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        with open(log_path, "ab") as out:
+            proc = subprocess.Popen(["bash", "-c", service.spec.startCommand], cwd=cwd, env=env, stdout=out,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         return _Instance(deploy.id, port, proc)
+
+    def _build(self, emulator: "Emulator", service: "ServiceRec", deploy: "DeployRec", log_path: Path) -> bool:
+        deploy.build_id = f"bld-{deploy.id[4:]}"
+        emulator.phase_started(service, deploy, "build")
+        env = self._env(emulator, service, deploy.commit_id, 0)
+        ok = checkout(self.repo, deploy.commit_id or "HEAD", self.data_dir / "builds" / deploy.build_id, log_path) and \
+            self._run(service.spec.buildCommand, self.build_dir(deploy.build_id, service), env, log_path, deploy.id) == 0
+        ok = ok and deploy.fail_at != "build"
+        if deploy.id in self._cancelled:
+            emulator.phase_ended(service, deploy, "build", "canceled")
+            return False
+        reason = {} if ok else {"buildFailed": {"id": deploy.build_id}}
+        emulator.phase_ended(service, deploy, "build", "succeeded" if ok else "failed", reason=reason)
+        if not ok:
+            emulator.finish(service, deploy, FAILED_STATUS["build"], reason=reason)
+        return ok
+
+    def _pre_deploy(self, emulator: "Emulator", service: "ServiceRec", deploy: "DeployRec", log_path: Path) -> bool:
+        emulator.phase_started(service, deploy, "pre_deploy")
+        env = self._env(emulator, service, deploy.commit_id, 0)
+        code = 1 if deploy.fail_at == "pre_deploy" else self._run(
+            service.spec.preDeployCommand or "true", self.build_dir(deploy.build_id or "", service), env, log_path,
+            deploy.id)
+        if deploy.id in self._cancelled:
+            emulator.phase_ended(service, deploy, "pre_deploy", "canceled")
+            return False
+        reason = {} if code == 0 else {"failure": {"evicted": False, "nonZeroExit": code}}
+        emulator.phase_ended(service, deploy, "pre_deploy", "succeeded" if code == 0 else "failed", reason=reason)
+        if code != 0:  # pre_deploy_ended tells why; deploy_ended has no instance failure to report
+            emulator.finish(service, deploy, FAILED_STATUS["pre_deploy"], reason={})
+        return code == 0
 
     def _deploy(self, emulator: "Emulator", service: "ServiceRec", deploy: "DeployRec") -> None:
         log_path = self._log(deploy)
-        spec = service.spec
         try:
             if deploy.trigger != "rollback" or not deploy.build_id:
-                deploy.build_id = f"bld-{deploy.id[4:]}"
-                emulator.set_status(service, deploy, "build_in_progress")
-                emulator.event(service, "build_started", buildId=deploy.build_id)
-                root = self.data_dir / "builds" / deploy.build_id
-                env = self._env(emulator, service, deploy.commit_id, 0)
-                ok = self._checkout(deploy.commit_id or "HEAD", root, log_path) and \
-                    self._run(spec.buildCommand, self.build_dir(deploy.build_id, service), env, log_path) == 0
-                emulator.event(service, "build_ended", buildId=deploy.build_id, buildStatus="succeeded" if ok else "failed")
-                if deploy.id in self._cancelled:
+                if not self._build(emulator, service, deploy, log_path):
                     return
-                if not ok or deploy.fail_at == "build":
-                    return emulator.finish(service, deploy, FAILED_STATUS["build"], reason={"buildFailed": {"id": deploy.build_id}})
-            cwd = self.build_dir(deploy.build_id, service)
-            if spec.preDeployCommand:
-                emulator.set_status(service, deploy, "pre_deploy_in_progress")
-                emulator.event(service, "pre_deploy_started", deployId=deploy.id)
-                code = 1 if deploy.fail_at == "pre_deploy" else self._run(
-                    spec.preDeployCommand, cwd, self._env(emulator, service, deploy.commit_id, 0), log_path)
-                status = "succeeded" if code == 0 else "failed"
-                emulator.event(service, "pre_deploy_ended", deployCommandExecutionId=deploy.id, deployId=deploy.id,
-                               preDeployStatus=status, reason={} if code == 0 else {"failure": {"evicted": False, "nonZeroExit": code}})
-                if code != 0:
-                    return emulator.finish(service, deploy, FAILED_STATUS["pre_deploy"], reason={})
+            if service.spec.preDeployCommand and not self._pre_deploy(emulator, service, deploy, log_path):
+                return
             if deploy.id in self._cancelled:
                 return
-            emulator.set_status(service, deploy, "update_in_progress")
-            instance = self._start_instance(emulator, service, deploy, cwd, log_path)
-            healthy, reason = self._healthy(instance, spec.healthCheckPath, time.monotonic() + self.health_grace_s)
+            emulator.phase_started(service, deploy, "update")
+            instance = self._start_instance(emulator, service, deploy, self.build_dir(deploy.build_id or "", service),
+                                            log_path)
+            healthy, reason = self._healthy(deploy.id, instance, service.spec.healthCheckPath)
             if deploy.fail_at == "update":
-                healthy, reason = False, {"failure": {"evicted": False, "unhealthy": "fault injected"}}
+                healthy, reason = False, {"failure": {"evicted": False, "unhealthy": "fault injected: fail_deploy"}}
             if not healthy or deploy.id in self._cancelled:
-                _stop(instance.proc)
-                if deploy.id not in self._cancelled:
-                    emulator.event(service, "server_failed", deployId=deploy.id, reason=reason)
+                stop_process(instance.proc)
+                if deploy.id not in self._cancelled and not self._closing:
+                    emulator.server_failed(service, reason)
                     emulator.finish(service, deploy, FAILED_STATUS["update"], reason=reason)
                 return
             self._go_live(emulator, service, instance)
             emulator.finish(service, deploy, "live")
-            emulator.event(service, "server_available", deployId=deploy.id)
         except Exception as exc:  # the emulator must never wedge a deploy in progress
-            log.error("emulator_deploy_crashed", deploy_id=deploy.id, error=str(exc))
-            emulator.finish(service, deploy, FAILED_STATUS["update"], reason={"failure": {"evicted": False, "unhealthy": str(exc)}})
+            log.error("emulator_deploy_crashed", deploy_id=deploy.id, error=f"{type(exc).__name__}: {exc}")
+            emulator.finish(service, deploy, FAILED_STATUS["update"],
+                            reason={"failure": {"evicted": False, "unhealthy": f"local Render error: {exc}"}})
 
     def _go_live(self, emulator: "Emulator", service: "ServiceRec", instance: _Instance) -> None:
         proxy = self.proxy_for(service)
@@ -214,14 +188,15 @@ class ProcessRuntime:
         proxy.backend = instance.port
         self.instances[service.name] = instance
         if old is not None:
-            _stop(old.proc)
+            stop_process(old.proc)
         threading.Thread(target=self._watch, args=(emulator, service, instance), daemon=True).start()
 
     def _watch(self, emulator: "Emulator", service: "ServiceRec", instance: _Instance) -> None:
         code = instance.proc.wait()
         if self.instances.get(service.name) is instance and not self._closing:
-            emulator.event(service, "server_failed", deployId=instance.deploy_id,
-                           reason={"failure": {"evicted": False, "nonZeroExit": code}})
+            log.warning("emulator_instance_died", service=service.name, deploy_id=instance.deploy_id, exit_code=code)
+            emulator.server_failed(service, {"failure": {"evicted": False, **(
+                {"nonZeroExit": code} if code > 0 else {"earlyExit": True})}})
 
     def resolve_commit(self, service: "ServiceRec", commit: str | None) -> tuple[str, str] | None:
         """(sha, subject) of ``commit`` (default: the head of the service's branch) in the local repository."""
@@ -236,17 +211,6 @@ class ProcessRuntime:
         sha, _, subject = result.stdout.strip().partition("\n")
         return sha, subject
 
-    def export_postgres(self, db: Any) -> str:
-        """pg_dump a Blueprint database into the data dir, as Render's export does; returns a file:// URL."""
-        from deploypipe.embedded_pg import pg_bin
-
-        target = self.data_dir / "exports" / f"{db.id}-{int(time.time())}.dump"
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            subprocess.run([pg_bin("pg_dump"), "-Fc", "-d", db.url], stdout=out, stderr=subprocess.DEVNULL, check=False)
-        return target.resolve().as_uri()
-
     # -- Runtime protocol --------------------------------------------------------------
     def start(self, emulator: "Emulator", service: "ServiceRec", deploy: "DeployRec") -> None:
         self.proxy_for(service)
@@ -260,21 +224,34 @@ class ProcessRuntime:
 
     def cancel(self, emulator: "Emulator", service: "ServiceRec", deploy: "DeployRec") -> None:
         self._cancelled.add(deploy.id)
+        proc = self._running.get(deploy.id)
+        if proc is not None:
+            stop_process(proc, grace_s=2.0)
 
     def run_job(self, emulator: "Emulator", service: "ServiceRec", job: "JobRec") -> None:
+        """Run the job's command in the live deploy's build directory with the service's environment."""
+        live = service.live()
+        if live is None or not live.build_id or not self.build_dir(live.build_id, service).exists():
+            log.warning("emulator_job_without_build", service=service.name, job_id=job.id)
+            emulator.job_status(service, job, "failed")
+            return
+
         def work() -> None:
-            live = service.live()
-            job.status, job.started_at = "running", emulator.clock()
-            if live is None or not live.build_id:
-                job.status, job.finished_at = "failed", emulator.clock()
-                return
+            emulator.job_status(service, job, "running")
             log_path = self.data_dir / "logs" / f"{job.id}.log"
             log_path.parent.mkdir(parents=True, exist_ok=True)
-            code = self._run(job.start_command, self.build_dir(live.build_id, service),
-                             self._env(emulator, service, live.commit_id, 0), log_path)
-            job.status, job.finished_at = ("succeeded" if code == 0 else "failed"), emulator.clock()
+            code = self._run(job.start_command, self.build_dir(live.build_id or "", service),
+                             self._env(emulator, service, live.commit_id, 0), log_path, job.id)
+            emulator.job_status(service, job, "succeeded" if code == 0 else "failed")
 
-        threading.Thread(target=work, daemon=True).start()
+        thread = threading.Thread(target=work, name=f"job-{job.id}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def cancel_job(self, emulator: "Emulator", service: "ServiceRec", job: "JobRec") -> None:
+        proc = self._running.get(job.id)
+        if proc is not None:
+            stop_process(proc, grace_s=2.0)
 
     def restore(self, emulator: "Emulator", service: "ServiceRec") -> None:
         """After a restart: serve the saved live deploy again from its build directory."""
@@ -285,17 +262,22 @@ class ProcessRuntime:
         if live is None or not live.build_id or not self.build_dir(live.build_id, service).exists():
             return
         instance = self._start_instance(emulator, service, live, self.build_dir(live.build_id, service), self._log(live))
-        healthy, reason = self._healthy(instance, service.spec.healthCheckPath, time.monotonic() + self.health_grace_s)
+        healthy, reason = self._healthy(live.id, instance, service.spec.healthCheckPath)
         if healthy:
             self._go_live(emulator, service, instance)
         else:
-            _stop(instance.proc)
-            emulator.event(service, "server_failed", deployId=live.id, reason=reason)
+            stop_process(instance.proc)
+            emulator.server_failed(service, reason)
 
     def close(self) -> None:
+        """Stop every running command, instance and proxy, and wait for the deploy threads."""
         self._closing = True
+        for proc in list(self._running.values()):
+            stop_process(proc, grace_s=2.0)
         for instance in list(self.instances.values()):
-            _stop(instance.proc)
+            stop_process(instance.proc)
         for proxy in self.proxies.values():
             proxy.close()
+        for thread in self._threads:
+            thread.join(10)
 

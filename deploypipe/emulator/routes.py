@@ -1,158 +1,185 @@
-"""Route handlers of the local Render API, one function per Render operation."""
+"""Route handlers of the local Render API, one function per Render operation (paths without ``/v1``)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from deploypipe.emulator.app import _error, _multi, _parse_time
-from deploypipe.emulator.ids import iso
+from deploypipe.emulator.shapes import error, multi, page, parse_time, postgres_json, service_json
+from deploypipe.emulator.state import IN_PROGRESS, Emulator, ServiceRec
 
 __all__ = ["dispatch"]
 
-
-def _services(api: Any, request: Request, body: Any, parts: list[str]) -> Response:
-    names = set(_multi(request, "name"))
-    types = set(_multi(request, "type"))
-    items = [(s.id, api.service_json(s)) for s in api.emu.services.values()
-             if (not names or s.name in names) and (not types or api.service_json(s)["type"] in types)]
-    return api.page(request, items, "service")
+EVENT_WINDOW_S = 3600.0  # Render's events endpoint defaults to startTime = now - 1 h
 
 
-def _deploys(api: Any, request: Request, service: Any) -> Response:
-    statuses = set(_multi(request, "status"))
+def _times(request: Request, *names: str) -> list[float | None] | Response:
     try:
-        after = _parse_time(request.query_params.get("createdAfter"))
-        before = _parse_time(request.query_params.get("createdBefore"))
+        return [parse_time(request.query_params.get(name)) for name in names]
     except ValueError:
-        return _error(400, "createdAfter/createdBefore must be ISO 8601 date-times")
-    items = [(d.id, d.to_json()) for d in reversed(service.deploys)
-             if (not statuses or d.status in statuses) and (after is None or d.created_at >= after)
-             and (before is None or d.created_at <= before)]
-    return api.page(request, items, "deploy")
+        return error(400, f"{'/'.join(names)} must be ISO 8601 date-times, e.g. 2026-01-31T12:00:00Z")
 
 
-def _trigger(api: Any, service: Any, body: dict[str, Any]) -> Response:
+def list_services(emu: Emulator, request: Request) -> Response:
+    names, types = set(multi(request, "name")), set(multi(request, "type"))
+    rows = [(s.id, service_json(emu, s)) for s in emu.all_services()]
+    return page(request, [(i, s) for i, s in rows if (not names or s["name"] in names)
+                          and (not types or s["type"] in types)], "service")
+
+
+def list_deploys(emu: Emulator, request: Request, service: ServiceRec) -> Response:
+    statuses = set(multi(request, "status"))
+    times = _times(request, "createdAfter", "createdBefore")
+    if isinstance(times, Response):
+        return times
+    after, before = times
+    return page(request, [(d.id, d.to_json()) for d in reversed(service.deploys)
+                          if (not statuses or d.status in statuses) and (after is None or d.created_at >= after)
+                          and (before is None or d.created_at <= before)], "deploy")
+
+
+def trigger_deploy(emu: Emulator, service: ServiceRec, body: dict[str, Any]) -> Response:
     if body.get("clearCache") not in (None, "clear", "do_not_clear"):
-        return _error(400, "clearCache must be 'clear' or 'do_not_clear'")
-    resolve = getattr(api.emu.runtime, "resolve_commit", None)
+        return error(400, f"clearCache must be 'clear' or 'do_not_clear', got {body.get('clearCache')!r}")
+    if body.get("imageUrl") and service.spec.runtime != "image":
+        return error(400, f"imageUrl is only for image-backed services; service {service.id} builds from a repository")
+    resolve = getattr(emu.runtime, "resolve_commit", None)
     commit, message = body.get("commitId"), None
     if resolve is not None:
         found = resolve(service, commit)
         if found is None:
-            return _error(400, f"commit {commit} not found on branch {service.spec.branch}", "invalid_commit")
+            return error(400, f"commit {commit} not found in the repository of service {service.id}", "invalid_commit")
         commit, message = found
-    deploy, queued = api.emu.trigger(service, commit_id=commit, commit_message=message)
-    if queued:
+    deploy, queued = emu.trigger(service, commit_id=commit, commit_message=message,
+                                 clear_cache=body.get("clearCache") == "clear")
+    if queued:  # Render answers 202 "Queued" with no body when another deploy is in progress
         return Response(status_code=202)
     return JSONResponse(deploy.to_json(), status_code=201)
 
 
-def _service_routes(api: Any, method: str, parts: list[str], request: Request, body: Any) -> Response:
-    emu = api.emu
-    service = api.find(parts[1])
+def rollback(emu: Emulator, service: ServiceRec, body: dict[str, Any]) -> Response:
+    target_id = body.get("deployId")
+    if not target_id:
+        return error(400, "deployId is required")
+    target = next((d for d in service.deploys if d.id == target_id), None)
+    if target is None:
+        return error(404, f"deploy {target_id} not found for service {service.id}")
+    if target.status not in ("live", "deactivated") or not target.build_id:
+        return error(400, f"deploy {target_id} is {target.status}: only a deploy that went live has a build to roll back to")
+    deploy, _queued = emu.rollback(service, target)
+    return JSONResponse(deploy.to_json(), status_code=201)
+
+
+def list_events(emu: Emulator, request: Request, service: ServiceRec) -> Response:
+    types = set(multi(request, "type"))
+    times = _times(request, "startTime", "endTime")
+    if isinstance(times, Response):
+        return times
+    end = times[1] if times[1] is not None else emu.clock()
+    start = times[0] if times[0] is not None else end - EVENT_WINDOW_S
+    return page(request, [(e["id"], e) for e in reversed(service.events) if (not types or e["type"] in types)
+                          and start <= (parse_time(e["timestamp"]) or 0) <= end], "event")
+
+
+def jobs(emu: Emulator, method: str, rest: list[str], request: Request, service: ServiceRec, body: dict) -> Response:
+    if len(rest) == 1 and method == "POST":
+        if not isinstance(body.get("startCommand"), str) or not body["startCommand"].strip():
+            return error(400, "startCommand is required: the command to run against the service's latest build")
+        return JSONResponse(emu.create_job(service, body["startCommand"]).to_json(), status_code=201)
+    if len(rest) == 1 and method == "GET":
+        statuses = set(multi(request, "status"))
+        return page(request, [(j.id, j.to_json()) for j in reversed(service.jobs)
+                              if not statuses or j.status in statuses], "job")
+    job = next((j for j in service.jobs if j.id == rest[1]), None)
+    if job is None:
+        return error(404, f"job {rest[1]} not found for service {service.id}")
+    if len(rest) == 2 and method == "GET":
+        return JSONResponse(job.to_json())
+    if rest[2:] == ["cancel"] and method == "POST":
+        emu.cancel_job(service, job)
+        return JSONResponse(job.to_json())
+    return _no_route(method, ["services", service.id, *rest])
+
+
+def service_routes(emu: Emulator, method: str, parts: list[str], request: Request, body: dict) -> Response:
+    service = emu.service(parts[1])
     if service is None:
-        return _error(404, f"service {parts[1]} not found")
-    rest = parts[2:]
-    if not rest:
-        if method == "GET":
-            return JSONResponse(api.service_json(service))
-        if method == "PATCH":
-            if "autoDeploy" in body:
-                if body["autoDeploy"] not in ("yes", "no"):
-                    return _error(400, "autoDeploy must be 'yes' or 'no'")
-                service.auto_deploy = body["autoDeploy"] == "yes"
-                service.updated_at = emu.clock()
-                emu.event(service, "auto_deploy_disabled" if not service.auto_deploy else "auto_deploy_enabled")
-                emu.save()
-            return JSONResponse(api.service_json(service))
-    elif rest == ["deploys"]:
-        if method == "GET":
-            return _deploys(api, request, service)
-        if method == "POST":
-            return _trigger(api, service, body)
-    elif rest[0] == "deploys" and len(rest) >= 2:
-        deploy = next((d for d in service.deploys if d.id == rest[1]), None)
-        if deploy is None:
-            return _error(404, f"deploy {rest[1]} not found for service {service.id}")
-        if len(rest) == 2 and method == "GET":
-            return JSONResponse(deploy.to_json())
-        if rest[2:] == ["cancel"] and method == "POST":
-            if deploy.status not in ("created", "queued", "build_in_progress", "update_in_progress", "pre_deploy_in_progress"):
-                return _error(409, f"deploy {deploy.id} is {deploy.status}; only an in-progress deploy can be cancelled")
-            emu.cancel(service, deploy)
-            return JSONResponse(deploy.to_json())
-    elif rest == ["rollback"] and method == "POST":
-        target_id = body.get("deployId")
-        target = next((d for d in service.deploys if d.id == target_id), None)
-        if not target_id:
-            return _error(400, "deployId is required")
-        if target is None:
-            return _error(404, f"deploy {target_id} not found for service {service.id}")
-        if target.status not in ("live", "deactivated") or not target.build_id:
-            return _error(400, f"deploy {target_id} ({target.status}) has no build to roll back to")
-        deploy, _queued = emu.rollback(service, target)
-        return JSONResponse(deploy.to_json(), status_code=201)
-    elif rest == ["events"] and method == "GET":
-        types = set(_multi(request, "type"))
-        items = [(e["id"], e) for e in reversed(service.events) if not types or e["type"] in types]
-        return api.page(request, items, "event")
-    elif rest[0] == "jobs":
-        if len(rest) == 1 and method == "POST":
-            if not body.get("startCommand"):
-                return _error(400, "startCommand is required")
-            return JSONResponse(emu.create_job(service, body["startCommand"]).to_json(), status_code=201)
-        if len(rest) == 1 and method == "GET":
-            statuses = set(_multi(request, "status"))
-            return api.page(request, [(j.id, j.to_json()) for j in reversed(service.jobs)
-                                      if not statuses or j.status in statuses], "job")
-        job = next((j for j in service.jobs if len(rest) > 1 and j.id == rest[1]), None)
-        if job is None:
-            return _error(404, f"job {rest[1] if len(rest) > 1 else ''} not found")
-        if len(rest) == 2 and method == "GET":
-            return JSONResponse(job.to_json())
-        if rest[2:] == ["cancel"] and method == "POST":
-            if job.status in ("pending", "running"):
-                job.status, job.finished_at = "canceled", emu.clock()
-            return JSONResponse(job.to_json())
-    return _error(404, f"no route for {method} /{'/'.join(parts)}")
-
-
-def _postgres_routes(api: Any, method: str, parts: list[str], request: Request) -> Response:
-    emu = api.emu
-    if len(parts) == 1 and method == "GET":
-        names = set(_multi(request, "name"))
-        return api.page(request, [(p.id, api.postgres_json(p)) for p in emu.postgres.values()
-                                  if not names or p.name in names], "postgres")
-    db = emu.postgres.get(parts[1])
-    if db is None:
-        return _error(404, f"postgres {parts[1]} not found")
+        return error(404, f"service {parts[1]} not found")
     rest = parts[2:]
     if not rest and method == "GET":
-        return JSONResponse(api.postgres_json(db))
+        return JSONResponse(service_json(emu, service))
+    if not rest and method == "PATCH":
+        if "autoDeploy" in body and body["autoDeploy"] not in ("yes", "no"):
+            return error(400, f"autoDeploy must be 'yes' or 'no', got {body['autoDeploy']!r}")
+        if "autoDeploy" in body and (body["autoDeploy"] == "yes") != service.auto_deploy:
+            service.auto_deploy = body["autoDeploy"] == "yes"
+            service.updated_at = emu.clock()
+            emu.event(service, "auto_deploy_enabled" if service.auto_deploy else "auto_deploy_disabled",
+                      reason="setting_change")
+            emu.save()
+        return JSONResponse(service_json(emu, service))
+    if rest == ["deploys"] and method == "GET":
+        return list_deploys(emu, request, service)
+    if rest == ["deploys"] and method == "POST":
+        return trigger_deploy(emu, service, body)
+    if rest[:1] == ["deploys"] and len(rest) in (2, 3):
+        deploy = next((d for d in service.deploys if d.id == rest[1]), None)
+        if deploy is None:
+            return error(404, f"deploy {rest[1]} not found for service {service.id}")
+        if len(rest) == 2 and method == "GET":
+            return JSONResponse(deploy.to_json())
+        if rest[2:] == ["cancel"] and method == "POST":
+            if deploy.status not in IN_PROGRESS | {"queued"}:
+                return error(409, f"deploy {deploy.id} is {deploy.status}; only an in-progress deploy can be cancelled")
+            emu.cancel(service, deploy)
+            return JSONResponse(deploy.to_json())
+    if rest == ["rollback"] and method == "POST":
+        return rollback(emu, service, body)
+    if rest == ["events"] and method == "GET":
+        return list_events(emu, request, service)
+    if rest[:1] == ["jobs"] and len(rest) <= 3:
+        return jobs(emu, method, rest, request, service, body)
+    return _no_route(method, parts)
+
+
+def postgres_routes(emu: Emulator, method: str, parts: list[str], request: Request, body: dict) -> Response:
+    from deploypipe.emulator.databases import connection_info, export
+
+    if len(parts) == 1 and method == "GET":
+        names = set(multi(request, "name"))
+        return page(request, [(p.id, postgres_json(emu, p)) for p in emu.postgres.values()
+                              if not names or p.name in names], "postgres")
+    db = emu.postgres.get(parts[1])
+    if db is None:
+        return error(404, f"postgres {parts[1]} not found")
+    rest = parts[2:]
+    if not rest and method == "GET":
+        return JSONResponse(postgres_json(emu, db))
     if rest == ["connection-info"] and method == "GET":
-        return JSONResponse({"password": db.password, "internalConnectionString": db.url,
-                             "externalConnectionString": db.url, "psqlCommand": f"psql {db.url}"})
+        return JSONResponse(connection_info(db))
     if rest == ["export"] and method == "POST":
-        export = getattr(emu.runtime, "export_postgres", None)
-        url = export(db) if export else None
-        db.exports.append({"id": f"exp-{len(db.exports) + 1:04d}", "createdAt": iso(emu.clock()),
-                           **({"url": url} if url else {})})
+        export(emu, db)
         return Response(status_code=202)
     if rest == ["export"] and method == "GET":
-        return JSONResponse(list(reversed(db.exports)))
+        return JSONResponse([{k: v for k, v in e.items() if not k.startswith("_")} for e in reversed(db.exports)])
     if rest == ["recovery"] and method == "GET":
         return JSONResponse({"recoveryStatus": "NOT_AVAILABLE"})
-    return _error(404, f"no route for {method} /{'/'.join(parts)}")
+    return _no_route(method, parts)
 
 
-def dispatch(api: Any, method: str, parts: list[str], request: Request, body: Any) -> Response:
+def _no_route(method: str, parts: list[str]) -> Response:
+    return error(404, f"no route for {method} /v1/{'/'.join(parts)}")
+
+
+_ROOTS: dict[str, Callable[..., Response]] = {"services": service_routes, "postgres": postgres_routes}
+
+
+def dispatch(emu: Emulator, method: str, parts: list[str], request: Request, body: dict) -> Response:
     if parts == ["services"] and method == "GET":
-        return _services(api, request, body, parts)
-    if parts[0] == "services" and len(parts) >= 2:
-        return _service_routes(api, method, parts, request, body if isinstance(body, dict) else {})
-    if parts[0] == "postgres":
-        return _postgres_routes(api, method, parts, request)
-    return _error(404, f"no route for {method} /{'/'.join(parts)}")
+        return list_services(emu, request)
+    handler = _ROOTS.get(parts[0])
+    if handler is None or (parts[0] == "services" and len(parts) < 2):
+        return _no_route(method, parts)
+    return handler(emu, method, parts, request, body)

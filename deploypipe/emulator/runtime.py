@@ -1,17 +1,19 @@
-"""Runtimes that move deploys through Render's phases.
+"""The simulated runtime: deploys move through Render's phases on the emulator's clock, running nothing.
 
-``SimulatedRuntime`` runs nothing: each phase lasts a configured time measured
-on the emulator's clock, computed lazily on every read, so a test with a fake
-clock drives a 60-second deploy without waiting. ``ProcessRuntime`` (in
-``process_runtime.py``) builds and starts real processes.
+Each phase lasts a configured time. Progress is computed lazily on every read
+from the clock, and every transition is recorded at the moment it happened
+on that clock (not when someone looked), so a test with a fake clock drives a
+60-second deploy without waiting and still sees the real timeline. Which
+deploys fail comes from ``failures`` (commit -> phase) or the ``fail_deploy``
+fault. ``ProcessRuntime`` (``process_runtime.py``) is the real one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from deploypipe.emulator.state import FAILED_STATUS
+from deploypipe.emulator.state import FAILED_STATUS, PHASE_STATUS
 
 if TYPE_CHECKING:  # pragma: no cover
     from deploypipe.emulator.state import DeployRec, Emulator, JobRec, ServiceRec
@@ -19,17 +21,28 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["PHASES", "SimulatedRuntime"]
 
 PHASES = ("build", "pre_deploy", "update")
-_IN = {"build": "build_in_progress", "pre_deploy": "pre_deploy_in_progress", "update": "update_in_progress"}
+
+
+def _failure_reason(phase: str, deploy: "DeployRec") -> dict[str, Any]:
+    """deploy_ended's reason: a failed build names the build; a simulated instance or command exits with 1."""
+    if phase == "build":
+        return {"buildFailed": {"id": deploy.build_id}}
+    return {"failure": {"evicted": False, "nonZeroExit": 1}}
 
 
 @dataclass
 class SimulatedRuntime:
-    """Clock-driven phases; ``failures`` maps a commit id to the phase at which its deploys fail."""
+    """Clock-driven phases (seconds each); ``failures`` maps a commit id to the phase at which its deploys fail.
+
+    A rollback skips the build (it reuses the target's). ``job_s`` is how long a one-off job runs; ``job_exit``
+    its exit status (0 succeeded, else failed).
+    """
 
     build_s: float = 0.0
     pre_deploy_s: float = 0.0
     update_s: float = 0.0
     failures: dict[str, str] = field(default_factory=dict)
+    job_s: float = 0.0
     job_exit: int = 0
 
     def _phases(self, service: "ServiceRec", deploy: "DeployRec") -> list[tuple[str, float]]:
@@ -40,39 +53,62 @@ class SimulatedRuntime:
         return phases
 
     def start(self, emulator: "Emulator", service: "ServiceRec", deploy: "DeployRec") -> None:
-        if deploy.trigger != "rollback":
+        if deploy.trigger != "rollback" or not deploy.build_id:
             deploy.build_id = f"bld-{deploy.id[4:]}"
         self.advance(emulator, service)
 
     def advance(self, emulator: "Emulator", service: "ServiceRec") -> None:
+        now = emulator.clock()
         for _ in range(len(service.deploys) + 1):  # finishing one may start the next queued deploy
             deploy = service.in_progress()
             if deploy is None or deploy.started_at is None:
-                return
-            elapsed = emulator.clock() - deploy.started_at
-            failing = deploy.fail_at or self.failures.get(deploy.commit_id or "")
-            for phase, duration in self._phases(service, deploy):
-                if elapsed < duration:
-                    emulator.set_status(service, deploy, _IN[phase])
-                    return
-                elapsed -= duration
-                if failing == phase:
-                    reason = {"buildFailed": {"id": deploy.build_id}} if phase == "build" else (
-                        {"failure": {"evicted": False, "nonZeroExit": 1}} if phase == "update" else {})
-                    if phase == "pre_deploy":
-                        emulator.event(service, "pre_deploy_ended", deployCommandExecutionId=deploy.id,
-                                       deployId=deploy.id, preDeployStatus="failed", reason={})
-                    emulator.finish(service, deploy, FAILED_STATUS[phase], reason=reason)
-                    break
-            else:
-                emulator.finish(service, deploy, "live")
+                break
+            if not self._advance_one(emulator, service, deploy, now):
+                break
+        for job in service.jobs:
+            if job.status == "running" and job.started_at is not None and now >= job.started_at + self.job_s:
+                emulator.job_status(service, job, "succeeded" if self.job_exit == 0 else "failed",
+                                    at=job.started_at + self.job_s)
+
+    def _advance_one(self, emulator: "Emulator", service: "ServiceRec", deploy: "DeployRec", now: float) -> bool:
+        """Move ``deploy`` as far as ``now`` allows; True if it finished (so a queued one may start)."""
+        failing = deploy.fail_at or self.failures.get(deploy.commit_id or "")
+        phases = self._phases(service, deploy)
+        current = next((i for i, (p, _) in enumerate(phases) if PHASE_STATUS[p] == deploy.status), -1)
+        at = deploy.started_at if deploy.started_at is not None else now
+        for index, (phase, duration) in enumerate(phases):
+            end = at + duration
+            if index < current:  # passed on an earlier read
+                at = end
+                continue
+            if index > current:
+                emulator.phase_started(service, deploy, phase, at=at)
+            if now < end:
+                return False
+            if failing == phase:
+                reason = _failure_reason(phase, deploy)
+                emulator.phase_ended(service, deploy, phase, "failed", reason=reason, at=end)
+                if phase == "update":
+                    emulator.server_failed(service, reason, at=end)
+                # a failed pre-deploy command is told by pre_deploy_ended; deploy_ended carries no instance failure
+                emulator.finish(service, deploy, FAILED_STATUS[phase], reason={} if phase == "pre_deploy" else reason,
+                                at=end)
+                return True
+            emulator.phase_ended(service, deploy, phase, "succeeded", at=end)
+            at = end
+        emulator.finish(service, deploy, "live", at=at)
+        return True
 
     def cancel(self, emulator: "Emulator", service: "ServiceRec", deploy: "DeployRec") -> None:
         return None
 
     def run_job(self, emulator: "Emulator", service: "ServiceRec", job: "JobRec") -> None:
-        job.started_at = job.finished_at = emulator.clock()
-        job.status = "succeeded" if self.job_exit == 0 else "failed"
+        """Runs for ``job_s`` (a simulated service has no build to require, unlike ``ProcessRuntime``)."""
+        emulator.job_status(service, job, "running")
+        self.advance(emulator, service)
+
+    def cancel_job(self, emulator: "Emulator", service: "ServiceRec", job: "JobRec") -> None:
+        return None
 
     def restore(self, emulator: "Emulator", service: "ServiceRec") -> None:
         return None

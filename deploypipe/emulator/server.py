@@ -11,67 +11,50 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
-import secrets
 import signal
 import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
-from urllib.parse import urlsplit
 
 import httpx
 
 from deploypipe.emulator.app import apply_fault, create_app
 from deploypipe.emulator.blueprint import load_blueprint
-from deploypipe.emulator.state import Emulator, PostgresRec
+from deploypipe.emulator.databases import stable_id
+from deploypipe.emulator.state import Emulator
 
 __all__ = ["EmulatorServer", "build_emulator", "in_process_client", "main"]
-
-
-def _stable_id(prefix: str, name: str) -> str:
-    return f"{prefix}-" + hashlib.sha1(name.encode()).hexdigest()[:20]
 
 
 def build_emulator(*, blueprint: Path | None = None, repo: Path | None = None, data_dir: Path | None = None,
                    api_keys: tuple[str, ...] = ("rnd_test_key",), databases: Mapping[str, str] | None = None,
                    clock: Callable[[], float] = time.time, runtime: Any = None, faults: list[dict] | None = None,
-                   health_grace_s: float = 30.0) -> Emulator:
-    """An Emulator loaded with the Blueprint's services and databases.
+                   health_grace_s: float = 30.0, health_interval_s: float = 0.25) -> Emulator:
+    """An Emulator loaded with the Blueprint's services and databases, its saved state restored.
 
-    With ``repo`` (and no explicit ``runtime``) deploys are real processes; otherwise simulated. ``databases``
-    maps Blueprint database names to existing URLs; others get an embedded PostgreSQL in ``data_dir``.
+    With ``repo`` (and no explicit ``runtime``) deploys are real processes (``ProcessRuntime``); otherwise
+    simulated. ``databases`` maps Blueprint database names to existing URLs to attach to; the others are created
+    in an embedded PostgreSQL under ``data_dir``. ``faults``: rule mappings as in ``faults.py``.
     """
+    from deploypipe.emulator.databases import provision
     from deploypipe.emulator.process_runtime import ProcessRuntime
 
     if runtime is None and repo is not None:
         if data_dir is None:
-            raise ValueError("a data_dir is needed to run real processes")
-        runtime = ProcessRuntime(repo=repo, data_dir=data_dir, health_grace_s=health_grace_s)
-    state_file = data_dir / "state.json" if data_dir is not None else None
+            raise ValueError("build_emulator: a data_dir is needed to run real processes (builds and logs go there)")
+        runtime = ProcessRuntime(repo=repo, data_dir=data_dir, health_grace_s=health_grace_s,
+                                 health_interval_s=health_interval_s)
     if data_dir is not None:
         data_dir.mkdir(parents=True, exist_ok=True)
-    emulator = Emulator(runtime=runtime, clock=clock, api_keys=api_keys, state_file=state_file)
+    emulator = Emulator(runtime=runtime, clock=clock, api_keys=api_keys, data_dir=data_dir,
+                        state_file=data_dir / "state.json" if data_dir is not None else None)
     if blueprint is not None:
         spec = load_blueprint(blueprint)
-        for db in spec.databases:
-            url = (databases or {}).get(db.name)
-            password = urlsplit(url).password if url else None
-            if url is None:
-                if data_dir is None:
-                    raise ValueError(f"database {db.name}: pass its URL or a data_dir for an embedded PostgreSQL")
-                from deploypipe.embedded_pg import start_embedded
-
-                password = secrets.token_urlsafe(16)
-                url = start_embedded(data_dir / "pg").create_database(db.databaseName or db.name, owner=db.user or db.name,
-                                                                       password=password)
-            emulator.add_postgres(PostgresRec(
-                id=_stable_id("dpg", db.name), name=db.name, database=db.databaseName or db.name,
-                user=db.user or urlsplit(url).username or db.name, password=password or "", url=url,
-                version=str(db.postgresMajorVersion or "16"), created_at=clock()))
+        provision(emulator, spec.databases, attached=databases, data_dir=data_dir)
         for service in spec.services:
-            rec = emulator.add_service(service, service_id=_stable_id("srv", service.name))
+            rec = emulator.add_service(service, service_id=stable_id("srv", service.name))
             proxy_for = getattr(emulator.runtime, "proxy_for", None)
             if proxy_for is not None:
                 rec.url = proxy_for(rec).url
@@ -85,7 +68,6 @@ def in_process_client(emulator: Emulator, api_key: str = "rnd_test_key") -> http
     """An ``httpx.Client`` that runs the emulator app in-process (no socket)."""
     from deploypipe.emulator.transport import InProcessTransport
 
-    emulator.in_process = True  # type: ignore[attr-defined]
     return httpx.Client(transport=InProcessTransport(create_app(emulator)), base_url="http://render.local/v1",
                         headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"})
 
@@ -98,12 +80,13 @@ class EmulatorServer:
 
         self.emulator = emulator
         config = uvicorn.Config(create_app(emulator), host=host, port=port, log_level="warning", lifespan="off",
-                                access_log=False)
+                                access_log=False, timeout_graceful_shutdown=2)
         self.server = uvicorn.Server(config)
         self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self.thread = threading.Thread(target=self.server.run, name="render-emulator", daemon=True)
         self.host = host
         self.port = port
+        self.started = threading.Event()
 
     @property
     def url(self) -> str:
@@ -117,12 +100,15 @@ class EmulatorServer:
                 raise RuntimeError("the local Render did not start")
             time.sleep(0.02)
         self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.started.set()
         return self
 
     def stop(self) -> None:
+        """Stop serving, then stop every process, proxy and embedded database of the emulator."""
+        self.emulator.closing.set()  # cuts injected stalls short so uvicorn can finish
         self.server.should_exit = True
         self.thread.join(10)
-        self.emulator.runtime.close()
+        self.emulator.close()
 
     def __enter__(self) -> "EmulatorServer":
         return self.start()

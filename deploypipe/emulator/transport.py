@@ -32,7 +32,11 @@ class InProcessTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         request.read()
-        return asyncio.run_coroutine_threadsafe(self._call(request), self._loop).result()
+        try:
+            return asyncio.run_coroutine_threadsafe(self._call(request), self._loop).result()
+        except httpx.TransportError as exc:  # an injected network fault: say which request it hit, as httpx does
+            exc.request = request
+            raise
 
     def close(self) -> None:
         if self._loop.is_running():

@@ -1,0 +1,104 @@
+"""Process helpers of the real runtime: free ports, process-group stops, git checkouts, a service's environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import structlog
+
+from deploypipe.emulator.databases import database_property
+
+if TYPE_CHECKING:  # pragma: no cover
+    from deploypipe.emulator.state import Emulator, ServiceRec
+
+__all__ = ["GeneratedValues", "checkout", "free_port", "service_env", "stop_process"]
+
+log = structlog.get_logger("deploypipe.emulator")
+
+_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "VIRTUAL_ENV", "PYTHONPATH", "TMPDIR", "XDG_RUNTIME_DIR")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stop_process(proc: subprocess.Popen | None, grace_s: float = 5.0) -> None:
+    """SIGTERM the process group (started with ``start_new_session``), SIGKILL after ``grace_s``."""
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
+
+
+def checkout(repo: Path, commit: str, target: Path, log_path: Path) -> bool:
+    """``git archive <commit> | tar -x`` into ``target``; False (reason in the log) if the commit is unknown."""
+    target.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(repo), "archive", "--format=tar", commit], capture_output=True)
+    if archive.returncode != 0:
+        with open(log_path, "ab") as out:
+            out.write(b"git archive failed: " + archive.stderr)
+        return False
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return True
+
+
+class GeneratedValues:
+    """``generateValue: true`` env vars: generated once per service and key, kept in ``path`` (mode 0600)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._lock = threading.Lock()
+        self._values: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+
+    def get(self, service: str, key: str) -> str:
+        with self._lock:
+            name = f"{service}:{key}"
+            if name not in self._values:
+                self._values[name] = secrets.token_urlsafe(32)
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as out:
+                    json.dump(self._values, out)
+            return self._values[name]
+
+
+def service_env(emulator: "Emulator", service: "ServiceRec", commit: str | None, port: int,
+                generated: GeneratedValues) -> dict[str, str]:
+    """What Render puts in a service's environment, plus ``HOST=127.0.0.1`` and this interpreter first on PATH."""
+    env = {k: v for k, v in os.environ.items() if k in _INHERITED}
+    # the runtime's interpreter first on PATH, as Render's python runtime has its own on PATH
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "/usr/bin:/bin")
+    env.update({"PORT": str(port), "HOST": "127.0.0.1", "RENDER": "true", "RENDER_GIT_COMMIT": commit or "",
+                "RENDER_SERVICE_NAME": service.name, "RENDER_SERVICE_ID": service.id,
+                "RENDER_EXTERNAL_URL": service.url, "IS_PULL_REQUEST": "false", "PYTHONUNBUFFERED": "1"})
+    databases = {p.name: p for p in emulator.postgres.values()}
+    for var in service.spec.envVars:
+        if var.fromDatabase:
+            db = databases.get(var.fromDatabase.get("name", ""))
+            if db is None:
+                log.warning("emulator_env_database_unknown", service=service.name, key=var.key,
+                            database=var.fromDatabase.get("name"))
+                continue
+            env[var.key] = database_property(db, var.fromDatabase.get("property", "connectionString"))
+        elif var.generateValue:
+            env[var.key] = generated.get(service.name, var.key)
+        elif var.value is not None:
+            env[var.key] = str(var.value)
+    return env

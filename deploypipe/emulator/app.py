@@ -16,7 +16,7 @@ import asyncio
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -59,7 +59,10 @@ class _Api:
         if not decision.allowed:
             return error(429, f"Rate limit has been surpassed for {method} {path}: {decision.limit} per minute; "
                               f"retry after {decision.reset_s}s", headers=decision.headers())
-        body = await self._body(request)
+        try:
+            body = await self._body(request)
+        except ClientDisconnect:  # the client gave up (e.g. during injected latency): nobody to answer
+            return Response(status_code=499)
         if body is None:
             response = error(400, f"{method} {path}: the request body is not a JSON object")
         else:

@@ -114,10 +114,9 @@ def service_routes(emu: Emulator, method: str, parts: list[str], request: Reques
         if "autoDeploy" in body and body["autoDeploy"] not in ("yes", "no"):
             return error(400, f"autoDeploy must be 'yes' or 'no', got {body['autoDeploy']!r}")
         if "autoDeploy" in body and (body["autoDeploy"] == "yes") != service.auto_deploy:
+            # (no auto_deploy_disabled event: the spec this emulator follows has no such event type yet)
             service.auto_deploy = body["autoDeploy"] == "yes"
             service.updated_at = emu.clock()
-            emu.event(service, "auto_deploy_enabled" if service.auto_deploy else "auto_deploy_disabled",
-                      reason="setting_change")
             emu.save()
         return JSONResponse(service_json(emu, service))
     if rest == ["deploys"] and method == "GET":

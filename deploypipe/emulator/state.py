@@ -193,8 +193,12 @@ class Emulator:
             self.save()
 
     def server_failed(self, service: ServiceRec, reason: dict[str, Any], *, at: float | None = None) -> None:
-        """An instance failed (a new one during its health checks, or the live one died)."""
-        self.event(service, "server_failed", at=at, instanceID=f"{service.id}-{new_id('x')[2:7]}", reason=reason)
+        """An instance failed (a new one during its health checks, or the live one died).
+
+        ``reason`` is deploy_ended's shape (``{"failure": {...}}``); server_failed carries the failure itself.
+        """
+        failure = reason.get("failure", reason)
+        self.event(service, "server_failed", at=at, instanceID=f"{service.id}-{new_id('x')[2:7]}", reason=failure)
 
     def cancel(self, service: ServiceRec, deploy: DeployRec) -> None:
         with self.lock:

@@ -165,3 +165,37 @@ def test_rate_limited_trigger_answers_429_with_retry_after_and_a_spec_error_body
     body = check(http, "POST", f"/services/{sid}/deploys", "/services/{serviceId}/deploys", 429, json={})
     answer = http.post(f"/services/{sid}/deploys", json={})
     assert answer.status_code == 429 and int(answer.headers["Retry-After"]) > 0 and body["message"]
+
+
+def _details_schemas() -> dict[str, dict[str, Any]]:
+    """The spec's event details schemas by title ("Build Ended", ...)."""
+    path = SPEC["paths"]["/events/{eventId}"]["get"]["responses"]["200"]["content"]["application/json"]
+    service_details = _nullable(path["schema"]["properties"]["details"]["oneOf"][0]["oneOf"])
+    return {schema["title"]: schema for schema in service_details}
+
+
+def test_every_event_of_every_deploy_outcome_has_the_details_its_type_requires(http):
+    from deploypipe.emulator.runtime import SimulatedRuntime
+
+    emulator, sid = http.emulator, http.service.id
+    runtime = SimulatedRuntime(failures={"b" * 40: "build", "c" * 40: "pre_deploy", "d" * 40: "update"})
+    emulator.runtime = runtime
+    good = http.post(f"/services/{sid}/deploys", json={"commitId": "a" * 40}).json()
+    for commit in ("b", "c", "d"):
+        http.post(f"/services/{sid}/deploys", json={"commitId": commit * 40})
+    http.post(f"/services/{sid}/rollback", json={"deployId": good["id"]})
+    emulator.runtime = SimulatedRuntime(build_s=3600)
+    slow = http.post(f"/services/{sid}/deploys", json={"commitId": "e" * 40}).json()
+    http.post(f"/services/{sid}/deploys/{slow['id']}/cancel")
+    http.post(f"/services/{sid}/jobs", json={"startCommand": "true"})
+    events = check(http, "GET", f"/services/{sid}/events", "/services/{serviceId}/events", 200, params={"limit": 100})
+    schemas = _details_schemas()
+    seen = set()
+    for row in events:
+        event = row["event"]
+        title = event["type"].replace("_", " ").title()
+        assert title in schemas, f"{event['type']}: the spec has no details schema titled {title!r}"
+        Validator({**ROOT_SCHEMA, **schemas[title]}).validate(event["details"])
+        seen.add(event["type"])
+    assert seen == {"deploy_started", "deploy_ended", "build_started", "build_ended", "pre_deploy_started",
+                    "pre_deploy_ended", "server_available", "server_failed", "job_run_ended"}

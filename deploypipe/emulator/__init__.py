@@ -5,14 +5,45 @@ rate-limit headers as Render's OpenAPI spec (a copy ships as
 ``render-openapi.json``; a test validates the emulator's answers against it).
 Deploy statuses move created -> build_in_progress -> pre_deploy_in_progress ->
 update_in_progress -> live | build_failed | pre_deploy_failed | update_failed |
-canceled. Faults (429, 5xx, latency, dropped connections, "accepted then timed
-out", failing deploys) come from ``faults.py``.
+canceled; one deploy in progress per service, later ones ``queued`` (202).
+Faults (429, 5xx, latency, dropped connections, "accepted then timed out",
+202 Queued, failing deploys) come from ``faults.py``.
 
-Entry points: ``build_emulator``, ``EmulatorServer`` (loopback), ``in_process_client`` (in-process httpx client),
-``main`` (``python -m deploypipe.emulator``).
+Public API (import from ``deploypipe.emulator``)::
+
+    Emulator(*, runtime=None, clock=time.time, api_keys=("rnd_test_key",), owner_id=..., state_file=None,
+             data_dir=None)                       # thread-safe state; .add_service(ServiceDef, service_id=None),
+                                                  # .add_postgres(PostgresRec), .trigger(service, commit_id=) ->
+                                                  # (DeployRec, queued), .service(id), .faults.add(...), .close()
+    SimulatedRuntime(build_s=0, pre_deploy_s=0, update_s=0, failures={commit: phase}, job_s=0, job_exit=0)
+    ProcessRuntime(repo=Path, data_dir=Path, health_interval_s=0.25, health_grace_s=30.0)
+    build_emulator(*, blueprint=None, repo=None, data_dir=None, api_keys=("rnd_test_key",), databases=None,
+                   clock=time.time, runtime=None, faults=None, health_grace_s=30.0, health_interval_s=0.25)
+    create_app(emulator) -> starlette.applications.Starlette   # /v1/... and /_emulator/faults
+    in_process_client(emulator, api_key="rnd_test_key") -> httpx.Client   # base_url http://render.local/v1
+    EmulatorServer(emulator, *, host="127.0.0.1", port=0)  # .start() / .stop() / context manager; .url, .started
+    serve(*, port=10000, blueprint, repo, data_dir, api_key, faults=None, databases=None, health_grace_s=30.0,
+          health_interval_s=0.25, stop=None) -> int
+    main(argv=None) -> int                        # python -m deploypipe.emulator --port N --blueprint F --repo DIR
+                                                  #   --data-dir DIR [--faults F] [--database NAME=URL]
+                                                  #   [--api-key KEY] [--health-grace-s S]
+    apply_fault(emulator, rule_mapping)           # also fail_deploy {service, phase}
+    load_blueprint(path) -> Blueprint;  ServiceDef, PostgresRec (records)
+
+Modules: ``state`` (Emulator, lifecycle rules), ``records`` (records, Runtime
+protocol), ``runtime`` (simulated), ``process_runtime`` + ``procs`` + ``proxy``
+(real processes and stable URLs), ``databases``, ``app`` + ``routes`` +
+``shapes`` + ``ratelimit`` (HTTP API), ``faults`` + ``connfaults``,
+``transport`` (sync in-process httpx transport), ``server``, ``blueprint``.
 """
 
-from deploypipe.emulator.server import EmulatorServer, build_emulator, in_process_client, main
+from deploypipe.emulator.app import apply_fault, create_app
+from deploypipe.emulator.blueprint import ServiceDef, load_blueprint
+from deploypipe.emulator.process_runtime import ProcessRuntime
+from deploypipe.emulator.records import PostgresRec
+from deploypipe.emulator.runtime import SimulatedRuntime
+from deploypipe.emulator.server import EmulatorServer, build_emulator, in_process_client, main, serve
 from deploypipe.emulator.state import Emulator
 
-__all__ = ["Emulator", "EmulatorServer", "build_emulator", "in_process_client", "main"]
+__all__ = ["Emulator", "EmulatorServer", "PostgresRec", "ProcessRuntime", "ServiceDef", "SimulatedRuntime",
+           "apply_fault", "build_emulator", "create_app", "in_process_client", "load_blueprint", "main", "serve"]

@@ -1,4 +1,4 @@
-"""Read the subset of a Render Blueprint (render.yaml) the local Render runs."""
+"""Read the subset of a Render Blueprint (render.yaml) the local Render runs; warn about what it ignores."""
 
 from __future__ import annotations
 
@@ -71,9 +71,28 @@ def load_blueprint(path: Path | str) -> Blueprint:
         error = exc.errors()[0]
         loc = tuple(error["loc"])
         raise SpecError(f"{'.'.join(map(str, loc))}: {error['msg']}", where=loaded.where(loc)) from None
-    for service in blueprint.services:
-        unknown = sorted(set(service.model_extra or {}) - {"numInstances", "scaling", "domains", "disk", "buildFilter",
-                                                            "maxShutdownDelaySeconds", "dockerfilePath", "dockerContext"})
-        if unknown:
-            log.warning("blueprint_fields_ignored", service=service.name, fields=unknown)
+    _warn_ignored(blueprint)
     return blueprint
+
+
+# Render Blueprint fields the local Render accepts but has no use for (one instance, no disks, no domains...).
+_QUIET = {"numInstances", "scaling", "domains", "disk", "buildFilter", "maxShutdownDelaySeconds", "dockerfilePath",
+          "dockerContext", "plan", "region", "previewPlan", "previewDiskSizeGB", "diskSizeGB", "ipAllowList",
+          "highAvailability", "readReplicas", "postgresMajorVersion"}
+
+
+def _warn_ignored(blueprint: Blueprint) -> None:
+    top = sorted(set(blueprint.model_extra or {}))
+    if top:
+        log.warning("blueprint_fields_ignored", where="top level", fields=top,
+                    hint="the local Render runs top-level services and databases only")
+    for kind, items in (("service", blueprint.services), ("database", blueprint.databases)):
+        for item in items:
+            unknown = sorted(set(item.model_extra or {}) - _QUIET)
+            if unknown:
+                log.warning("blueprint_fields_ignored", where=f"{kind} {item.name}", fields=unknown)
+    for service in blueprint.services:
+        for var in service.envVars:
+            if var.fromService or (var.model_extra or {}).get("fromGroup") or var.sync is False:
+                log.warning("blueprint_env_var_unset", service=service.name, key=var.key,
+                            hint="fromService, fromGroup and sync: false are not resolved by the local Render")

@@ -26,7 +26,7 @@ import structlog
 
 from deploypipe.emulator.procs import GeneratedValues, checkout, free_port, service_env, stop_process
 from deploypipe.emulator.proxy import ServiceProxy
-from deploypipe.emulator.state import FAILED_STATUS
+from deploypipe.emulator.records import FAILED_STATUS
 
 if TYPE_CHECKING:  # pragma: no cover
     from deploypipe.emulator.state import DeployRec, Emulator, JobRec, ServiceRec

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from deploypipe.emulator.state import FAILED_STATUS, PHASE_STATUS
+from deploypipe.emulator.records import FAILED_STATUS, PHASE_STATUS
 
 if TYPE_CHECKING:  # pragma: no cover
     from deploypipe.emulator.state import DeployRec, Emulator, JobRec, ServiceRec

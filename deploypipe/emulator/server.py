@@ -19,13 +19,16 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import httpx
+import structlog
 
 from deploypipe.emulator.app import apply_fault, create_app
 from deploypipe.emulator.blueprint import load_blueprint
 from deploypipe.emulator.databases import stable_id
 from deploypipe.emulator.state import Emulator
 
-__all__ = ["EmulatorServer", "build_emulator", "in_process_client", "main"]
+__all__ = ["EmulatorServer", "build_emulator", "in_process_client", "main", "serve"]
+
+log = structlog.get_logger("deploypipe.emulator")
 
 
 def build_emulator(*, blueprint: Path | None = None, repo: Path | None = None, data_dir: Path | None = None,
@@ -117,29 +120,60 @@ class EmulatorServer:
         self.stop()
 
 
-def main(argv: list[str] | None = None) -> int:
+def serve(*, port: int = 10000, blueprint: Path = Path("render.yaml"), repo: Path = Path("."),
+          data_dir: Path = Path(".deploypipe/emulator"), api_key: str = "rnd_test_key",
+          faults: Path | None = None, databases: Mapping[str, str] | None = None, health_grace_s: float = 30.0,
+          health_interval_s: float = 0.25, stop: threading.Event | None = None) -> int:
+    """Run the local Render for ``blueprint`` on 127.0.0.1:``port`` until ``stop`` is set (or SIGTERM/SIGINT).
+
+    Services build from commits of the git repository ``repo``; builds, logs, exports, the embedded PostgreSQL and
+    ``state.json`` go to ``data_dir``; ``faults`` is a YAML/JSON file of fault rules; ``databases`` maps Blueprint
+    database names to existing URLs. Returns the exit status (0).
+    """
     from deploypipe.emulator.faults import load_faults
 
+    emulator = build_emulator(blueprint=blueprint, repo=repo.resolve(), data_dir=data_dir.resolve(),
+                              api_keys=(api_key,), databases=databases,
+                              faults=load_faults(faults) if faults else None, health_grace_s=health_grace_s,
+                              health_interval_s=health_interval_s)
+    server = EmulatorServer(emulator, port=port).start()
+    log.info("emulator_serving", url=server.url, services=len(emulator.services),
+             databases=len(emulator.postgres), data_dir=str(data_dir))
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    server.stop()
+    log.info("emulator_stopped", url=server.url)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m deploypipe.emulator [--port N] [--blueprint F] [--repo DIR] [--data-dir DIR] [--faults F]
+    [--database NAME=URL]... [--api-key KEY] [--health-grace-s S] [--health-interval-s S]``.
+
+    The API key comes from ``--api-key``, else ``DEPLOYPIPE_EMULATOR_API_KEY``, else ``RENDER_API_KEY``, else
+    ``rnd_test_key`` (prefer the environment: a command line is visible to every user of the machine).
+    """
     parser = argparse.ArgumentParser(prog="deploypipe-emulator", description="The local Render API on 127.0.0.1.")
-    parser.add_argument("--port", type=int, default=10000)
+    parser.add_argument("--port", type=int, default=10000, help="0 picks a free port")
     parser.add_argument("--blueprint", type=Path, default=Path("render.yaml"))
     parser.add_argument("--repo", type=Path, default=Path("."), help="local git repository the services build from")
     parser.add_argument("--data-dir", type=Path, default=Path(".deploypipe/emulator"))
     parser.add_argument("--faults", type=Path, help="YAML/JSON file with fault rules")
     parser.add_argument("--database", action="append", default=[], metavar="NAME=URL",
                         help="use an existing database for a Blueprint database (repeatable)")
+    parser.add_argument("--api-key", help="accepted API key (default: $DEPLOYPIPE_EMULATOR_API_KEY)")
     parser.add_argument("--health-grace-s", type=float, default=30.0)
+    parser.add_argument("--health-interval-s", type=float, default=0.25)
     args = parser.parse_args(argv)
-    api_key = os.environ.get("DEPLOYPIPE_EMULATOR_API_KEY") or os.environ.get("RENDER_API_KEY") or "rnd_test_key"
+    api_key = (args.api_key or os.environ.get("DEPLOYPIPE_EMULATOR_API_KEY") or os.environ.get("RENDER_API_KEY")
+               or "rnd_test_key")
+    bad = [item for item in args.database if "=" not in item]
+    if bad:
+        parser.error(f"--database expects NAME=URL, got {bad[0].split(':', 1)[0]}...")
     databases = dict(item.split("=", 1) for item in args.database)
-    emulator = build_emulator(blueprint=args.blueprint, repo=args.repo.resolve(), data_dir=args.data_dir.resolve(),
-                              api_keys=(api_key,), databases=databases,
-                              faults=load_faults(args.faults) if args.faults else None, health_grace_s=args.health_grace_s)
-    server = EmulatorServer(emulator, port=args.port).start()
-    print(f"local Render on {server.url} ({len(emulator.services)} services)", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
-    server.stop()
-    return 0
+    return serve(port=args.port, blueprint=args.blueprint, repo=args.repo, data_dir=args.data_dir, api_key=api_key,
+                 faults=args.faults, databases=databases, health_grace_s=args.health_grace_s,
+                 health_interval_s=args.health_interval_s)

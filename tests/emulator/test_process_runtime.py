@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import textwrap
+import time
 from pathlib import Path
 
 import httpx
@@ -41,7 +43,7 @@ BLUEPRINT = textwrap.dedent('''\
         name: tiny
         runtime: python
         rootDir: app
-        buildCommand: python -m py_compile server.py
+        buildCommand: python -m py_compile server.py && python build.py
         preDeployCommand: python predeploy.py
         startCommand: python server.py
         healthCheckPath: /health
@@ -55,10 +57,11 @@ def tiny(tmp_path):
     repo.ensure()
     releases = iter(range(1, 1000))
 
-    def commit(*, healthy=True, builds=True, predeploy_ok=True) -> str:
+    def commit(*, healthy=True, builds=True, predeploy_ok=True, build_script="") -> str:
         source = APP.format(healthy=healthy) + f"# release {next(releases)}\n" + ("" if builds else "def broken(:\n")
         predeploy = "raise SystemExit(0)\n" if predeploy_ok else "raise SystemExit('migration failed')\n"
-        return repo.commit_change({"app/server.py": source, "app/predeploy.py": predeploy, "render.yaml": BLUEPRINT},
+        return repo.commit_change({"app/server.py": source, "app/predeploy.py": predeploy, "app/build.py": build_script,
+                                   "render.yaml": BLUEPRINT},
                                   f"tiny healthy={healthy} builds={builds} predeploy_ok={predeploy_ok}")
 
     first = commit()
@@ -102,12 +105,43 @@ def test_rollback_returns_to_an_earlier_build_without_rebuilding(tiny):
     client, service, commit, first, emulator, _ = tiny
     good = _deploy(client, service, first)
     second = commit()
-    assert _deploy(client, service, second).status == "live" and _serving(service) == second
+    newer = _deploy(client, service, second)
+    assert newer.status == "live" and _serving(service) == second
     rollback = client.rollback(service.id, good.id)
     final = client.wait_for_deploy(service.id, rollback.id, timeout_s=60, poll_s=0.1, max_poll_s=0.3)
     assert final.status == "live" and final.trigger == "rollback" and _serving(service) == first
     assert client.get_service(service.id).auto_deploy is False  # an API rollback leaves autoDeploy alone
     assert client.get_deploy(service.id, good.id).status == "deactivated"
+    builds = sorted(p.name for p in (emulator.runtime.data_dir / "builds").iterdir())
+    assert builds == sorted(f"bld-{d.id[4:]}" for d in (good, newer))  # nothing was built for the rollback
+
+
+def test_cancelling_a_deploy_mid_build_kills_the_build_and_the_queued_deploy_goes_live(tiny):
+    client, service, commit, first, emulator, server = tiny
+    _deploy(client, service, first)
+    slow = client.trigger_deploy(service.id, commit_id=commit(
+        build_script="import os, time\nopen('build.pid', 'w').write(str(os.getpid()))\ntime.sleep(60)\n"))
+    pid_file = emulator.runtime.build_dir(f"bld-{slow.id[4:]}", emulator.services[service.id]) / "build.pid"
+    deadline = time.monotonic() + 30
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    third = commit()
+    queued = client.trigger_deploy(service.id, commit_id=third)
+    assert queued.status == "queued"
+    assert client.cancel_deploy(service.id, slow.id).status == "canceled"
+    with pytest.raises(ProcessLookupError):
+        for _ in range(100):
+            os.kill(int(pid_file.read_text()), 0)
+            time.sleep(0.05)
+    final = client.wait_for_deploy(service.id, queued.id, timeout_s=60, poll_s=0.1, max_poll_s=0.3)
+    assert final.status == "live" and _serving(service) == third
+
+
+def test_a_commit_that_is_not_in_the_repository_is_refused_with_400(tiny):
+    client, service, *_, server = tiny
+    answer = httpx.post(f"{server.url}/services/{service.id}/deploys", json={"commitId": "f" * 40},
+                        headers={"Authorization": "Bearer k-test"})
+    assert answer.status_code == 400 and answer.json()["id"] == "invalid_commit" and "f" * 40 in answer.json()["message"]
 
 
 def test_history_and_the_live_release_survive_a_restart_of_the_local_render(tiny, tmp_path):

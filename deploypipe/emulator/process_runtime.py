@@ -6,7 +6,7 @@ a background thread: ``git archive`` of the commit into a build directory,
 (failure -> pre_deploy_failed; the old instance keeps serving), then the new
 instance is started with ``PORT`` set and must answer ``healthCheckPath`` with
 2xx/3xx within the grace period (else update_failed and it is killed); only
-then does the proxy switch to it and the old instance stop. Rollbacks start
+then does the proxy switch to it; the old instance stops once drained. Rollbacks start
 the target deploy's existing build directory without rebuilding.
 """
 
@@ -49,12 +49,14 @@ class ProcessRuntime:
     data_dir: Path
     health_interval_s: float = 0.25
     health_grace_s: float = 30.0
+    drain_s: float = 5.0  # at most this long the replaced instance finishes answers in flight (Render: 60 s)
     proxies: dict[str, ServiceProxy] = field(default_factory=dict)
     instances: dict[str, _Instance] = field(default_factory=dict)
     generated: GeneratedValues | None = None
     _cancelled: set[str] = field(default_factory=set)
     _running: dict[str, subprocess.Popen] = field(default_factory=dict)  # deploy or job id -> its command
     _threads: list[threading.Thread] = field(default_factory=list)
+    _draining: list[subprocess.Popen] = field(default_factory=list)
     _closing: bool = False
 
     # -- wiring --------------------------------------------------------------------------
@@ -185,10 +187,16 @@ class ProcessRuntime:
     def _go_live(self, emulator: "Emulator", service: "ServiceRec", instance: _Instance) -> None:
         proxy = self.proxy_for(service)
         old = self.instances.get(service.name)
-        proxy.backend = instance.port
+        proxy.switch(instance.port)
         self.instances[service.name] = instance
-        if old is not None:
-            stop_process(old.proc)
+        if old is not None:  # stop it once its connections have finished what was in flight
+            self._draining.append(old.proc)
+
+            def drain_then_stop() -> None:
+                proxy.wait_drained(old.port, self.drain_s)
+                stop_process(old.proc)
+
+            threading.Thread(target=drain_then_stop, name=f"drain-{old.deploy_id}", daemon=True).start()
         threading.Thread(target=self._watch, args=(emulator, service, instance), daemon=True).start()
 
     def _watch(self, emulator: "Emulator", service: "ServiceRec", instance: _Instance) -> None:
@@ -274,8 +282,8 @@ class ProcessRuntime:
         self._closing = True
         for proc in list(self._running.values()):
             stop_process(proc, grace_s=2.0)
-        for instance in list(self.instances.values()):
-            stop_process(instance.proc)
+        for proc in [*self._draining, *(instance.proc for instance in self.instances.values())]:
+            stop_process(proc)
         for proxy in self.proxies.values():
             proxy.close()
         for thread in self._threads:

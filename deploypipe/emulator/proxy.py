@@ -1,24 +1,43 @@
 """A stable per-service URL on 127.0.0.1: a TCP proxy that forwards to whichever instance is live.
 
-Switching traffic is swapping the backend port; connections already open keep
-their instance (as on Render, where the old instance drains).
+Switching traffic sets a new backend port: new connections go to the new
+instance at once. A connection already open to the old instance is closed as
+soon as it is idle after an answer (nothing in flight for ``idle_s``), so a
+kept-alive client reconnects to the new instance on its next request and an
+answer in flight is never cut; ``wait_drained`` tells when the old instance
+has no connections left and can be stopped (Render drains behind its HTTP
+proxy in the same spirit).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from dataclasses import dataclass, field
 
 __all__ = ["ServiceProxy"]
 
 
+@dataclass(eq=False)
+class _Conn:
+    backend: int
+    client: asyncio.StreamWriter
+    upstream: asyncio.StreamWriter | None = None
+    last_activity: float = field(default_factory=time.monotonic)
+    answered: bool = True  # the last bytes went backend -> client (or none went at all)
+
+
 class ServiceProxy:
-    def __init__(self, port: int = 0, host: str = "127.0.0.1"):
+    def __init__(self, port: int = 0, host: str = "127.0.0.1", idle_s: float = 0.05):
         self.host = host
         self.backend: int | None = None
+        self.idle_s = idle_s
+        self._conns: set[_Conn] = set()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._server: asyncio.base_events.Server | None = None
+        self._retirer: asyncio.Task | None = None
         self._requested_port = port
         self.port = 0
         self._thread = threading.Thread(target=self._run, name="service-proxy", daemon=True)
@@ -29,6 +48,19 @@ class ServiceProxy:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def switch(self, backend: int) -> None:
+        """Send new connections to ``backend``; connections to others close once idle."""
+        self.backend = backend
+
+    def wait_drained(self, backend: int, timeout_s: float) -> bool:
+        """Block until no connection to ``backend`` is open (True) or ``timeout_s`` passed (False)."""
+        deadline = time.monotonic() + timeout_s
+        while any(c.backend == backend for c in list(self._conns)):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
 
@@ -38,41 +70,66 @@ class ServiceProxy:
             except OSError:  # the remembered port is taken: take any
                 self._server = await asyncio.start_server(self._handle, self.host, 0)
             self.port = self._server.sockets[0].getsockname()[1]
+            self._retirer = self._loop.create_task(self._retire_idle())
             self._ready.set()
 
         self._loop.run_until_complete(start())
         self._loop.run_forever()
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _retire_idle(self) -> None:
+        while True:
+            await asyncio.sleep(self.idle_s / 2)
+            now = time.monotonic()
+            for conn in list(self._conns):
+                if conn.backend != self.backend and conn.answered and now - conn.last_activity >= self.idle_s:
+                    self._close(conn)
+
+    def _close(self, conn: _Conn) -> None:
+        self._conns.discard(conn)
+        for writer in (conn.client, conn.upstream):
+            if writer is not None and not writer.is_closing():
+                writer.close()
+
+    async def _pipe(self, conn: _Conn, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    downstream: bool) -> None:
         try:
             while data := await reader.read(65536):
+                conn.last_activity, conn.answered = time.monotonic(), downstream
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
-            writer.close()
+            self._close(conn)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         backend = self.backend
         if backend is None:
-            writer.write(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 19\r\nconnection: close\r\n\r\nno live instance\r\n\r\n")
+            writer.write(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 18\r\nconnection: close\r\n\r\n"
+                         b"no live instance\r\n")
             await writer.drain()
             writer.close()
             return
+        conn = _Conn(backend=backend, client=writer)
+        self._conns.add(conn)  # before connecting: the old instance must not be stopped under this connection
         try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", backend)
+            up_reader, conn.upstream = await asyncio.open_connection("127.0.0.1", backend)
         except OSError:
+            self._conns.discard(conn)
             writer.write(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
             await writer.drain()
             writer.close()
             return
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        await asyncio.gather(self._pipe(conn, reader, conn.upstream, False), self._pipe(conn, up_reader, writer, True))
 
     def close(self) -> None:
         async def stop() -> None:
             if self._server is not None:
                 self._server.close()
+            if self._retirer is not None:
+                self._retirer.cancel()
+            for conn in list(self._conns):
+                self._close(conn)
 
         if self._loop.is_running():
             asyncio.run_coroutine_threadsafe(stop(), self._loop).result(5)

@@ -1,18 +1,22 @@
 """Fault injection for the local Render: make it fail the ways Render fails.
 
 Rules match ``METHOD /path-glob`` (paths without the ``/v1`` prefix, e.g.
-``POST /services/*/deploys``) for the next ``times`` requests:
+``POST /services/*/deploys``; ``*`` matches across ``/``) for the next ``times``
+matching requests, first rule first:
 
-- ``status``: answer ``status`` (429 carries ``Retry-After: retry_after_s``) with Render's ``{id, message}`` body;
-- ``latency``: wait ``latency_s`` before answering normally;
-- ``drop``: close without an answer (in-process: the client sees a transport error; over loopback uvicorn can only
-  close after a 500, so use ``accept_then_timeout`` for a transport-level failure there);
-- ``accept_then_timeout``: do the work (e.g. create the deploy), then never answer in time — the case that tempts
-  clients into triggering twice;
-- ``queued``: answer a trigger with 202 and no body.
+- ``status``: answer ``status`` with Render's ``{id, message}`` body at once (a 429 carries
+  ``Retry-After: retry_after_s`` when that is set; leave it unset to test a 429 without the header);
+- ``latency``: wait ``latency_s`` (real seconds) before handling the request normally;
+- ``drop``: close the connection without an answer and without doing anything (over loopback the TCP
+  connection is aborted; in-process the client gets ``httpx.RemoteProtocolError``);
+- ``accept_then_timeout``: do the work (e.g. create the deploy), then hold the answer ``latency_s`` seconds
+  (default 120) and close the connection without it (in-process: ``httpx.ReadTimeout`` at once) -- the case that
+  tempts clients into triggering twice;
+- ``queued``: answer a 201 trigger with 202 and no body (Render's "Queued").
 
-``fail_deploy`` (not request-matched) makes the next deploy of a service fail at ``build``, ``pre_deploy`` or
-``update``. Rules come from a YAML/JSON file (``--faults``), ``POST /_emulator/faults`` or ``Faults.add``.
+``fail_deploy`` (not request-matched; see ``app.apply_fault``) makes the next deploy of ``service`` (name or id)
+fail at ``phase`` ``build``, ``pre_deploy`` or ``update``. Rules come from a YAML/JSON file (``--faults``; a list
+or ``{faults: [...]}``), ``POST /_emulator/faults`` (a rule or a list; ``DELETE`` clears) or ``Faults.add(**rule)``.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ class FaultRule(BaseModel):
     action: Action
     match: str = Field("* *", description="'METHOD /path/glob', e.g. 'POST /services/*/deploys'.")
     times: int = Field(1, ge=1, description="How many matching requests the rule affects.")
-    status: int = 500
+    status: int = Field(500, ge=400, le=599, description="status: the error status to answer.")
     retry_after_s: float | None = None
     latency_s: float = 0.0
     service: str | None = Field(None, description="fail_deploy: service name or id.")

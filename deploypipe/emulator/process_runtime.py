@@ -49,6 +49,7 @@ class ProcessRuntime:
     data_dir: Path
     health_interval_s: float = 0.25
     health_grace_s: float = 30.0
+    worker_settle_s: float = 1.0  # a worker still running after this long is live
     drain_s: float = 5.0  # at most this long the replaced instance finishes answers in flight (Render: 60 s)
     proxies: dict[str, ServiceProxy] = field(default_factory=dict)
     instances: dict[str, _Instance] = field(default_factory=dict)
@@ -92,8 +93,21 @@ class ProcessRuntime:
         return self.data_dir / "builds" / build_id / (service.spec.rootDir or "")
 
     # -- phases --------------------------------------------------------------------------
-    def _healthy(self, deploy_id: str, instance: _Instance, path: str | None) -> tuple[bool, dict[str, Any]]:
-        """Probe ``path`` (or the port) until 2xx/3xx, the process exits, the grace period ends or a cancel."""
+    def _healthy(self, deploy_id: str, instance: _Instance, service: "ServiceRec") -> tuple[bool, dict[str, Any]]:
+        """Probe ``healthCheckPath`` (else the port) until 2xx/3xx, an exit, the grace period's end or a cancel.
+
+        Workers and cron jobs listen on nothing: they count as healthy if still running after ``worker_settle_s``.
+        """
+        path = service.spec.healthCheckPath if service.spec.type == "web" else None
+        if service.spec.type in ("worker", "cron"):
+            try:
+                instance.proc.wait(self.worker_settle_s)
+            except subprocess.TimeoutExpired:
+                pass
+            code = instance.proc.poll()
+            if code is None:
+                return True, {}
+            return False, {"failure": {"evicted": False, **({"nonZeroExit": code} if code else {"earlyExit": True})}}
         deadline = time.monotonic() + self.health_grace_s
         last = "no answer yet"
         while time.monotonic() < deadline and not self._closing and deploy_id not in self._cancelled:
@@ -168,7 +182,7 @@ class ProcessRuntime:
             emulator.phase_started(service, deploy, "update")
             instance = self._start_instance(emulator, service, deploy, self.build_dir(deploy.build_id or "", service),
                                             log_path)
-            healthy, reason = self._healthy(deploy.id, instance, service.spec.healthCheckPath)
+            healthy, reason = self._healthy(deploy.id, instance, service)
             if deploy.fail_at == "update":
                 healthy, reason = False, {"failure": {"evicted": False, "unhealthy": "fault injected: fail_deploy"}}
             if not healthy or deploy.id in self._cancelled:
@@ -270,7 +284,7 @@ class ProcessRuntime:
         if live is None or not live.build_id or not self.build_dir(live.build_id, service).exists():
             return
         instance = self._start_instance(emulator, service, live, self.build_dir(live.build_id, service), self._log(live))
-        healthy, reason = self._healthy(live.id, instance, service.spec.healthCheckPath)
+        healthy, reason = self._healthy(live.id, instance, service)
         if healthy:
             self._go_live(emulator, service, instance)
         else:

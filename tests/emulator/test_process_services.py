@@ -55,6 +55,10 @@ BLUEPRINT = textwrap.dedent('''\
           - {key: DB_NAME, fromDatabase: {name: shop-db, property: database}}
           - {key: SECRET, generateValue: true}
           - {key: GREETING, value: hello}
+      - type: worker
+        name: shop-worker
+        runtime: python
+        startCommand: python worker.py
     databases:
       - name: shop-db
         databaseName: shop
@@ -157,6 +161,22 @@ def test_cancelling_a_running_job_kills_its_command(shop):
 
     _wait(gone, "the job's process to be killed", timeout_s=10)
     assert http.get(f"/services/{sid}/jobs/{job['id']}").json()["status"] == "canceled"
+
+
+def test_a_worker_is_live_once_it_runs_and_fails_its_deploy_if_it_exits(shop):
+    http = shop["http"]
+    worker = http.get("/services", params={"name": "shop-worker"}).json()[0]["service"]
+    assert worker["type"] == "background_worker" and "url" not in worker["serviceDetails"]
+    repo = LocalRepo(shop["root"] / "repo")
+    outcomes = []
+    for source in ("import time\ntime.sleep(3600)\n", "raise SystemExit(4)\n"):
+        commit = repo.commit_change({"worker.py": source}, "worker")
+        deploy = http.post(f"/services/{worker['id']}/deploys", json={"commitId": commit}).json()
+        outcomes.append(_wait(lambda: (s := http.get(f"/services/{worker['id']}/deploys/{deploy['id']}")
+                                       .json()["status"]) in ("live", "update_failed") and s, "the worker deploy"))
+    assert outcomes == ["live", "update_failed"]
+    ended = http.get(f"/services/{worker['id']}/events", params={"type": "deploy_ended", "limit": 1}).json()[0]
+    assert ended["event"]["details"]["reason"]["failure"]["nonZeroExit"] == 4
 
 
 def test_a_live_instance_that_dies_is_reported_as_server_failed(shop):

@@ -147,15 +147,33 @@ def test_postgres_operations_match_the_spec(http):
     ("GET", "/services/srv-nope", "/services/{serviceId}", 404, {}),
     ("POST", "/services/srv-nope/deploys", "/services/{serviceId}/deploys", 404, {"json": {}}),
     ("GET", "/services", "/services", 401, {"headers": {"Authorization": "Bearer wrong"}}),
+    ("POST", "/services/{sid}/deploys", "/services/{serviceId}/deploys", 400, {"json": {"clearCache": "yes"}}),
+    ("POST", "/services/{sid}/rollback", "/services/{serviceId}/rollback", 400, {"json": {}}),
+    ("POST", "/services/{sid}/jobs", "/services/{serviceId}/jobs", 400, {"json": {}}),
+    ("PATCH", "/services/{sid}", "/services/{serviceId}", 400, {"json": {"autoDeploy": True}}),
+    ("GET", "/services/{sid}/events", "/services/{serviceId}/events", 400, {"params": {"startTime": "soon"}}),
+    ("GET", "/postgres/dpg-nope", "/postgres/{postgresId}", 404, {}),
 ])
 def test_error_bodies_match_the_spec(http, method, url, spec_path, status, kwargs):
-    body = check(http, method, url, spec_path, status, **kwargs) if status != 401 else None
+    url = url.format(sid=http.service.id)
     if status == 401:
         answer = http.request(method, url, **kwargs)
         assert answer.status_code == 401
         Validator({**ROOT_SCHEMA, **response_schema(method, spec_path, 401)}).validate(answer.json())
     else:
-        assert set(body) == {"id", "message"}
+        body = check(http, method, url, spec_path, status, **kwargs)
+        assert set(body) == {"id", "message"} and body["message"]
+
+
+def test_cancelling_a_finished_deploy_answers_409_which_the_spec_does_not_list(http):
+    """A known deviation, kept on purpose: the spec lists 400 (not 409) for cancel-deploy; clients here treat 409
+    as "it finished meanwhile". The body is still Render's error schema."""
+    sid = http.service.id
+    deploy = http.post(f"/services/{sid}/deploys", json={}).json()
+    answer = http.post(f"/services/{sid}/deploys/{deploy['id']}/cancel")
+    assert answer.status_code == 409 and "409" not in SPEC["paths"]["/services/{serviceId}/deploys/{deployId}/cancel"][
+        "post"]["responses"]
+    Validator({**ROOT_SCHEMA, "$ref": "#/components/schemas/error"}).validate(answer.json())
 
 
 def test_rate_limited_trigger_answers_429_with_retry_after_and_a_spec_error_body(http):

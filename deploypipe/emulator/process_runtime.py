@@ -24,7 +24,8 @@ from urllib.parse import urlsplit
 import httpx
 import structlog
 
-from deploypipe.emulator.procs import GeneratedValues, checkout, free_port, service_env, stop_process
+from deploypipe.emulator.procs import (GeneratedValues, checkout, free_port, resolve_commit, service_env,
+                                      stop_process)
 from deploypipe.emulator.proxy import ServiceProxy
 from deploypipe.emulator.records import FAILED_STATUS
 
@@ -222,16 +223,7 @@ class ProcessRuntime:
 
     def resolve_commit(self, service: "ServiceRec", commit: str | None) -> tuple[str, str] | None:
         """(sha, subject) of ``commit`` (default: the head of the service's branch) in the local repository."""
-        ref = commit or service.spec.branch or "HEAD"
-        result = subprocess.run(["git", "-C", str(self.repo), "log", "-1", "--format=%H%n%s", f"{ref}^{{commit}}", "--"],
-                                capture_output=True, text=True)
-        if result.returncode != 0 and commit is None:
-            result = subprocess.run(["git", "-C", str(self.repo), "log", "-1", "--format=%H%n%s", "HEAD"],
-                                    capture_output=True, text=True)
-        if result.returncode != 0:
-            return None
-        sha, _, subject = result.stdout.strip().partition("\n")
-        return sha, subject
+        return resolve_commit(self.repo, commit, service.spec.branch)
 
     # -- Runtime protocol --------------------------------------------------------------
     def start(self, emulator: "Emulator", service: "ServiceRec", deploy: "DeployRec") -> None:

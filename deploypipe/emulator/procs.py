@@ -20,7 +20,7 @@ from deploypipe.emulator.databases import database_property
 if TYPE_CHECKING:  # pragma: no cover
     from deploypipe.emulator.state import Emulator, ServiceRec
 
-__all__ = ["GeneratedValues", "checkout", "free_port", "service_env", "stop_process"]
+__all__ = ["GeneratedValues", "checkout", "free_port", "resolve_commit", "service_env", "stop_process"]
 
 log = structlog.get_logger("deploypipe.emulator")
 
@@ -57,6 +57,21 @@ def checkout(repo: Path, commit: str, target: Path, log_path: Path) -> bool:
         return False
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
     return True
+
+
+def resolve_commit(repo: Path, commit: str | None, branch: str | None) -> tuple[str, str] | None:
+    """(sha, subject) of ``commit``, else of ``branch``'s head (else HEAD) in ``repo``; None if unknown."""
+    def log_one(ref: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(repo), "log", "-1", "--format=%H%n%s", f"{ref}^{{commit}}", "--"],
+                              capture_output=True, text=True)
+
+    result = log_one(commit or branch or "HEAD")
+    if result.returncode != 0 and commit is None:
+        result = log_one("HEAD")
+    if result.returncode != 0:
+        return None
+    sha, _, subject = result.stdout.strip().partition("\n")
+    return sha, subject
 
 
 class GeneratedValues:

@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from deploypipe.emulator.connfaults import mark_drop, mark_stall, with_connection_faults
 from deploypipe.emulator.ratelimit import RateLimiter
+from deploypipe.emulator.routes import dispatch
 from deploypipe.emulator.shapes import error
 from deploypipe.emulator.state import Emulator
 
@@ -42,8 +43,7 @@ class _Api:
         key = auth[7:] if auth.startswith("Bearer ") else ""
         if key not in emu.api_keys:
             headers = self.limits.check("anonymous", method, path, consume=False).headers()
-            return error(401, "Unauthorized: missing or invalid API key",
-                         headers=headers)
+            return error(401, "Unauthorized: missing or invalid API key", headers=headers)
         rule = emu.faults.take(method, path)
         if rule is not None and rule.action == "latency":
             await asyncio.sleep(rule.latency_s)
@@ -66,8 +66,6 @@ class _Api:
         if body is None:
             response = error(400, f"{method} {path}: the request body is not a JSON object")
         else:
-            from deploypipe.emulator.routes import dispatch
-
             response = dispatch(emu, method, path.strip("/").split("/"), request, body)
         if rule is not None and rule.action == "queued" and response.status_code == 201:
             response = Response(status_code=202)

@@ -12,6 +12,7 @@ the target deploy's existing build directory without rebuilding.
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import threading
@@ -50,6 +51,7 @@ class ProcessRuntime:
     data_dir: Path
     health_interval_s: float = 0.25
     health_grace_s: float = 30.0
+    keep_builds: int = 10  # builds kept per service; older ones expire and cannot be rolled back to
     worker_settle_s: float = 1.0  # a worker still running after this long is live
     drain_s: float = 5.0  # at most this long the replaced instance finishes answers in flight (Render: 60 s)
     proxies: dict[str, ServiceProxy] = field(default_factory=dict)
@@ -194,6 +196,7 @@ class ProcessRuntime:
                 return
             self._go_live(emulator, service, instance)
             emulator.finish(service, deploy, "live")
+            self._prune_builds(service)
         except Exception as exc:  # the emulator must never wedge a deploy in progress
             log.error("emulator_deploy_crashed", deploy_id=deploy.id, error=f"{type(exc).__name__}: {exc}")
             emulator.finish(service, deploy, FAILED_STATUS["update"],
@@ -220,6 +223,20 @@ class ProcessRuntime:
             log.warning("emulator_instance_died", service=service.name, deploy_id=instance.deploy_id, exit_code=code)
             emulator.server_failed(service, {"failure": {"evicted": False, **(
                 {"nonZeroExit": code} if code > 0 else {"earlyExit": True})}})
+
+    def has_build(self, service: "ServiceRec", deploy: "DeployRec") -> bool:
+        """Whether ``deploy``'s build is still kept (a rollback needs it)."""
+        return bool(deploy.build_id) and self.build_dir(deploy.build_id or "", service).exists()
+
+    def _prune_builds(self, service: "ServiceRec") -> None:
+        """Keep the newest ``keep_builds`` builds of the service (and the live one), as Render retains a few."""
+        newest = list(dict.fromkeys(d.build_id for d in reversed(service.deploys) if d.build_id))
+        live = service.live()
+        keep = set(newest[:self.keep_builds]) | {live.build_id if live else None}
+        for build_id in newest[self.keep_builds:]:
+            if build_id not in keep and (self.data_dir / "builds" / build_id).exists():
+                shutil.rmtree(self.data_dir / "builds" / build_id, ignore_errors=True)
+                log.info("emulator_build_expired", service=service.name, build_id=build_id)
 
     def resolve_commit(self, service: "ServiceRec", commit: str | None) -> tuple[str, str] | None:
         """(sha, subject) of ``commit`` (default: the head of the service's branch) in the local repository."""

@@ -68,6 +68,10 @@ def rollback(emu: Emulator, service: ServiceRec, body: dict[str, Any]) -> Respon
         return error(404, f"deploy {target_id} not found for service {service.id}")
     if target.status not in ("live", "deactivated") or not target.build_id:
         return error(400, f"deploy {target_id} is {target.status}: only a deploy that went live has a build to roll back to")
+    has_build = getattr(emu.runtime, "has_build", None)
+    if has_build is not None and not has_build(service, target):
+        return error(400, f"deploy {target_id}: its build {target.build_id} is no longer available (Render keeps a "
+                          "limited number of builds); pick a more recent deploy")
     deploy, _queued = emu.rollback(service, target)
     return JSONResponse(deploy.to_json(), status_code=201)
 

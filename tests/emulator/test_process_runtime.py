@@ -154,3 +154,14 @@ def test_history_and_the_live_release_survive_a_restart_of_the_local_render(tiny
         with RenderClient.from_env({"RENDER_API_URL": restarted.url, "RENDER_API_KEY": "k-test"}) as fresh:
             assert fresh.live_deploy(service.id).id == live.id
             assert _serving(fresh.get_service(service.id)) == first
+
+
+def test_a_rollback_to_a_deploy_whose_build_has_expired_is_refused(tiny):
+    client, service, commit, first, emulator, server = tiny
+    emulator.runtime.keep_builds = 1
+    old = _deploy(client, service, first)
+    _deploy(client, service, commit())
+    answer = httpx.post(f"{server.url}/services/{service.id}/rollback", json={"deployId": old.id},
+                        headers={"Authorization": "Bearer k-test"})
+    assert answer.status_code == 400 and "no longer available" in answer.json()["message"]
+    assert not (emulator.runtime.data_dir / "builds" / f"bld-{old.id[4:]}").exists()

@@ -13,7 +13,6 @@ the target deploy's existing build directory without rebuilding.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -22,11 +21,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
 import structlog
 
 from deploypipe.emulator.procs import (GeneratedValues, checkout, free_port, resolve_commit, service_env,
                                       stop_process)
+from deploypipe.emulator.health import probe, settled
 from deploypipe.emulator.proxy import ServiceProxy
 from deploypipe.emulator.records import FAILED_STATUS
 
@@ -97,40 +96,12 @@ class ProcessRuntime:
 
     # -- phases --------------------------------------------------------------------------
     def _healthy(self, deploy_id: str, instance: _Instance, service: "ServiceRec") -> tuple[bool, dict[str, Any]]:
-        """Probe ``healthCheckPath`` (else the port) until 2xx/3xx, an exit, the grace period's end or a cancel.
-
-        Workers and cron jobs listen on nothing: they count as healthy if still running after ``worker_settle_s``.
-        """
-        path = service.spec.healthCheckPath if service.spec.type == "web" else None
+        """Health-check the new instance (see ``health.probe``); a cancel or close stops the probing."""
         if service.spec.type in ("worker", "cron"):
-            try:
-                instance.proc.wait(self.worker_settle_s)
-            except subprocess.TimeoutExpired:
-                pass
-            code = instance.proc.poll()
-            if code is None:
-                return True, {}
-            return False, {"failure": {"evicted": False, **({"nonZeroExit": code} if code else {"earlyExit": True})}}
-        deadline = time.monotonic() + self.health_grace_s
-        last = "no answer yet"
-        while time.monotonic() < deadline and not self._closing and deploy_id not in self._cancelled:
-            code = instance.proc.poll()
-            if code is not None:
-                return False, {"failure": {"evicted": False, **({"nonZeroExit": code} if code else {"earlyExit": True})}}
-            try:
-                if path:
-                    response = httpx.get(f"http://127.0.0.1:{instance.port}{path}", timeout=5.0)
-                    if response.status_code < 400:
-                        return True, {}
-                    last = f"GET {path} answered {response.status_code}"
-                else:
-                    socket.create_connection(("127.0.0.1", instance.port), timeout=1).close()
-                    return True, {}
-            except (httpx.HTTPError, OSError) as exc:
-                last = f"{path or 'port ' + str(instance.port)}: {type(exc).__name__}"
-            time.sleep(self.health_interval_s)
-        return False, {"failure": {"evicted": False, "timedOutSeconds": int(self.health_grace_s),
-                                   "timedOutReason": f"{path or 'the port'} did not answer 2xx/3xx ({last})"}}
+            return settled(instance.proc, self.worker_settle_s)
+        return probe(instance.proc, instance.port, service.spec.healthCheckPath if service.spec.type == "web" else None,
+                     grace_s=self.health_grace_s, interval_s=self.health_interval_s,
+                     stopped=lambda: self._closing or deploy_id in self._cancelled)
 
     def _start_instance(self, emulator: "Emulator", service: "ServiceRec", deploy: "DeployRec", cwd: Path,
                         log_path: Path) -> _Instance:

@@ -16,25 +16,30 @@ Public API (import from ``deploypipe.emulator``)::
                                                   # .add_postgres(PostgresRec), .trigger(service, commit_id=) ->
                                                   # (DeployRec, queued), .service(id), .faults.add(...), .close()
     SimulatedRuntime(build_s=0, pre_deploy_s=0, update_s=0, failures={commit: phase}, job_s=0, job_exit=0)
-    ProcessRuntime(repo=Path, data_dir=Path, health_interval_s=0.25, health_grace_s=30.0)
+    ProcessRuntime(repo=Path, data_dir=Path, health_interval_s=0.25, health_grace_s=30.0, keep_builds=10,
+                   worker_settle_s=1.0, drain_s=5.0)
     build_emulator(*, blueprint=None, repo=None, data_dir=None, api_keys=("rnd_test_key",), databases=None,
-                   clock=time.time, runtime=None, faults=None, health_grace_s=30.0, health_interval_s=0.25)
+                   clock=time.time, runtime=None, faults=None, health_grace_s=30.0, health_interval_s=0.25,
+                   auto_deploy_poll_s=1.0)
     create_app(emulator) -> starlette.applications.Starlette   # /v1/... and /_emulator/faults
     in_process_client(emulator, api_key="rnd_test_key") -> httpx.Client   # base_url http://render.local/v1
     EmulatorServer(emulator, *, host="127.0.0.1", port=0)  # .start() / .stop() / context manager; .url, .started
     serve(*, port=10000, blueprint, repo, data_dir, api_key, faults=None, databases=None, health_grace_s=30.0,
-          health_interval_s=0.25, stop=None) -> int
+          health_interval_s=0.25, auto_deploy_poll_s=1.0, stop=None) -> int
     main(argv=None) -> int                        # python -m deploypipe.emulator --port N --blueprint F --repo DIR
                                                   #   --data-dir DIR [--faults F] [--database NAME=URL]
                                                   #   [--api-key KEY] [--health-grace-s S]
+                                                  #   [--health-interval-s S] [--auto-deploy-poll-s S]
     apply_fault(emulator, rule_mapping)           # also fail_deploy {service, phase}
+    push(emulator, service, commit_id, message)   # deploypipe.emulator.autodeploy: a git push (auto-deploy)
     load_blueprint(path) -> Blueprint;  ServiceDef, PostgresRec (records)
 
 Modules: ``state`` (Emulator, lifecycle rules), ``records`` (records, Runtime
-protocol), ``runtime`` (simulated), ``process_runtime`` + ``procs`` + ``proxy``
-(real processes and stable URLs), ``databases``, ``app`` + ``routes`` +
+protocol), ``runtime`` (simulated), ``process_runtime`` + ``procs`` + ``health`` +
+``proxy`` (real processes, health checks, stable URLs), ``databases``, ``app`` + ``routes`` +
 ``shapes`` + ``ratelimit`` (HTTP API), ``faults`` + ``connfaults``,
-``transport`` (sync in-process httpx transport), ``server``, ``blueprint``.
+``transport`` (sync in-process httpx transport), ``server``, ``blueprint``,
+``autodeploy`` (new commits deploy while ``autoDeploy`` is on).
 """
 
 from deploypipe.emulator.app import apply_fault, create_app

@@ -7,7 +7,8 @@ limit: ``status`` answers at once, ``latency`` waits first, ``drop`` closes
 the connection without doing anything, ``accept_then_timeout`` does the work
 and then never answers in time, ``queued`` turns a 201 trigger into 202.
 ``POST /_emulator/faults`` (a rule or a list) adds rules, ``DELETE`` clears
-them; that test API needs no key.
+them; ``POST /_emulator/push {service, commitId, message}`` is a git push to
+the service's branch (auto-deploy); that test API needs no key.
 """
 
 from __future__ import annotations
@@ -114,8 +115,19 @@ def create_app(emulator: Emulator) -> Starlette:
             return error(400, f"/_emulator/faults: {exc}")
         return JSONResponse({"faults": len(emulator.faults.rules)}, status_code=201)
 
+    async def pushed(request: Request) -> Response:
+        from deploypipe.emulator.autodeploy import push
+
+        body = await request.json()
+        service = next((s for s in emulator.services.values() if body.get("service") in (s.id, s.name)), None)
+        if service is None or not body.get("commitId"):
+            return error(400, f"/_emulator/push: need an existing service (name or id) and a commitId, got {body!r}")
+        deploy = push(emulator, service, body["commitId"], body.get("message", ""))
+        return JSONResponse(deploy.to_json(), status_code=201) if deploy else Response(status_code=204)
+
     return EmulatorApp(emulator, routes=[
         Route("/_emulator/faults", faults, methods=["POST", "DELETE"]),
+        Route("/_emulator/push", pushed, methods=["POST"]),
         Route("/v1/{path:path}", api.handle, methods=["GET", "POST", "PATCH", "PUT", "DELETE"]),
     ])
 

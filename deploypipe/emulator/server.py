@@ -34,12 +34,15 @@ log = structlog.get_logger("deploypipe.emulator")
 def build_emulator(*, blueprint: Path | None = None, repo: Path | None = None, data_dir: Path | None = None,
                    api_keys: tuple[str, ...] = ("rnd_test_key",), databases: Mapping[str, str] | None = None,
                    clock: Callable[[], float] = time.time, runtime: Any = None, faults: list[dict] | None = None,
-                   health_grace_s: float = 30.0, health_interval_s: float = 0.25) -> Emulator:
+                   health_grace_s: float = 30.0, health_interval_s: float = 0.25,
+                   auto_deploy_poll_s: float = 1.0) -> Emulator:
     """An Emulator loaded with the Blueprint's services and databases, its saved state restored.
 
     With ``repo`` (and no explicit ``runtime``) deploys are real processes (``ProcessRuntime``); otherwise
     simulated. ``databases`` maps Blueprint database names to existing URLs to attach to; the others are created
-    in an embedded PostgreSQL under ``data_dir``. ``faults``: rule mappings as in ``faults.py``.
+    in an embedded PostgreSQL under ``data_dir``. ``faults``: rule mappings as in ``faults.py``. With ``repo``,
+    new commits on a service's branch auto-deploy it (``autoDeploy: yes``), checked every ``auto_deploy_poll_s``
+    seconds (0 turns the watcher off).
     """
     from deploypipe.emulator.databases import provision
     from deploypipe.emulator.process_runtime import ProcessRuntime
@@ -64,6 +67,10 @@ def build_emulator(*, blueprint: Path | None = None, repo: Path | None = None, d
     emulator.load()
     for rule in faults or []:
         apply_fault(emulator, rule)
+    if repo is not None and auto_deploy_poll_s > 0:
+        from deploypipe.emulator.autodeploy import BranchWatcher
+
+        emulator.on_close.append(BranchWatcher(emulator, repo, auto_deploy_poll_s).start().stop)
     return emulator
 
 
@@ -123,7 +130,7 @@ class EmulatorServer:
 def serve(*, port: int = 10000, blueprint: Path = Path("render.yaml"), repo: Path = Path("."),
           data_dir: Path = Path(".deploypipe/emulator"), api_key: str = "rnd_test_key",
           faults: Path | None = None, databases: Mapping[str, str] | None = None, health_grace_s: float = 30.0,
-          health_interval_s: float = 0.25, stop: threading.Event | None = None) -> int:
+          health_interval_s: float = 0.25, auto_deploy_poll_s: float = 1.0, stop: threading.Event | None = None) -> int:
     """Run the local Render for ``blueprint`` on 127.0.0.1:``port`` until ``stop`` is set (or SIGTERM/SIGINT).
 
     Services build from commits of the git repository ``repo``; builds, logs, exports, the embedded PostgreSQL and
@@ -135,7 +142,7 @@ def serve(*, port: int = 10000, blueprint: Path = Path("render.yaml"), repo: Pat
     emulator = build_emulator(blueprint=blueprint, repo=repo.resolve(), data_dir=data_dir.resolve(),
                               api_keys=(api_key,), databases=databases,
                               faults=load_faults(faults) if faults else None, health_grace_s=health_grace_s,
-                              health_interval_s=health_interval_s)
+                              health_interval_s=health_interval_s, auto_deploy_poll_s=auto_deploy_poll_s)
     server = EmulatorServer(emulator, port=port).start()
     log.info("emulator_serving", url=server.url, services=len(emulator.services),
              databases=len(emulator.postgres), data_dir=str(data_dir))
@@ -167,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-key", help="accepted API key (default: $DEPLOYPIPE_EMULATOR_API_KEY)")
     parser.add_argument("--health-grace-s", type=float, default=30.0)
     parser.add_argument("--health-interval-s", type=float, default=0.25)
+    parser.add_argument("--auto-deploy-poll-s", type=float, default=1.0,
+                        help="how often new commits on a branch are looked for (auto-deploy); 0 turns it off")
     args = parser.parse_args(argv)
     api_key = (args.api_key or os.environ.get("DEPLOYPIPE_EMULATOR_API_KEY") or os.environ.get("RENDER_API_KEY")
                or "rnd_test_key")
@@ -176,4 +185,4 @@ def main(argv: list[str] | None = None) -> int:
     databases = dict(item.split("=", 1) for item in args.database)
     return serve(port=args.port, blueprint=args.blueprint, repo=args.repo, data_dir=args.data_dir, api_key=api_key,
                  faults=args.faults, databases=databases, health_grace_s=args.health_grace_s,
-                 health_interval_s=args.health_interval_s)
+                 health_interval_s=args.health_interval_s, auto_deploy_poll_s=args.auto_deploy_poll_s)

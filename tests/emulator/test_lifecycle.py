@@ -206,3 +206,28 @@ def test_ids_and_timestamps_look_like_renders(sim):
     deploy = sim.trigger(A).json()
     assert re.fullmatch(r"srv-[0-9a-z]{20}", sim.web.id) and re.fullmatch(r"dep-[0-9a-z]{20}", deploy["id"])
     assert deploy["createdAt"] == "2026-01-01T00:00:00Z"
+
+
+def test_a_pushed_commit_auto_deploys_with_trigger_new_commit_unless_auto_deploy_is_off_or_it_says_skip(sim):
+    pushed = sim.http.post("http://render.local/_emulator/push", json={"service": "web", "commitId": A,
+                                                                       "message": "feat: x"})
+    assert pushed.status_code == 201 and pushed.json()["trigger"] == "new_commit"
+    skipped = sim.http.post("http://render.local/_emulator/push", json={"service": "web", "commitId": B,
+                                                                        "message": "docs [skip render]"})
+    assert skipped.status_code == 204
+    assert [e["details"]["id"] for e in sim.events(type="commit_ignored")] == [B]
+    off = sim.http.post("http://render.local/_emulator/push", json={"service": "worker", "commitId": C})
+    assert off.status_code == 204 and sim.emulator.services[sim.worker.id].deploys == []
+
+
+def test_an_api_rollback_leaves_auto_deploy_on_so_the_next_commit_deploys_again(sim):
+    good = sim.trigger(A).json()["id"]
+    sim.clock.sleep(60)
+    sim.trigger(B)
+    sim.clock.sleep(60)
+    sim.post(f"/services/{sim.web.id}/rollback", json={"deployId": good})
+    sim.clock.sleep(60)
+    sim.http.post("http://render.local/_emulator/push", json={"service": "web", "commitId": C})
+    sim.clock.sleep(60)
+    latest = sim.get(f"/services/{sim.web.id}/deploys", params={"limit": 1}).json()[0]["deploy"]
+    assert (latest["trigger"], latest["commit"]["id"], latest["status"]) == ("new_commit", C, "live")

@@ -66,8 +66,7 @@ def tiny(tmp_path):
 
     first = commit()
     emulator = build_emulator(blueprint=repo.path / "render.yaml", repo=repo.path, data_dir=tmp_path / "render",
-                              api_keys=("k-test",), health_grace_s=5)
-    emulator.runtime.health_interval_s = 0.1
+                              api_keys=("k-test",), health_grace_s=5, health_interval_s=0.1, auto_deploy_poll_s=0.1)
     server = EmulatorServer(emulator).start()
     client = RenderClient.from_env({"RENDER_API_URL": server.url, "RENDER_API_KEY": "k-test"})
     service = client.find_service("tiny")
@@ -165,3 +164,20 @@ def test_a_rollback_to_a_deploy_whose_build_has_expired_is_refused(tiny):
                         headers={"Authorization": "Bearer k-test"})
     assert answer.status_code == 400 and "no longer available" in answer.json()["message"]
     assert not (emulator.runtime.data_dir / "builds" / f"bld-{old.id[4:]}").exists()
+
+
+def test_a_commit_on_the_branch_auto_deploys_only_once_auto_deploy_is_on(tiny):
+    client, service, commit, first, emulator, server = tiny
+    _deploy(client, service, first)
+    quiet = commit()
+    time.sleep(0.5)  # several watcher polls: autoDeploy is off in the Blueprint
+    assert [d.commit_id for d in client.list_deploys(service.id, max_items=10)] == [first]
+    client.update_service(service.id, auto_deploy=True)
+    pushed = commit()
+    deadline = time.monotonic() + 30
+    while (latest := client.list_deploys(service.id, max_items=1)[0]).commit_id != pushed:
+        assert time.monotonic() < deadline, "the new commit was not auto-deployed"
+        time.sleep(0.1)
+    final = client.wait_for_deploy(service.id, latest.id, timeout_s=60, poll_s=0.1, max_poll_s=0.3)
+    assert final.trigger == "new_commit" and final.status == "live" and _serving(service) == pushed
+    assert quiet not in [d.commit_id for d in client.list_deploys(service.id, max_items=10)]

@@ -47,6 +47,7 @@ BLUEPRINT = textwrap.dedent('''\
         buildCommand: echo built > built.txt
         startCommand: python server.py
         healthCheckPath: /health
+        autoDeploy: false
         envVars:
           - {key: DATABASE_URL, fromDatabase: {name: shop-db, property: connectionString}}
           - {key: DB_HOST, fromDatabase: {name: shop-db, property: host}}
@@ -59,6 +60,7 @@ BLUEPRINT = textwrap.dedent('''\
         name: shop-worker
         runtime: python
         startCommand: python worker.py
+        autoDeploy: false
     databases:
       - name: shop-db
         databaseName: shop

@@ -96,6 +96,8 @@ def jobs(emu: Emulator, method: str, rest: list[str], request: Request, service:
         statuses = set(multi(request, "status"))
         return page(request, [(j.id, j.to_json()) for j in reversed(service.jobs)
                               if not statuses or j.status in statuses], "job")
+    if len(rest) == 1:
+        return _no_route(method, ["services", service.id, *rest])
     job = next((j for j in service.jobs if j.id == rest[1]), None)
     if job is None:
         return error(404, f"job {rest[1]} not found for service {service.id}")

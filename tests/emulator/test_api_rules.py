@@ -74,3 +74,10 @@ def test_clear_cache_is_recorded_in_the_deploy_trigger(sim):
     sim.post(f"/services/{sim.web.id}/deploys", json={"commitId": A, "clearCache": "clear"})
     started = sim.events(type="build_started")[0]["details"]
     assert started["trigger"]["clearCache"] is True and started["trigger"]["newCommit"] == A
+
+
+@pytest.mark.parametrize("method, path", [("PATCH", "/services/{web}/jobs"), ("PUT", "/services/{web}/deploys"),
+                                          ("GET", "/services/{web}/nothing"), ("DELETE", "/postgres/{db}")])
+def test_a_path_or_method_render_does_not_have_is_a_404_naming_it(sim, method, path):
+    answer = sim.http.request(method, path.format(web=sim.web.id, db="dpg-x"))
+    assert answer.status_code == 404 and answer.json()["id"] == "not_found"

@@ -1,3 +1,3 @@
 """invoke tasks for this repository: the same tasks the `deploypipe` command offers."""
 
-from deploypipe.cli import ns  # noqa: F401  (invoke finds the `ns` collection)
+from deploypipe.cli import ns

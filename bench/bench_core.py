@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -46,9 +47,12 @@ def import_time_ms(runs: int) -> float:
 def runner_overhead_ms(stages: int) -> float:
     from typing import ClassVar
 
-    from deploypipe.app import Invocation, run_pipeline
+    from deploypipe.commands.invocation import Invocation
+    from deploypipe.commands.run import run_pipeline
     from deploypipe.stages import registry
-    from deploypipe.stages.base import Params as BaseParams, StageResult
+    from deploypipe.stages.base import Outputs as BaseOutputs
+    from deploypipe.stages.base import Params as BaseParams
+    from deploypipe.stages.base import StageResult
 
     class Noop:
         type: ClassVar[str] = "bench.noop"
@@ -58,14 +62,16 @@ def runner_overhead_ms(stages: int) -> float:
         class Params(BaseParams):
             pass
 
-        def plan(self, params):
+        class Outputs(BaseOutputs):
+            n: int
+
+        def plan(self, params: Any) -> str:
             return "nothing"
 
-        def run(self, ctx, params):
-            return StageResult(outputs={"n": 1})
+        def run(self, ctx: Any, params: Any) -> StageResult[Any]:
+            return StageResult(outputs=self.Outputs(n=1))
 
-    registry.STAGE_TYPES["bench.noop"] = "__main__:Noop"
-    sys.modules["__main__"].Noop = Noop  # type: ignore[attr-defined]
+    registry.STAGE_TYPES["bench.noop"] = registry.check_stage(Noop)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "pipelines").mkdir()
@@ -77,7 +83,7 @@ def runner_overhead_ms(stages: int) -> float:
         start = time.perf_counter()
         report = run_pipeline(inv)
         elapsed = time.perf_counter() - start
-        assert report["exit_code"] == 0
+        assert report.exit_code == 0
     return elapsed / stages * 1000
 
 

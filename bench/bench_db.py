@@ -31,10 +31,10 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from deploypipe.db.backup import create_backup, retain, verify_backup  # noqa: E402
-from deploypipe.db.dryrun import dry_run  # noqa: E402
-from deploypipe.db.scratch import ScratchServer  # noqa: E402
-from deploypipe.embedded_pg import pg_bin, start_embedded  # noqa: E402
+from deploypipe.core.embedded_pg import pg_bin, start_embedded
+from deploypipe.db.backup import create_backup, retain, verify_backup
+from deploypipe.db.dryrun import dry_run
+from deploypipe.db.scratch import ScratchServer
 
 BYTES_PER_ROW = 172  # heap + indexes per generated row (measured on PG 16; the actual size is printed)
 

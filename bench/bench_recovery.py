@@ -19,6 +19,7 @@ import os
 import shutil
 import sys
 import tempfile
+from typing import Any
 from datetime import datetime
 from pathlib import Path
 
@@ -45,14 +46,14 @@ def _ts(event: dict) -> float:
     return datetime.fromisoformat(event["ts"]).timestamp()
 
 
-def measure(inv, report: dict, interval_s: float) -> dict:
-    events = [json.loads(line) for line in (Path(report["run_dir"]) / "events.jsonl").read_text().splitlines()]
+def measure(inv: Any, report: Any, interval_s: float) -> dict:
+    events = [json.loads(line) for line in (Path(report.run_dir) / "events.jsonl").read_text().splitlines()]
     live = next(e for e in events if e["event"] == "stage_succeeded" and e.get("stage") == "deploy")
     failed = next(e for e in events if e["event"] == "stage_failed" and e.get("stage") == "verify")
     verified = next((e for e in events if e["event"] == "rollback_verified"), None)
     degraded = next((e for e in events if e["event"] in ("health_check_failed", "health_degraded")), None)
     return {
-        "exit_code": report["exit_code"],
+        "exit_code": report.exit_code,
         "detection_s": round(_ts(failed) - _ts(live), 2),
         "first_failed_probe_to_verdict_s": round(_ts(failed) - _ts(degraded), 2) if degraded else None,
         "recovery_s": round(_ts(verified) - _ts(live), 2) if verified else None,
@@ -60,11 +61,12 @@ def measure(inv, report: dict, interval_s: float) -> dict:
 
 
 def main() -> None:
-    from deploypipe.app import Invocation, load, run_pipeline
+    from deploypipe.commands.invocation import Invocation, load
+    from deploypipe.commands.run import run_pipeline
+    from deploypipe.engine.loader import LoadedPipeline
     from deploypipe.local.repo import LocalRepo
-    from deploypipe.localenv import maybe_local
+    from deploypipe.local.session import maybe_local
     from deploypipe.replays.changes import BAD_CHANGES
-    from deploypipe.spec.loader import LoadedPipeline
 
     with tempfile.TemporaryDirectory() as tmp:
         project = Path(tmp)

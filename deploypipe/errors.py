@@ -1,28 +1,30 @@
 """The error tree of deploypipe and the exit codes every task returns.
 
-    DeployPipeError                  root; carries ``where``, ``hint`` and structured ``attrs``
+    DeployPipeError                  root; ``where``, ``message``, ``hint``
     ├── UsageError                   bad command-line usage (exit 2)
     ├── SpecError                    invalid pipeline file or configuration (exit 2)
-    ├── LockHeldError                another run holds the deploy lock (exit 1)
-    ├── ProviderError                the Render API said no
+    ├── LockHeldError                another run holds the release lock (exit 1); ``holder``
+    ├── ProviderError                the Render API said no; ``status_code``, ``error_id``, ``request``, ``response``
     │   ├── AuthenticationError      401/403: check RENDER_API_KEY
     │   ├── NotFoundError            404
     │   ├── ConflictError            409
-    │   └── TransientProviderError   429, 5xx, connect/read failures (safe to retry)
-    │       └── RateLimitedError     429 (carries ``retry_after_s``)
-    ├── StageFailed                  a stage ran and a check said no
-    ├── StageErrored                 a stage could not run (I/O, tool missing, ...)
+    │   └── TransientProviderError   429, 5xx, connect/read failures (safe to retry); ``sent``
+    │       └── RateLimitedError     429; ``retry_after_s``
+    ├── StageFailed                  a stage ran and a check said no; ``production_changed``, ``outputs``
+    ├── StageErrored                 a stage could not run (I/O, tool missing, ...); same fields
     │   └── TransientStageError      could not run for a passing reason (retryable)
     └── RollbackFailed               a compensation failed or could not be verified (exit 4)
 
-Messages are shaped ``where: what; expected ...; hint`` so one line tells the
-operator where to look and what to do.
+Every field is declared: there is no free bag of attributes, so a misspelt
+keyword is a TypeError, not a silently different rollback decision. Messages
+are shaped ``where: what; expected ...; hint`` so one line tells the operator
+where to look and what to do.
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Any
+from typing import Any, Mapping
 
 __all__ = [
     "AuthenticationError",
@@ -59,11 +61,10 @@ class DeployPipeError(Exception):
 
     exit_code: ExitCode = ExitCode.INVALID
 
-    def __init__(self, message: str, *, where: str | None = None, hint: str | None = None, **attrs: Any):
+    def __init__(self, message: str, *, where: str | None = None, hint: str | None = None):
         self.message = message
         self.where = where
         self.hint = hint
-        self.attrs = attrs
         super().__init__(self.render())
 
     def render(self) -> str:
@@ -73,12 +74,9 @@ class DeployPipeError(Exception):
             text = f"{text}; hint: {self.hint}"
         return text
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready description for journals and reports."""
-        data: dict[str, Any] = {"type": type(self).__name__, "message": self.render()}
-        if self.where:
-            data["where"] = self.where
-        return data
+    def detail(self) -> str:
+        """The message and hint without ``where`` (for a summary that names the place itself)."""
+        return self.message + (f"; hint: {self.hint}" if self.hint else "")
 
 
 class TransientError(Exception):
@@ -98,29 +96,33 @@ class SpecError(DeployPipeError):
 
 
 class LockHeldError(DeployPipeError):
-    """Another run holds the deploy lock for the same target."""
+    """Another run holds the release lock for the same target; ``holder`` says who, where and since when."""
 
     exit_code = ExitCode.BLOCKED
 
+    def __init__(self, message: str, *, where: str | None = None, hint: str | None = None,
+                 holder: Mapping[str, Any] | None = None):
+        self.holder: Mapping[str, Any] = dict(holder or {})
+        super().__init__(message, where=where, hint=hint)
+
 
 class ProviderError(DeployPipeError):
-    """The Render API (or the local Render) answered with an error.
+    """The Render API (or the local Render) answered with an error, or could not be reached.
 
-    ``status_code``, ``method``, ``url`` and Render's ``error_id`` are kept in
-    ``attrs``; the request and response objects (when any) in ``request`` /
-    ``response``.
+    ``status_code`` and Render's ``error_id`` come from the answer (None without
+    one); ``request`` / ``response`` are the httpx objects when there were any.
     """
 
     exit_code = ExitCode.BLOCKED
 
-    def __init__(self, message: str, *, request: Any = None, response: Any = None, **kwargs: Any):
+    def __init__(self, message: str, *, where: str | None = None, hint: str | None = None,
+                 status_code: int | None = None, error_id: str | None = None, request: Any = None,
+                 response: Any = None):
+        self.status_code = status_code
+        self.error_id = error_id
         self.request = request
         self.response = response
-        super().__init__(message, **kwargs)
-
-    @property
-    def status_code(self) -> int | None:
-        return self.attrs.get("status_code")
+        super().__init__(message, where=where, hint=hint)
 
 
 class AuthenticationError(ProviderError):
@@ -136,31 +138,48 @@ class ConflictError(ProviderError):
 
 
 class TransientProviderError(ProviderError, TransientError):
-    """A passing failure: 5xx, dropped connection, read timeout, rate limit."""
+    """A passing failure: 5xx, dropped connection, read timeout, rate limit.
+
+    ``sent`` is True when Render may have received and processed the request
+    (an answer of 5xx, or no answer after sending): a non-idempotent request
+    must then be looked up, never simply re-sent.
+    """
+
+    def __init__(self, message: str, *, sent: bool, **kwargs: Any):
+        self.sent = sent
+        super().__init__(message, **kwargs)
 
 
 class RateLimitedError(TransientProviderError):
     """429: slow down; ``retry_after_s`` says for how long when Render told us."""
 
-    @property
-    def retry_after_s(self) -> float | None:
-        return self.attrs.get("retry_after_s")
+    def __init__(self, message: str, *, retry_after_s: float | None = None, **kwargs: Any):
+        self.retry_after_s = retry_after_s
+        super().__init__(message, sent=False, **kwargs)
 
 
-class StageFailed(DeployPipeError):
-    """A stage ran and one of its checks said no (e.g. lint error, unhealthy release).
+class _StageError(DeployPipeError):
+    """A stage's failure: whether it had already changed production, and the outputs its compensation needs.
 
-    ``production_changed=True`` in attrs tells the runner that the stage had
-    already changed production before failing, so its compensation must run.
+    ``production_changed=True`` makes the runner compensate this stage (with
+    ``outputs``) as well as every earlier stage that changed production.
     """
 
     exit_code = ExitCode.BLOCKED
 
+    def __init__(self, message: str, *, where: str | None = None, hint: str | None = None,
+                 production_changed: bool = False, outputs: Any = None):
+        self.production_changed = production_changed
+        self.outputs = outputs
+        super().__init__(message, where=where, hint=hint)
 
-class StageErrored(DeployPipeError):
+
+class StageFailed(_StageError):
+    """A stage ran and one of its checks said no (e.g. lint error, unhealthy release)."""
+
+
+class StageErrored(_StageError):
     """A stage could not run (tool missing, I/O error, unexpected answer)."""
-
-    exit_code = ExitCode.BLOCKED
 
 
 class TransientStageError(StageErrored, TransientError):
@@ -168,6 +187,16 @@ class TransientStageError(StageErrored, TransientError):
 
 
 class RollbackFailed(DeployPipeError):
-    """A compensation failed or could not be verified: a human must act."""
+    """A compensation failed or could not be verified: a human must act.
+
+    ``pending`` is True when the rollback deploy was triggered but its end is
+    unknown (it may still go live); ``deploy_id`` names it.
+    """
 
     exit_code = ExitCode.NEEDS_HUMAN
+
+    def __init__(self, message: str, *, where: str | None = None, hint: str | None = None, pending: bool = False,
+                 deploy_id: str | None = None):
+        self.pending = pending
+        self.deploy_id = deploy_id
+        super().__init__(message, where=where, hint=hint)

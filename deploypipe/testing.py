@@ -1,4 +1,4 @@
-"""Test helpers shipped with the package (like structlog.testing): a fake clock for injected sleep/clock seams.
+"""Test helpers shipped with the package (like structlog.testing): a fake clock and a stage context builder.
 
 The local Render (``deploypipe.emulator``: ``build_emulator``, ``in_process_client``, ``EmulatorServer``) is the
 other half of deploypipe's test kit.
@@ -6,9 +6,19 @@ other half of deploypipe's test kit.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Callable, Mapping
 
-__all__ = ["FakeClock"]
+import structlog
+
+from deploypipe.stages.base import Outputs
+from deploypipe.stages.context import Resources, StageContext
+from deploypipe.stages.report import Outcome, Report
+
+__all__ = ["FakeClock", "stage_context"]
 
 
 @dataclass
@@ -32,3 +42,20 @@ class FakeClock:
         return self.now
 
     clock = time
+
+
+def stage_context(resources: Resources, *, stage_id: str, stage_type: str, run_dir: Path,
+                  earlier: Mapping[str, Outputs] | None = None, run: Report | None = None,
+                  emit: Callable[..., None] | None = None, sleep: Callable[[float], None] = time.sleep,
+                  clock: Callable[[], float] = time.monotonic, prior_events: tuple[Mapping[str, Any], ...] = (),
+                  timeout_s: float | None = None, run_id: str = "run-1", pipeline_name: str = "test") -> StageContext:
+    """A StageContext for running one stage directly, outside a runner (events go to ``emit``, or nowhere)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if run is None:
+        run = Report(run_id=run_id, pipeline=pipeline_name, started_at=datetime.now(UTC),
+                     outcome=Outcome.RUNNING, exit_code=0, run_dir=str(run_dir))
+    return StageContext(run_id=run_id, stage_id=stage_id, stage_type=stage_type, pipeline_name=pipeline_name,
+                        pipeline_path=run_dir / "pipeline.yaml", run_dir=run_dir, resources=resources,
+                        earlier=dict(earlier or {}), run=run, emit=emit or (lambda event, **fields: None),
+                        log=structlog.get_logger("deploypipe.test").bind(stage=stage_id), sleep=sleep, clock=clock,
+                        timeout_s=timeout_s, prior_events=prior_events)

@@ -68,7 +68,7 @@ class PgAdvisoryLock:
                 self.conn.close()
                 self.conn = None
 
-    def __enter__(self) -> "PgAdvisoryLock":
+    def __enter__(self) -> PgAdvisoryLock:
         self.acquire()
         return self
 

@@ -17,17 +17,17 @@ import shutil
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Callable, Literal
 
 import psycopg
 import structlog
 
+from deploypipe.core.embedded_pg import pg_bin
+from deploypipe.core.redact import mask_url
 from deploypipe.db.pg import connect, row_counts, run_tool, server_version, tool_target
-from deploypipe.embedded_pg import pg_bin
 from deploypipe.errors import StageErrored, StageFailed
-from deploypipe.redact import mask_url
 
 __all__ = ["Backup", "Verification", "create_backup", "file_sha256", "find_backup", "list_backups", "load_backup",
            "restore_backup", "retain", "verify_backup"]
@@ -103,7 +103,7 @@ def file_sha256(path: Path | str) -> str:
 
 
 def _new_id(backups_dir: Path, run_id: str) -> str:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     short = re.sub(r"[^A-Za-z0-9]", "", run_id)[:8] or "manual"
     base, n = f"{stamp}-{short}", 1
     candidate = base
@@ -160,7 +160,7 @@ def create_backup(url: str, backups_dir: Path | str, *, fmt: Literal["custom", "
     backup = Backup(id=backup_id, path=str(target), format=fmt, sha256=file_sha256(target), row_counts=counts,
                     server_version=version, database_size=int(size), size_bytes=size_bytes,
                     duration_s=round(duration, 3), run_id=run_id, label=label, database=mask_url(url),
-                    created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                    created_at=datetime.now(UTC).isoformat(timespec="seconds"))
     backup.save()
     log.info("backup_created", backup_id=backup_id, format=fmt, size_bytes=size_bytes, duration_s=backup.duration_s,
              tables=len(counts))

@@ -12,7 +12,7 @@ import getpass
 import json
 import os
 import socket
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Callable
 
@@ -60,7 +60,7 @@ def backup_command(*, url: str, backups_dir: Path, run_id: str, scratch: Any | N
                                   "checks": verification.checks}
         if not verification.ok:
             raise StageFailed(f"backup {backup.id} failed verification: {verification.problem}", where="backup",
-                              hint="the backup file is kept for inspection; do not rely on it", result=result)
+                              hint="the backup file is kept for inspection; do not rely on it")
         backup.verified = True
         backup.save()
         result["verified"] = True
@@ -71,7 +71,7 @@ def backup_command(*, url: str, backups_dir: Path, run_id: str, scratch: Any | N
 
 def restore_command(*, backups_dir: Path, backup_id: str, target: str, targets: Any,
                     yes_i_mean_production: bool = False, reason: str | None = None, user: str | None = None,
-                    host: str | None = None, now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                    host: str | None = None, now: Callable[[], datetime] = lambda: datetime.now(UTC),
                     clean: bool = True) -> dict[str, Any]:
     """Restore ``backup_id`` into ``target`` (key or URL); production targets need the flag and a reason."""
     url = resolve_target(target, targets)

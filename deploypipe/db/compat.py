@@ -9,12 +9,9 @@ free ``PORT`` on 127.0.0.1, poll its health path, stop it.
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -22,9 +19,10 @@ import httpx
 import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, retry_if_result, wait_fixed
 
+from deploypipe.core.processes import free_port, stop_group
 from deploypipe.errors import StageErrored
 
-__all__ = ["CompatResult", "check_compat", "free_port"]
+__all__ = ["CompatResult", "check_compat"]
 
 log = structlog.get_logger(__name__)
 
@@ -40,29 +38,6 @@ class CompatResult:
     duration_s: float
     log: str
     error: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=5)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
 
 
 def check_compat(database_url: str, *, command: str, cwd: Path, env: Mapping[str, str], log_path: Path,
@@ -119,7 +94,7 @@ def check_compat(database_url: str, *, command: str, cwd: Path, env: Mapping[str
                             retry_error_callback=lambda state: False)
         healthy = bool(retrying(probe)) and not last["error"]
     finally:
-        _stop(proc)
+        stop_group(proc)
         out.close()
         if own_client:
             client.close()

@@ -16,13 +16,13 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 import structlog
 
-from deploypipe.db.backup import Backup, file_sha256, load_backup, restore_backup
+from deploypipe.db.backup import Backup, file_sha256, restore_backup
 from deploypipe.db.compat import CompatResult, check_compat
 from deploypipe.db.migration_run import MigrationRun, run_migration
 from deploypipe.db.pg import connect, mask_url, same_database
@@ -41,14 +41,12 @@ class DryRunResult:
     backup_id: str
     staging: str
     command: str
-    restore: dict[str, Any]
-    run: dict[str, Any]
+    restore_s: float
+    row_counts: dict[str, int]
+    run: MigrationRun
     warnings: list[str] = field(default_factory=list)
     duration_s: float = 0.0
-    compat: dict[str, Any] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    compat: CompatResult | None = None
 
 
 @contextmanager
@@ -60,7 +58,7 @@ def staging_database(staging_url: str | None, production_url: str) -> Iterator[t
                               hint="give a separate staging database, or omit staging_url for an ephemeral one")
         yield staging_url, mask_url(staging_url)
         return
-    from deploypipe.embedded_pg import start_embedded
+    from deploypipe.core.embedded_pg import start_embedded
 
     tmp = Path(tempfile.mkdtemp(prefix="deploypipe-staging-"))
     server = None
@@ -130,7 +128,7 @@ def failure_hint(error: str, log_path: str) -> str:
     return f"fix the migration and dry-run again; full output in {log_path}. Production was not touched"
 
 
-def dry_run(*, backup: Backup | Mapping[str, Any], production_url: str, command: str, cwd: Path,
+def dry_run(*, backup: Backup, production_url: str, command: str, cwd: Path,
             env: Mapping[str, str], log_path: Path, staging_url: str | None = None, lock_timeout_s: float = 5.0,
             statement_timeout_s: float = 600.0, timeout_s: float | None = None,
             redact: Callable[[str], str] = lambda text: text, restore_jobs: int | None = None,
@@ -144,8 +142,6 @@ def dry_run(*, backup: Backup | Mapping[str, Any], production_url: str, command:
     ``compat_health_path`` within ``compat_timeout_s`` (see deploypipe.db.compat).
     """
     jobs = restore_jobs or max(1, min(4, os.cpu_count() or 1))
-    if not isinstance(backup, Backup):  # db.backup outputs: the metadata file next to the dump is authoritative
-        backup = load_backup(Path(backup["path"]).with_suffix(".json"))
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=1) as pool:  # hash the dump while the staging server starts
         digest = pool.submit(file_sha256, backup.path)
@@ -159,21 +155,20 @@ def dry_run(*, backup: Backup | Mapping[str, Any], production_url: str, command:
                                               redact=redact, compat_command=compat_command,
                                               compat_health_path=compat_health_path, compat_timeout_s=compat_timeout_s)
     result = DryRunResult(ok=run.ok and (compat is None or compat.ok), backup_id=backup.id, staging=described,
-                          command=command, restore={k: restored[k] for k in ("row_counts", "duration_s")},
-                          run=asdict(run), warnings=warnings, duration_s=round(time.monotonic() - started, 3),
-                          compat=compat.to_dict() if compat else None)
+                          command=command, restore_s=restored["duration_s"], row_counts=restored["row_counts"], run=run, warnings=warnings,
+                          duration_s=round(time.monotonic() - started, 3), compat=compat)
     log.info("dry_run_finished", ok=run.ok, backup_id=backup.id, revision_after=run.revision_after,
              duration_s=result.duration_s)
     if not run.ok:
         statement = f"; failed statement: {run.statement}" if run.statement else ""
         raise StageFailed(f"the migration failed on a copy of production ({described}): {run.error}{statement}",
-                          where="db.dry_run", hint=failure_hint(run.error, run.log), result=result.to_dict())
+                          where="db.dry_run", hint=failure_hint(run.error, run.log), outputs=result)
     if compat is not None and not compat.ok:
         raise StageFailed(f"the migration ran on the copy, but the live release is not healthy on the migrated "
                           f"schema: {compat.error}", where="db.dry_run compat",
                           hint="during the deploy (and after a rollback with on_rollback: leave) the live release "
                                "runs on this schema: make the migration backward compatible (expand now, contract "
-                               f"in a later deploy); output in {compat.log}", result=result.to_dict())
+                               f"in a later deploy); output in {compat.log}", outputs=result)
     return result
 
 

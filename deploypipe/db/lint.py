@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable
 
-from deploypipe.db.findings import Finding
+from deploypipe.core.findings import Finding
 
 __all__ = ["lint_python", "lint_sql", "squawk"]
 
@@ -46,9 +46,9 @@ def squawk(sql_text: str, migration: str, excludes: Iterable[str] = DEFAULT_SQUA
         items = json.loads(result.stdout or "[]")
     except json.JSONDecodeError:
         return [Finding("squawk-unreadable", "warning", f"squawk gave no JSON: {result.stderr.strip()[:200]}",
-                        migration=migration)]
+                        subject="migration " + migration)]
     return [Finding(f"squawk:{i['rule_name']}", "error" if i.get("level") == "Error" else "warning", i["message"],
-                    i.get("help") or "", migration, f"{migration}:{i.get('line', 0) + 1}") for i in items]
+                    i.get("help") or "", subject="migration " + migration, line=i.get("line", 0) + 1) for i in items]
 
 
 def lint_sql(sql_text: str, migration: str, available: dict[str, set[str]] | None) -> list[Finding]:
@@ -59,7 +59,7 @@ def lint_sql(sql_text: str, migration: str, available: dict[str, set[str]] | Non
     try:
         statements = parse_sql(sql_text)
     except ParseError as exc:
-        return [Finding("sql-syntax", "error", f"PostgreSQL cannot parse it: {exc}", migration=migration)]
+        return [Finding("sql-syntax", "error", f"PostgreSQL cannot parse it: {exc}", subject="migration " + migration)]
     findings: list[Finding] = []
     created: set[str] = set()
     for raw in statements:
@@ -80,7 +80,7 @@ def lint_sql(sql_text: str, migration: str, available: dict[str, set[str]] | Non
                         "extension-version-unavailable", "error",
                         f'CREATE EXTENSION {stmt.extname} WITH VERSION "{version}": the production server offers '
                         f"{', '.join(sorted(offered))} (it would fail with 22023 'no installation script')",
-                        f"drop the VERSION clause (take the server's default) or pin a version the server has",
+                        "drop the VERSION clause (take the server's default) or pin a version the server has",
                         migration))
         elif isinstance(stmt, ast.AlterTableStmt) and stmt.relation.relname not in created:
             for cmd in stmt.cmds or ():
@@ -113,7 +113,7 @@ def lint_python(path: Path, migration: str) -> list[Finding]:
     try:
         tree = pyast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     except SyntaxError as exc:
-        return [Finding("python-syntax", "error", f"line {exc.lineno}: {exc.msg}", migration=migration)]
+        return [Finding("python-syntax", "error", f"line {exc.lineno}: {exc.msg}", subject="migration " + migration)]
     findings: list[Finding] = []
     for node in pyast.walk(tree):
         targets = node.targets if isinstance(node, pyast.Assign) else [node.target] if isinstance(node, (pyast.AnnAssign, pyast.AugAssign)) else []

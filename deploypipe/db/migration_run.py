@@ -16,8 +16,8 @@ from typing import Callable, Mapping
 
 import psycopg
 
+from deploypipe.core.processes import run_command, tail
 from deploypipe.db.pg import schema_snapshot
-from deploypipe.stages.shell import run_command, tail
 
 __all__ = ["MigrationRun", "current_revision", "failure_detail", "run_migration", "schema_diff"]
 

@@ -10,9 +10,9 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-from deploypipe.embedded_pg import pg_bin
+from deploypipe.core.embedded_pg import pg_bin
+from deploypipe.core.redact import mask_url
 from deploypipe.errors import StageErrored
-from deploypipe.redact import mask_url
 
 __all__ = [
     "available_extensions", "connect", "database_name", "mask_url", "revision_of", "row_counts", "run_tool",

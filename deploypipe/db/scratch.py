@@ -19,7 +19,7 @@ class ScratchServer:
     @property
     def server(self):
         if self._server is None:
-            from deploypipe.embedded_pg import start_embedded
+            from deploypipe.core.embedded_pg import start_embedded
 
             self._server = start_embedded(self.data_dir)
         return self._server

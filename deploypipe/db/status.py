@@ -11,9 +11,9 @@ from pathlib import Path
 
 import psycopg
 
+from deploypipe.core.findings import Finding
 from deploypipe.db import prisma
 from deploypipe.db.alembic_repo import AlembicRepo
-from deploypipe.db.findings import Finding
 
 __all__ = ["alembic_status", "prisma_status"]
 
@@ -31,7 +31,7 @@ def alembic_status(conn: psycopg.Connection, repo: AlembicRepo) -> tuple[list[Fi
         findings.append(Finding("alembic-unknown-db-revision", "error", f"the database is at revision {rev}, which this "
                                 "repository does not contain (is an older commit being deployed, or was a migration "
                                 "file deleted?)", "deploy a commit that contains the revision, or restore the migration "
-                                "file; never stamp blindly", migration=rev))
+                                "file; never stamp blindly", subject="migration " + rev))
     pending = [] if unknown else repo.pending(current)
     if not current:
         findings.append(Finding("alembic-no-version-table", "info", "the database has no alembic_version: every "
@@ -66,19 +66,19 @@ def prisma_status(conn: psycopg.Connection, migrations_dir: Path) -> tuple[list[
         log_line = (row.logs or "").strip().splitlines()
         findings.append(Finding("prisma-failed-migration", "error", f"migration started {row.started_at} but never "
                                 f"finished{': ' + log_line[-1][:120] if log_line else ''}; Prisma refuses to apply "
-                                "anything until it is resolved (P3009/P3018)", remedy, migration=row.migration_name))
+                                "anything until it is resolved (P3009/P3018)", remedy, subject="migration " + row.migration_name))
     for row in rows:
         if row.rolled_back_at is not None:
             findings.append(Finding("prisma-rolled-back", "info", "marked rolled back; it will run again",
-                                    migration=row.migration_name))
+                                    subject="migration " + row.migration_name))
         path = on_disk.get(row.migration_name)
         if path is None:
             findings.append(Finding("prisma-missing-on-disk", "error", "recorded in the database but not in this "
                                     "repository (deploying an older commit?)", "deploy a commit that contains it",
-                                    migration=row.migration_name))
+                                    subject="migration " + row.migration_name))
         elif row.finished_at is not None and row.checksum != prisma.checksum(path):
             findings.append(Finding("prisma-checksum-mismatch", "warning", "migration.sql changed after it was applied",
-                                    "never edit an applied migration; add a new one", migration=row.migration_name))
+                                    "never edit an applied migration; add a new one", subject="migration " + row.migration_name))
     pending = [name for name in on_disk if name not in applied and name not in {r.migration_name for r in failed}]
     if pending:
         findings.append(Finding("prisma-pending", "info", f"{len(pending)} pending: {', '.join(pending)}",

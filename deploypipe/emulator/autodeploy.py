@@ -31,7 +31,7 @@ log = structlog.get_logger("deploypipe.emulator")
 _SKIP = re.compile(r"\[(skip (render|deploy|cd)|(render|deploy|cd) skip)\]", re.IGNORECASE)
 
 
-def push(emulator: "Emulator", service: "ServiceRec", commit_id: str, message: str = "") -> "DeployRec | None":
+def push(emulator: Emulator, service: ServiceRec, commit_id: str, message: str = "") -> DeployRec | None:
     """A new commit on ``service``'s branch: the auto-deploy it causes, if any."""
     if not service.auto_deploy:
         log.info("emulator_commit_not_auto_deployed", service=service.name, commit=commit_id)
@@ -46,16 +46,16 @@ def push(emulator: "Emulator", service: "ServiceRec", commit_id: str, message: s
 class BranchWatcher:
     """Polls ``repo`` every ``poll_s`` seconds; each service's branch moving to a new commit is a push."""
 
-    def __init__(self, emulator: "Emulator", repo: Path, poll_s: float):
+    def __init__(self, emulator: Emulator, repo: Path, poll_s: float):
         self.emulator, self.repo, self.poll_s = emulator, repo, poll_s
         self._stop = threading.Event()
         self._heads = {s.id: self._head(s) for s in emulator.services.values()}
         self._thread = threading.Thread(target=self._run, name="branch-watcher", daemon=True)
 
-    def _head(self, service: "ServiceRec") -> tuple[str, str] | None:
+    def _head(self, service: ServiceRec) -> tuple[str, str] | None:
         return resolve_commit(self.repo, None, service.spec.branch)
 
-    def start(self) -> "BranchWatcher":
+    def start(self) -> BranchWatcher:
         self._thread.start()
         return self
 

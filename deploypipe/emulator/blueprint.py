@@ -8,8 +8,8 @@ from typing import Any
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from deploypipe.core.yamlio import load_yaml
 from deploypipe.errors import SpecError
-from deploypipe.yamlio import load_yaml
 
 __all__ = ["Blueprint", "DatabaseDef", "EnvVarDef", "ServiceDef", "load_blueprint"]
 

@@ -46,7 +46,7 @@ def _mask(url: str) -> str:
     return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
 
 
-def provision(emulator: "Emulator", databases: list["DatabaseDef"], *, attached: Mapping[str, str] | None = None,
+def provision(emulator: Emulator, databases: list[DatabaseDef], *, attached: Mapping[str, str] | None = None,
               data_dir: Path | None = None) -> None:
     """Add a PostgresRec per Blueprint database: attached to ``attached[name]`` or created in an embedded server."""
     embedded = None
@@ -61,7 +61,7 @@ def provision(emulator: "Emulator", databases: list["DatabaseDef"], *, attached:
             if data_dir is None:
                 raise ValueError(f"database {db.name}: pass its URL or a data_dir for an embedded PostgreSQL")
             if embedded is None:
-                from deploypipe.embedded_pg import start_embedded
+                from deploypipe.core.embedded_pg import start_embedded
 
                 embedded = start_embedded(data_dir / "pg")
                 emulator.on_close.append(embedded.stop)
@@ -98,7 +98,7 @@ def connection_info(db: PostgresRec) -> dict[str, Any]:
             "psqlCommand": f"psql {db.url}"}
 
 
-def export(emulator: "Emulator", db: PostgresRec) -> None:
+def export(emulator: Emulator, db: PostgresRec) -> None:
     """Start an export: ``pg_dump -Fc`` into the data dir, listed once done (no data dir: listed at once, no file)."""
     export_id = f"exp-{secrets.token_hex(10)}"
     if emulator.data_dir is None:
@@ -109,7 +109,7 @@ def export(emulator: "Emulator", db: PostgresRec) -> None:
     target = emulator.data_dir / "exports" / f"{db.id}-{export_id}.dump"
 
     def work() -> None:
-        from deploypipe.embedded_pg import pg_bin
+        from deploypipe.core.embedded_pg import pg_bin
 
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -84,8 +84,8 @@ class Faults:
 
 def load_faults(path: Path | str) -> list[dict[str, Any]]:
     """Rules from a YAML or JSON file: a list of rule mappings (or ``{faults: [...]}``)."""
+    from deploypipe.core.yamlio import load_yaml
     from deploypipe.errors import SpecError
-    from deploypipe.yamlio import load_yaml
 
     data = load_yaml(path).data
     if isinstance(data, dict):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,9 +22,8 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from deploypipe.emulator.procs import (GeneratedValues, checkout, free_port, resolve_commit, service_env,
-                                      stop_process)
 from deploypipe.emulator.health import probe, settled
+from deploypipe.emulator.procs import GeneratedValues, checkout, free_port, resolve_commit, service_env, stop_process
 from deploypipe.emulator.proxy import ServiceProxy
 from deploypipe.emulator.records import FAILED_STATUS
 
@@ -63,7 +61,7 @@ class ProcessRuntime:
     _closing: bool = False
 
     # -- wiring --------------------------------------------------------------------------
-    def proxy_for(self, service: "ServiceRec", port: int = 0) -> ServiceProxy:
+    def proxy_for(self, service: ServiceRec, port: int = 0) -> ServiceProxy:
         if service.name not in self.proxies:
             self.proxies[service.name] = ServiceProxy(port)
         return self.proxies[service.name]
@@ -81,21 +79,21 @@ class ProcessRuntime:
             finally:
                 self._running.pop(owner, None)
 
-    def _env(self, emulator: "Emulator", service: "ServiceRec", commit: str | None, port: int) -> dict[str, str]:
+    def _env(self, emulator: Emulator, service: ServiceRec, commit: str | None, port: int) -> dict[str, str]:
         if self.generated is None:
             self.generated = GeneratedValues(self.data_dir / "generated-values.json")
         return service_env(emulator, service, commit, port, self.generated)
 
-    def _log(self, deploy: "DeployRec") -> Path:
+    def _log(self, deploy: DeployRec) -> Path:
         path = self.data_dir / "logs" / f"{deploy.id}.log"
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
-    def build_dir(self, build_id: str, service: "ServiceRec") -> Path:
+    def build_dir(self, build_id: str, service: ServiceRec) -> Path:
         return self.data_dir / "builds" / build_id / (service.spec.rootDir or "")
 
     # -- phases --------------------------------------------------------------------------
-    def _healthy(self, deploy_id: str, instance: _Instance, service: "ServiceRec") -> tuple[bool, dict[str, Any]]:
+    def _healthy(self, deploy_id: str, instance: _Instance, service: ServiceRec) -> tuple[bool, dict[str, Any]]:
         """Health-check the new instance (see ``health.probe``); a cancel or close stops the probing."""
         if service.spec.type in ("worker", "cron"):
             return settled(instance.proc, self.worker_settle_s)
@@ -103,7 +101,7 @@ class ProcessRuntime:
                      grace_s=self.health_grace_s, interval_s=self.health_interval_s,
                      stopped=lambda: self._closing or deploy_id in self._cancelled)
 
-    def _start_instance(self, emulator: "Emulator", service: "ServiceRec", deploy: "DeployRec", cwd: Path,
+    def _start_instance(self, emulator: Emulator, service: ServiceRec, deploy: DeployRec, cwd: Path,
                         log_path: Path) -> _Instance:
         port = free_port()
         env = self._env(emulator, service, deploy.commit_id, port)
@@ -112,7 +110,7 @@ class ProcessRuntime:
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         return _Instance(deploy.id, port, proc)
 
-    def _build(self, emulator: "Emulator", service: "ServiceRec", deploy: "DeployRec", log_path: Path) -> bool:
+    def _build(self, emulator: Emulator, service: ServiceRec, deploy: DeployRec, log_path: Path) -> bool:
         deploy.build_id = f"bld-{deploy.id[4:]}"
         emulator.phase_started(service, deploy, "build")
         env = self._env(emulator, service, deploy.commit_id, 0)
@@ -128,7 +126,7 @@ class ProcessRuntime:
             emulator.finish(service, deploy, FAILED_STATUS["build"], reason=reason)
         return ok
 
-    def _pre_deploy(self, emulator: "Emulator", service: "ServiceRec", deploy: "DeployRec", log_path: Path) -> bool:
+    def _pre_deploy(self, emulator: Emulator, service: ServiceRec, deploy: DeployRec, log_path: Path) -> bool:
         emulator.phase_started(service, deploy, "pre_deploy")
         env = self._env(emulator, service, deploy.commit_id, 0)
         code = 1 if deploy.fail_at == "pre_deploy" else self._run(
@@ -143,7 +141,7 @@ class ProcessRuntime:
             emulator.finish(service, deploy, FAILED_STATUS["pre_deploy"], reason={})
         return code == 0
 
-    def _deploy(self, emulator: "Emulator", service: "ServiceRec", deploy: "DeployRec") -> None:
+    def _deploy(self, emulator: Emulator, service: ServiceRec, deploy: DeployRec) -> None:
         log_path = self._log(deploy)
         try:
             if deploy.trigger != "rollback" or not deploy.build_id:
@@ -173,7 +171,7 @@ class ProcessRuntime:
             emulator.finish(service, deploy, FAILED_STATUS["update"],
                             reason={"failure": {"evicted": False, "unhealthy": f"local Render error: {exc}"}})
 
-    def _go_live(self, emulator: "Emulator", service: "ServiceRec", instance: _Instance) -> None:
+    def _go_live(self, emulator: Emulator, service: ServiceRec, instance: _Instance) -> None:
         proxy = self.proxy_for(service)
         old = self.instances.get(service.name)
         proxy.switch(instance.port)
@@ -188,18 +186,18 @@ class ProcessRuntime:
             threading.Thread(target=drain_then_stop, name=f"drain-{old.deploy_id}", daemon=True).start()
         threading.Thread(target=self._watch, args=(emulator, service, instance), daemon=True).start()
 
-    def _watch(self, emulator: "Emulator", service: "ServiceRec", instance: _Instance) -> None:
+    def _watch(self, emulator: Emulator, service: ServiceRec, instance: _Instance) -> None:
         code = instance.proc.wait()
         if self.instances.get(service.name) is instance and not self._closing:
             log.warning("emulator_instance_died", service=service.name, deploy_id=instance.deploy_id, exit_code=code)
             emulator.server_failed(service, {"failure": {"evicted": False, **(
                 {"nonZeroExit": code} if code > 0 else {"earlyExit": True})}})
 
-    def has_build(self, service: "ServiceRec", deploy: "DeployRec") -> bool:
+    def has_build(self, service: ServiceRec, deploy: DeployRec) -> bool:
         """Whether ``deploy``'s build is still kept (a rollback needs it)."""
         return bool(deploy.build_id) and self.build_dir(deploy.build_id or "", service).exists()
 
-    def _prune_builds(self, service: "ServiceRec") -> None:
+    def _prune_builds(self, service: ServiceRec) -> None:
         """Keep the newest ``keep_builds`` builds of the service (and the live one), as Render retains a few."""
         newest = list(dict.fromkeys(d.build_id for d in reversed(service.deploys) if d.build_id))
         live = service.live()
@@ -209,28 +207,28 @@ class ProcessRuntime:
                 shutil.rmtree(self.data_dir / "builds" / build_id, ignore_errors=True)
                 log.info("emulator_build_expired", service=service.name, build_id=build_id)
 
-    def resolve_commit(self, service: "ServiceRec", commit: str | None) -> tuple[str, str] | None:
+    def resolve_commit(self, service: ServiceRec, commit: str | None) -> tuple[str, str] | None:
         """(sha, subject) of ``commit`` (default: the head of the service's branch) in the local repository."""
         return resolve_commit(self.repo, commit, service.spec.branch)
 
     # -- Runtime protocol --------------------------------------------------------------
-    def start(self, emulator: "Emulator", service: "ServiceRec", deploy: "DeployRec") -> None:
+    def start(self, emulator: Emulator, service: ServiceRec, deploy: DeployRec) -> None:
         self.proxy_for(service)
         thread = threading.Thread(target=self._deploy, args=(emulator, service, deploy), name=f"deploy-{deploy.id}",
                                   daemon=True)
         self._threads.append(thread)
         thread.start()
 
-    def advance(self, emulator: "Emulator", service: "ServiceRec") -> None:
+    def advance(self, emulator: Emulator, service: ServiceRec) -> None:
         return None
 
-    def cancel(self, emulator: "Emulator", service: "ServiceRec", deploy: "DeployRec") -> None:
+    def cancel(self, emulator: Emulator, service: ServiceRec, deploy: DeployRec) -> None:
         self._cancelled.add(deploy.id)
         proc = self._running.get(deploy.id)
         if proc is not None:
             stop_process(proc, grace_s=2.0)
 
-    def run_job(self, emulator: "Emulator", service: "ServiceRec", job: "JobRec") -> None:
+    def run_job(self, emulator: Emulator, service: ServiceRec, job: JobRec) -> None:
         """Run the job's command in the live deploy's build directory with the service's environment."""
         live = service.live()
         if live is None or not live.build_id or not self.build_dir(live.build_id, service).exists():
@@ -250,12 +248,12 @@ class ProcessRuntime:
         self._threads.append(thread)
         thread.start()
 
-    def cancel_job(self, emulator: "Emulator", service: "ServiceRec", job: "JobRec") -> None:
+    def cancel_job(self, emulator: Emulator, service: ServiceRec, job: JobRec) -> None:
         proc = self._running.get(job.id)
         if proc is not None:
             stop_process(proc, grace_s=2.0)
 
-    def restore(self, emulator: "Emulator", service: "ServiceRec") -> None:
+    def restore(self, emulator: Emulator, service: ServiceRec) -> None:
         """After a restart: serve the saved live deploy again from its build directory."""
         live = service.live()
         port = urlsplit(service.url).port or 0 if service.url else 0

@@ -94,7 +94,7 @@ class GeneratedValues:
             return self._values[name]
 
 
-def service_env(emulator: "Emulator", service: "ServiceRec", commit: str | None, port: int,
+def service_env(emulator: Emulator, service: ServiceRec, commit: str | None, port: int,
                 generated: GeneratedValues) -> dict[str, str]:
     """What Render puts in a service's environment, plus ``HOST=127.0.0.1`` and this interpreter first on PATH."""
     env = {k: v for k, v in os.environ.items() if k in _INHERITED}

@@ -23,7 +23,7 @@ __all__ = ["PHASES", "SimulatedRuntime"]
 PHASES = ("build", "pre_deploy", "update")
 
 
-def _failure_reason(phase: str, deploy: "DeployRec") -> dict[str, Any]:
+def _failure_reason(phase: str, deploy: DeployRec) -> dict[str, Any]:
     """deploy_ended's reason: a failed build names the build; a simulated instance or command exits with 1."""
     if phase == "build":
         return {"buildFailed": {"id": deploy.build_id}}
@@ -45,19 +45,19 @@ class SimulatedRuntime:
     job_s: float = 0.0
     job_exit: int = 0
 
-    def _phases(self, service: "ServiceRec", deploy: "DeployRec") -> list[tuple[str, float]]:
+    def _phases(self, service: ServiceRec, deploy: DeployRec) -> list[tuple[str, float]]:
         phases = [] if deploy.trigger == "rollback" else [("build", self.build_s)]
         if service.spec.preDeployCommand:
             phases.append(("pre_deploy", self.pre_deploy_s))
         phases.append(("update", self.update_s))
         return phases
 
-    def start(self, emulator: "Emulator", service: "ServiceRec", deploy: "DeployRec") -> None:
+    def start(self, emulator: Emulator, service: ServiceRec, deploy: DeployRec) -> None:
         if deploy.trigger != "rollback" or not deploy.build_id:
             deploy.build_id = f"bld-{deploy.id[4:]}"
         self.advance(emulator, service)
 
-    def advance(self, emulator: "Emulator", service: "ServiceRec") -> None:
+    def advance(self, emulator: Emulator, service: ServiceRec) -> None:
         now = emulator.clock()
         for _ in range(len(service.deploys) + 1):  # finishing one may start the next queued deploy
             deploy = service.in_progress()
@@ -70,7 +70,7 @@ class SimulatedRuntime:
                 emulator.job_status(service, job, "succeeded" if self.job_exit == 0 else "failed",
                                     at=job.started_at + self.job_s)
 
-    def _advance_one(self, emulator: "Emulator", service: "ServiceRec", deploy: "DeployRec", now: float) -> bool:
+    def _advance_one(self, emulator: Emulator, service: ServiceRec, deploy: DeployRec, now: float) -> bool:
         """Move ``deploy`` as far as ``now`` allows; True if it finished (so a queued one may start)."""
         failing = deploy.fail_at or self.failures.get(deploy.commit_id or "")
         phases = self._phases(service, deploy)
@@ -99,18 +99,18 @@ class SimulatedRuntime:
         emulator.finish(service, deploy, "live", at=at)
         return True
 
-    def cancel(self, emulator: "Emulator", service: "ServiceRec", deploy: "DeployRec") -> None:
+    def cancel(self, emulator: Emulator, service: ServiceRec, deploy: DeployRec) -> None:
         return None
 
-    def run_job(self, emulator: "Emulator", service: "ServiceRec", job: "JobRec") -> None:
+    def run_job(self, emulator: Emulator, service: ServiceRec, job: JobRec) -> None:
         """Runs for ``job_s`` (a simulated service has no build to require, unlike ``ProcessRuntime``)."""
         emulator.job_status(service, job, "running")
         self.advance(emulator, service)
 
-    def cancel_job(self, emulator: "Emulator", service: "ServiceRec", job: "JobRec") -> None:
+    def cancel_job(self, emulator: Emulator, service: ServiceRec, job: JobRec) -> None:
         return None
 
-    def restore(self, emulator: "Emulator", service: "ServiceRec") -> None:
+    def restore(self, emulator: Emulator, service: ServiceRec) -> None:
         return None
 
     def close(self) -> None:

@@ -102,7 +102,7 @@ class EmulatorServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
 
-    def start(self) -> "EmulatorServer":
+    def start(self) -> EmulatorServer:
         self.thread.start()
         deadline = time.monotonic() + 15
         while not self.server.started:
@@ -120,7 +120,7 @@ class EmulatorServer:
         self.thread.join(10)
         self.emulator.close()
 
-    def __enter__(self) -> "EmulatorServer":
+    def __enter__(self) -> EmulatorServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

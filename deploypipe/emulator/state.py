@@ -21,8 +21,17 @@ import structlog
 
 from deploypipe.emulator.blueprint import ServiceDef
 from deploypipe.emulator.ids import iso, new_id
-from deploypipe.emulator.records import (FAILED_STATUS, IN_PROGRESS, PHASE_STATUS, STATUS_INT, DeployRec, JobRec,
-                                         PostgresRec, Runtime, ServiceRec)
+from deploypipe.emulator.records import (
+    FAILED_STATUS,
+    IN_PROGRESS,
+    PHASE_STATUS,
+    STATUS_INT,
+    DeployRec,
+    JobRec,
+    PostgresRec,
+    Runtime,
+    ServiceRec,
+)
 
 __all__ = ["FAILED_STATUS", "IN_PROGRESS", "PHASE_STATUS", "DeployRec", "Emulator", "JobRec", "PostgresRec", "Runtime",
            "ServiceRec"]
@@ -94,7 +103,7 @@ class Emulator:
             stop()
         self.on_close.clear()
 
-    def __enter__(self) -> "Emulator":
+    def __enter__(self) -> Emulator:
         return self
 
     def __exit__(self, *exc: object) -> None:

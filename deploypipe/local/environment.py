@@ -85,7 +85,7 @@ def stop_local(local_dir: Path) -> None:
         server.unlink(missing_ok=True)
     pg_dir = local_dir / "pg"
     if (pg_dir / "postmaster.pid").exists():
-        from deploypipe.embedded_pg import start_embedded
+        from deploypipe.core.embedded_pg import start_embedded
 
         start_embedded(pg_dir, keep_running=False).stop()  # attach as the last handle, then stop it
 
@@ -101,7 +101,7 @@ class LocalEnvironment:
     _started: list[Any] = field(default_factory=list)
 
     @classmethod
-    def for_invocation(cls, inv: Any, raw: Mapping[str, Any]) -> "LocalEnvironment":
+    def for_invocation(cls, inv: Any, raw: Mapping[str, Any]) -> LocalEnvironment:
         from deploypipe.spec.model import LocalSpec
 
         try:
@@ -114,7 +114,7 @@ class LocalEnvironment:
 
     # -- pieces ------------------------------------------------------------------
     def start_database(self, password: str) -> str:
-        from deploypipe.embedded_pg import start_embedded
+        from deploypipe.core.embedded_pg import start_embedded
 
         pg = start_embedded(self.local_dir / "pg", keep_running=self.keep_running)
         self._started.append(pg)

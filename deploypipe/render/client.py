@@ -10,17 +10,31 @@ call), other creations retry only when the request was certainly not sent.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Callable, Iterator, Mapping
 
 import httpx
 import structlog
 
-from deploypipe.errors import AuthenticationError, NotFoundError, ProviderError, RateLimitedError, TransientProviderError
+from deploypipe.errors import (
+    AuthenticationError,
+    NotFoundError,
+    ProviderError,
+    RateLimitedError,
+    TransientProviderError,
+)
 from deploypipe.render.errors import error_for_response, error_for_transport
-from deploypipe.render.models import Deploy, Job, Postgres, PostgresConnectionInfo, PostgresExport, RecoveryInfo, \
-    Service, ServiceEvent
+from deploypipe.render.models import (
+    Deploy,
+    Job,
+    Postgres,
+    PostgresConnectionInfo,
+    PostgresExport,
+    RecoveryInfo,
+    Service,
+    ServiceEvent,
+)
 from deploypipe.render.retry import RateLimitThrottle, RetryPolicy, build_retrying
 
 __all__ = ["DEFAULT_API_URL", "PAGE_LIMIT", "RenderClient", "iso_time", "not_sent"]
@@ -42,15 +56,15 @@ def iso_time(value: datetime | float | str) -> str:
     if isinstance(value, str):
         return value
     if not isinstance(value, datetime):
-        value = datetime.fromtimestamp(value, timezone.utc)
+        value = datetime.fromtimestamp(value, UTC)
     elif value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def not_sent(exc: BaseException) -> bool:
     """A failure after which a non-idempotent POST may be repeated: Render surely did not process it."""
-    return isinstance(exc, RateLimitedError) or (isinstance(exc, TransientProviderError) and not exc.attrs.get("sent"))
+    return isinstance(exc, RateLimitedError) or (isinstance(exc, TransientProviderError) and not exc.sent)
 
 
 class RenderClient:
@@ -73,7 +87,7 @@ class RenderClient:
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic, retry: RetryPolicy | None = None,
-                 transport: httpx.BaseTransport | None = None) -> "RenderClient":
+                 transport: httpx.BaseTransport | None = None) -> RenderClient:
         """A client for ``RENDER_API_URL`` (default api.render.com) authenticated with ``RENDER_API_KEY``."""
         key = (env.get("RENDER_API_KEY") or "").strip()
         if not key:
@@ -90,7 +104,7 @@ class RenderClient:
     def close(self) -> None:
         self.http.close()
 
-    def __enter__(self) -> "RenderClient":
+    def __enter__(self) -> RenderClient:
         return self
 
     def __exit__(self, *exc: object) -> None:

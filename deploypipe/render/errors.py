@@ -4,21 +4,21 @@
     404                          -> NotFoundError             (names the resource)
     409                          -> ConflictError
     429                          -> RateLimitedError          (retry_after_s from Retry-After / Ratelimit-Reset)
-    5xx, connect/read failures   -> TransientProviderError    (attrs: sent = may the request have been processed?)
+    5xx, connect/read failures   -> TransientProviderError    (``sent``: may the request have been processed?)
     anything else                -> ProviderError
 
 Every error carries ``where`` = ``METHOD /path`` (never headers), ``status_code``
-and Render's ``error_id`` in ``attrs``, and the httpx ``request``/``response``.
+and Render's ``error_id``, and the httpx ``request``/``response``.
 """
 
 from __future__ import annotations
 
 import time
-from email.utils import parsedate_to_datetime
 from typing import Any, Callable
 
 import httpx
 
+from deploypipe.core.retry_after import retry_after_s
 from deploypipe.errors import (
     AuthenticationError,
     ConflictError,
@@ -28,34 +28,7 @@ from deploypipe.errors import (
     TransientProviderError,
 )
 
-__all__ = ["error_for_response", "error_for_transport", "retry_after_s"]
-
-_EPOCH_THRESHOLD = 1e9  # a Ratelimit-Reset this large is an epoch timestamp, not a delay
-
-
-def _seconds(value: str, wall_clock: Callable[[], float]) -> float | None:
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            return max(0.0, parsedate_to_datetime(value).timestamp() - wall_clock())
-        except (TypeError, ValueError, IndexError):
-            return None
-    if seconds > _EPOCH_THRESHOLD:
-        seconds -= wall_clock()
-    return max(0.0, seconds)
-
-
-def retry_after_s(response: httpx.Response, wall_clock: Callable[[], float] = time.time) -> float | None:
-    """Seconds Render asks us to wait: ``Retry-After``, else ``Ratelimit-Reset`` (delay or epoch seconds)."""
-    for header in ("Retry-After", "Ratelimit-Reset"):
-        value = response.headers.get(header)
-        if value is not None:
-            seconds = _seconds(value.strip(), wall_clock)
-            if seconds is not None:
-                return seconds
-    return None
-
+__all__ = ["error_for_response", "error_for_transport"]
 
 def _render_text(response: httpx.Response) -> tuple[str, str | None]:
     """Render's ``{id, message}`` (``code`` when present) as text, and the error id."""
@@ -92,7 +65,7 @@ def error_for_response(response: httpx.Response, resource: str | None = None,
     if status == 429:
         wait = retry_after_s(response, wall_clock)
         after = f"; Render asks to wait {wait:g}s" if wait is not None else ""
-        return RateLimitedError(f"429 rate limited: {text}{after}", retry_after_s=wait, sent=False,
+        return RateLimitedError(f"429 rate limited: {text}{after}", retry_after_s=wait,
                                 hint="Render allows 10 deploys per minute per service and a few hundred GETs per "
                                      "minute; space out runs", **common)
     if status >= 500:
@@ -106,7 +79,7 @@ _MAYBE_SENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolE
 
 
 def error_for_transport(exc: httpx.RequestError) -> ProviderError:
-    """A failure without an answer. ``attrs['sent']`` is True when Render may have processed the request."""
+    """A failure without an answer. ``sent`` is True when Render may have processed the request."""
     try:
         request: httpx.Request | None = exc.request
     except RuntimeError:

@@ -58,7 +58,7 @@ class Service:
     suspended: bool = False
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "Service":
+    def from_json(cls, data: Mapping[str, Any]) -> Service:
         details = data.get("serviceDetails") or {}
         trigger = data.get("autoDeployTrigger")
         auto = data.get("autoDeploy") == "yes" and trigger != "off"
@@ -80,7 +80,7 @@ class Deploy:
     finished_at: str | None = None
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "Deploy":
+    def from_json(cls, data: Mapping[str, Any]) -> Deploy:
         commit = data.get("commit") or {}
         return cls(id=str(data["id"]), status=str(data.get("status") or ""), trigger=str(data.get("trigger") or ""),
                    commit_id=_text(commit, "id"), commit_message=_text(commit, "message"),
@@ -98,10 +98,6 @@ class Deploy:
     def in_progress(self) -> bool:
         return self.status in DeployStatus.IN_PROGRESS
 
-    def record(self, service: str) -> dict[str, Any]:
-        """The run report's deploy record."""
-        return {"service": service, "deploy_id": self.id, "commit": self.commit_id, "status": self.status}
-
 
 @dataclass(frozen=True)
 class Job:
@@ -116,7 +112,7 @@ class Job:
     finished_at: str | None = None
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "Job":
+    def from_json(cls, data: Mapping[str, Any]) -> Job:
         return cls(id=str(data["id"]), service_id=str(data.get("serviceId") or ""),
                    start_command=str(data.get("startCommand") or ""), status=_text(data, "status"),
                    created_at=_text(data, "createdAt"), started_at=_text(data, "startedAt"),
@@ -133,7 +129,7 @@ class ServiceEvent:
     details: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "ServiceEvent":
+    def from_json(cls, data: Mapping[str, Any]) -> ServiceEvent:
         return cls(id=str(data["id"]), type=str(data.get("type") or ""), timestamp=str(data.get("timestamp") or ""),
                    details=dict(data.get("details") or {}))
 
@@ -152,7 +148,7 @@ class Postgres:
     region: str | None = None
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "Postgres":
+    def from_json(cls, data: Mapping[str, Any]) -> Postgres:
         return cls(id=str(data["id"]), name=str(data.get("name") or ""), status=str(data.get("status") or ""),
                    version=_text(data, "version"), database_name=_text(data, "databaseName"),
                    database_user=_text(data, "databaseUser"), plan=_text(data, "plan"), region=_text(data, "region"))
@@ -171,7 +167,7 @@ class PostgresConnectionInfo:
     psql_command: str = ""
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "PostgresConnectionInfo":
+    def from_json(cls, data: Mapping[str, Any]) -> PostgresConnectionInfo:
         return cls(password=str(data.get("password") or ""),
                    internal_connection_string=str(data.get("internalConnectionString") or ""),
                    external_connection_string=str(data.get("externalConnectionString") or ""),
@@ -193,7 +189,7 @@ class PostgresExport:
     url: str | None = field(default=None, repr=False)
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "PostgresExport":
+    def from_json(cls, data: Mapping[str, Any]) -> PostgresExport:
         return cls(id=str(data["id"]), created_at=_text(data, "createdAt"), url=_text(data, "url"))
 
 
@@ -209,5 +205,5 @@ class RecoveryInfo:
         return self.status == "AVAILABLE"
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "RecoveryInfo":
+    def from_json(cls, data: Mapping[str, Any]) -> RecoveryInfo:
         return cls(status=str(data.get("recoveryStatus") or "NOT_AVAILABLE"), starts_at=_text(data, "startsAt"))

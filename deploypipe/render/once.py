@@ -38,7 +38,7 @@ def same_commit(a: str | None, b: str | None) -> bool:
     return a == b or (min(len(a), len(b)) >= _MIN_SHA and (a.startswith(b) or b.startswith(a)))
 
 
-def _create_once(client: "RenderClient", *, what: str, path: str, body: dict[str, Any], service_id: str,
+def _create_once(client: RenderClient, *, what: str, path: str, body: dict[str, Any], service_id: str,
                  matches: Callable[[Deploy], bool]) -> Deploy:
     since = client.wall_clock() - client.retry.lookup_skew_s
     ambiguous = False
@@ -88,7 +88,7 @@ def _create_once(client: "RenderClient", *, what: str, path: str, body: dict[str
     return deploy
 
 
-def trigger_deploy_once(client: "RenderClient", service_id: str, *, commit_id: str | None = None,
+def trigger_deploy_once(client: RenderClient, service_id: str, *, commit_id: str | None = None,
                         clear_cache: bool = False, image_url: str | None = None) -> Deploy:
     body: dict[str, Any] = {"clearCache": "clear" if clear_cache else "do_not_clear"}
     if commit_id:
@@ -105,7 +105,7 @@ def trigger_deploy_once(client: "RenderClient", service_id: str, *, commit_id: s
                         service_id=service_id, matches=matches)
 
 
-def rollback_once(client: "RenderClient", service_id: str, deploy_id: str) -> Deploy:
+def rollback_once(client: RenderClient, service_id: str, deploy_id: str) -> Deploy:
     target_commit: list[str | None] = []
 
     def matches(deploy: Deploy) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import structlog
 
@@ -19,10 +19,16 @@ _GROWTH = 1.5
 
 
 class DeployTimeout(ProviderError):
-    """A deploy did not reach a terminal status in time; ``attrs``: deploy_id, status, cancelled."""
+    """A deploy did not reach a terminal status in time; ``cancelled`` says whether it was cancelled."""
+
+    def __init__(self, message: str, *, deploy_id: str, status: str | None, cancelled: bool, **kwargs: Any):
+        self.deploy_id = deploy_id
+        self.status = status
+        self.cancelled = cancelled
+        super().__init__(message, **kwargs)
 
 
-def wait_for_deploy(client: "RenderClient", service_id: str, deploy_id: str, *, timeout_s: float, poll_s: float = 2.0,
+def wait_for_deploy(client: RenderClient, service_id: str, deploy_id: str, *, timeout_s: float, poll_s: float = 2.0,
                     max_poll_s: float = 15.0, on_status: Callable[[Deploy], None] | None = None,
                     cancel_on_timeout: bool = False) -> Deploy:
     """Poll until the deploy is terminal; intervals grow from ``poll_s`` by 1.5x up to ``max_poll_s``.
@@ -50,7 +56,7 @@ def wait_for_deploy(client: "RenderClient", service_id: str, deploy_id: str, *, 
         interval = min(max_poll_s, interval * _GROWTH)
 
 
-def _timed_out(client: "RenderClient", service_id: str, deploy: Deploy, timeout_s: float, cancel: bool) -> Deploy:
+def _timed_out(client: RenderClient, service_id: str, deploy: Deploy, timeout_s: float, cancel: bool) -> Deploy:
     cancelled = False
     if cancel:
         try:
@@ -121,7 +127,7 @@ def describe_failure(deploy_id: str, events: Iterable[ServiceEvent], status: str
     return f"{fallback} (no details in Render's service events; see the deploy's logs in the dashboard)"
 
 
-def deploy_failure_reason(client: "RenderClient", service_id: str, deploy_id: str) -> str:
+def deploy_failure_reason(client: RenderClient, service_id: str, deploy_id: str) -> str:
     """Why a deploy failed, in words: events since the deploy was created, else its status."""
     deploy = client.get_deploy(service_id, deploy_id)
     events = client.list_events(service_id, types=["deploy_ended", "pre_deploy_ended", "build_ended"],

@@ -1,5 +1,8 @@
 """Run an incident replay: make the seed's bad change against the local default, run the real pipeline, and show
 that production (its data and its serving release) is unharmed.
+
+The caller hands in how to run a pipeline (``run``), so replays stay below the
+commands that offer them.
 """
 
 from __future__ import annotations
@@ -12,21 +15,23 @@ from typing import Any, Callable
 import httpx
 import psycopg
 
-from deploypipe.app import Invocation, load, run_pipeline
 from deploypipe.db.pg import row_counts
+from deploypipe.engine.loader import LoadedPipeline
 from deploypipe.errors import UsageError
 from deploypipe.local.repo import LocalRepo
+from deploypipe.render.client import RenderClient
 from deploypipe.replays.catalogue import REPLAYS, Replay
 from deploypipe.replays.changes import APP, BAD_CHANGES, PRISMA_MIGRATION
-from deploypipe.spec.loader import LoadedPipeline
+from deploypipe.stages.db import IgnoreRule
+from deploypipe.stages.report import Report
 
-__all__ = ["ReplayResult", "production_state", "run_replay"]
+__all__ = ["ReplayResult", "production_state", "run_replay", "served_service"]
 
 
 @dataclass
 class ReplayResult:
     replay: Replay
-    runs: list[dict[str, Any]] = field(default_factory=list)
+    runs: list[Report] = field(default_factory=list)
     before: dict[str, Any] = field(default_factory=dict)
     after: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
@@ -34,7 +39,7 @@ class ReplayResult:
 
     @property
     def exit_code(self) -> int:
-        return int(self.runs[0]["exit_code"]) if self.runs else 2
+        return self.runs[0].exit_code if self.runs else 2
 
     @property
     def unharmed(self) -> bool:
@@ -42,20 +47,20 @@ class ReplayResult:
 
     def summary(self) -> str:
         first = self.runs[0]
-        stopped = next((s for s in first["stages"] if s["status"] in ("failed", "errored")), None)
-        what = (f"stage {stopped['id']} ({stopped['type']}) stopped it: {(stopped['error'] or {}).get('message', '')[:300]}"
-                if stopped else first["message"])
+        stopped = next(iter(first.failed_stages()), None)
+        what = (f"stage {stopped.id} ({stopped.type}) stopped it: {(stopped.error.message if stopped.error else '')[:300]}"
+                if stopped else first.message)
         lines = [
             f"replay {self.replay.name} — {self.replay.title}",
             f"  seed ({self.replay.seed}): {self.replay.before}",
-            f"  deploypipe: exit {first['exit_code']} ({first['outcome']}) in {self.seconds:.1f}s; {what}",
+            f"  deploypipe: exit {first.exit_code} ({first.outcome.value}) in {self.seconds:.1f}s; {what}",
         ]
-        if first["rollback"]["performed"]:
-            lines.append("  rollback: " + "; ".join(i["summary"] for i in first["rollback"]["items"]))
+        if first.rollback.performed:
+            lines.append("  rollback: " + "; ".join(i.summary for i in first.rollback.items))
         if self.resolved is not None:
             lines.append(f"  remedy: the failed row was {'marked applied after verifying its objects' if self.resolved else 'NOT resolved'}")
         for extra in self.runs[1:]:
-            lines.append(f"  then: {extra['pipeline']} -> exit {extra['exit_code']}: {extra['message'][:200]}")
+            lines.append(f"  then: {extra.pipeline} -> exit {extra.exit_code}: {extra.message[:200]}")
         lines.append(f"  production before: commit {str(self.before.get('commit'))[:12]}, rows {self.before.get('rows')}")
         lines.append(f"  production after:  commit {str(self.after.get('commit'))[:12]}, rows {self.after.get('rows')}"
                      f" — {'unharmed' if self.unharmed else 'CHANGED'}")
@@ -66,16 +71,14 @@ class ReplayResult:
         return "\n".join(lines)
 
 
-def production_state(env: dict[str, str]) -> dict[str, Any]:
-    """Row counts of local production and the commit its stable URL serves."""
+def production_state(env: dict[str, str], service: str, health_path: str = "/health") -> dict[str, Any]:
+    """Row counts of local production and the commit the stable URL of Render service ``service`` serves."""
     with psycopg.connect(env["DATABASE_URL"]) as conn:
         counts = {k: v for k, v in row_counts(conn).items() if not k.endswith("_prisma_migrations")}
-    from deploypipe.render.client import RenderClient
-
     with RenderClient.from_env(env) as client:
-        url = client.find_service("sampleapp").url
+        url = client.find_service(service).url
     try:
-        commit = httpx.get(f"{url}/health", timeout=5).json().get("commit")
+        commit = httpx.get(f"{url}{health_path}", timeout=5, trust_env=False).json().get("commit")
     except (httpx.HTTPError, ValueError):
         commit = None
     return {"commit": commit, "rows": counts}
@@ -102,16 +105,27 @@ def _variants(name: str, loaded: LoadedPipeline, repo: Path) -> list[LoadedPipel
                 _subset(loaded, ["migration-status"], {"migration-status": {**prisma, "resolve": True}},
                         loaded.spec.name + "-resolve-verified")]
     if name == "transaction-cascade":
-        from deploypipe.stages.db import IgnoreRule
-
         ignore = [IgnoreRule(rule="alembic-op-monkeypatch", migration="*", reason="replay: show the dry run catches it too")]
         return [loaded, _subset(loaded, [s.id for s in loaded.spec.stages], {"migration-lint": {"ignore": ignore}},
                                 loaded.spec.name + "-without-lint")]
     return [loaded]
 
 
-def run_replay(inv: Invocation, name: str, *, env: dict[str, str], on_run: Callable[[dict], None] | None = None) -> ReplayResult:
-    """Run replay ``name`` inside an already-started local default whose variables are in ``env``."""
+def served_service(loaded: LoadedPipeline) -> tuple[str, str]:
+    """(Render service name, health path) of the pipeline's one service target."""
+    targets = list(loaded.spec.targets.services.values())
+    if len(targets) != 1 or not targets[0].name:
+        raise UsageError(f"pipeline {loaded.spec.name}: a replay needs exactly one service target with a name",
+                         where=str(loaded.path))
+    return targets[0].name, targets[0].health_path
+
+
+def run_replay(name: str, *, env: dict[str, str], load: Callable[[], LoadedPipeline],
+               run: Callable[[LoadedPipeline], Report], on_run: Callable[[Report], None] | None = None) -> ReplayResult:
+    """Run replay ``name`` inside an already-started local default whose variables are in ``env``.
+
+    ``load()`` loads the pipeline after the bad change is committed; ``run(pipeline)`` runs it and returns its report.
+    """
     if name not in REPLAYS:
         raise UsageError(f"no replay '{name}'", hint=f"one of: {', '.join(REPLAYS)} (see `invoke replay --list`)")
     replay, change = REPLAYS[name], BAD_CHANGES[name]
@@ -120,21 +134,22 @@ def run_replay(inv: Invocation, name: str, *, env: dict[str, str], on_run: Calla
     result = ReplayResult(replay)
     try:
         _sql(env, change.get("production_sql"))
-        result.before = production_state(env)
+        service = served_service(load())
+        result.before = production_state(env, *service)
         writes = dict(change.get("files", {}))
         for rel, transform in change.get("transform", {}).items():
             writes[rel] = transform((repo.path / rel).read_text(encoding="utf-8"))
         repo.commit_change(writes, change["message"])
-        loaded = load(inv)
+        loaded = load()
         started = time.monotonic()
         for variant in _variants(name, loaded, repo.path):
-            report = run_pipeline(inv, loaded=variant)
+            report = run(variant)
             result.runs.append(report)
             if on_run:
                 on_run(report)
             if not result.seconds:
                 result.seconds = time.monotonic() - started
-        result.after = production_state(env)
+        result.after = production_state(env, *service)
         if name == "failed-migration-state":
             result.resolved = _prisma_finished(env)
     finally:

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from deploypipe.redact import SECRET_NAME_PATTERN
+from deploypipe.core.redact import SECRET_NAME_PATTERN
 
 __all__ = ["Interpolator", "MissingVariable", "VARIABLE_PATTERN"]
 

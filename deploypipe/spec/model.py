@@ -9,12 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from deploypipe.spec.targets import Targets
 
-__all__ = ["Defaults", "LocalSpec", "LockSpec", "Pipeline", "RetrySpec", "StageSpec", "VariableSpec", "WHEN_SPECIAL"]
+__all__ = ["Defaults", "LocalSpec", "LockSpec", "Pipeline", "RetrySpec", "StageSpec", "VariableSpec"]
 
 STAGE_ID = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 STAGE_TYPE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
-#: ``when`` values with a fixed meaning; anything else is an expression over earlier outputs.
-WHEN_SPECIAL = ("on_success", "on_failure", "always")
 
 
 class _Frozen(BaseModel):
@@ -52,9 +50,10 @@ class LocalSpec(_Frozen):
 
     blueprint: str = Field("render.yaml", description="Blueprint the local Render runs.")
     app_dirs: list[str] = Field(
-        default_factory=lambda: ["examples"], description="Paths copied into the local git repository Render builds."
+        default_factory=list, description="Paths copied beside the Blueprint into the local git repository Render builds."
     )
-    database: str = Field("sampleapp-db", description="Blueprint database that plays production.")
+    database: str | None = Field(None, description="Blueprint database that plays production (default: the "
+                                                   "Blueprint's only database).")
     seed_sql: str | None = Field(None, description="SQL file run once against a new local production database.")
 
 
@@ -67,8 +66,8 @@ class StageSpec(_Frozen):
     timeout_s: float | None = Field(None, gt=0, description="Overrides defaults.timeout_s.")
     when: str = Field(
         "on_success",
-        description="on_success (default), on_failure, always, or an expression over earlier outputs "
-        "such as `status.pending > 0` or `not backup.skipped`.",
+        description="on_success (default), on_failure, always, or an expression over earlier stages' outputs "
+        "such as `status.pending_count > 0` or `not backup.verified` (`invoke plan --types` lists each type's outputs).",
     )
     on_failure: Literal["rollback", "stop", "continue"] = Field(
         "rollback",

@@ -23,7 +23,7 @@ class ServiceTarget(_Frozen):
     repo_dir: str = Field(".", description="Local git checkout whose HEAD is deployed when no commit is given.")
 
     @model_validator(mode="after")
-    def _needs_name_or_id(self) -> "ServiceTarget":
+    def _needs_name_or_id(self) -> ServiceTarget:
         if not (self.name or self.id):
             raise ValueError("a service needs 'name' or 'id'")
         return self

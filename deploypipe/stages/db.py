@@ -9,14 +9,16 @@ pipeline opts out, visibly).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Mapping
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from deploypipe.db.findings import Finding, apply_ignores, summarize
+from deploypipe.core.findings import Finding, apply_ignores, summarize
+from deploypipe.db.compat import CompatResult
+from deploypipe.db.migration_run import MigrationRun
 from deploypipe.errors import StageErrored, StageFailed
-from deploypipe.redact import mask_url
-from deploypipe.stages.base import Compensation, Params, StageContext, StageResult
+from deploypipe.stages.base import Compensation, Outputs, Params, StageResult
+from deploypipe.stages.context import StageContext
 
 __all__ = ["DbBackup", "DbDryRun", "DbLint", "DbMigrate", "DbMigrationStatus", "IgnoreRule"]
 
@@ -45,8 +47,8 @@ def _path(ctx: StageContext, value: str) -> Path:
 def _fail_on_findings(ctx: StageContext, findings: list[Finding], what: str) -> None:
     errors = [f for f in findings if f.severity == "error"]
     if errors:
-        raise StageFailed(f"{what}: {summarize(findings)}: " + " | ".join(f.line() for f in errors),
-                          where=f"stage {ctx.stage_id}")
+        raise StageFailed(f"{what}: {summarize(findings)}: " + " | ".join(f.render() for f in errors),
+                          where=ctx.where)
 
 
 class _Tool(Params):
@@ -72,10 +74,22 @@ class DbBackup:
         verify: bool = Field(True, description="Restore into a scratch database and compare row counts.")
         render_export: bool = Field(False, description="Also trigger a Render Postgres export (render_postgres target).")
 
-    def plan(self, params: "DbBackup.Params") -> str:
+    class Outputs(Outputs):
+        backup_id: str
+        path: str
+        sha256: str
+        size_bytes: int
+        duration_s: float
+        verified: bool
+        server_version: int
+        row_counts: dict[str, int] = Field(default_factory=dict)
+        removed: list[str] = Field(default_factory=list, description="Older backups removed by retention.")
+        render_export: str | None = Field(None, description="Render Postgres id of a requested export.")
+
+    def plan(self, params: DbBackup.Params) -> str:
         return f"pg_dump {params.database} to {params.dir} ({params.format}), verify={params.verify}, keep {params.keep}"
 
-    def run(self, ctx: StageContext, params: "DbBackup.Params") -> StageResult:
+    def run(self, ctx: StageContext, params: DbBackup.Params) -> StageResult[DbBackup.Outputs]:
         from deploypipe.db.backup import create_backup, retain, verify_backup
 
         directory = _path(ctx, params.dir)
@@ -89,14 +103,14 @@ class DbBackup:
             result = verify_backup(backup, scratch.create, scratch.drop)
             if not result.ok:
                 raise StageFailed(f"backup {backup.id} failed verification: {result.problem}",
-                                  where=f"stage {ctx.stage_id}", hint="production is untouched; investigate the dump")
+                                  where=ctx.where, hint="production is untouched; investigate the dump")
             backup.verified = True
             backup.save()
             ctx.emit("backup_verified", backup_id=backup.id, checks=result.checks)
         else:
             warnings.append("backup NOT verified (verify: false)")
         removed = retain(directory, params.keep)
-        export = None
+        export: str | None = None
         target = ctx.resources.targets.databases[params.database]
         if params.render_export:
             if not target.render_postgres:
@@ -105,14 +119,22 @@ class DbBackup:
                 client = ctx.resources.render
                 postgres = client.find_postgres(target.render_postgres)
                 client.create_postgres_export(postgres.id)
-                export = {"postgres_id": postgres.id, "requested": True}
+                export = postgres.id
                 ctx.emit("render_export_requested", postgres_id=postgres.id)
-        outputs = {"backup_id": backup.id, "path": backup.path, "sha256": backup.sha256, "size_bytes": backup.size_bytes,
-                   "duration_s": backup.duration_s, "verified": bool(backup.verified), "server_version": backup.server_version,
-                   "row_counts": backup.row_counts, "removed": removed, "render_export": export}
+        outputs = self.Outputs(backup_id=backup.id, path=backup.path, sha256=backup.sha256, size_bytes=backup.size_bytes,
+                               duration_s=backup.duration_s, verified=bool(backup.verified),
+                               server_version=backup.server_version, row_counts=backup.row_counts,
+                               removed=[str(r) for r in removed], render_export=export)
         return StageResult(outputs=outputs, warnings=tuple(warnings),
                            summary=f"{backup.id}: {backup.size_bytes} bytes, {sum(backup.row_counts.values())} rows, "
                                    f"{'verified' if backup.verified else 'UNVERIFIED'}")
+
+
+class Resolved(Outputs):
+    """A failed Prisma migration marked applied after each object it creates was found."""
+
+    migration: str
+    verified_objects: list[str]
 
 
 class DbMigrationStatus:
@@ -125,16 +147,27 @@ class DbMigrationStatus:
         resolve: bool = Field(False, description="Prisma: mark a failed-but-applied migration applied, only after "
                                                  "verifying every object it creates exists.")
 
-    def plan(self, params: "DbMigrationStatus.Params") -> str:
+    class Outputs(Outputs):
+        tool: str
+        current: list[str] = Field(default_factory=list, description="Alembic: the database's revisions.")
+        heads: list[str] = Field(default_factory=list, description="Alembic: the repository's heads.")
+        applied: list[str] = Field(default_factory=list, description="Prisma: applied migrations.")
+        failed: list[str] = Field(default_factory=list, description="Prisma: migrations recorded as failed.")
+        pending: list[str] = Field(default_factory=list)
+        pending_count: int = 0
+        findings: list[Finding] = Field(default_factory=list)
+        resolved: list[Resolved] = Field(default_factory=list, description="Failed migrations marked applied.")
+
+    def plan(self, params: DbMigrationStatus.Params) -> str:
         return f"check {params.tool} migration state of {params.database}" + (" (resolve verified)" if params.resolve else "")
 
-    def run(self, ctx: StageContext, params: "DbMigrationStatus.Params") -> StageResult:
+    def run(self, ctx: StageContext, params: DbMigrationStatus.Params) -> StageResult[DbMigrationStatus.Outputs]:
         from deploypipe.db import prisma
         from deploypipe.db.alembic_repo import AlembicRepo
         from deploypipe.db.pg import connect
         from deploypipe.db.status import alembic_status, prisma_status
 
-        resolved: list[dict[str, Any]] = []
+        resolved: list[Resolved] = []
         with connect(_url(ctx, params.database)) as conn:
             if params.tool == "alembic":
                 findings, state = alembic_status(conn, AlembicRepo(_path(ctx, params.alembic_ini)))
@@ -148,25 +181,26 @@ class DbMigrationStatus:
                             continue
                         verified = prisma.resolve_applied(conn, name, path)  # raises StageFailed when incomplete
                         ctx.emit("migration_resolved", migration=name, verified_objects=verified)
-                        resolved.append({"migration": name, "verified_objects": verified})
+                        resolved.append(Resolved(migration=name, verified_objects=verified))
                     if resolved:
                         findings, state = prisma_status(conn, directory)
             else:
-                raise StageErrored("db.migration_status supports tool alembic or prisma", where=f"stage {ctx.stage_id}")
+                raise StageErrored("db.migration_status supports tool alembic or prisma", where=ctx.where)
         for finding in findings:
             ctx.emit("migration_finding", **finding.as_dict())
         _fail_on_findings(ctx, findings, f"{params.tool} migration state")
-        outputs = {**state, "findings": [f.as_dict() for f in findings], "resolved": resolved}
+        outputs = self.Outputs(**state, findings=findings, resolved=resolved)
         return StageResult(outputs=outputs, changed_production=bool(resolved),
-                           warnings=tuple(f.line() for f in findings if f.severity == "warning"),
-                           summary=f"{summarize(findings)}; {state.get('pending_count', 0)} pending"
-                                   + (f"; resolved {', '.join(r['migration'] for r in resolved)}" if resolved else ""))
+                           warnings=tuple(f.render() for f in findings if f.severity == "warning"),
+                           summary=f"{summarize(findings)}; {outputs.pending_count} pending"
+                                   + (f"; resolved {', '.join(r.migration for r in resolved)}" if resolved else ""))
 
-    def compensate(self, ctx: StageContext, params: "DbMigrationStatus.Params", outputs: Mapping[str, Any]) -> Compensation:
+    def compensate(self, ctx: StageContext, params: DbMigrationStatus.Params,
+                   outputs: DbMigrationStatus.Outputs) -> Compensation:
         """Put resolved rows back to 'failed', as they were."""
         from deploypipe.db.pg import connect
 
-        names = [r["migration"] for r in outputs.get("resolved") or []]
+        names = [r.migration for r in outputs.resolved]
         with connect(_url(ctx, params.database)) as conn:
             for name in names:
                 conn.execute("update _prisma_migrations set finished_at = null, applied_steps_count = 0 "
@@ -212,10 +246,14 @@ class DbLint:
                                                                     "style rules deploypipe handles itself).")
         ignore: list[IgnoreRule] = Field(default_factory=list, description="Findings to ignore, each with a reason.")
 
-    def plan(self, params: "DbLint.Params") -> str:
+    class Outputs(Outputs):
+        migrations: list[str] = Field(default_factory=list, description="The pending migrations linted.")
+        findings: list[Finding] = Field(default_factory=list)
+
+    def plan(self, params: DbLint.Params) -> str:
         return f"lint pending {params.tool} migrations against {params.database}'s server" + (" with squawk" if params.squawk else "")
 
-    def run(self, ctx: StageContext, params: "DbLint.Params") -> StageResult:
+    def run(self, ctx: StageContext, params: DbLint.Params) -> StageResult[DbLint.Outputs]:
         from deploypipe.db import lint, prisma
         from deploypipe.db.pg import connect
 
@@ -249,8 +287,8 @@ class DbLint:
         for finding in findings:
             ctx.emit("lint_finding", **finding.as_dict())
         _fail_on_findings(ctx, findings, f"migration lint of {len(sources)} pending migration(s)")
-        return StageResult(outputs={"migrations": [s[0] for s in sources], "findings": [f.as_dict() for f in findings]},
-                           warnings=tuple(f.line() for f in findings if f.severity == "warning"),
+        return StageResult(outputs=self.Outputs(migrations=[s[0] for s in sources], findings=findings),
+                           warnings=tuple(f.render() for f in findings if f.severity == "warning"),
                            summary=f"{len(sources)} pending migration(s): {summarize(findings)}")
 
 
@@ -275,23 +313,36 @@ class DbDryRun:
                                                              "healthy on the migrated copy (rollback safety).")
         compat_health_path: str = Field("/health", description="Health path for the compat check.")
 
-    def plan(self, params: "DbDryRun.Params") -> str:
+    class Outputs(Outputs):
+        ok: bool
+        command: str
+        backup_id: str
+        staging: str = Field(..., description="Where the rehearsal ran (no secrets).")
+        duration_s: float
+        restore_s: float = 0.0
+        row_counts: dict[str, int] = Field(default_factory=dict, description="Rows per table on the staging copy.")
+        run: MigrationRun
+        warnings: list[str] = Field(default_factory=list)
+        compat: CompatResult | None = None
+
+    def plan(self, params: DbDryRun.Params) -> str:
         where = "the given staging database" if params.staging_url else "an ephemeral embedded PostgreSQL"
         compat = "; then start the live release on it" if params.compat_command else ""
         return f"restore this run's backup into {where} and run `{params.command}` there{compat}"
 
-    def run(self, ctx: StageContext, params: "DbDryRun.Params") -> StageResult:
+    def run(self, ctx: StageContext, params: DbDryRun.Params) -> StageResult[DbDryRun.Outputs]:
+        from deploypipe.db.backup import load_backup
         from deploypipe.db.dryrun import dry_run
 
-        backup_out = ctx.output_of("db.backup")
-        if not backup_out or not backup_out.get("verified"):
+        backup_out = ctx.latest(DbBackup.Outputs)
+        if backup_out is None or not backup_out.verified:
             raise StageFailed("no verified backup in this run to make a staging copy from",
-                              where=f"stage {ctx.stage_id}", hint="put a db.backup stage (verify: true) before db.dry_run")
+                              where=ctx.where, hint="put a db.backup stage (verify: true) before db.dry_run")
         if params.staging_url:
             ctx.resources.redactor.add(params.staging_url)
         log_path = ctx.run_dir / f"{ctx.stage_id}.dry_run.log"
         try:
-            result = dry_run(backup=backup_out, production_url=_url(ctx, params.database), command=params.command,
+            result = dry_run(backup=load_backup(Path(backup_out.path).with_suffix(".json")), production_url=_url(ctx, params.database), command=params.command,
                              cwd=_path(ctx, params.cwd), env={**ctx.resources.env, **params.env}, log_path=log_path,
                              staging_url=params.staging_url or None, lock_timeout_s=params.lock_timeout_s,
                              statement_timeout_s=params.statement_timeout_s, timeout_s=ctx.timeout_s,
@@ -299,19 +350,18 @@ class DbDryRun:
                              compat_command=params.compat_command, compat_health_path=params.compat_health_path)
         except StageFailed as exc:
             ctx.emit("dry_run_finished", ok=False, error=exc.message)
-            raise StageFailed(exc.message, where=f"stage {ctx.stage_id}", hint=exc.hint) from None
+            failed = self.Outputs.model_validate(exc.outputs, from_attributes=True) if exc.outputs else None
+            raise StageFailed(exc.message, where=ctx.where, hint=exc.hint, outputs=failed) from None
         run = result.run
         for warning in result.warnings:
             ctx.emit("staging_differs", warning=warning)
-        outputs = {"staging": result.staging, "duration_s": result.duration_s, "migration_s": run["duration_s"],
-                   "revision_before": run["revision_before"], "revision_after": run["revision_after"],
-                   "schema_changes": run["schema_changes"], "log": run["log"], "ok": result.ok,
-                   "command": result.command, "backup_id": result.backup_id, "compat": result.compat}
-        ctx.emit("dry_run_finished", ok=True, duration_s=result.duration_s, revision_after=run["revision_after"])
-        changes = ", ".join(f"{k}: {len(v)}" for k, v in run["schema_changes"].items()) or "no schema change"
+        outputs = self.Outputs.model_validate(result, from_attributes=True)
+        ctx.emit("dry_run_finished", ok=True, duration_s=result.duration_s, revision_after=run.revision_after)
+        changes = ", ".join(f"{k}: {len(v)}" for k, v in run.schema_changes.items()) or "no schema change"
         return StageResult(outputs=outputs, warnings=tuple(result.warnings),
-                           summary=f"{run['revision_before']} -> {run['revision_after']} in {result.duration_s:.1f}s "
-                                   f"({changes})" + ("; live release healthy on it" if result.compat else ""))
+                           summary=f"{run.revision_before or 'an empty schema'} -> {run.revision_after} in "
+                                   f"{result.duration_s:.1f}s ({changes})"
+                                   + ("; live release healthy on it" if result.compat else ""))
 
 
 class DbMigrate:
@@ -336,33 +386,58 @@ class DbMigrate:
         require_backup: bool = Field(True, description="Refuse without a verified backup in this run.")
         require_dry_run: bool = Field(True, description="Refuse without a successful dry run in this run.")
 
-    def plan(self, params: "DbMigrate.Params") -> str:
+    class Outputs(Outputs):
+        ok: bool
+        database: str = Field(..., description="The database, its URL masked.")
+        command: str
+        revision_before: str | None = None
+        revision_after: str | None = None
+        production_changed: bool
+        run: MigrationRun
+        backup_id: str | None = None
+        backup_path: str | None = None
+        lock: str = Field("", description="The advisory lock held while migrating.")
+        warnings: list[str] = Field(default_factory=list)
+
+    def plan(self, params: DbMigrate.Params) -> str:
         return (f"under an advisory lock, run `{params.command}` on {params.database}; on rollback: {params.on_rollback}")
 
-    def run(self, ctx: StageContext, params: "DbMigrate.Params") -> StageResult:
-        from deploypipe.db.migrate import migrate_production
+    def run(self, ctx: StageContext, params: DbMigrate.Params) -> StageResult[DbMigrate.Outputs]:
+        from deploypipe.db.migrate import BackupEvidence, DryRunEvidence, MigrateResult, migrate_production
 
-        result = migrate_production(
-            url=_url(ctx, params.database), command=params.command, cwd=_path(ctx, params.cwd),
-            env={**ctx.resources.env, **params.env}, log_path=ctx.run_dir / f"{ctx.stage_id}.migrate.log",
-            run_id=ctx.run_id, backup=ctx.output_of("db.backup"), dry=ctx.output_of("db.dry_run"),
-            require_backup=params.require_backup, require_dry_run=params.require_dry_run,
-            lock_timeout_s=params.lock_timeout_s, statement_timeout_s=params.statement_timeout_s,
-            lock_wait_s=params.lock_wait_s, timeout_s=ctx.timeout_s, redact=ctx.resources.redactor.text,
-            sleep=ctx.sleep, clock=ctx.clock)
+        backup, dry = ctx.latest(DbBackup.Outputs), ctx.latest(DbDryRun.Outputs)
+        try:
+            result = migrate_production(
+                url=_url(ctx, params.database), command=params.command, cwd=_path(ctx, params.cwd),
+                env={**ctx.resources.env, **params.env}, log_path=ctx.run_dir / f"{ctx.stage_id}.migrate.log",
+                run_id=ctx.run_id,
+                backup=BackupEvidence(backup.backup_id, backup.path, backup.verified) if backup else None,
+                dry=DryRunEvidence(dry.ok, dry.command, dry.backup_id) if dry else None,
+                require_backup=params.require_backup, require_dry_run=params.require_dry_run,
+                lock_timeout_s=params.lock_timeout_s, statement_timeout_s=params.statement_timeout_s,
+                lock_wait_s=params.lock_wait_s, timeout_s=ctx.timeout_s, redact=ctx.resources.redactor.text,
+                sleep=ctx.sleep, clock=ctx.clock)
+        except StageFailed as exc:
+            if not isinstance(exc.outputs, MigrateResult):
+                raise
+            raise StageFailed(exc.message, where=ctx.where, hint=exc.hint, production_changed=exc.production_changed,
+                              outputs=self.Outputs.model_validate(exc.outputs, from_attributes=True)) from None
         ctx.emit("migration_finished", ok=result.ok, revision_before=result.revision_before,
                  revision_after=result.revision_after, lock=result.lock)
         changed = result.production_changed
-        return StageResult(outputs=result.to_dict(), changed_production=changed, warnings=tuple(result.warnings),
-                           summary=f"{result.revision_before} -> {result.revision_after}" if changed else "already up to date")
+        return StageResult(outputs=self.Outputs.model_validate(result, from_attributes=True), changed_production=changed,
+                           warnings=tuple(result.warnings),
+                           summary=f"{result.revision_before or 'an empty schema'} -> {result.revision_after}" if changed
+                           else f"already up to date (revision {result.revision_after or 'none'})")
 
-    def compensate(self, ctx: StageContext, params: "DbMigrate.Params", outputs: Mapping[str, Any]) -> Compensation:
-        from deploypipe.db.migrate import compensate_migration
+    def compensate(self, ctx: StageContext, params: DbMigrate.Params, outputs: DbMigrate.Outputs) -> Compensation:
+        from deploypipe.db.migrate import MigrateResult, compensate_migration
 
-        return compensate_migration(
-            outputs, policy=params.on_rollback, url=_url(ctx, params.database), cwd=_path(ctx, params.cwd),
+        undo = compensate_migration(
+            MigrateResult(**{name: getattr(outputs, name) for name in DbMigrate.Outputs.model_fields}), policy=params.on_rollback, url=_url(ctx, params.database), cwd=_path(ctx, params.cwd),
             env={**ctx.resources.env, **params.env}, log_path=ctx.run_dir / f"{ctx.stage_id}.{params.on_rollback}.log",
             run_id=ctx.run_id, downgrade_command=params.downgrade_command, confirm=ctx.resources.confirm,
             restore_confirmed=params.restore_confirmed, lock_wait_s=params.lock_wait_s,
             lock_timeout_s=params.lock_timeout_s, statement_timeout_s=params.statement_timeout_s,
             timeout_s=ctx.timeout_s, redact=ctx.resources.redactor.text, sleep=ctx.sleep, clock=ctx.clock)
+        return Compensation(action=undo.action, verified=undo.verified, summary=undo.summary, details=undo.details)

@@ -5,18 +5,22 @@ JSON assertions, and the deployed commit, so a stale instance cannot pass),
 then observes for a window and fails when health degrades
 (``failure_threshold`` consecutive failures), then sends smoke requests. A
 failure makes the runner roll back; after a rollback the runner calls
-``verify_after_rollback`` to prove the previous release serves again.
+``verify_after_rollback`` to prove the restored release serves again.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Mapping
 
 from pydantic import Field
 
+from deploypipe.core.polling import poll
+from deploypipe.core.probe import Probe, ProbeResult, probe
 from deploypipe.errors import StageErrored, StageFailed
-from deploypipe.stages.base import Compensation, Params, StageContext, StageResult
-from deploypipe.stages.health import Probe, ProbeResult, probe
+from deploypipe.stages.base import Compensation, Outputs, Params, Restored, ServiceRelease, StageResult
+from deploypipe.stages.context import StageContext
+from deploypipe.stages.render import RenderPreflight
 
 __all__ = ["HttpCheck", "SmokeRequest", "VerifyHealth"]
 
@@ -29,6 +33,16 @@ class SmokeRequest(Params):
     expect_json: dict[str, Any] = Field(default_factory=dict, description="dotted.path: expected value.")
 
 
+@dataclass
+class _Streak:
+    """Consecutive probe results while waiting for a release to become healthy."""
+
+    successes: int = 0
+    failures: int = 0
+    sent: int = 0
+    last: ProbeResult = ProbeResult(False, "not probed yet")
+
+
 def _wait_until_healthy(ctx: StageContext, spec: Probe, successes: int, interval_s: float, timeout_s: float,
                         failure_threshold: int | None = None) -> tuple[int, ProbeResult]:
     """Poll until ``successes`` consecutive good probes; return (probes sent, last result) or raise StageFailed.
@@ -36,25 +50,31 @@ def _wait_until_healthy(ctx: StageContext, spec: Probe, successes: int, interval
     With ``failure_threshold``, that many consecutive failures fail at once: the release is already live (Render
     health-gated it), so failing probes mean it is broken, not still starting.
     """
-    deadline = ctx.clock() + timeout_s
-    streak = failures = sent = 0
-    last = ProbeResult(False, "not probed yet")
-    while True:
-        last = probe(ctx.resources.http, spec)
-        sent += 1
-        streak, failures = (streak + 1, 0) if last.ok else (0, failures + 1)
-        if not last.ok:
-            ctx.emit("health_check_failed", url=spec.url, reason=last.reason, consecutive_failures=failures)
-        if streak >= successes:
-            return sent, last
-        if failure_threshold is not None and failures >= failure_threshold:
-            raise StageFailed(f"{spec.url} failed {failures} consecutive health checks: {last.reason}",
-                              where=f"stage {ctx.stage_id}")
-        if ctx.clock() + interval_s > deadline:
-            raise StageFailed(
-                f"{spec.url} not healthy after {timeout_s:g}s ({sent} probes): {last.reason}", where=f"stage {ctx.stage_id}"
-            )
-        ctx.sleep(interval_s)
+    streak = _Streak()
+
+    def healthy() -> bool | None:
+        streak.last = probe(ctx.resources.http, spec)
+        streak.sent += 1
+        if streak.last.ok:
+            streak.successes, streak.failures = streak.successes + 1, 0
+        else:
+            streak.successes, streak.failures = 0, streak.failures + 1
+            ctx.emit("health_check_failed", url=spec.url, reason=streak.last.reason,
+                     consecutive_failures=streak.failures)
+        if streak.successes >= successes:
+            return True
+        if failure_threshold is not None and streak.failures >= failure_threshold:
+            return False
+        return None
+
+    verdict = poll(healthy, timeout_s=timeout_s, interval_s=interval_s, clock=ctx.clock, sleep=ctx.sleep)
+    if verdict is None:
+        raise StageFailed(f"{spec.url} not healthy after {timeout_s:g}s ({streak.sent} probes): {streak.last.reason}",
+                          where=ctx.where)
+    if not verdict:
+        raise StageFailed(f"{spec.url} failed {streak.failures} consecutive health checks: {streak.last.reason}",
+                          where=ctx.where)
+    return streak.sent, streak.last
 
 
 class HttpCheck:
@@ -75,14 +95,19 @@ class HttpCheck:
         timeout_s: float = Field(60.0, gt=0, description="Give up after this long.")
         request_timeout_s: float = Field(5.0, gt=0)
 
-    def plan(self, params: "HttpCheck.Params") -> str:
+    class Outputs(Outputs):
+        url: str
+        probes: int = Field(..., description="Probes sent.")
+        last: str = Field(..., description="The last probe's verdict.")
+
+    def plan(self, params: HttpCheck.Params) -> str:
         return f"{params.method} {params.url} until {params.successes} consecutive {params.expect_status} answers"
 
-    def run(self, ctx: StageContext, params: "HttpCheck.Params") -> StageResult:
+    def run(self, ctx: StageContext, params: HttpCheck.Params) -> StageResult[HttpCheck.Outputs]:
         spec = Probe(url=params.url, method=params.method, expect_status=tuple(params.expect_status),
                      expect_json=params.expect_json or None, budget_ms=params.budget_ms, timeout_s=params.request_timeout_s)
         sent, last = _wait_until_healthy(ctx, spec, params.successes, params.interval_s, params.timeout_s)
-        return StageResult(outputs={"url": params.url, "probes": sent, "last": last.reason}, summary=last.reason)
+        return StageResult(outputs=self.Outputs(url=params.url, probes=sent, last=last.reason), summary=last.reason)
 
 
 class VerifyHealth:
@@ -113,7 +138,15 @@ class VerifyHealth:
         request_timeout_s: float = Field(5.0, gt=0)
         smoke: list[SmokeRequest] = Field(default_factory=list, description="Requests that must succeed afterwards.")
 
-    def plan(self, params: "VerifyHealth.Params") -> str:
+    class Outputs(Outputs):
+        service: str
+        url: str = Field(..., description="The health URL probed.")
+        commit: str | None = Field(None, description="The commit the health endpoint had to report.")
+        probes: int = 0
+        observed_s: float = 0.0
+        smoke: int = Field(0, description="Smoke requests sent (each twice with an observation window).")
+
+    def plan(self, params: VerifyHealth.Params) -> str:
         extra = f", then {len(params.smoke)} smoke request(s)" if params.smoke else ""
         return (f"probe {params.service}{params.path or ' health path'} until {params.successes} consecutive successes, "
                 f"observe {params.observe_s:g}s (fail after {params.failure_threshold} failures){extra}")
@@ -123,26 +156,23 @@ class VerifyHealth:
         target = ctx.resources.targets.services[key]
         if target.url:
             return target.url.rstrip("/")
-        for outputs in reversed(list(ctx.outputs.values())):
-            if outputs.get("service") == key and outputs.get("url"):
-                return str(outputs["url"]).rstrip("/")
-            services = outputs.get("services")
-            if isinstance(services, Mapping) and isinstance(services.get(key), Mapping) and services[key].get("url"):
-                return str(services[key]["url"]).rstrip("/")
-        client = ctx.resources.render
-        service = client.find_service(target.id or target.name)
+        release = ctx.latest(ServiceRelease, where=lambda o: o.service == key and bool(o.url))
+        if release is not None and release.url:
+            return release.url.rstrip("/")
+        preflight = ctx.latest(RenderPreflight.Outputs, where=lambda o: bool(key in o.services and o.services[key].url))
+        if preflight is not None and preflight.services[key].url:
+            return str(preflight.services[key].url).rstrip("/")
+        service = ctx.resources.render.find_service(target.id or target.name or key)
         if not service.url:
-            raise StageErrored(f"service {target.ref} has no URL", where=f"stage {ctx.stage_id}",
+            raise StageErrored(f"service {target.ref} has no URL", where=ctx.where,
                                hint=f"set targets.services.{key}.url")
         return service.url.rstrip("/")
 
     def _deployed_commit(self, ctx: StageContext, key: str) -> str | None:
-        for outputs in reversed(list(ctx.outputs.values())):
-            if outputs.get("_type") in ("render.deploy", "render.rollback") and outputs.get("service") == key:
-                return outputs.get("commit")
-        return None
+        release = ctx.latest(ServiceRelease, where=lambda o: o.service == key)
+        return release.commit if release is not None else None
 
-    def _probe(self, ctx: StageContext, params: "VerifyHealth.Params", commit: str | None, path: str | None = None,
+    def _probe(self, ctx: StageContext, params: VerifyHealth.Params, commit: str | None,
                smoke: SmokeRequest | None = None) -> Probe:
         target = ctx.resources.targets.services[params.service]
         base = self._base_url(ctx, params.service)
@@ -150,37 +180,39 @@ class VerifyHealth:
             return Probe(url=base + smoke.path, method=smoke.method, body=smoke.body,
                          expect_status=tuple(smoke.expect_status), expect_json=smoke.expect_json or None,
                          timeout_s=params.request_timeout_s)
-        return Probe(url=base + (path or params.path or target.health_path), expect_status=tuple(params.expect_status),
+        return Probe(url=base + (params.path or target.health_path), expect_status=tuple(params.expect_status),
                      expect_json=params.expect_json or None, budget_ms=params.budget_ms,
                      commit_field=params.commit_field, expect_commit=commit if params.expect_commit else None,
                      timeout_s=params.request_timeout_s)
 
-    def _observe(self, ctx: StageContext, spec: Probe, params: "VerifyHealth.Params") -> int:
-        end = ctx.clock() + params.observe_s
-        failures = sent = 0
-        while ctx.clock() < end:
-            ctx.sleep(min(params.interval_s, max(0.0, end - ctx.clock())))
-            result = probe(ctx.resources.http, spec)
-            sent += 1
-            if result.ok:
-                failures = 0
-                continue
-            failures += 1
-            ctx.emit("health_degraded", url=spec.url, reason=result.reason, consecutive_failures=failures)
-            if failures >= params.failure_threshold:
-                raise StageFailed(
-                    f"{spec.url} became unhealthy during the observation window "
-                    f"({failures} consecutive failures): {result.reason}", where=f"stage {ctx.stage_id}")
-        return sent
+    def _observe(self, ctx: StageContext, spec: Probe, params: VerifyHealth.Params) -> int:
+        streak = _Streak()
 
-    # -- stage -------------------------------------------------------------------
-    def _smoke(self, ctx: StageContext, params: "VerifyHealth.Params") -> None:
+        def degraded() -> ProbeResult | None:
+            result = probe(ctx.resources.http, spec)
+            streak.sent += 1
+            if result.ok:
+                streak.failures = 0
+                return None
+            streak.failures += 1
+            ctx.emit("health_degraded", url=spec.url, reason=result.reason, consecutive_failures=streak.failures)
+            return result if streak.failures >= params.failure_threshold else None
+
+        failed = poll(degraded, timeout_s=params.observe_s, interval_s=params.interval_s, clock=ctx.clock,
+                      sleep=ctx.sleep, wait_first=True)
+        if failed is not None:
+            raise StageFailed(f"{spec.url} became unhealthy during the observation window "
+                              f"({streak.failures} consecutive failures): {failed.reason}", where=ctx.where)
+        return streak.sent
+
+    def _smoke(self, ctx: StageContext, params: VerifyHealth.Params) -> None:
         for smoke in params.smoke:
             result = probe(ctx.resources.http, self._probe(ctx, params, None, smoke=smoke))
             if not result.ok:
-                raise StageFailed(f"smoke {smoke.method} {smoke.path}: {result.reason}", where=f"stage {ctx.stage_id}")
+                raise StageFailed(f"smoke {smoke.method} {smoke.path}: {result.reason}", where=ctx.where)
 
-    def run(self, ctx: StageContext, params: "VerifyHealth.Params") -> StageResult:
+    # -- stage -------------------------------------------------------------------
+    def run(self, ctx: StageContext, params: VerifyHealth.Params) -> StageResult[VerifyHealth.Outputs]:
         commit = self._deployed_commit(ctx, params.service) if params.expect_commit else None
         spec = self._probe(ctx, params, commit)
         sent, last = _wait_until_healthy(ctx, spec, params.successes, params.interval_s, params.healthy_within_s,
@@ -190,23 +222,22 @@ class VerifyHealth:
         observed = self._observe(ctx, spec, params) if params.observe_s else 0
         if params.observe_s:
             self._smoke(ctx, params)
-        return StageResult(
-            outputs={"service": params.service, "url": spec.url, "commit": commit, "probes": sent + observed,
-                     "observed_s": params.observe_s, "smoke": len(params.smoke)},
-            summary=f"healthy ({sent} probes), stable for {params.observe_s:g}s",
-        )
+        outputs = self.Outputs(service=params.service, url=spec.url, commit=commit, probes=sent + observed,
+                               observed_s=params.observe_s, smoke=len(params.smoke))
+        return StageResult(outputs=outputs, summary=f"healthy ({sent} probes), stable for {params.observe_s:g}s")
 
-    def verify_after_rollback(self, ctx: StageContext, params: "VerifyHealth.Params", commits: Mapping[str, str | None]) -> Compensation | None:
-        """After a rollback of ``params.service`` to ``commits[service]``, prove that release serves and is healthy."""
-        if params.service not in commits:
+    def verify_after_rollback(self, ctx: StageContext, params: VerifyHealth.Params,
+                              restored: Mapping[str, Restored]) -> Compensation | None:
+        """After a rollback of ``params.service``, prove the restored release serves and is healthy."""
+        if params.service not in restored:
             return None
-        commit = commits[params.service]
+        commit = restored[params.service].commit
         spec = self._probe(ctx, params, commit)
+        details = {"service": params.service, "url": spec.url, "commit": commit}
         try:
             sent, last = _wait_until_healthy(ctx, spec, params.successes, params.interval_s, params.healthy_within_s,
                                              params.failure_threshold)
         except StageFailed as exc:
-            return Compensation(action="health_unverified", verified=False, summary=exc.message,
-                                details={"service": params.service, "url": spec.url, "commit": commit})
+            return Compensation(action="health_unverified", verified=False, summary=exc.message, details=details)
         return Compensation(action="health_verified", verified=True, summary=f"{spec.url}: {last.reason}",
-                            details={"service": params.service, "url": spec.url, "commit": commit, "probes": sent})
+                            details={**details, "probes": sent})

@@ -1,6 +1,6 @@
 """``lint.blueprint``: check render.yaml for the start-up patterns behind the seed outages before deploying.
 
-See :mod:`deploypipe.blueprint_lint` for the rules. The stage fails (the run is
+See :mod:`deploypipe.lint.blueprint` for the rules. The stage fails (the run is
 blocked, nothing changed) when a finding is at or above ``fail_on``; findings
 below it are reported as warnings.
 """
@@ -8,26 +8,17 @@ below it are reported as warnings.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from deploypipe.blueprint_lint import Finding, lint_blueprint, service_names
+from deploypipe.core.findings import Finding, at_least, summarize
 from deploypipe.errors import SpecError, StageErrored, StageFailed
-from deploypipe.stages.base import Params, StageContext, StageResult
+from deploypipe.lint.blueprint import lint_blueprint, service_names
+from deploypipe.stages.base import Outputs, Params, StageResult
+from deploypipe.stages.context import StageContext
 
 __all__ = ["LintBlueprint"]
-
-_RANK = {"warning": 1, "error": 2}
-
-
-def _counts(findings: list[Finding]) -> str:
-    parts = []
-    for severity in ("error", "warning"):
-        n = sum(1 for f in findings if f.severity == severity)
-        if n:
-            parts.append(f"{n} {severity}{'s' if n != 1 else ''}")
-    return ", ".join(parts) or "no findings"
 
 
 class LintBlueprint:
@@ -50,43 +41,47 @@ class LintBlueprint:
                               "names of the pipeline's service targets."
         )
 
-    def plan(self, params: "LintBlueprint.Params") -> str:
+    class Outputs(Outputs):
+        path: str
+        findings: list[Finding] = Field(default_factory=list)
+
+    def plan(self, params: LintBlueprint.Params) -> str:
         who = ", ".join(params.services) if params.services is not None else "the pipeline's service targets"
         return f"lint {params.path} (fail on {params.fail_on}s; auto-deploy checked for {who})"
 
-    def _deployed(self, ctx: StageContext, params: "LintBlueprint.Params") -> tuple[set[str] | None, list[str]]:
+    def _deployed(self, ctx: StageContext, params: LintBlueprint.Params) -> tuple[set[str] | None, list[str]]:
         if params.services is not None:
             return set(params.services), []
-        services = getattr(ctx.resources.targets, "services", None) or {}
+        services = ctx.resources.targets.services
         if not services:
             return None, []
         unnamed = [f"service target {key} has only an id, so its auto-deploy setting is not checked; give it a name"
                    for key, target in services.items() if not target.name]
         return {t.name for t in services.values() if t.name}, unnamed
 
-    def run(self, ctx: StageContext, params: "LintBlueprint.Params") -> StageResult:
+    def run(self, ctx: StageContext, params: LintBlueprint.Params) -> StageResult[LintBlueprint.Outputs]:
         path = Path(ctx.resources.project_dir) / params.path
         if not path.is_file():
-            raise StageErrored(f"{params.path} not found in {ctx.resources.project_dir}", where=f"stage {ctx.stage_id}",
+            raise StageErrored(f"{params.path} not found in {ctx.resources.project_dir}", where=ctx.where,
                                hint="set `with: {path: <your render.yaml>}` or remove the lint.blueprint stage")
         deployed, warnings = self._deployed(ctx, params)
         try:
             findings = lint_blueprint(path, deployed_services=deployed)
         except SpecError as exc:
-            raise StageFailed(f"{exc.render()}", where=f"stage {ctx.stage_id}") from None
+            raise StageFailed(f"{exc.render()}", where=ctx.where) from None
         names = service_names(path)
         if deployed is not None:
             warnings += [f"service {name} is deployed by the pipeline but not described in {params.path}, so it was "
                          "not linted" for name in sorted(deployed - names)]
         for finding in findings:
             ctx.emit("blueprint_finding", **finding.as_dict())
-        blocking = [f for f in findings if _RANK[f.severity] >= _RANK[params.fail_on]]
-        summary = f"{params.path}: {_counts(findings)}"
+        blocking = at_least(findings, params.fail_on)
+        summary = f"{params.path}: {summarize(findings)}"
         if blocking:
             ctx.log.warning("blueprint_lint_failed", path=params.path, findings=len(findings), blocking=len(blocking))
             raise StageFailed(f"{summary} (fail_on: {params.fail_on}): " + " | ".join(f.render() for f in blocking),
-                              where=f"stage {ctx.stage_id}")
+                              where=ctx.where)
         ctx.log.info("blueprint_linted", path=params.path, findings=len(findings))
-        outputs: dict[str, Any] = {"path": params.path, "findings": [f.as_dict() for f in findings]}
+        outputs = self.Outputs(path=params.path, findings=findings)
         return StageResult(outputs=outputs, summary=summary,
                            warnings=tuple(warnings) + tuple(f.render() for f in findings))

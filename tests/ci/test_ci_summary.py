@@ -1,16 +1,16 @@
-"""deploypipe.ci_summary: the Markdown a CI job shows for a run report."""
+"""deploypipe.output.ci_summary: the Markdown a CI job shows for a run report."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-import deploypipe.ci_summary as ci_summary
-from deploypipe.ci_summary import main, render_markdown, write_step_summary
+import deploypipe.output.ci_summary as ci_summary
+from deploypipe.output.ci_summary import main, render_markdown, write_step_summary
+from deploypipe.stages.report import Report
 
 REPORT = {
     "run_id": "20251120T101500Z-ab12cd", "pipeline": "production",
@@ -75,14 +75,15 @@ Run directory: `.deploypipe/runs/20251120T101500Z-ab12cd` (events.jsonl and repo
 
 
 def test_a_rolled_back_run_renders_heading_stage_table_deploys_rollback_and_run_dir():
-    assert render_markdown(REPORT) == EXPECTED
+    assert render_markdown(Report.model_validate(REPORT)) == EXPECTED
 
 
 def test_an_unverified_rollback_says_a_human_must_act():
     report = {**REPORT, "outcome": "needs_human", "exit_code": 4,
               "rollback": {"performed": True, "verified": False,
-                           "items": [{"stage": "migrate", "action": "restore", "verified": False, "summary": "x"}]}}
-    text = render_markdown(report)
+                           "items": [{"stage": "migrate", "type": "db.migrate", "action": "restore", "verified": False,
+                                      "summary": "x"}]}}
+    text = render_markdown(Report.model_validate(report))
     assert text.startswith("## 🚨 deploypipe production: needs human (exit 4)\n")
     assert "Rollback performed, 🚨 **NOT verified: a human must act**." in text
     assert "| migrate | restore | ❌ | x |" in text
@@ -92,22 +93,22 @@ def test_a_clean_deploy_has_no_rollback_or_warning_sections():
     report = {**REPORT, "outcome": "deployed", "exit_code": 0, "message": "deployed",
               "rollback": {"performed": False, "verified": None, "items": []},
               "stages": [{**s, "warnings": []} for s in REPORT["stages"]]}
-    text = render_markdown(report)
+    text = render_markdown(Report.model_validate(report))
     assert text.startswith("## ✅ deploypipe production: deployed (exit 0)\n\nRun `")
     assert "### Rollback" not in text and "### Warnings" not in text and "### Deploys" in text
 
 
 def test_long_cells_are_cut():
     report = {**REPORT, "stages": [{**REPORT["stages"][2], "error": {"type": "E", "message": "x" * 1000}}]}
-    row = [line for line in render_markdown(report).splitlines() if line.startswith("| verify-api")][0]
+    row = [line for line in render_markdown(Report.model_validate(report)).splitlines() if line.startswith("| verify-api")][0]
     assert "x" * 280 in row and "x" * 300 not in row and "…" in row
 
 
 def test_write_step_summary_appends(tmp_path):
     path = tmp_path / "summary.md"
     path.write_text("earlier step\n")
-    write_step_summary(REPORT, path)
-    write_step_summary(REPORT, path)
+    write_step_summary(Report.model_validate(REPORT), path)
+    write_step_summary(Report.model_validate(REPORT), path)
     assert path.read_text() == "earlier step\n" + EXPECTED + EXPECTED
 
 
@@ -145,7 +146,7 @@ def test_without_a_usable_report_the_summary_says_so_with_the_exit_code(tmp_path
 def test_python_dash_m_runs_it(tmp_path):
     path = tmp_path / "report.json"
     path.write_text(json.dumps(REPORT))
-    proc = subprocess.run([sys.executable, "-m", "deploypipe.ci_summary", str(path)], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "deploypipe.output.ci_summary", str(path)], capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0 and proc.stdout == EXPECTED
 

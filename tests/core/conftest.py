@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from deploypipe.app import Invocation, emit_report, run_pipeline
+from deploypipe.commands.invocation import Invocation
+from deploypipe.commands.run import emit_report, run_pipeline
 from deploypipe.testing import FakeClock
-
 
 Sleeps = FakeClock  # waits recorded, clock advanced, nothing slept
 
@@ -42,7 +42,7 @@ class Project:
         return report, inv
 
     def events(self, report: dict[str, Any]) -> list[dict[str, Any]]:
-        path = Path(report["run_dir"]) / "events.jsonl"
+        path = Path(report.run_dir) / "events.jsonl"
         return [json.loads(line) for line in path.read_text().splitlines()]
 
 

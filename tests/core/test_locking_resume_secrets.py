@@ -10,7 +10,8 @@ import threading
 import time
 from pathlib import Path
 
-from deploypipe.locking import FileLock
+from deploypipe.engine.locking import FileLock
+from deploypipe.stages.report import Report
 
 PIPELINE = """\
 version: 1
@@ -30,10 +31,10 @@ def test_second_run_against_the_same_target_is_blocked_naming_the_holder(project
         report, _ = project.run()
     finally:
         holder.release()
-    assert report["exit_code"] == 1 and report["outcome"] == "blocked"
-    assert "another deploy holds the lock 'demo': run run-holding-it" in report["message"]
-    assert all(s["status"] == "not_run" for s in report["stages"])
-    assert (Path(report["run_dir"]) / "report.json").exists()
+    assert report.exit_code == 1 and report.outcome == "blocked"
+    assert "another deploy holds the lock 'demo': run run-holding-it" in report.message
+    assert all(s.status == "not_run" for s in report.stages)
+    assert (Path(report.run_dir) / "report.json").exists()
 
 
 def test_two_concurrent_runs_one_waits_with_wait_lock_and_both_finish(project):
@@ -50,17 +51,19 @@ def test_two_concurrent_runs_one_waits_with_wait_lock_and_both_finish(project):
     while time.time() < deadline and not (lock_file.exists() and lock_file.read_text()):
         time.sleep(0.02)
     blocked, _ = project.run()
-    assert blocked["exit_code"] == 1
+    assert blocked.exit_code == 1
     # a waiting run really waits (real sleeps here: the other run is a real process holding the lock)
-    from deploypipe.app import Invocation, run_pipeline
     import io
+
+    from deploypipe.commands.invocation import Invocation
+    from deploypipe.commands.run import run_pipeline
 
     inv = Invocation(pipeline="pipelines/p.yaml", project_dir=project.root, env=project.env, json_output=True,
                      wait_lock_s=30, stdout=io.StringIO(), stderr=io.StringIO(), interactive=False)
     waited = run_pipeline(inv)
     thread.join()
-    assert results["first"]["exit_code"] == 0 and waited["exit_code"] == 0
-    assert waited["started_at"] >= results["first"]["started_at"]
+    assert results["first"].exit_code == 0 and waited.exit_code == 0
+    assert waited.started_at >= results["first"].started_at
 
 
 def test_stale_lock_of_a_dead_holder_is_taken_over_with_a_log_line(project):
@@ -69,7 +72,7 @@ def test_stale_lock_of_a_dead_holder_is_taken_over_with_a_log_line(project):
     lock_file.parent.mkdir(parents=True)
     lock_file.write_text(json.dumps({"run_id": "dead-run", "pid": "999999", "host": "gone", "since": "earlier"}))
     report, inv = project.run()
-    assert report["exit_code"] == 0
+    assert report.exit_code == 0
     assert "lock_stale_taken_over" in inv.stderr.getvalue() and "dead-run" in inv.stderr.getvalue()
 
 
@@ -105,9 +108,9 @@ def test_resume_after_sigkill_continues_without_repeating_finished_stages(projec
 
     resumed = _deploypipe(project.root, "deploy", "--pipeline", "pipelines/p.yaml", "--resume", run_id, "--json", env=env)
     assert resumed.returncode == 0, resumed.stderr
-    report = json.loads(resumed.stdout)
-    assert report["resumed_from"] == run_id
-    assert [s["status"] for s in report["stages"]] == ["succeeded", "succeeded", "succeeded"]
+    report = Report.model_validate_json(resumed.stdout)  # stdout is exactly one run report
+    assert report.resumed_from == run_id
+    assert [s.status for s in report.stages] == ["succeeded", "succeeded", "succeeded"]
     assert counter.read_text().count("x") == 1  # the finished stage was not repeated
 
 
@@ -127,9 +130,9 @@ def test_canary_secret_never_appears_in_any_output_journal_or_report(project):
                    env: {EXTRA: "${CANARY_TOKEN}"}}
         """)
     report, inv = project.run()
-    assert report["exit_code"] == 1
+    assert report.exit_code == 1
     texts = [inv.stdout.getvalue(), inv.stderr.getvalue()]
-    for path in Path(report["run_dir"]).rglob("*"):
+    for path in Path(report.run_dir).rglob("*"):
         if path.is_file():
             texts.append(path.read_text())
     for text in texts:

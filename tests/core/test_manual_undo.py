@@ -6,9 +6,9 @@ import io
 
 import pytest
 
-from deploypipe.app import Invocation
+from deploypipe.commands.invocation import Invocation
+from deploypipe.commands.rollback import rollback
 from deploypipe.errors import UsageError
-from deploypipe.manual_rollback import rollback
 
 
 def _pipeline(project, log):
@@ -37,12 +37,12 @@ def test_rollback_run_undoes_the_changes_of_a_successful_run_in_reverse(project)
     log = project.root / "log"
     _pipeline(project, log)
     deployed, _ = project.run()
-    assert deployed["exit_code"] == 0
-    report = rollback(_inv(project, interactive=False), service=None, to=None, run=deployed["run_id"], yes=True)
-    assert report["outcome"] == "rollback_verified" and report["exit_code"] == 0
+    assert deployed.exit_code == 0
+    report = rollback(_inv(project, interactive=False), service=None, to=None, run=deployed.run_id, yes=True)
+    assert report.outcome == "rollback_verified" and report.exit_code == 0
     assert log.read_text().split() == ["migrate", "deploy", "check", "undo-deploy", "undo-migrate"]
-    again = rollback(_inv(project, interactive=False), service=None, to=None, run=report["run_id"], yes=True)
-    assert again["exit_code"] == 0 and "nothing to undo" in again["message"]
+    again = rollback(_inv(project, interactive=False), service=None, to=None, run=report.run_id, yes=True)
+    assert again.exit_code == 0 and "nothing to undo" in again.message
 
 
 def test_rollback_run_skips_what_the_run_already_undid(project):
@@ -51,9 +51,9 @@ def test_rollback_run_skips_what_the_run_already_undid(project):
     text = (project.root / "pipelines" / "p.yaml").read_text().replace('echo check >> ', 'exit 1; echo ')
     (project.root / "pipelines" / "p.yaml").write_text(text)
     failed, _ = project.run()
-    assert failed["exit_code"] == 3
-    report = rollback(_inv(project, interactive=False), service=None, to=None, run=failed["run_id"], yes=True)
-    assert "nothing to undo" in report["message"]
+    assert failed.exit_code == 3
+    report = rollback(_inv(project, interactive=False), service=None, to=None, run=failed.run_id, yes=True)
+    assert "nothing to undo" in report.message
     assert log.read_text().split().count("undo-deploy") == 1
 
 
@@ -62,5 +62,5 @@ def test_rollback_refuses_without_yes_when_not_interactive(project):
     _pipeline(project, log)
     deployed, _ = project.run()
     with pytest.raises(UsageError, match="refusing to undo run .* without confirmation; hint: pass --yes"):
-        rollback(_inv(project, interactive=False), service=None, to=None, run=deployed["run_id"], yes=False)
+        rollback(_inv(project, interactive=False), service=None, to=None, run=deployed.run_id, yes=False)
     assert "undo" not in log.read_text()

@@ -9,10 +9,11 @@ import textwrap
 
 import pytest
 
-from deploypipe.app import Invocation, run_pipeline
+from deploypipe.commands.invocation import Invocation
+from deploypipe.commands.rollback import rollback
+from deploypipe.commands.run import run_pipeline
 from deploypipe.emulator import build_emulator, in_process_client
 from deploypipe.emulator.blueprint import ServiceDef
-from deploypipe.manual_rollback import rollback
 from deploypipe.render.client import RenderClient
 
 GOOD, NEW = "a" * 40, "b" * 40
@@ -64,8 +65,8 @@ def test_a_failure_after_both_services_deployed_rolls_both_back_in_reverse(tmp_p
     emulator, services = render
     inv = _run(tmp_path, emulator, HEAD + "  - id: check\n    type: shell.run\n    with: {command: 'exit 1'}\n")
     report = run_pipeline(inv)
-    assert report["exit_code"] == 3 and report["outcome"] == "rolled_back", report["message"]
-    assert [item["stage"] for item in report["rollback"]["items"]] == ["deploy-web", "deploy-api"]
+    assert report.exit_code == 3 and report.outcome == "rolled_back", report.message
+    assert [item.stage for item in report.rollback.items] == ["deploy-web", "deploy-api"]
     assert _live(emulator, services["api"]) == GOOD and _live(emulator, services["web"]) == GOOD
     triggers = [d.trigger for d in emulator.service(services["web"].id).deploys]
     assert triggers == ["api", "api", "rollback"]
@@ -75,9 +76,9 @@ def test_second_service_failing_its_build_rolls_back_the_first_and_leaves_the_se
     emulator, services = render
     services["web"].fail_next = "build"
     report = run_pipeline(_run(tmp_path, emulator, HEAD))
-    assert report["exit_code"] == 3, report["message"]
-    assert "build_failed" in report["message"] and "build failed" in report["message"]
-    assert [item["stage"] for item in report["rollback"]["items"]] == ["deploy-api"]
+    assert report.exit_code == 3, report.message
+    assert "build_failed" in report.message and "build failed" in report.message
+    assert [item.stage for item in report.rollback.items] == ["deploy-api"]
     assert _live(emulator, services["api"]) == GOOD and _live(emulator, services["web"]) == GOOD
 
 
@@ -89,8 +90,8 @@ def test_a_deploy_that_fails_on_render_leaves_production_untouched_with_exit_1(t
         services["api"].spec = services["api"].spec.model_copy(update={"preDeployCommand": "migrate"})
     services["api"].fail_next = phase
     report = run_pipeline(_run(tmp_path, emulator, HEAD))
-    assert report["exit_code"] == 1 and report["outcome"] == "blocked", report["message"]
-    assert status in report["message"]
+    assert report.exit_code == 1 and report.outcome == "blocked", report.message
+    assert status in report.message
     assert _live(emulator, services["api"]) == GOOD
 
 
@@ -100,9 +101,9 @@ def test_a_rollback_that_fails_gives_exit_4_and_says_what_is_live(tmp_path, rend
     inv = _run(tmp_path, emulator, HEAD.split("  - id: deploy-web")[0]
                + "  - id: check\n    type: shell.run\n    with: {command: 'exit 1'}\n")
     report = run_pipeline(inv)
-    assert report["exit_code"] == 4 and report["outcome"] == "needs_human", report["message"]
-    assert "ROLLBACK NOT VERIFIED" in report["message"] and "live now" in report["message"]
-    assert NEW[:7] in report["message"]
+    assert report.exit_code == 4 and report.outcome == "needs_human", report.message
+    assert "ROLLBACK NOT VERIFIED" in report.message and "live now" in report.message
+    assert NEW[:7] in report.message
 
 
 def test_rollback_run_undoes_a_deploy_triggered_by_a_run_that_was_killed(tmp_path, render):
@@ -119,5 +120,5 @@ def test_rollback_run_undoes_a_deploy_triggered_by_a_run_that_was_killed(tmp_pat
                "deploy_id": new.id, "commit": NEW, "previous_deploy_id": previous.id, "previous_commit": GOOD}]
     (run_dir / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     report = rollback(inv, service=None, to=None, run=run_dir.name, yes=True)
-    assert report["exit_code"] == 0 and report["outcome"] == "rollback_verified", report["message"]
+    assert report.exit_code == 0 and report.outcome == "rollback_verified", report.message
     assert _live(emulator, api) == GOOD

@@ -21,8 +21,8 @@ def test_happy_run_emits_lifecycle_events_in_order_and_exits_0(project):
         ("stage_started", "two"), ("stage_succeeded", "two"),
         ("run_finished", None),
     ]
-    assert report["outcome"] == "deployed" and report["exit_code"] == 0
-    assert [s["status"] for s in report["stages"]] == ["succeeded", "succeeded"]
+    assert report.outcome == "deployed" and report.exit_code == 0
+    assert [s.status for s in report.stages] == ["succeeded", "succeeded"]
 
 
 @pytest.mark.parametrize("fail_at", [0, 1, 2, 3])
@@ -37,12 +37,12 @@ def test_failure_at_each_position_compensates_completed_changes_in_reverse(proje
     undone = marker.read_text().split() if marker.exists() else []
     assert undone == [str(i) for i in reversed(range(fail_at))]
     if fail_at == 0:
-        assert report["exit_code"] == 1 and report["outcome"] == "blocked"
-        assert report["rollback"]["performed"] is False
+        assert report.exit_code == 1 and report.outcome == "blocked"
+        assert report.rollback.performed is False
     else:
-        assert report["exit_code"] == 3 and report["outcome"] == "rolled_back"
-        assert [item["stage"] for item in report["rollback"]["items"]] == [f"s{i}" for i in reversed(range(fail_at))]
-    statuses = [s["status"] for s in report["stages"]]
+        assert report.exit_code == 3 and report.outcome == "rolled_back"
+        assert [item.stage for item in report.rollback.items] == [f"s{i}" for i in reversed(range(fail_at))]
+    statuses = [s.status for s in report.stages]
     assert statuses == ["succeeded"] * fail_at + ["failed"] + ["not_run"] * (3 - fail_at)
 
 
@@ -51,8 +51,8 @@ def test_failing_compensation_gives_exit_4_and_is_not_swallowed(project):
                      + _stage("change", "echo ok", changes=True, undo="echo cannot undo; exit 9")
                      + _stage("boom", "exit 1"))
     report, _ = project.run()
-    assert report["exit_code"] == 4 and report["outcome"] == "needs_human"
-    assert "ROLLBACK NOT VERIFIED" in report["message"] and "exited 9" in report["message"]
+    assert report.exit_code == 4 and report.outcome == "needs_human"
+    assert "ROLLBACK NOT VERIFIED" in report.message and "exited 9" in report.message
     events = [e["event"] for e in project.events(report)]
     assert "compensation_failed" in events
 
@@ -60,24 +60,24 @@ def test_failing_compensation_gives_exit_4_and_is_not_swallowed(project):
 def test_change_without_any_compensation_needs_a_human(project):
     project.pipeline("version: 1\nname: demo\nstages:\n" + _stage("change", "echo ok", changes=True) + _stage("boom", "exit 1"))
     report, _ = project.run()
-    assert report["exit_code"] == 4
-    assert report["rollback"]["items"][0]["action"] == "nothing_to_undo"
+    assert report.exit_code == 4
+    assert report.rollback.items[0].action == "nothing_to_undo"
 
 
 def test_on_failure_stop_leaves_production_changed_and_exits_4(project):
     project.pipeline("version: 1\nname: demo\nstages:\n" + _stage("change", "echo ok", changes=True, undo="echo undo")
                      + _stage("boom", "exit 1", extra="    on_failure: stop\n"))
     report, _ = project.run()
-    assert report["exit_code"] == 4 and report["rollback"]["performed"] is False
-    assert "on_failure: stop" in report["message"]
+    assert report.exit_code == 4 and report.rollback.performed is False
+    assert "on_failure: stop" in report.message
 
 
 def test_on_failure_continue_records_the_failure_and_goes_on(project):
     project.pipeline("version: 1\nname: demo\nstages:\n" + _stage("flaky", "exit 1", extra="    on_failure: continue\n")
                      + _stage("after", "echo after"))
     report, _ = project.run()
-    assert report["exit_code"] == 0
-    assert [s["status"] for s in report["stages"]] == ["failed", "succeeded"]
+    assert report.exit_code == 0
+    assert [s.status for s in report.stages] == ["failed", "succeeded"]
 
 
 def test_transient_failures_are_retried_with_collected_waits_not_sleeps(project):
@@ -93,8 +93,8 @@ def test_transient_failures_are_retried_with_collected_waits_not_sleeps(project)
             with: {{command: {command!r}, retry_on_exit_codes: [75]}}
         """)
     report, _ = project.run()
-    assert report["exit_code"] == 0
-    assert report["stages"][0]["attempts"] == 3
+    assert report.exit_code == 0
+    assert report.stages[0].attempts == 3
     assert len(project.sleeps.waits) == 2
     assert 2 <= project.sleeps.waits[0] <= 3 and 4 <= project.sleeps.waits[1] <= 5
     assert [e["attempt"] for e in project.events(report) if e["event"] == "stage_retrying"] == [1, 2]
@@ -103,7 +103,7 @@ def test_transient_failures_are_retried_with_collected_waits_not_sleeps(project)
 def test_non_transient_failure_is_not_retried(project):
     project.pipeline("version: 1\nname: demo\ndefaults: {retry: {attempts: 5}}\nstages:\n" + _stage("bad", "exit 1"))
     report, _ = project.run()
-    assert report["stages"][0]["attempts"] == 1 and project.sleeps.waits == []
+    assert report.stages[0].attempts == 1 and project.sleeps.waits == []
 
 
 def test_when_expression_skips_or_runs_on_earlier_outputs(project):
@@ -111,7 +111,7 @@ def test_when_expression_skips_or_runs_on_earlier_outputs(project):
                      + _stage("skipped", "exit 1", extra="    when: first.exit_code != 0\n")
                      + _stage("ran", "echo ran", extra="    when: first.exit_code == 0\n"))
     report, _ = project.run()
-    assert [s["status"] for s in report["stages"]] == ["succeeded", "skipped", "succeeded"]
+    assert [s.status for s in report.stages] == ["succeeded", "skipped", "succeeded"]
 
 
 def test_on_failure_and_always_stages_run_after_the_rollback(project):
@@ -123,4 +123,4 @@ def test_on_failure_and_always_stages_run_after_the_rollback(project):
                      + _stage("notify-always", f"echo notify-always >> {log}", extra="    when: always\n"))
     report, _ = project.run()
     assert log.read_text().split() == ["change", "undo", "notify-failure", "notify-always"]
-    assert report["exit_code"] == 3
+    assert report.exit_code == 3

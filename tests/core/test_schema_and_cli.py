@@ -13,8 +13,8 @@ import jsonschema
 import pytest
 
 import deploypipe
-from deploypipe.spec.schema import pipeline_schema
-from deploypipe.yamlio import load_yaml
+from deploypipe.core.yamlio import load_yaml
+from deploypipe.engine.schema import pipeline_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from deploypipe.engine.loader import load_pipeline
 from deploypipe.errors import SpecError
-from deploypipe.spec.loader import load_pipeline
 
 GOOD_STAGE = "  - id: one\n    type: shell.run\n    with: {command: 'echo hi'}\n"
 
@@ -39,7 +39,9 @@ CASES = {
     "unknown-service-target": ("version: 1\nname: demo\nstages:\n  - id: v\n    type: verify.health\n    with: {service: web}\n",
                                "p.yaml:6: stages[0].with.service: unknown service 'web'; expected one of: none (declare targets.services)"),
     "when-refers-to-later-stage": ("version: 1\nname: demo\nstages:\n  - id: a\n    type: shell.run\n    when: b.ok\n    with: {command: x}\n",
-                                   "p.yaml:6: stages[0].when: cannot use 'b.ok'; expected on_success, on_failure, always, or '<earlier stage id>.<output> [== != > < >= <= value]' (earlier stages: none)"),
+                                   "p.yaml:6: stages[0].when: cannot use 'b.ok': 'b' is not an earlier stage; expected on_success, on_failure, always, or '[not] <earlier stage id>.<output> [== != > < >= <= value]' (earlier stages: none)"),
+    "when-names-an-output-the-stage-does-not-have": ("version: 1\nname: demo\nstages:\n  - id: a\n    type: shell.run\n    with: {command: x}\n  - id: b\n    type: shell.run\n    when: a.exitcode == 0\n    with: {command: y}\n",
+                                  "p.yaml:9: stages[1].when: cannot use 'a.exitcode == 0': the stage has no output 'exitcode' (outputs: duration_s, exit_code, log, output_tail)"),
     "duplicate-yaml-key": ("version: 1\nname: demo\nname: again\nstages:\n" + GOOD_STAGE,
                            "p.yaml:3: duplicate key 'name'; hint: each key may appear once in a mapping"),
     "bad-on-failure": ("version: 1\nname: demo\nstages:\n  - id: a\n    type: shell.run\n    on_failure: ignore\n    with: {command: x}\n",

@@ -10,12 +10,12 @@ import sys
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import psycopg
 import pytest
 
-from deploypipe.embedded_pg import EmbeddedPostgres, start_embedded
+from deploypipe.core.embedded_pg import EmbeddedPostgres, start_embedded
 from deploypipe.testing import FakeClock
 
 __all__ = ["AlembicProject", "Sleeps", "StageRunner", "alembic_project", "new_db", "pg_server", "sql"]
@@ -139,7 +139,7 @@ class StageRunner:
     databases: dict[str, str]
     env: dict[str, str]
     confirm: Callable[[str], bool] = lambda question: False
-    outputs: dict[str, dict] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
     events: list[dict] = field(default_factory=list)
     run_id: str = "run-0001"
 
@@ -147,29 +147,24 @@ class StageRunner:
                 clock: Callable[[], float] | None = None):
         import time
 
-        import structlog
-
-        from deploypipe.resources import Resources
         from deploypipe.spec.targets import DatabaseTarget, Targets
-        from deploypipe.stages.base import StageContext
+        from deploypipe.stages.context import Resources
+        from deploypipe.testing import stage_context
 
         targets = Targets(databases={k: DatabaseTarget(url=u) for k, u in self.databases.items()})
         resources = Resources(project_dir=self.root, state_dir=self.root / ".deploypipe", env=self.env,
                               targets=targets, confirm=self.confirm)
-        run_dir = self.root / ".deploypipe" / "runs" / self.run_id
-        run_dir.mkdir(parents=True, exist_ok=True)
-        return StageContext(run_id=self.run_id, stage_id=stage_id, stage_type=stage_type, pipeline_name="test",
-                            pipeline_path=self.root / "pipeline.yaml", run_dir=run_dir, resources=resources,
-                            outputs=dict(self.outputs),
-                            emit=lambda event, **fields: self.events.append({"event": event, **fields}),
-                            log=structlog.get_logger("test"), sleep=sleep or time.sleep, clock=clock or time.monotonic)
+        return stage_context(resources, stage_id=stage_id, stage_type=stage_type, run_id=self.run_id,
+                             run_dir=self.root / ".deploypipe" / "runs" / self.run_id, earlier=self.outputs,
+                             emit=lambda event, **fields: self.events.append({"event": event, **fields}),
+                             sleep=sleep or time.sleep, clock=clock or time.monotonic)
 
     def run(self, stage_id: str, stage_cls: type, **params):
         stage = stage_cls()
         parsed = stage_cls.Params(**params)
         result = stage.run(self.context(stage_id, stage_cls.type), parsed)
-        self.outputs[stage_id] = {**result.outputs, "_type": stage_cls.type}
+        self.outputs[stage_id] = result.outputs
         return result
 
-    def compensate(self, stage_id: str, stage_cls: type, outputs: dict, **params):
+    def compensate(self, stage_id: str, stage_cls: type, outputs: Any, **params):
         return stage_cls().compensate(self.context(stage_id, stage_cls.type), stage_cls.Params(**params), outputs)

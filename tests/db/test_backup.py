@@ -11,8 +11,16 @@ import psycopg
 import pytest
 from dbfixtures import new_db, pg_server, sql  # noqa: F401 - fixtures
 
-from deploypipe.db.backup import (create_backup, file_sha256, find_backup, list_backups, load_backup, restore_backup,
-                                  retain, verify_backup)
+from deploypipe.db.backup import (
+    create_backup,
+    file_sha256,
+    find_backup,
+    list_backups,
+    load_backup,
+    restore_backup,
+    retain,
+    verify_backup,
+)
 from deploypipe.db.pg import row_counts, schema_snapshot
 from deploypipe.errors import StageFailed
 

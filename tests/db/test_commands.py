@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from dbfixtures import new_db, pg_server, sql  # noqa: F401 - fixtures
@@ -55,7 +55,7 @@ def test_restore_into_production_is_refused_without_the_flag_and_a_reason(world,
 def test_restore_into_production_with_flag_and_reason_records_who_when_and_why(world, tmp_path):
     prod, _, targets, result = world
     sql(prod, "delete from t")
-    when = datetime(2025, 10, 20, 17, 25, tzinfo=timezone.utc)
+    when = datetime(2025, 10, 20, 17, 25, tzinfo=UTC)
     restored = restore_command(backups_dir=tmp_path / "b", backup_id=result["backup_id"], target=prod,
                                targets=targets, yes_i_mean_production=True, reason="INC-4 bad migration",
                                user="alice", host="laptop", now=lambda: when)

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 from dbfixtures import StageRunner, alembic_project, new_db, pg_server, sql  # noqa: F401 - fixtures
 
 from deploypipe.stages.db import DbBackup, DbDryRun, DbMigrate
@@ -27,7 +26,7 @@ def _migrated(project, url, *, confirm=lambda question: False):
     runner.run("dry", DbDryRun, database="main", command=project.upgrade)
     migrated = runner.run("migrate", DbMigrate, database="main", command=project.upgrade)
     sql(url, "delete from users where id > 5")  # damage done after the migration
-    return runner, dict(migrated.outputs)
+    return runner, migrated.outputs
 
 
 def test_restore_compensation_is_refused_without_confirmation(alembic_project, new_db):

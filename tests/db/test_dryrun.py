@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from dbfixtures import alembic_project, new_db, pg_server, sql  # noqa: F401 - fixtures
 
-from deploypipe.db.backup import create_backup
+from deploypipe.core.embedded_pg import pg_bin
+from deploypipe.db.backup import create_backup, load_backup
 from deploypipe.db.dryrun import dry_run
-from deploypipe.embedded_pg import pg_bin
 from deploypipe.errors import StageFailed
 
 BASE_ENV = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}
@@ -49,9 +49,9 @@ def test_a_good_migration_passes_on_the_copy_and_reports_revision_and_schema_cha
     backup = create_backup(prod, tmp_path / "b", run_id="r1")
     result = _dry(alembic_project, prod, backup, tmp_path)
     assert result.ok and result.staging == "ephemeral embedded PostgreSQL"
-    assert result.run["revision_before"] == "0001" and result.run["revision_after"] == "0002"
-    assert result.run["schema_changes"] == {"columns_added": ["public.users.nickname text"]}
-    assert result.restore["row_counts"]["public.users"] == 1000 and result.warnings == []
+    assert result.run.revision_before == "0001" and result.run.revision_after == "0002"
+    assert result.run.schema_changes == {"columns_added": ["public.users.nickname text"]}
+    assert result.row_counts["public.users"] == 1000 and result.warnings == []
     assert sql(prod, "select version_num from alembic_version") == [("0001",)]  # production untouched
 
 
@@ -66,7 +66,7 @@ def test_a_unique_index_over_duplicate_production_rows_fails_the_dry_run_with_th
     assert 'could not create unique index "users_email_key"' in message
     assert "failed statement: CREATE UNIQUE INDEX users_email_key ON users (email)" in message
     assert "duplicates" in failed.value.hint
-    assert failed.value.attrs["result"]["run"]["revision_after"] == "0001"
+    assert failed.value.outputs.run.revision_after == "0001"
     assert sql(prod, "select version_num from alembic_version") == [("0001",)]
 
 
@@ -140,9 +140,9 @@ def test_a_given_staging_database_is_used_and_the_production_database_is_refused
     with pytest.raises(StageFailed, match="staging_url points at the production database"):
         _dry(alembic_project, prod, backup, tmp_path, staging_url=prod)
     staging = new_db("staging")
-    outputs = {"backup_id": backup.id, "path": backup.path, "verified": True}  # what db.backup hands on
-    result = _dry(alembic_project, prod, outputs, tmp_path, staging_url=staging)
-    assert result.ok and result.run["revision_after"] == "0002"
+    recorded = load_backup(backup.meta_path)  # what db.dry_run reads: the metadata db.backup wrote beside the dump
+    result = _dry(alembic_project, prod, recorded, tmp_path, staging_url=staging)
+    assert result.ok and result.run.revision_after == "0002"
     assert sql(staging, "select version_num from alembic_version") == [("0002",)]
     assert sql(prod, "select version_num from alembic_version") == [("0001",)]
 
@@ -180,14 +180,14 @@ def test_the_live_release_is_checked_against_the_migrated_copy_and_a_contracting
     alembic_project.revision("0002", "0001", 'op.add_column("users", sa.Column("bio", sa.Text))')
     backup = create_backup(prod, tmp_path / "b", run_id="r1")
     expanded = _dry(alembic_project, prod, backup, tmp_path, **compat)
-    assert expanded.ok and expanded.compat["ok"] and expanded.compat["status_code"] == 200
+    assert expanded.ok and expanded.compat.ok and expanded.compat.status_code == 200
 
     alembic_project.revision("0003", "0002", 'op.drop_column("users", "name")')
     with pytest.raises(StageFailed) as failed:
         _dry(alembic_project, prod, backup, tmp_path, **compat)
     assert "live release is not healthy on the migrated schema: health answered 500" in str(failed.value)
     assert "expand" in failed.value.hint
-    assert failed.value.attrs["result"]["compat"]["body"].startswith('column "name" does not exist')
+    assert failed.value.outputs.compat.body.startswith('column "name" does not exist')
 
 
 def test_a_live_release_that_exits_at_start_fails_the_compatibility_check(alembic_project, new_db, tmp_path):

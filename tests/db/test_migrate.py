@@ -6,13 +6,20 @@ import os
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 
 import pytest
 from dbfixtures import Sleeps, alembic_project, new_db, pg_server, sql  # noqa: F401 - fixtures
 
 from deploypipe.db.advisory import PgAdvisoryLock
 from deploypipe.db.backup import create_backup
-from deploypipe.db.migrate import compensate_migration, lock_name, migrate_production
+from deploypipe.db.migrate import (
+    BackupEvidence,
+    DryRunEvidence,
+    compensate_migration,
+    lock_name,
+    migrate_production,
+)
 from deploypipe.errors import LockHeldError, StageFailed
 
 BASE_ENV = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}
@@ -34,8 +41,8 @@ def _setup(project, new_db, tmp_path):
         op.execute("insert into audit (what) values ('0002 applied')")
     """, 'op.drop_column("users", "nickname")')
     backup = create_backup(url, tmp_path / "b", run_id="r1")
-    backup_out = {"backup_id": backup.id, "path": backup.path, "verified": True}
-    dry_out = {"ok": True, "command": project.upgrade, "backup_id": backup.id}
+    backup_out = BackupEvidence(backup_id=backup.id, path=backup.path, verified=True)
+    dry_out = DryRunEvidence(ok=True, command=project.upgrade, backup_id=backup.id)
     return url, backup_out, dry_out
 
 
@@ -54,9 +61,9 @@ def test_migrate_refuses_without_a_verified_backup_or_a_successful_dry_run(alemb
     with pytest.raises(StageFailed, match="this run has no backup"):
         _migrate(alembic_project, url, tmp_path, None, dry)
     with pytest.raises(StageFailed, match="this run has an unverified backup"):
-        _migrate(alembic_project, url, tmp_path, {**backup, "verified": False}, dry)
+        _migrate(alembic_project, url, tmp_path, replace(backup, verified=False), dry)
     with pytest.raises(StageFailed, match="no successful db.dry_run in this run"):
-        _migrate(alembic_project, url, tmp_path, backup, {**dry, "ok": False})
+        _migrate(alembic_project, url, tmp_path, backup, replace(dry, ok=False))
     assert _revision(url) == [("0001",)]
 
 
@@ -111,17 +118,17 @@ def _partial_failure(project, new_db, tmp_path):
     project.revision("0003", "0002", 'op.execute("select * from no_such_table")')
     command = f"{sys.executable} -m alembic upgrade 0002 && {project.upgrade}"
     with pytest.raises(StageFailed) as failed:
-        _migrate(project, url, tmp_path, backup, {**dry, "command": command}, command=command)
+        _migrate(project, url, tmp_path, backup, replace(dry, command=command), command=command)
     return url, failed.value
 
 
 def test_a_failure_after_production_changed_is_flagged_and_downgrade_restores_the_recorded_revision(
         alembic_project, new_db, tmp_path):
     url, failure = _partial_failure(alembic_project, new_db, tmp_path)
-    assert failure.attrs["production_changed"] is True
+    assert failure.production_changed is True
     assert 'relation "no_such_table" does not exist' in str(failure) and "CHANGED" in str(failure)
-    outputs = failure.attrs["outputs"]
-    assert (outputs["revision_before"], outputs["revision_after"]) == ("0001", "0002")
+    outputs = failure.outputs
+    assert (outputs.revision_before, outputs.revision_after) == ("0001", "0002")
     comp = compensate_migration(outputs, policy="downgrade", url=url, cwd=alembic_project.root, env=BASE_ENV,
                                 log_path=tmp_path / "down.log", run_id="run-a",
                                 downgrade_command=alembic_project.downgrade)
@@ -133,7 +140,7 @@ def test_a_failure_after_production_changed_is_flagged_and_downgrade_restores_th
 
 def test_leave_policy_keeps_the_schema_and_says_so(alembic_project, new_db, tmp_path):
     url, failure = _partial_failure(alembic_project, new_db, tmp_path)
-    comp = compensate_migration(failure.attrs["outputs"], policy="leave", url=url, cwd=alembic_project.root,
+    comp = compensate_migration(failure.outputs, policy="leave", url=url, cwd=alembic_project.root,
                                 env=BASE_ENV, log_path=tmp_path / "x.log", run_id="run-a")
     assert comp.action == "left_schema" and comp.verified and "expand/contract" in comp.summary
     assert _revision(url) == [("0002",)]
@@ -142,7 +149,7 @@ def test_leave_policy_keeps_the_schema_and_says_so(alembic_project, new_db, tmp_
 def test_restore_policy_refuses_without_confirmation_and_restores_the_backup_when_confirmed(
         alembic_project, new_db, tmp_path):
     url, failure = _partial_failure(alembic_project, new_db, tmp_path)
-    outputs = failure.attrs["outputs"]
+    outputs = failure.outputs
     questions: list[str] = []
     kwargs = dict(policy="restore", url=url, cwd=alembic_project.root, env=BASE_ENV, log_path=tmp_path / "x.log",
                   run_id="run-a")
@@ -164,7 +171,7 @@ def test_a_migration_that_rolled_back_entirely_needs_no_compensation(alembic_pro
     alembic_project.revision("0003", "0002", 'op.execute("select * from no_such_table")')
     with pytest.raises(StageFailed) as failed:
         _migrate(alembic_project, url, tmp_path, backup, dry)  # 0002 and 0003 in one transaction
-    assert failed.value.attrs["production_changed"] is False and "unchanged" in str(failed.value)
-    comp = compensate_migration(failed.value.attrs["outputs"], policy="downgrade", url=url,
+    assert failed.value.production_changed is False and "unchanged" in str(failed.value)
+    comp = compensate_migration(failed.value.outputs, policy="downgrade", url=url,
                                 cwd=alembic_project.root, env=BASE_ENV, log_path=tmp_path / "x.log", run_id="r")
     assert comp.action == "nothing_to_do" and comp.verified

@@ -103,8 +103,8 @@ def test_lint_passes_the_same_migration_without_the_version_pin(new_db, tmp_path
     url = new_db("pgv_ok")
     _prisma_project(tmp_path)
     result = _runner(tmp_path, url).run("lint", DbLint, database="main", tool="prisma", squawk=False)
-    assert result.outputs["migrations"] == [INIT]
-    assert not [f for f in result.outputs["findings"] if f["severity"] == "error"]
+    assert result.outputs.migrations == [INIT]
+    assert not [f for f in result.outputs.findings if f.severity == "error"]
 
 
 # -- 000: a failed _prisma_migrations row ---------------------------------------------------------------------------
@@ -121,13 +121,13 @@ def test_status_finds_the_failed_prisma_row_and_a_verified_resolve_marks_it_appl
     assert "every object it creates exists" in str(failed.value)
 
     result = runner.run("status", DbMigrationStatus, database="main", tool="prisma", resolve=True)
-    assert result.changed_production and result.outputs["resolved"][0]["migration"] == INIT
-    verified = result.outputs["resolved"][0]["verified_objects"]
+    assert result.changed_production and result.outputs.resolved[0].migration == INIT
+    verified = result.outputs.resolved[0].verified_objects
     assert {"table users", "table organizations", "index users.users_email_key", "extension vector",
             "constraint users.users_orgId_fkey", "type Role", "column users.orgId"} <= set(verified)
     row = sql(url, "select finished_at is not null, rolled_back_at, applied_steps_count, logs from _prisma_migrations")
     assert row[0][:3] == (True, None, 1) and "marked applied after verifying" in row[0][3]
-    assert result.outputs["failed"] == []
+    assert result.outputs.failed == []
 
 
 def test_a_resolve_is_refused_and_names_what_is_missing_when_the_migration_only_partly_ran(new_db, tmp_path):
@@ -176,7 +176,7 @@ def test_a_unique_index_over_production_duplicates_only_warns_in_lint_and_fails_
     alembic_project.revision("0002", "0001", 'op.create_index("users_email_key", "users", ["email"], unique=True)')
     runner = _runner(alembic_project.root, url)
     lint = runner.run("lint", DbLint, database="main", tool="alembic")
-    assert any("unique" in f["rule"] and f["severity"] == "warning" for f in lint.outputs["findings"])
+    assert any("unique" in f.rule and f.severity == "warning" for f in lint.outputs.findings)
     with pytest.raises(StageFailed) as failed:
         _pipeline_until_dry_run(alembic_project, url)
     assert 'could not create unique index "users_email_key"' in str(failed.value)
@@ -194,7 +194,7 @@ def test_not_null_without_default_on_an_existing_table_is_a_lint_error_unless_ig
     ignored = runner.run("lint", DbLint, database="main", tool="alembic", squawk=False,
                          ignore=[{"rule": "not-null-without-default", "migration": "000*",
                                   "reason": "users is empty in every environment"}])
-    assert [f["ignored_because"] for f in ignored.outputs["findings"] if f["rule"] == "not-null-without-default"] \
+    assert [f.ignored_because for f in ignored.outputs.findings if f.rule == "not-null-without-default"] \
         == ["users is empty in every environment"]
     with pytest.raises(ValidationError):
         DbLint.Params(database="main", ignore=[{"rule": "not-null-without-default", "migration": "0002"}])
@@ -277,7 +277,7 @@ def test_status_reports_pending_revisions_without_blocking(alembic_project, new_
     _users_at_0001(alembic_project, url, duplicates=False)
     alembic_project.revision("0002", "0001", 'op.add_column("users", sa.Column("bio", sa.Text))')
     result = _runner(alembic_project.root, url).run("status", DbMigrationStatus, database="main", tool="alembic")
-    assert result.outputs["current"] == ["0001"] and result.outputs["pending"] == ["0002"]
+    assert result.outputs.current == ["0001"] and result.outputs.pending == ["0002"]
 
 
 # -- the whole chain through the stages ----------------------------------------------------------------------------
@@ -288,12 +288,12 @@ def test_backup_dry_run_and_migrate_stages_migrate_production_once_with_a_verifi
     alembic_project.revision("0002", "0001", 'op.add_column("users", sa.Column("bio", sa.Text))',
                              'op.drop_column("users", "bio")')
     runner = _pipeline_until_dry_run(alembic_project, url)
-    assert runner.outputs["backup"]["verified"] is True
+    assert runner.outputs["backup"].verified is True
     migrated = runner.run("migrate", DbMigrate, database="main", command=alembic_project.upgrade)
     assert migrated.changed_production
-    assert (migrated.outputs["revision_before"], migrated.outputs["revision_after"]) == ("0001", "0002")
+    assert (migrated.outputs.revision_before, migrated.outputs.revision_after) == ("0001", "0002")
     assert "password" not in str(runner.outputs) and sql(url, "select version_num from alembic_version") == [("0002",)]
-    comp = runner.compensate("migrate", DbMigrate, dict(migrated.outputs), database="main",
+    comp = runner.compensate("migrate", DbMigrate, migrated.outputs, database="main",
                              command=alembic_project.upgrade, on_rollback="downgrade",
                              downgrade_command=alembic_project.downgrade)
     assert comp.action == "downgraded" and comp.verified

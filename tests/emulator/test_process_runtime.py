@@ -4,10 +4,8 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import textwrap
 import time
-from pathlib import Path
 
 import httpx
 import pytest

@@ -13,7 +13,7 @@ import httpx
 import psycopg
 import pytest
 
-from deploypipe.embedded_pg import pg_bin
+from deploypipe.core.embedded_pg import pg_bin
 from deploypipe.emulator import EmulatorServer, build_emulator
 from deploypipe.local.repo import LocalRepo
 

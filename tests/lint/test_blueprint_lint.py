@@ -1,4 +1,4 @@
-"""deploypipe.blueprint_lint: one Blueprint per rule, each asserting the exact finding; the repo's render.yaml is clean."""
+"""deploypipe.lint.blueprint: one Blueprint per rule, each asserting the exact finding; the repo's render.yaml is clean."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from deploypipe.blueprint_lint import RULES, Finding, lint_blueprint, service_names, split_commands
+from deploypipe.core.findings import Finding
 from deploypipe.errors import SpecError
+from deploypipe.lint.blueprint import RULES, lint_blueprint, service_names, split_commands
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,6 +43,13 @@ def blueprint(tmp_path: Path, text: str, name: str = "render.yaml") -> Path:
     return path
 
 
+def finding(rule: str, severity: str, service: str, message: str, remedy: str, field: str, path: str, line: int,
+            col: int) -> Finding:
+    """The finding a Blueprint rule gives for ``service`` (what, how to fix it, where)."""
+    return Finding(rule, severity, message, remedy=remedy, subject=f"service {service}", field=field,  # type: ignore[arg-type]
+                   path=path, line=line, col=col)
+
+
 def brief(findings: list[Finding]) -> list[tuple[str, str, str, int | None]]:
     return [(f.rule, f.severity, f.field, f.line) for f in findings]
 
@@ -56,23 +64,23 @@ def test_the_seed_000_start_command_chain_gets_every_finding_on_its_own_line(tmp
     ]
     path = tmp_path / "render.yaml"
     assert findings[2].render() == (
-        f"{path}:9: error [or-true] service sentia-backend-prod startCommand: "
+        f"{path}:9:7: error [or-true] service sentia-backend-prod startCommand: "
         "`pnpm exec prisma migrate resolve --rolled-back 20251017171256_init || true` hides a failure and the next "
         "step runs anyway; instead: " + RULES["or-true"][1])
     assert findings[1].message == ("`pnpm exec prisma migrate resolve --rolled-back 20251017171256_init || true` "
                                    "rewrites migration state on every start and restart without checking the schema")
     assert findings[3].message == ("`pnpm exec prisma migrate deploy` migrates on every start and restart; a failure "
                                    "becomes a crash loop (502) instead of a cancelled deploy")
-    assert findings[3].alternative.startswith("run migrations in the pipeline's db.migrate stage")
+    assert findings[3].remedy.startswith("run migrations in the pipeline's db.migrate stage")
     assert findings[0].message.startswith("4 chained commands (corepack enable && pnpm exec prisma && ")
 
 
 def test_or_true_in_pre_deploy_command_is_an_error(tmp_path):
     findings = lint_blueprint(blueprint(tmp_path, CLEAN_SERVICE.join(["services:\n", ""]) +
                                         "    preDeployCommand: ./scripts/check-migrations.sh || true\n"))
-    assert findings == [Finding(
+    assert findings == [finding(
         "or-true", "error", "api", "`./scripts/check-migrations.sh || true` hides a failure and the next step runs "
-        "anyway", RULES["or-true"][1], "preDeployCommand", str(tmp_path / "render.yaml"), 7)]
+        "anyway", RULES["or-true"][1], "preDeployCommand", str(tmp_path / "render.yaml"), 7, 23)]
 
 
 @pytest.mark.parametrize("suffix", ["|| :", "|| exit 0", "||true", "|| echo 'install failed'"])
@@ -89,11 +97,11 @@ def test_or_true_inside_quotes_is_not_a_finding(tmp_path):
 def test_migrate_resolve_in_pre_deploy_command_is_an_error(tmp_path):
     path = blueprint(tmp_path, "services:\n" + CLEAN_SERVICE
                      + "    preDeployCommand: npx prisma migrate resolve --applied 20251017171256_init\n")
-    [finding] = lint_blueprint(path)
-    assert (finding.rule, finding.severity, finding.field, finding.line) == ("migrate-resolve", "error", "preDeployCommand", 7)
-    assert finding.message == ("`npx prisma migrate resolve --applied 20251017171256_init` rewrites migration state on "
-                               "every deploy without checking the schema")
-    assert "db.migration_status stage with resolve: true" in finding.alternative
+    [found] = lint_blueprint(path)
+    assert (found.rule, found.severity, found.field, found.line) == ("migrate-resolve", "error", "preDeployCommand", 7)
+    assert found.message == ("`npx prisma migrate resolve --applied 20251017171256_init` rewrites migration state on "
+                             "every deploy without checking the schema")
+    assert "db.migration_status stage with resolve: true" in found.remedy
 
 
 def test_migrations_in_pre_deploy_command_are_the_safe_place(tmp_path):
@@ -111,10 +119,10 @@ def test_a_migration_in_the_start_command_is_an_error(tmp_path, command):
     path = blueprint(tmp_path, "services:\n" + CLEAN_SERVICE + f"    startCommand: {command}\n")
     findings = lint_blueprint(path)
     first = command.split(" && ")[0]
-    assert findings == [Finding("migration-in-start-command", "error", "api",
+    assert findings == [finding("migration-in-start-command", "error", "api",
                                 f"`{first}` migrates on every start and restart; a failure becomes a crash loop (502) "
                                 "instead of a cancelled deploy", RULES["migration-in-start-command"][1],
-                                "startCommand", str(path), 7)]
+                                "startCommand", str(path), 7, 19)]
 
 
 def test_a_migration_inside_a_script_the_start_command_runs_is_found(tmp_path):
@@ -140,11 +148,11 @@ def test_a_start_script_without_migrations_is_fine(tmp_path):
 
 def test_three_chained_start_commands_are_a_warning_and_two_are_not(tmp_path):
     path = blueprint(tmp_path, "services:\n" + CLEAN_SERVICE + "    startCommand: cd web; npm run build:css && node server.js\n")
-    [finding] = lint_blueprint(path)
-    assert finding == Finding("long-start-chain", "warning", "api",
-                              "3 chained commands (cd web && npm run build:css && node server.js); the app starts only "
-                              "if every step succeeds on every start and restart", RULES["long-start-chain"][1],
-                              "startCommand", str(path), 7)
+    [found] = lint_blueprint(path)
+    assert found == finding("long-start-chain", "warning", "api",
+                            "3 chained commands (cd web && npm run build:css && node server.js); the app starts only "
+                            "if every step succeeds on every start and restart", RULES["long-start-chain"][1],
+                            "startCommand", str(path), 7, 5)
     path.write_text(path.read_text().replace("cd web; ", ""))
     assert lint_blueprint(path) == []
 
@@ -165,9 +173,9 @@ def test_a_web_service_without_health_check_path_is_a_warning(tmp_path):
             runtime: python
             autoDeploy: false
         """)
-    assert lint_blueprint(path) == [Finding(
+    assert lint_blueprint(path) == [finding(
         "missing-health-check", "warning", "frontend", "no healthCheckPath: Render only checks that the port is open, "
-        "so a release that answers 500 goes live", RULES["missing-health-check"][1], "", str(path), 2)]
+        "so a release that answers 500 goes live", RULES["missing-health-check"][1], "", str(path), 2, 5)]
 
 
 @pytest.mark.parametrize(("setting", "message", "field", "line"), [
@@ -180,14 +188,14 @@ def test_a_web_service_without_health_check_path_is_a_warning(tmp_path):
 def test_auto_deploy_left_on_for_a_deployed_service_is_an_error(tmp_path, setting, message, field, line):
     path = blueprint(tmp_path, "services:\n  - type: web\n    name: api\n    runtime: python\n"
                                "    healthCheckPath: /health\n" + setting)
-    assert lint_blueprint(path, deployed_services={"api"}) == [Finding(
+    assert lint_blueprint(path, deployed_services={"api"}) == [finding(
         "auto-deploy-on", "error", "api", f"{message}: a push deploys without the pipeline's backup, migration and "
-        "health checks", RULES["auto-deploy-on"][1], field, str(path), line)]
+        "health checks", RULES["auto-deploy-on"][1], field, str(path), line, 5)]
 
 
 def test_auto_deploy_is_only_checked_for_services_the_pipeline_deploys(tmp_path):
     path = blueprint(tmp_path, "services:\n" + CLEAN_SERVICE + "  - type: worker\n    name: jobs\n    runtime: python\n")
-    assert [f.service for f in lint_blueprint(path)] == ["jobs"]
+    assert [f.subject for f in lint_blueprint(path)] == ["service jobs"]
     assert lint_blueprint(path, deployed_services={"api"}) == []
 
 

@@ -7,13 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 
 from deploypipe.errors import StageErrored, StageFailed
-from deploypipe.resources import Resources
 from deploypipe.spec.targets import ServiceTarget, Targets
-from deploypipe.stages.base import StageContext
+from deploypipe.stages.context import Resources, StageContext
 from deploypipe.stages.lint import LintBlueprint
+from deploypipe.testing import stage_context
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,9 +48,8 @@ def context(project: Path, targets: Targets | None = None, events: list | None =
     def emit(event: str, **fields: Any) -> None:
         sink.append({"event": event, **fields})
 
-    return StageContext(run_id="run-1", stage_id="blueprint", stage_type="lint.blueprint", pipeline_name="p",
-                        pipeline_path=project / "p.yaml", run_dir=project / "run", resources=resources, outputs={},
-                        emit=emit, log=structlog.get_logger("test"))
+    return stage_context(resources, stage_id="blueprint", stage_type="lint.blueprint", run_dir=project / "run",
+                         emit=emit)
 
 
 def write(project: Path, text: str, name: str = "render.yaml") -> Path:
@@ -73,8 +71,8 @@ def test_the_seed_blueprint_blocks_the_run_listing_every_error(tmp_path):
     message = str(info.value)
     assert message.startswith("stage blueprint: render.yaml: 3 errors, 1 warning (fail_on: error): ")
     assert message.count(" | ") == 2
-    assert "render.yaml:9: error [migrate-resolve]" in message and "render.yaml:9: error [or-true]" in message
-    assert "render.yaml:10: error [migration-in-start-command]" in message
+    assert "render.yaml:9:7: error [migrate-resolve]" in message and "render.yaml:9:7: error [or-true]" in message
+    assert "render.yaml:10:7: error [migration-in-start-command]" in message
     assert "long-start-chain" not in message
     assert [e["rule"] for e in events if e["event"] == "blueprint_finding"] == [
         "long-start-chain", "migrate-resolve", "or-true", "migration-in-start-command"]
@@ -85,8 +83,8 @@ def test_warnings_pass_and_are_reported_with_the_findings_in_outputs(tmp_path):
     targets = Targets(services={"api": ServiceTarget(name="backend-api")})
     result = run(tmp_path, targets)
     assert result.summary == "render.yaml: 1 warning"
-    assert [f["rule"] for f in result.outputs["findings"]] == ["missing-health-check"]
-    assert result.outputs["findings"][0]["service"] == "frontend"
+    assert [f.rule for f in result.outputs.findings] == ["missing-health-check"]
+    assert result.outputs.findings[0].subject == "service frontend"
     assert len(result.warnings) == 1 and "[missing-health-check] service frontend" in result.warnings[0]
     assert result.changed_production is False
 
@@ -102,7 +100,7 @@ def test_explicit_services_override_the_targets(tmp_path):
     write(tmp_path, TWO_SERVICES)
     targets = Targets(services={"api": ServiceTarget(name="backend-api"), "web": ServiceTarget(name="frontend")})
     result = run(tmp_path, targets, services=["backend-api"])
-    assert [f["rule"] for f in result.outputs["findings"]] == ["missing-health-check"]
+    assert [f.rule for f in result.outputs.findings] == ["missing-health-check"]
 
 
 def test_fail_on_warning_blocks_on_warnings(tmp_path):
@@ -137,7 +135,7 @@ def test_an_invalid_blueprint_fails_naming_file_and_line(tmp_path):
 def test_the_repository_blueprint_passes_for_the_local_pipeline_target():
     targets = Targets(services={"web": ServiceTarget(name="sampleapp")})
     result = run(ROOT, targets)
-    assert result.outputs == {"path": "render.yaml", "findings": []} and result.warnings == ()
+    assert result.outputs == LintBlueprint.Outputs(path="render.yaml", findings=[]) and result.warnings == ()
 
 
 def test_plan_names_the_file_threshold_and_services():

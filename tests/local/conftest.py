@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from deploypipe.app import Invocation
-from deploypipe.localenv import maybe_local
+from deploypipe.commands.invocation import Invocation
+from deploypipe.local.session import maybe_local
 
 ROOT = Path(__file__).resolve().parents[2]
 

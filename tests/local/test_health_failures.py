@@ -8,11 +8,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from deploypipe.app import load, run_pipeline
+from deploypipe.commands.invocation import load
+from deploypipe.commands.rollback import rollback
+from deploypipe.commands.run import run_pipeline
+from deploypipe.engine.loader import LoadedPipeline
 from deploypipe.errors import UsageError
 from deploypipe.local.repo import LocalRepo
-from deploypipe.manual_rollback import rollback
-from deploypipe.spec.loader import LoadedPipeline
 
 pytestmark = pytest.mark.e2e
 APP = "examples/sampleapp/app.py"
@@ -47,7 +48,7 @@ def _with_verify(loaded: LoadedPipeline, **changes) -> LoadedPipeline:
 def live(local):
     project, inv = local
     first = run_pipeline(inv)
-    assert first["exit_code"] == 0, first["message"]
+    assert first.exit_code == 0, first.message
     return inv, LocalRepo(Path(inv.env["DEPLOYPIPE_LOCAL_REPO"])), first
 
 
@@ -71,16 +72,16 @@ def test_bad_release_is_caught_by_health_verification_and_rolled_back(live, name
         report = run_pipeline(inv, loaded=_with_verify(load(inv), observe_s=observe_s, interval_s=1))
     finally:
         repo.reset_to(good)
-    assert report["exit_code"] == 3 and report["rollback"]["verified"] is True, report["message"]
-    assert expected.format(commit=bad[:12]) in report["message"]
-    assert _serving(inv) == first["deploys"][0]["commit"]
+    assert report.exit_code == 3 and report.rollback.verified is True, report.message
+    assert expected.format(commit=bad[:12]) in report.message
+    assert _serving(inv) == first.deploys[0].commit
 
 
 def test_manual_rollback_to_a_chosen_deploy_and_refusal_without_yes(live):
     inv, repo, first = live
-    target = first["deploys"][0]["deploy_id"]
+    target = first.deploys[0].deploy_id
     with pytest.raises(UsageError, match="refusing to roll back without confirmation; hint: pass --yes"):
         rollback(inv, service="web", to=target, run=None, yes=False)
     report = rollback(inv, service="sampleapp", to=target, run=None, yes=True)
-    assert report["exit_code"] == 0 and report["stages"][0]["outputs"]["to_deploy"] == target, report["message"]
-    assert _serving(inv) == first["deploys"][0]["commit"]
+    assert report.exit_code == 0 and report.stages[0].outputs["to_deploy"] == target, report.message
+    assert _serving(inv) == first.deploys[0].commit

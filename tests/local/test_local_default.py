@@ -6,9 +6,9 @@ import httpx
 import psycopg
 import pytest
 
-from deploypipe.app import run_pipeline
-from deploypipe.history import run_summaries
-from deploypipe.manual_rollback import rollback
+from deploypipe.commands.history import run_summaries
+from deploypipe.commands.rollback import rollback
+from deploypipe.commands.run import run_pipeline
 from deploypipe.replays.engine import production_state
 
 pytestmark = pytest.mark.e2e
@@ -34,11 +34,11 @@ def _sync(project, inv) -> None:
 def test_deploy_redeploy_rollback_and_history_on_the_local_default(local):
     project, inv = local
     first = run_pipeline(inv)
-    assert first["exit_code"] == 0, first["message"]
-    assert [s["status"] for s in first["stages"]] == ["succeeded"] * len(first["stages"])
+    assert first.exit_code == 0, first.message
+    assert [s.status for s in first.stages] == ["succeeded"] * len(first.stages)
     health = _serving(inv)
-    deployed = first["deploys"][0]
-    assert health["commit"] == deployed["commit"] and health["revision"] == "0002" and health["database"] == "ok"
+    deployed = first.deploys[0]
+    assert health["commit"] == deployed.commit and health["revision"] == "0002" and health["database"] == "ok"
 
     with psycopg.connect(inv.env["DATABASE_URL"], autocommit=True) as conn:
         conn.execute("insert into notes (body) values ('kept across deploys')")
@@ -46,15 +46,15 @@ def test_deploy_redeploy_rollback_and_history_on_the_local_default(local):
     app.write_text(app.read_text().replace('VERSION = "1.0.0"', 'VERSION = "1.0.1"'))
     _sync(project, inv)
     second = run_pipeline(inv)
-    assert second["exit_code"] == 0, second["message"]
-    assert second["deploys"][0]["deploy_id"] != deployed["deploy_id"]
+    assert second.exit_code == 0, second.message
+    assert second.deploys[0].deploy_id != deployed.deploy_id
     assert _serving(inv)["version"] == "1.0.1"
     assert httpx.get(health["url"] + "/notes").json()[0]["body"] == "kept across deploys"
 
     back = rollback(inv, service=None, to=None, run=None, yes=True)
-    assert back["exit_code"] == 0 and back["outcome"] == "rollback_verified", back["message"]
-    assert back["stages"][0]["outputs"]["to_deploy"] == deployed["deploy_id"]
-    assert _serving(inv)["commit"] == deployed["commit"] and _serving(inv)["version"] == "1.0.0"
+    assert back.exit_code == 0 and back.outcome == "rollback_verified", back.message
+    assert back.stages[0].outputs["to_deploy"] == deployed.deploy_id
+    assert _serving(inv)["commit"] == deployed.commit and _serving(inv)["version"] == "1.0.0"
 
     runs = run_summaries(project / ".deploypipe", 10)
     assert [r["outcome"] for r in runs[:3]] == ["rollback_verified", "deployed", "deployed"]
@@ -65,7 +65,7 @@ def test_local_runs_leave_a_report_and_journal_without_secrets(local):
     report = run_pipeline(inv)
     from pathlib import Path
 
-    run_dir = Path(report["run_dir"])
+    run_dir = Path(report.run_dir)
     assert (run_dir / "events.jsonl").exists() and (run_dir / "report.json").exists()
     password = psycopg.conninfo.conninfo_to_dict(inv.env["DATABASE_URL"])["password"]
     api_key = inv.env["RENDER_API_KEY"]
@@ -75,4 +75,4 @@ def test_local_runs_leave_a_report_and_journal_without_secrets(local):
             assert password not in text and api_key not in text, path.name
     backups = project / ".deploypipe" / "backups"
     assert all(oct(p.stat().st_mode & 0o777) == "0o600" for p in backups.iterdir() if p.is_file())
-    assert production_state(dict(inv.env))["commit"] == report["deploys"][0]["commit"]
+    assert production_state(dict(inv.env), "sampleapp")["commit"] == report.deploys[0].commit

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from deploypipe.app import run_pipeline
+from deploypipe.commands.invocation import load
+from deploypipe.commands.run import run_pipeline
 from deploypipe.replays.catalogue import REPLAYS
 from deploypipe.replays.engine import production_state, run_replay
 
@@ -14,27 +15,27 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def baseline(local):
     project, inv = local
-    if production_state(dict(inv.env))["commit"] is None:
+    if production_state(dict(inv.env), "sampleapp")["commit"] is None:
         report = run_pipeline(inv)
-        assert report["exit_code"] == 0, report["message"]
+        assert report.exit_code == 0, report.message
     return inv
 
 
 @pytest.mark.parametrize("name", list(REPLAYS))
 def test_replay_is_stopped_or_undone_and_production_is_unharmed(baseline, name):
     inv = baseline
-    result = run_replay(inv, name, env=dict(inv.env))
+    result = run_replay(name, env=dict(inv.env), load=lambda: load(inv), run=lambda loaded: run_pipeline(inv, loaded=loaded))
     replay = REPLAYS[name]
     assert result.exit_code == replay.expected_exit, result.summary()
     assert result.unharmed, result.summary()
     first = result.runs[0]
-    stopped = [s for s in first["stages"] if s["status"] in ("failed", "errored")]
-    assert stopped and stopped[0]["type"] == replay.expected_stage, result.summary()
+    stopped = [s for s in first.stages if s.status in ("failed", "errored")]
+    assert stopped and stopped[0].type == replay.expected_stage, result.summary()
     summary = result.summary()
     assert replay.seed in summary and "unharmed" in summary
     if name == "transaction-cascade":
-        assert "current transaction is aborted" in result.runs[1]["message"]
+        assert "current transaction is aborted" in result.runs[1].message
     if name == "failed-migration-state":
-        assert result.resolved is True and result.runs[1]["exit_code"] == 0
+        assert result.resolved is True and result.runs[1].exit_code == 0
     if name == "broken-release":
-        assert first["rollback"]["verified"] is True
+        assert first.rollback.verified is True

@@ -26,7 +26,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 receiver.requests.append({"path": self.path, "content_type": self.headers.get("content-type"),
                                           "body": json.loads(self.rfile.read(length))})

@@ -34,12 +34,12 @@ def loopback(fake_clock: FakeClock) -> Iterator[tuple[Emulator, EmulatorServer]]
 
 
 @pytest.fixture
-def git_repo(tmp_path) -> "GitRepo":
+def git_repo(tmp_path) -> GitRepo:
     return GitRepo.create(tmp_path / "repo")
 
 
 @pytest.fixture
-def stages(render: Render, git_repo: "GitRepo", tmp_path) -> StageHarness:
+def stages(render: Render, git_repo: GitRepo, tmp_path) -> StageHarness:
     targets = Targets(services={"web": ServiceTarget(name="web", repo_dir=str(git_repo.path)),
                                 "worker": ServiceTarget(id="srv-wrk0000000000000000", repo_dir=str(git_repo.path))})
     return StageHarness(render=render, project_dir=tmp_path, targets=targets)
@@ -52,7 +52,7 @@ class GitRepo:
         self.path = path
 
     @classmethod
-    def create(cls, path) -> "GitRepo":
+    def create(cls, path) -> GitRepo:
         path.mkdir(parents=True)
         repo = cls(path)
         repo.git("init", "-q", "-b", "main")

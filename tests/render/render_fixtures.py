@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+
+from deploypipe import testing
 from deploypipe.emulator import Emulator
 from deploypipe.emulator.blueprint import ServiceDef
 from deploypipe.emulator.runtime import SimulatedRuntime
 from deploypipe.render import RenderClient, RetryPolicy
-from deploypipe import testing
 
 API_KEY = "rnd_test_secret_key_0123456789"
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z, on the emulator's clock and ours
@@ -87,10 +88,8 @@ class StageHarness:
     outputs: dict[str, Any] = field(default_factory=dict)
 
     def context(self, stage_type: str, *, stage_id: str = "stage", prior: tuple = ()) -> Any:
-        import structlog
-
-        from deploypipe.resources import Resources
-        from deploypipe.stages.base import StageContext
+        from deploypipe.stages.context import Resources
+        from deploypipe.testing import stage_context
 
         resources = Resources(project_dir=self.project_dir, state_dir=self.project_dir / ".deploypipe", env={},
                               targets=self.targets, render_factory=lambda: self.render.client,
@@ -99,11 +98,9 @@ class StageHarness:
         def emit(event: str, **fields: Any) -> None:
             self.events.append({"event": event, "stage": stage_id, **fields})
 
-        return StageContext(run_id="run-1", stage_id=stage_id, stage_type=stage_type, pipeline_name="p",
-                            pipeline_path=self.project_dir / "p.yaml", run_dir=self.project_dir / "run",
-                            resources=resources, outputs=dict(self.outputs), emit=emit,
-                            log=structlog.get_logger("test").bind(stage=stage_id), sleep=self.render.clock.sleep,
-                            clock=self.render.clock.time, prior_events=prior)
+        return stage_context(resources, stage_id=stage_id, stage_type=stage_type, run_dir=self.project_dir / "run",
+                             earlier=self.outputs, emit=emit, sleep=self.render.clock.sleep,
+                             clock=self.render.clock.time, prior_events=prior)
 
     def named(self, event: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e["event"] == event]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from render_fixtures import Counter, make_client
 
+from deploypipe.emulator import in_process_client
 from deploypipe.emulator.blueprint import ServiceDef
 from deploypipe.errors import (
     AuthenticationError,
@@ -13,9 +15,6 @@ from deploypipe.errors import (
     RateLimitedError,
     TransientProviderError,
 )
-from deploypipe.emulator import in_process_client
-
-from render_fixtures import Counter, make_client
 
 
 def _add_services(render, count: int) -> None:
@@ -95,7 +94,7 @@ def test_a_missing_deploy_is_a_not_found_error_naming_it(render):
     with pytest.raises(NotFoundError) as info:
         render.client.get_deploy("srv-web0000000000000000", "dep-nope")
     assert "404: deploy dep-nope not found: deploy dep-nope not found for service srv-web0000000000000000" in str(info.value)
-    assert info.value.attrs["error_id"] == "not_found"
+    assert info.value.error_id == "not_found"
 
 
 def test_cancelling_a_finished_deploy_is_a_conflict_with_renders_message(render):

@@ -7,8 +7,8 @@ import pytest
 from render_fixtures import API_KEY, Counter, make_client
 from structlog.testing import capture_logs
 
-from deploypipe.emulator.transport import InProcessTransport
 from deploypipe.emulator.app import create_app
+from deploypipe.emulator.transport import InProcessTransport
 from deploypipe.errors import ProviderError, TransientProviderError
 
 SRV = "srv-web0000000000000000"

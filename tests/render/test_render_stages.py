@@ -6,7 +6,8 @@ import pytest
 
 from deploypipe.emulator.app import apply_fault
 from deploypipe.errors import RollbackFailed, StageErrored, StageFailed, TransientError
-from deploypipe.stages.render import RenderDeploy, RenderPreflight, RenderRollback, rollback_candidates
+from deploypipe.render.history import rollback_candidates
+from deploypipe.stages.render import RenderDeploy, RenderPreflight, RenderRollback
 
 SRV = "srv-web0000000000000000"
 
@@ -23,11 +24,11 @@ def _deploy(stages, prior=(), **params):
 def test_preflight_records_each_live_deploy_as_the_rollback_target(stages, git_repo):
     live = stages.render.deploy_live(commit=git_repo.git("rev-parse", "HEAD"))
     result = _preflight(stages)
-    web = result.outputs["services"]["web"]
-    assert web == {"service_id": SRV, "live_deploy_id": live, "live_commit": git_repo.git("rev-parse", "HEAD"),
+    web = result.outputs.services["web"]
+    assert web.model_dump() == {"service_id": SRV, "live_deploy_id": live, "live_commit": git_repo.git("rev-parse", "HEAD"),
                    "auto_deploy": True, "url": "https://web.example.test", "branch": "main",
                    "commit": git_repo.git("rev-parse", "HEAD"), "recent_failures": 0}
-    assert result.outputs["services"]["worker"]["live_deploy_id"] is None
+    assert result.outputs.services["worker"].live_deploy_id is None
     assert result.warnings == ("worker: no deploy is live yet; a failed deploy cannot be rolled back",)
     assert result.changed_production is False and RenderPreflight.touches_production is False
 
@@ -47,7 +48,7 @@ def test_preflight_warns_that_production_is_frozen_after_three_failed_deploys(st
     assert result.warnings == (f"web: production frozen on commit 111111111111 since {finished}; "
                                f"the last 3 deploys failed: {listed}",)
     assert "update_failed" in listed and "build_failed" in listed
-    assert result.outputs["services"]["web"]["live_deploy_id"] == live
+    assert result.outputs.services["web"].live_deploy_id == live
 
 
 def test_preflight_refuses_while_a_deploy_is_in_progress(stages):
@@ -60,7 +61,7 @@ def test_preflight_refuses_while_a_deploy_is_in_progress(stages):
 def test_preflight_waits_for_a_deploy_in_progress_when_asked(stages):
     busy, _ = stages.render.emulator.trigger(stages.render.service(), commit_id="1" * 40)
     result = _preflight(stages, services=["web"], wait_in_progress_s=300)
-    assert result.outputs["services"]["web"]["live_deploy_id"] == busy.id
+    assert result.outputs.services["web"].live_deploy_id == busy.id
     assert sum(stages.render.clock.waits) >= 60
 
 
@@ -84,15 +85,16 @@ def test_preflight_warns_when_the_branch_render_builds_is_unknown_locally(stages
 
 def test_deploy_triggers_head_journals_it_before_waiting_and_reports_the_previous_release(stages, git_repo):
     old = stages.render.deploy_live(commit="1" * 40)
-    stages.outputs["pre"] = {**_preflight(stages, services=["web"]).outputs, "_type": "render.preflight"}
+    stages.outputs["pre"] = _preflight(stages, services=["web"]).outputs
     head = git_repo.commit("app.py", "print('v2')\n", "v2")
     result = _deploy(stages)
-    deploy_id = result.outputs["deploy_id"]
-    assert result.outputs == {"service": "web", "service_id": SRV, "deploy_id": deploy_id, "commit": head,
+    deploy_id = result.outputs.deploy_id
+    assert result.outputs.model_dump() == {"service": "web", "service_id": SRV, "deploy_id": deploy_id, "commit": head,
                               "previous_deploy_id": old, "previous_commit": "1" * 40,
                               "url": "https://web.example.test", "status": "live"}
     assert result.changed_production is True
-    assert result.deploys == ({"service": "web", "deploy_id": deploy_id, "commit": head, "status": "live"},)
+    assert [d.model_dump() for d in result.deploys] == [{"service": "web", "deploy_id": deploy_id, "commit": head,
+                                                          "status": "live"}]
     names = [e["event"] for e in stages.events]
     assert names.index("deploy_triggered") < names.index("deploy_status")
     assert stages.named("deploy_triggered")[0]["deploy_id"] == deploy_id
@@ -104,7 +106,7 @@ def test_deploy_refuses_a_dirty_working_tree_unless_allowed(stages, git_repo):
     with pytest.raises(StageFailed, match="has uncommitted changes \\(app.py\\); Render would build HEAD without them"):
         _deploy(stages)
     assert stages.render.service().deploys == []
-    assert _deploy(stages, allow_dirty=True).outputs["status"] == "live"
+    assert _deploy(stages, allow_dirty=True).outputs.status == "live"
 
 
 @pytest.mark.parametrize("phase, status, reason", [
@@ -119,8 +121,8 @@ def test_a_deploy_failing_on_render_fails_the_stage_without_changing_production(
         _deploy(stages, commit="2" * 40)
     error = info.value
     assert f"ended {status}: {reason}; commit 111111111111 keeps serving" in str(error)
-    assert error.attrs["production_changed"] is False and error.attrs["status"] == status
-    assert error.attrs["outputs"]["previous_commit"] == "1" * 40
+    assert error.production_changed is False and error.outputs.status == status
+    assert error.outputs.previous_commit == "1" * 40
 
 
 def test_a_deploy_canceled_on_render_fails_the_stage_without_changing_production(stages):
@@ -135,14 +137,14 @@ def test_a_deploy_canceled_on_render_fails_the_stage_without_changing_production
     client.wait_for_deploy = cancel_then_wait
     with pytest.raises(StageFailed, match="ended canceled: the deploy was canceled") as info:
         _deploy(stages, commit="2" * 40)
-    assert info.value.attrs["production_changed"] is False
+    assert info.value.production_changed is False
 
 
 def test_a_deploy_that_times_out_is_cancelled_and_fails_the_stage(stages):
     stages.render.deploy_live(commit="1" * 40)
     with pytest.raises(StageFailed, match="still build_in_progress after 10s; cancelled it; 111111111111 keeps serving") as info:
         _deploy(stages, commit="2" * 40, timeout_s=10)
-    assert info.value.attrs["production_changed"] is False and info.value.attrs["status"] == "timeout"
+    assert info.value.production_changed is False and info.value.outputs.status == "timeout"
     assert stages.render.service().deploys[-1].status == "canceled"
 
 
@@ -152,7 +154,7 @@ def test_a_resumed_deploy_waits_on_the_journalled_deploy_instead_of_triggering_a
               "commit": "2" * 40, "previous_deploy_id": None, "previous_commit": None, "url": None},)
     before = stages.render.counter.count("POST")
     result = _deploy(stages, prior=prior, commit="2" * 40)
-    assert result.outputs["deploy_id"] == first.id and result.outputs["status"] == "live"
+    assert result.outputs.deploy_id == first.id and result.outputs.status == "live"
     assert stages.render.counter.count("POST") == before and len(stages.render.service().deploys) == 1
     assert stages.named("deploy_resumed") and not stages.named("deploy_triggered")
 
@@ -163,7 +165,7 @@ def test_losing_render_while_waiting_is_not_retryable_so_the_runner_never_trigge
     with pytest.raises(StageErrored, match="lost contact with Render while waiting for deploy") as info:
         _deploy(stages, commit="2" * 40)
     assert not isinstance(info.value, TransientError)
-    assert info.value.attrs["production_changed"] is True
+    assert info.value.production_changed is True
 
 
 def test_compensation_rolls_back_to_the_previous_deploy_and_turns_auto_deploy_off(stages):
@@ -174,7 +176,7 @@ def test_compensation_rolls_back_to_the_previous_deploy_and_turns_auto_deploy_of
     live = render.client.live_deploy(SRV)
     assert (comp.action, comp.verified) == ("rolled_back", True)
     assert live.commit_id == "1" * 40 and live.trigger == "rollback"
-    assert comp.details["service"] == "web" and comp.details["from_deploy"] == outputs["deploy_id"]
+    assert comp.details["service"] == "web" and comp.details["from_deploy"] == outputs.deploy_id
     assert comp.details["to_deploy"] == old and comp.details["rollback_deploy_id"] == live.id
     assert comp.details["commit"] == "1" * 40
     assert "auto-deploy turned off for web" in comp.summary and "when the fix is deployed" in comp.summary
@@ -191,7 +193,7 @@ def test_a_compensation_whose_rollback_fails_says_what_is_live_now(stages):
         RenderDeploy().compensate(stages.context("render.deploy"), RenderDeploy.Params(service="web"), outputs)
     message = str(info.value)
     assert "ended update_failed: the new instance exited with status 1" in message
-    assert f"live now: {outputs['deploy_id']} at commit 222222222222" in message
+    assert f"live now: {outputs.deploy_id} at commit 222222222222" in message
 
 
 def test_rollback_defaults_to_the_previous_successful_deploy_and_then_further_back(stages):
@@ -204,12 +206,12 @@ def test_rollback_defaults_to_the_previous_successful_deploy_and_then_further_ba
     render.clock.now += 60
     params = RenderRollback.Params(service="web", disable_auto_deploy=False)
     result = RenderRollback().run(stages.context("render.rollback"), params)
-    assert (result.outputs["to_deploy"], result.outputs["commit"]) == (second, "2" * 40)
-    assert result.outputs["previous_commit"] == "3" * 40 and result.changed_production
+    assert (result.outputs.to_deploy, result.outputs.commit) == (second, "2" * 40)
+    assert result.outputs.previous_commit == "3" * 40 and result.changed_production
     candidates = rollback_candidates(render.client, SRV)
     assert [(c["status"], c["commit"][:1]) for c in candidates] == [("live", "2"), ("deactivated", "1")]
     again = RenderRollback().run(stages.context("render.rollback"), params)
-    assert again.outputs["to_deploy"] == first and render.client.live_deploy(SRV).commit_id == "1" * 40
+    assert again.outputs.to_deploy == first and render.client.live_deploy(SRV).commit_id == "1" * 40
 
 
 def test_rollback_to_a_named_deploy_and_its_compensation_goes_forward_again(stages):
@@ -236,8 +238,8 @@ def test_a_timed_out_deploy_left_running_is_cancelled_by_its_compensation(stages
     old = stages.render.deploy_live(commit="1" * 40)
     with pytest.raises(StageFailed, match="still build_in_progress after 10s; it may still go live") as info:
         _deploy(stages, commit="2" * 40, timeout_s=10, cancel_on_timeout=False)
-    assert info.value.attrs["production_changed"] is True
-    outputs = info.value.attrs["outputs"]
+    assert info.value.production_changed is True
+    outputs = info.value.outputs
     comp = RenderDeploy().compensate(stages.context("render.deploy"), RenderDeploy.Params(service="web"), outputs)
     assert (comp.action, comp.verified) == ("canceled", True)
     assert stages.render.client.live_deploy(SRV).id == old

@@ -19,8 +19,8 @@ from typing import Callable, Iterator
 import httpx
 import pytest
 
-from deploypipe.embedded_pg import EmbeddedPostgres, start_embedded
-from deploypipe.yamlio import load_yaml
+from deploypipe.core.embedded_pg import EmbeddedPostgres, start_embedded
+from deploypipe.core.yamlio import load_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_DIR = ROOT / "examples" / "sampleapp"

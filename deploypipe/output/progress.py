@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, TextIO
 
+from deploypipe.stages.report import Report
+
 __all__ = ["ConsoleProgress", "print_summary"]
 
 _MARK = {"succeeded": "[green]✓[/]", "failed": "[red]✗[/]", "errored": "[red]![/]", "skipped": "[dim]-[/]",
@@ -71,22 +73,22 @@ class ConsoleProgress:
         self._stop()
 
 
-def print_summary(report: Mapping[str, Any], stream: TextIO) -> None:
+def print_summary(report: Report, stream: TextIO) -> None:
     """The final table (stage, result, time) and the outcome line."""
     from rich.console import Console
     from rich.table import Table
 
     console = Console(file=stream, highlight=False, soft_wrap=True)
-    table = Table(title=f"deploypipe run {report['run_id']} — {report['pipeline']}", title_justify="left")
+    table = Table(title=f"deploypipe run {report.run_id} — {report.pipeline}", title_justify="left")
     for column in ("stage", "type", "result", "time"):
         table.add_column(column, justify="right" if column == "time" else "left")
-    for stage in report["stages"]:
-        table.add_row(stage["id"], stage["type"], stage["status"], f"{stage['duration_s']:.1f}s")
+    for stage in report.stages:
+        table.add_row(stage.id, stage.type, stage.status, f"{stage.duration_s:.1f}s")
     console.print(table)
-    for deploy in report.get("deploys") or []:
-        console.print(f"deploy {deploy.get('service')}: {deploy.get('deploy_id')} commit "
-                      f"{str(deploy.get('commit') or '')[:12]} {deploy.get('status')}", markup=False)
-    colour = _OUTCOME.get(report["outcome"], "white")
-    console.print(f"[{colour}]{report['outcome']}[/] (exit {report['exit_code']}): ", end="")
-    console.print(report.get("message", ""), markup=False)
-    console.print(f"run record: {report['run_dir']}", markup=False)
+    for deploy in report.deploys:
+        console.print(f"deploy {deploy.service}: {deploy.deploy_id} commit {(deploy.commit or '')[:12]} "
+                      f"{deploy.status}", markup=False)
+    colour = _OUTCOME.get(report.outcome.value, "white")
+    console.print(f"[{colour}]{report.outcome.value}[/] (exit {report.exit_code}): ", end="")
+    console.print(report.message, markup=False)
+    console.print(f"run record: {report.run_dir}", markup=False)

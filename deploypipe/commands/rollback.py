@@ -7,14 +7,17 @@ like a deploy's. It asks before acting on a terminal and refuses without
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
-from deploypipe.app import Invocation, load, run_pipeline
+from deploypipe.commands.invocation import Invocation, load, redactor_for, resources_for
+from deploypipe.commands.run import run_pipeline
+from deploypipe.engine.journal import read_events, run_dir_for
+from deploypipe.engine.loader import LoadedPipeline
 from deploypipe.errors import UsageError
-from deploypipe.spec.loader import LoadedPipeline
+from deploypipe.render.history import rollback_candidates
 from deploypipe.spec.model import Pipeline, StageSpec
 from deploypipe.stages.registry import get_stage
+from deploypipe.stages.report import Report
 
 __all__ = ["rollback"]
 
@@ -44,57 +47,47 @@ def _rollback_pipeline(loaded: LoadedPipeline, key: str, to: str | None) -> Load
         stages.append(StageSpec.model_validate({"id": "verify", "type": "verify.health", "with": verify.with_}))
         params["verify"] = loaded.params[verify.id]
     spec = Pipeline.model_validate({"version": 1, "name": loaded.spec.name, "targets": loaded.spec.targets.model_dump(),
-                                    "lock": loaded.spec.lock.model_dump(), "stages": [s.model_dump(by_alias=True) for s in stages]})
+                                    "lock": loaded.spec.lock.model_dump(),
+                                    "stages": [s.model_dump(by_alias=True) for s in stages]})
     return LoadedPipeline(loaded.path, spec, params, loaded.secrets, loaded.source)
 
 
 def _show_candidates(inv: Invocation, loaded: LoadedPipeline, key: str) -> str | None:
     """Print the live deploy and recent live-able deploys; return the default target deploy id."""
-    from deploypipe.app import _resources
-    from deploypipe.redact import Redactor
-    from deploypipe.stages.render import rollback_candidates
-
-    resources = _resources(inv, loaded, Redactor())
+    resources = resources_for(inv, loaded, redactor_for(inv))
+    target = loaded.spec.targets.services[key]
     try:
-        target = loaded.spec.targets.services[key]
-        service = resources.render.find_service(target.id or target.name)
+        service = resources.render.find_service(target.id or target.name or key)
         candidates = rollback_candidates(resources.render, service.id)
     finally:
         resources.close()
-    out = inv.stderr or sys.stderr
-    out.write(f"service {target.ref} ({service.id}): recent deploys\n")
+    inv.err.write(f"service {target.ref} ({service.id}): recent deploys\n")
     for item in candidates:
-        out.write(f"  {item['id']}  {str(item.get('commit') or '')[:12]:<12} {item.get('status', ''):<12} "
-                  f"{item.get('created_at', '')}  {str(item.get('message') or '')[:50]}\n")
+        inv.err.write(f"  {item['id']}  {str(item.get('commit') or '')[:12]:<12} {item.get('status', ''):<12} "
+                      f"{item.get('created_at', '')}  {str(item.get('message') or '')[:50]}\n")
     return next((c["id"] for c in candidates if c.get("status") != "live"), None)
 
 
-def rollback(inv: Invocation, *, service: str | None, to: str | None, run: str | None, yes: bool) -> dict[str, Any]:
+def _confirmed(inv: Invocation, yes: bool, question: Any, *, what: str = "roll back") -> None:
+    """Go on only with --yes, or when someone at a terminal says yes."""
+    if yes:
+        return
+    if not inv.is_interactive():
+        raise UsageError(f"refusing to {what} without confirmation", hint="pass --yes (no terminal to ask)")
+    if not inv.confirm(question() if callable(question) else question):
+        raise UsageError("rollback not confirmed; nothing was changed")
+
+
+def rollback(inv: Invocation, *, service: str | None, to: str | None, run: str | None, yes: bool) -> Report:
     if to and run:
         raise UsageError("--to and --run exclude each other", hint="roll back one service (--to) or undo one run (--run)")
     loaded = load(inv)
     if run:
-        if not yes and not inv.is_interactive():
-            raise UsageError(f"refusing to undo run {run} without confirmation", hint="pass --yes (no terminal to ask)")
-        if not yes and not _confirm(inv, f"Undo what run {run} changed in production?"):
-            raise UsageError("rollback not confirmed; nothing was changed")
-        from deploypipe.journal import read_events, run_dir_for
-
         events = read_events(run_dir_for(inv.state_dir, run))
+        _confirmed(inv, yes, f"Undo what run {run} changed in production?", what=f"undo run {run}")
         return run_pipeline(inv, loaded=loaded, execute=lambda runner: runner.undo(events, run))
     key = _service_key(loaded, service)
-    if not yes:
-        if not inv.is_interactive():
-            raise UsageError("refusing to roll back without confirmation", hint="pass --yes (no terminal to ask)")
-        default = to or _show_candidates(inv, loaded, key)
-        if not _confirm(inv, f"Roll {key} back to {default or 'the previous successful deploy'}?"):
-            raise UsageError("rollback not confirmed; nothing was changed")
-    synthetic = _rollback_pipeline(loaded, key, to)
-    return run_pipeline(inv, loaded=synthetic, execute=lambda runner: runner.run(manual_rollback=True))
-
-
-def _confirm(inv: Invocation, question: str) -> bool:
-    out = inv.stderr or sys.stderr
-    out.write(f"{question} [y/N] ")
-    out.flush()
-    return sys.stdin.readline().strip().lower() in ("y", "yes")
+    _confirmed(inv, yes, lambda: f"Roll {key} back to "
+                             f"{to or _show_candidates(inv, loaded, key) or 'the previous successful deploy'}?")
+    return run_pipeline(inv, loaded=_rollback_pipeline(loaded, key, to),
+                        execute=lambda runner: runner.run(manual_rollback=True))

@@ -16,7 +16,7 @@ import os
 import re
 import socket
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -86,7 +86,7 @@ class FileLock:
             log.warning("lock_stale_taken_over", lock=self.key, previous_run=previous.get("run_id"),
                         previous_pid=previous.get("pid"), previous_host=previous.get("host"), since=previous.get("since"))
         record = {"run_id": self.run_id, "pid": str(os.getpid()), "host": socket.gethostname(),
-                  "user": getpass.getuser(), "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                  "user": getpass.getuser(), "since": datetime.now(UTC).isoformat(timespec="seconds")}
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
         os.write(fd, json.dumps(record).encode())
@@ -105,7 +105,7 @@ class FileLock:
         os.close(self._fd)
         self._fd = None
 
-    def __enter__(self) -> "FileLock":
+    def __enter__(self) -> FileLock:
         self.acquire()
         return self
 

@@ -3,7 +3,9 @@
 ``load_yaml(path)`` returns the data and a map from key paths (tuples of keys
 and list indexes) to 1-based line numbers, so every later error can name the
 file and line of the offending key. Only PyYAML's safe loader is used: no
-tags, no Python objects.
+tags, no Python objects. Hostile input is bounded: a file larger than
+``MAX_BYTES`` or a document whose aliases expand past ``MAX_NODES`` nodes (a
+"billion laughs" bomb) is refused at once with one line.
 """
 
 from __future__ import annotations
@@ -16,9 +18,13 @@ import yaml
 
 from deploypipe.errors import SpecError
 
-__all__ = ["LoadedYaml", "load_yaml", "parse_yaml"]
+__all__ = ["MAX_BYTES", "MAX_NODES", "LoadedYaml", "load_yaml", "parse_yaml"]
 
 Path_ = tuple[Any, ...]
+#: the largest YAML file deploypipe reads (pipelines and Blueprints are a few KiB)
+MAX_BYTES = 1_048_576
+#: the most nodes a document may expand to, aliases included
+MAX_NODES = 100_000
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,7 @@ class LoadedYaml:
     data: Any
     lines: dict[Path_, int] = field(default_factory=dict)
     source: str = "<string>"
+    columns: dict[Path_, int] = field(default_factory=dict)
 
     def line_of(self, path: Path_) -> int | None:
         """Line of the deepest known prefix of ``path``."""
@@ -34,6 +41,10 @@ class LoadedYaml:
             if line is not None:
                 return line
         return None
+
+    def column_of(self, path: Path_) -> int | None:
+        """1-based column of ``path`` itself, when known."""
+        return self.columns.get(tuple(path))
 
     def where(self, path: Path_) -> str:
         line = self.line_of(path)
@@ -45,9 +56,17 @@ class _Builder:
         self.source = source
         self.constructor = yaml.SafeLoader("")  # a SafeConstructor with no stream
         self.lines: dict[Path_, int] = {}
+        self.columns: dict[Path_, int] = {}
+        self.nodes = 0
 
     def build(self, node: yaml.Node, path: Path_) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise SpecError(f"the document expands to more than {MAX_NODES} nodes (aliases included); expected a "
+                            "small configuration file", where=self.source,
+                            hint="remove the nested anchors and aliases (a YAML alias bomb?)")
         self.lines.setdefault(path, node.start_mark.line + 1)
+        self.columns.setdefault(path, node.start_mark.column + 1)
         expected_tag = {yaml.MappingNode: "tag:yaml.org,2002:map", yaml.SequenceNode: "tag:yaml.org,2002:seq"}
         if type(node) in expected_tag and node.tag != expected_tag[type(node)]:
             raise SpecError(f"invalid YAML: could not determine a constructor for the tag '{node.tag}'",
@@ -68,6 +87,7 @@ class _Builder:
                         hint="each key may appear once in a mapping",
                     )
                 self.lines[path + (key,)] = key_node.start_mark.line + 1
+                self.columns[path + (key,)] = key_node.start_mark.column + 1
                 result[key] = self.build(value_node, path + (key,))
             return result
         if isinstance(node, yaml.SequenceNode):
@@ -77,6 +97,8 @@ class _Builder:
 
 def parse_yaml(text: str, source: str = "<string>") -> LoadedYaml:
     """Parse one YAML document safely, with line numbers; errors are SpecError naming the line."""
+    if len(text) > MAX_BYTES:
+        raise SpecError(f"document is {len(text)} characters; expected at most {MAX_BYTES}", where=source)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         if node is None:
@@ -92,15 +114,18 @@ def parse_yaml(text: str, source: str = "<string>") -> LoadedYaml:
         raise SpecError(f"invalid YAML: {exc}", where=source) from None
     except (ValueError, TypeError, RecursionError) as exc:  # e.g. bad timestamps, deep nesting
         raise SpecError(f"invalid YAML value: {exc}", where=source) from None
-    lines = dict(builder.lines)
-    lines = {k: v for k, v in lines.items() if "<key>" not in k}
-    return LoadedYaml(data, lines, source)
+    lines = {k: v for k, v in builder.lines.items() if "<key>" not in k}
+    columns = {k: v for k, v in builder.columns.items() if "<key>" not in k}
+    return LoadedYaml(data, lines, source, columns)
 
 
 def load_yaml(path: Path | str) -> LoadedYaml:
     """Read and parse ``path``; unreadable or undecodable files are SpecError."""
     p = Path(path)
     try:
+        if p.stat().st_size > MAX_BYTES:
+            raise SpecError(f"file is {p.stat().st_size} bytes; expected at most {MAX_BYTES}", where=str(p),
+                            hint="pipelines and Blueprints are small files; is this the right path?")
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError("file not found", where=str(p), hint="pass an existing file with --pipeline") from None

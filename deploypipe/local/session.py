@@ -17,7 +17,7 @@ __all__ = ["maybe_local"]
 
 @contextlib.contextmanager
 def maybe_local(inv: Any) -> Iterator[None]:
-    from deploypipe.yamlio import load_yaml
+    from deploypipe.core.yamlio import load_yaml
 
     path = inv.pipeline_path()
     try:

@@ -1,6 +1,6 @@
 """Render a run report as a Markdown summary for CI (GitHub's $GITHUB_STEP_SUMMARY).
 
-    python -m deploypipe.ci_summary report.json [--exit-code N] [--output PATH]
+    python -m deploypipe.output.ci_summary report.json [--exit-code N] [--output PATH]
 
 reads the report ``deploypipe deploy --json`` (or ``rollback --json``) printed
 and writes Markdown to stdout, or appends it to ``--output`` (GitHub appends
@@ -8,10 +8,8 @@ every step's summary to the same file). When the report is missing or not
 JSON (deploypipe stopped before running, e.g. an invalid pipeline), the
 summary says so and shows ``--exit-code``.
 
-Report keys used: run_id, pipeline, started_at, finished_at, outcome, exit_code,
-message, stages[{id, type, status, attempts, duration_s, error{type, message},
-warnings}], deploys[{service, deploy_id, commit, status}], rollback{performed,
-verified, items[{stage, action, verified, summary}]}, run_dir.
+The report is read as :class:`~deploypipe.stages.report.Report`, the model
+``report.json`` is written from.
 """
 
 from __future__ import annotations
@@ -19,9 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
+
+from pydantic import ValidationError
+
+from deploypipe.stages.report import Report, StageReport
 
 __all__ = ["main", "render_markdown", "render_missing", "write_step_summary"]
 
@@ -50,76 +51,64 @@ def _duration(seconds: Any) -> str:
     return f"{minutes}m {secs:02d}s" if minutes < 60 else f"{minutes // 60}h {minutes % 60:02d}m"
 
 
-def _elapsed(report: Mapping[str, Any]) -> str:
-    try:
-        start = datetime.fromisoformat(str(report["started_at"]))
-        end = datetime.fromisoformat(str(report["finished_at"]))
-    except (KeyError, ValueError):
+def _elapsed(report: Report) -> str:
+    if report.finished_at is None:
         return ""
-    return _duration((end - start).total_seconds())
+    return _duration((report.finished_at - report.started_at).total_seconds())
 
 
-def _stage_result(stage: Mapping[str, Any]) -> str:
-    status = str(stage.get("status", "?"))
-    text = f"{_STATUS.get(status, '')} {status}".strip()
-    error = stage.get("error") or {}
-    if isinstance(error, Mapping) and error.get("message"):
-        text += f": {error.get('type', 'error')}: {error['message']}"
+def _stage_result(stage: StageReport) -> str:
+    text = f"{_STATUS.get(stage.status, '')} {stage.status}".strip()
+    if stage.error is not None and stage.error.message:
+        text += f": {stage.error.type}: {stage.error.message}"
     return text
 
 
-def render_markdown(report: Mapping[str, Any]) -> str:
+def render_markdown(report: Report) -> str:
     """The Markdown summary of one run report."""
-    outcome = str(report.get("outcome", "unknown"))
-    lines = [f"## {_OUTCOME.get(outcome, '❔')} deploypipe {report.get('pipeline', '?')}: {outcome.replace('_', ' ')} "
-             f"(exit {report.get('exit_code', '?')})", ""]
-    message = report.get("message")
-    if message and message != outcome:
-        lines += [f"> {_cell(message, 2000).replace('<br>', ' ')}", ""]
-    facts = [f"Run `{report.get('run_id', '?')}`"]
-    if report.get("started_at"):
-        facts.append(f"started {report['started_at']}")
+    outcome = report.outcome.value
+    lines = [f"## {_OUTCOME.get(outcome, '❔')} deploypipe {report.pipeline}: {outcome.replace('_', ' ')} "
+             f"(exit {report.exit_code})", ""]
+    if report.message and report.message != outcome:
+        lines += [f"> {_cell(report.message, 2000).replace('<br>', ' ')}", ""]
+    facts = [f"Run `{report.run_id}`", f"started {report.started_at.isoformat()}"]
     if _elapsed(report):
         facts.append(f"took {_elapsed(report)}")
-    if report.get("resumed_from"):
-        facts.append(f"resumed from `{report['resumed_from']}`")
+    if report.resumed_from:
+        facts.append(f"resumed from `{report.resumed_from}`")
     lines += [" · ".join(facts), ""]
 
-    stages = list(report.get("stages") or [])
-    if stages:
+    if report.stages:
         lines += ["| Stage | Type | Result | Attempts | Time |", "|---|---|---|---:|---:|"]
-        for stage in stages:
-            lines.append(f"| {_cell(stage.get('id'))} | `{_cell(stage.get('type'))}` | {_cell(_stage_result(stage))} "
-                         f"| {_cell(stage.get('attempts', ''))} | {_duration(stage.get('duration_s'))} |")
+        for stage in report.stages:
+            lines.append(f"| {_cell(stage.id)} | `{_cell(stage.type)}` | {_cell(_stage_result(stage))} "
+                         f"| {_cell(stage.attempts)} | {_duration(stage.duration_s)} |")
         lines.append("")
-    warnings = [(s.get("id"), w) for s in stages for w in s.get("warnings") or []]
+    warnings = [(s.id, w) for s in report.stages for w in s.warnings]
     if warnings:
         lines += ["### Warnings", ""] + [f"- **{_cell(sid)}**: {_cell(w)}" for sid, w in warnings] + [""]
 
-    deploys = list(report.get("deploys") or [])
-    if deploys:
+    if report.deploys:
         lines += ["### Deploys", "", "| Service | Deploy | Commit | Status |", "|---|---|---|---|"]
-        for deploy in deploys:
-            commit = str(deploy.get("commit") or "")[:12]
-            lines.append(f"| {_cell(deploy.get('service'))} | `{_cell(deploy.get('deploy_id'))}` | "
-                         f"{'`' + _cell(commit) + '`' if commit else ''} | {_cell(deploy.get('status'))} |")
+        for deploy in report.deploys:
+            commit = (deploy.commit or "")[:12]
+            lines.append(f"| {_cell(deploy.service)} | `{_cell(deploy.deploy_id)}` | "
+                         f"{'`' + _cell(commit) + '`' if commit else ''} | {_cell(deploy.status)} |")
         lines.append("")
 
-    rollback = report.get("rollback") or {}
-    if rollback.get("performed"):
-        verified = rollback.get("verified")
-        state = "✅ verified" if verified else "🚨 **NOT verified: a human must act**"
+    rollback = report.rollback
+    if rollback.performed:
+        state = "✅ verified" if rollback.verified else "🚨 **NOT verified: a human must act**"
         lines += ["### Rollback", "", f"Rollback performed, {state}.", ""]
-        items = list(rollback.get("items") or [])
-        if items:
+        if rollback.items:
             lines += ["| Stage | Action | Verified | Summary |", "|---|---|---|---|"]
-            for item in items:
-                lines.append(f"| {_cell(item.get('stage'))} | {_cell(item.get('action'))} | "
-                             f"{'✅' if item.get('verified') else '❌'} | {_cell(item.get('summary'))} |")
+            for item in rollback.items:
+                lines.append(f"| {_cell(item.stage)} | {_cell(item.action)} | "
+                             f"{'✅' if item.verified else '❌'} | {_cell(item.summary)} |")
             lines.append("")
 
-    if report.get("run_dir"):
-        lines += [f"Run directory: `{report['run_dir']}` (events.jsonl and report.json)", ""]
+    if report.run_dir:
+        lines += [f"Run directory: `{report.run_dir}` (events.jsonl and report.json)", ""]
     return "\n".join(lines) + "\n"
 
 
@@ -131,13 +120,13 @@ def render_missing(source: str, reason: str, exit_code: int | None) -> str:
             "configuration, or the lock was held); its one-line reason is in the step's log.\n")
 
 
-def write_step_summary(report: Mapping[str, Any], path: Path) -> None:
+def write_step_summary(report: Report, path: Path) -> None:
     """Append the Markdown summary of ``report`` to ``path`` (created if missing)."""
     with Path(path).open("a", encoding="utf-8") as out:
         out.write(render_markdown(report))
 
 
-def _read(path: Path) -> tuple[Mapping[str, Any] | None, str]:
+def _read(path: Path) -> tuple[Report | None, str]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -147,17 +136,21 @@ def _read(path: Path) -> tuple[Mapping[str, Any] | None, str]:
     if not text.strip():
         return None, "empty"
     try:
-        report = json.loads(text)
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         return None, f"not JSON (line {exc.lineno}: {exc.msg})"
-    if not isinstance(report, dict) or "outcome" not in report:
+    if not isinstance(data, dict) or "outcome" not in data:
         return None, "not a deploypipe run report (no outcome)"
-    return report, ""
+    try:
+        return Report.model_validate(data), ""
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        return None, f"not a deploypipe run report ({'.'.join(map(str, first['loc']))}: {first['msg']})"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry: Markdown to stdout or appended to --output; 0 unless the arguments are wrong."""
-    parser = argparse.ArgumentParser(prog="python -m deploypipe.ci_summary",
+    parser = argparse.ArgumentParser(prog="python -m deploypipe.output.ci_summary",
                                      description="Render a deploypipe run report (JSON) as a Markdown summary.")
     parser.add_argument("report", type=Path, help="report JSON (what `deploypipe deploy --json` printed)")
     parser.add_argument("--exit-code", type=int, default=None, help="deploypipe's exit code, shown when no report")

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 import structlog
 
-from deploypipe.redact import Redactor
+from deploypipe.core.redact import Redactor
 
 __all__ = ["configure_logging", "redaction_processor"]
 

@@ -1,4 +1,9 @@
-"""The JSON Schema of the pipeline format, with each stage type's parameters under ``with``."""
+"""The JSON Schema of the pipeline format: each stage type's parameters under ``with``, and what it outputs.
+
+The outputs of each stage type (what later stages and ``when`` expressions
+read) are documented under ``x-stage-outputs``, an annotation keyword that
+validators ignore.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +31,13 @@ def _allow_variables(node: Any) -> Any:
     return node
 
 
+def _definitions(model_schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """Move a model schema's nested definitions into the shared ``$defs``; return the model's own schema."""
+    for name, sub in model_schema.pop("$defs", {}).items():
+        defs.setdefault(name, sub)
+    return model_schema
+
+
 def pipeline_schema() -> dict[str, Any]:
     """Pipeline schema whose ``stages`` items pick the ``with`` schema by ``type`` (if/then per type)."""
     schema = Pipeline.model_json_schema(by_alias=True)
@@ -35,13 +47,16 @@ def pipeline_schema() -> dict[str, Any]:
     stage_def = defs["StageSpec"]
     stage_def["properties"]["type"]["enum"] = known_types()
     branches = []
+    outputs: dict[str, Any] = {}
     for type_name in known_types():
-        params_schema = get_stage(type_name).Params.model_json_schema(ref_template="#/$defs/{model}")
-        for name, sub in params_schema.pop("$defs", {}).items():
-            defs.setdefault(name, sub)
+        stage = get_stage(type_name)
         key = "Params_" + type_name.replace(".", "_")
-        defs[key] = params_schema
+        defs[key] = _definitions(stage.Params.model_json_schema(ref_template="#/$defs/{model}"), defs)
+        out_key = "Outputs_" + type_name.replace(".", "_")
+        defs[out_key] = _definitions(stage.Outputs.model_json_schema(ref_template="#/$defs/{model}"), defs)
+        outputs[type_name] = {"$ref": f"#/$defs/{out_key}"}
         branches.append({"if": {"properties": {"type": {"const": type_name}}},
                          "then": {"properties": {"with": {"$ref": f"#/$defs/{key}"}}}})
     stage_def["allOf"] = branches
+    schema["x-stage-outputs"] = outputs
     return _allow_variables(schema)

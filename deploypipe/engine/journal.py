@@ -10,19 +10,20 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from deploypipe.core.redact import Redactor
 from deploypipe.errors import UsageError
-from deploypipe.redact import Redactor
+from deploypipe.stages.report import Report
 
 __all__ = ["Journal", "list_runs", "new_run_id", "read_events", "read_report", "run_dir_for", "write_json_atomic"]
 
 
 def new_run_id(now: datetime | None = None) -> str:
     """Sortable and unique: ``20261122T230000Z-1a2b3c``."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
 
 
@@ -55,7 +56,7 @@ class Journal:
         self.run_dir = run_dir
         self.run_id = run_id
         self.redactor = redactor
-        self._now = now or (lambda: datetime.now(timezone.utc))
+        self._now = now or (lambda: datetime.now(UTC))
         self._seq = 0
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -75,10 +76,11 @@ class Journal:
             listener(record)
         return record
 
-    def write_report(self, report: dict[str, Any]) -> Path:
-        path = self.run_dir / "report.json"
-        write_json_atomic(path, self.redactor(json.loads(json.dumps(report, default=_default))))
-        return path
+    def write_report(self, report: Report) -> Report:
+        """Write ``report.json`` atomically, secrets masked; return the report as written."""
+        masked = Report.model_validate(self.redactor(report.to_json()))
+        write_json_atomic(self.run_dir / "report.json", masked.to_json())
+        return masked
 
     def close(self) -> None:
         if not self._file.closed:
@@ -109,10 +111,11 @@ def read_events(run_dir: Path) -> list[dict[str, Any]]:
     return events
 
 
-def read_report(run_dir: Path) -> dict[str, Any] | None:
+def read_report(run_dir: Path) -> Report | None:
+    """The run's report, or None when the run never finished (or the file is not a report)."""
     try:
-        return json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
+        return Report.load(run_dir / "report.json")
+    except (FileNotFoundError, ValueError):
         return None
 
 

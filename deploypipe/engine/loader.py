@@ -6,7 +6,6 @@ the key, what was expected and what was found.
 
 from __future__ import annotations
 
-import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -15,18 +14,15 @@ from typing import Any, Mapping
 
 from pydantic import BaseModel, ValidationError
 
+from deploypipe.core.yamlio import LoadedYaml, load_yaml
 from deploypipe.errors import SpecError
+from deploypipe.spec import when as when_language
 from deploypipe.spec.interpolate import Interpolator
-from deploypipe.spec.model import WHEN_SPECIAL, Pipeline
+from deploypipe.spec.model import Pipeline
 from deploypipe.stages.registry import get_stage, known_types
-from deploypipe.yamlio import LoadedYaml, load_yaml
 
-__all__ = ["LoadedPipeline", "dotted", "load_pipeline", "parse_when"]
+__all__ = ["LoadedPipeline", "dotted", "load_pipeline"]
 
-_WHEN = re.compile(
-    r"^\s*(?P<not>not\s+)?(?P<ref>[a-z][a-z0-9_-]*(?:\.[A-Za-z0-9_-]+)+)\s*"
-    r"(?:(?P<op>==|!=|>=|<=|>|<)\s*(?P<value>.+?))?\s*$"
-)
 _TARGET_REFS = {"service": "services", "services": "services", "database": "databases"}
 
 
@@ -50,14 +46,6 @@ def dotted(loc: tuple[Any, ...]) -> str:
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "(top level)"
-
-
-def parse_when(expr: str) -> tuple[bool, str, str | None, str | None] | None:
-    """Parse a ``when`` expression into (negate, ref, op, literal); None if malformed."""
-    match = _WHEN.match(expr)
-    if not match:
-        return None
-    return bool(match["not"]), match["ref"], match["op"], match["value"]
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
@@ -140,7 +128,7 @@ def _interpolate(raw: dict[str, Any], env: Mapping[str, str], source: LoadedYaml
 
 
 def _check_cross_references(spec: Pipeline, params: Mapping[str, Any], source: LoadedYaml) -> None:
-    seen: set[str] = set()
+    seen: dict[str, Any] = {}
     for index, stage in enumerate(spec.stages):
         if stage.id in seen:
             raise SpecError(
@@ -159,16 +147,10 @@ def _check_cross_references(spec: Pipeline, params: Mapping[str, Any], source: L
                         f"stages[{index}].with.{key}: unknown {kind[:-1]} '{name}'; expected one of: {known}",
                         where=source.where(("stages", index, "with", key)),
                     )
-        if stage.when not in WHEN_SPECIAL:
-            parsed = parse_when(stage.when)
-            if parsed is None or parsed[1].split(".")[0] not in seen:
-                earlier = ", ".join(sorted(seen)) or "none"
-                raise SpecError(
-                    f"stages[{index}].when: cannot use {stage.when!r}; expected on_success, on_failure, always, or "
-                    f"'<earlier stage id>.<output> [== != > < >= <= value]' (earlier stages: {earlier})",
-                    where=source.where(("stages", index, "when")),
-                )
-        seen.add(stage.id)
+        problem = when_language.check(stage.when, seen)
+        if problem:
+            raise SpecError(f"stages[{index}].when: {problem}", where=source.where(("stages", index, "when")))
+        seen[stage.id] = get_stage(stage.type).Outputs
 
 
 def load_pipeline(path: Path | str, env: Mapping[str, str]) -> LoadedPipeline:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-import sys
+from pathlib import Path
 from typing import Any
 
-from deploypipe.journal import list_runs, read_events, read_report, run_dir_for
+from deploypipe.commands.invocation import Invocation
+from deploypipe.engine.journal import list_runs, read_events, read_report, run_dir_for
 
 __all__ = ["run_summaries", "show_history"]
 
 
-def run_summaries(state_dir: Any, limit: int = 20) -> list[dict[str, Any]]:
+def run_summaries(state_dir: Path, limit: int = 20) -> list[dict[str, Any]]:
     """One dict per run, newest first; an interrupted run (no report) is shown as such."""
     rows = []
     for run_dir in list_runs(state_dir, limit):
@@ -24,24 +25,29 @@ def run_summaries(state_dir: Any, limit: int = 20) -> list[dict[str, Any]]:
                          f"no report: resume with `invoke deploy --resume {run_dir.name}` or undo with "
                          f"`invoke rollback --run {run_dir.name}`"})
             continue
-        rows.append({k: report.get(k) for k in ("run_id", "pipeline", "outcome", "exit_code", "started_at", "message")})
+        rows.append({"run_id": report.run_id, "pipeline": report.pipeline, "outcome": report.outcome.value,
+                     "exit_code": report.exit_code, "started_at": report.started_at.isoformat(),
+                     "message": report.message})
     return rows
 
 
-def show_history(inv: Any, *, run: str | None, limit: int, as_json: bool) -> int:
-    out = inv.stdout or sys.stdout
+def show_history(inv: Invocation, *, run: str | None, limit: int, as_json: bool) -> int:
+    out = inv.out
     if run:
         run_dir = run_dir_for(inv.state_dir, run)
-        report = read_report(run_dir) or {"run_id": run, "outcome": "interrupted", "events": read_events(run_dir)}
-        if as_json:
-            out.write(json.dumps(report, indent=2) + "\n")
-        else:
-            from deploypipe.progress import print_summary
-
-            if "stages" in report:
-                print_summary(report, out)
+        report = read_report(run_dir)
+        if report is None:
+            events = read_events(run_dir)
+            if as_json:
+                out.write(json.dumps({"run_id": run, "outcome": "interrupted", "events": events}, indent=2) + "\n")
             else:
-                out.write(f"run {run} was interrupted; {len(report['events'])} events in its journal\n")
+                out.write(f"run {run} was interrupted; {len(events)} events in its journal\n")
+        elif as_json:
+            out.write(json.dumps(report.to_json(), indent=2) + "\n")
+        else:
+            from deploypipe.output.progress import print_summary
+
+            print_summary(report, out)
         return 0
     rows = run_summaries(inv.state_dir, limit)
     if as_json:

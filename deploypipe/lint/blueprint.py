@@ -22,16 +22,15 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Iterator
 
+from deploypipe.core.findings import Finding, Severity
+from deploypipe.core.yamlio import LoadedYaml, load_yaml
 from deploypipe.errors import SpecError
-from deploypipe.yamlio import LoadedYaml, load_yaml
 
 __all__ = ["RULES", "Finding", "lint_blueprint", "service_names", "split_commands"]
 
-Severity = Literal["error", "warning"]
 SERVICE_TYPES = ("web", "pserv", "worker", "cron", "keyvalue", "redis")
 COMMAND_FIELDS = ("buildCommand", "preDeployCommand", "startCommand", "dockerCommand")
 START_FIELDS = ("startCommand", "dockerCommand")
@@ -65,29 +64,6 @@ _MIGRATIONS = [re.compile(p, re.I) for p in (
 _SCRIPT_MAX_BYTES = 256_000
 _WHEN = {"buildCommand": "build", "preDeployCommand": "deploy", "startCommand": "start and restart",
          "dockerCommand": "start and restart"}
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One problem in a Blueprint: which rule, how bad, where, and what to do instead."""
-
-    rule: str
-    severity: Severity
-    service: str
-    message: str
-    alternative: str
-    field: str = ""
-    file: str = ""
-    line: int | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def render(self) -> str:
-        """``render.yaml:12: error [or-true] service api startCommand: ...; instead: ...``."""
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        subject = f"service {self.service}" + (f" {self.field}" if self.field else "")
-        return f"{where}: {self.severity} [{self.rule}] {subject}: {self.message}; instead: {self.alternative}"
 
 
 def _tokens(command: str) -> list[str]:
@@ -170,21 +146,24 @@ class _Linter:
     def add(self, rule: str, service: str, message: str, path: tuple[Any, ...], field: str = "",
             snippet: str | None = None) -> None:
         severity, alternative = RULES[rule]
-        self.findings.append(Finding(rule, severity, service, message, alternative, field, self.loaded.source,
-                                     self._line(path, snippet)))
+        line, col = self._position(path, snippet)
+        self.findings.append(Finding(rule, severity, message, remedy=alternative, subject=f"service {service}",
+                                     field=field, path=self.loaded.source, line=line, col=col))
 
-    def _line(self, path: tuple[Any, ...], snippet: str | None) -> int | None:
-        """The line of ``path``; for a block scalar, the line inside it that holds ``snippet`` when it can tell."""
+    def _position(self, path: tuple[Any, ...], snippet: str | None) -> tuple[int | None, int | None]:
+        """(line, column) of ``path``; inside a block scalar, of the text ``snippet`` when it can tell."""
         line = self.loaded.line_of(path)
+        column = self.loaded.column_of(path)
         if line is None or not snippet or not snippet.split():
-            return line
+            return line, column
         pattern = re.compile(r"\s+".join(map(re.escape, snippet.split())))
         for index in range(line - 1, min(len(self.source_lines), line + 200)):
             if index > line - 1 and self._ends_block(index, line - 1):
                 break
-            if pattern.search(self.source_lines[index]):
-                return index + 1
-        return line
+            match = pattern.search(self.source_lines[index])
+            if match:
+                return index + 1, match.start() + 1
+        return line, column
 
     def _ends_block(self, index: int, key_index: int) -> bool:
         text = self.source_lines[index]

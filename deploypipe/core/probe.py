@@ -9,22 +9,10 @@ from typing import Any, Mapping
 
 import httpx
 
-__all__ = ["Probe", "ProbeResult", "json_path", "probe"]
+from deploypipe.core.commits import same_commit
+from deploypipe.core.lookup import lookup
 
-_MISSING = object()
-
-
-def json_path(document: Any, path: str) -> Any:
-    """``a.b.0.c`` into nested dicts/lists; returns a sentinel-free ``None``-safe value or raises KeyError."""
-    current = document
-    for part in path.split("."):
-        if isinstance(current, Mapping) and part in current:
-            current = current[part]
-        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
-            current = current[int(part)]
-        else:
-            raise KeyError(path)
-    return current
+__all__ = ["Probe", "ProbeResult", "probe"]
 
 
 @dataclass(frozen=True)
@@ -50,13 +38,6 @@ class ProbeResult:
     elapsed_ms: float = 0.0
 
 
-def _commit_matches(reported: Any, expected: str) -> bool:
-    if not isinstance(reported, str) or not reported:
-        return False
-    shorter, longer = sorted((reported.lower(), expected.lower()), key=len)
-    return len(shorter) >= 7 and longer.startswith(shorter)
-
-
 def probe(http: httpx.Client, spec: Probe) -> ProbeResult:
     """Send one request and judge it; never raises for network errors (they are unhealthy results)."""
     start = time.perf_counter()
@@ -80,7 +61,7 @@ def probe(http: httpx.Client, spec: Probe) -> ProbeResult:
             return ProbeResult(False, "response is not JSON", status, elapsed)
         for path, expected in (spec.expect_json or {}).items():
             try:
-                actual = json_path(document, path)
+                actual = lookup(document, path)
             except KeyError:
                 return ProbeResult(False, f"JSON has no '{path}'", status, elapsed)
             if actual != expected:
@@ -88,10 +69,10 @@ def probe(http: httpx.Client, spec: Probe) -> ProbeResult:
         if spec.expect_commit:
             field = spec.commit_field or "commit"
             try:
-                reported = json_path(document, field)
+                reported = lookup(document, field)
             except KeyError:
                 reported = None
-            if not _commit_matches(reported, spec.expect_commit):
+            if not same_commit(reported, spec.expect_commit):
                 return ProbeResult(
                     False, f"reports commit {reported!r}, expected {spec.expect_commit[:12]} (stale instance?)",
                     status, elapsed,

@@ -1,0 +1,80 @@
+"""``plan``: what each stage of a pipeline would do, with resolved parameters (secrets masked); runs nothing.
+
+``plan --types`` lists the stage types instead: what each does, its
+parameters and the outputs later stages and ``when`` expressions can read.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel
+
+from deploypipe.commands.invocation import Invocation, load, redactor_for
+from deploypipe.stages.registry import STAGE_TYPES, get_stage
+
+__all__ = ["plan_steps", "show_plan", "show_types", "stage_types"]
+
+
+def plan_steps(inv: Invocation) -> list[dict[str, Any]]:
+    """One dict per stage: id, type, when, on_failure, touches_production, would, params (masked)."""
+    redactor = redactor_for(inv)
+    loaded = load(inv, redactor)
+    steps = []
+    for stage in loaded.spec.stages:
+        impl = get_stage(stage.type)
+        params = loaded.params[stage.id]
+        steps.append(redactor({
+            "id": stage.id, "type": stage.type, "when": stage.when, "on_failure": stage.on_failure,
+            "touches_production": impl.touches_production, "would": impl.plan(params),
+            "params": params.model_dump(mode="json"),
+        }))
+    return steps
+
+
+def show_plan(inv: Invocation, as_json: bool) -> int:
+    steps = plan_steps(inv)
+    out = inv.out
+    if as_json:
+        out.write(json.dumps(steps, indent=2) + "\n")
+        return 0
+    out.write(f"pipeline {inv.pipeline_path()}: {len(steps)} stages (nothing is run)\n")
+    for number, step in enumerate(steps, 1):
+        marker = " [touches production]" if step["touches_production"] else ""
+        when = "" if step["when"] == "on_success" else f" (when: {step['when']})"
+        out.write(f"{number:>2}. {step['id']} ({step['type']}){marker}{when}: {step['would']}\n")
+        for key, value in step["params"].items():
+            out.write(f"      {key}: {json.dumps(value)}\n")
+    return 0
+
+
+def _fields(model: type[BaseModel]) -> list[dict[str, Any]]:
+    return [{"name": name, "type": _type_name(info.annotation), "required": info.is_required(),
+             "description": info.description or ""} for name, info in model.model_fields.items()]
+
+
+def _type_name(annotation: Any) -> str:
+    text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
+    return text or str(annotation).replace("typing.", "")
+
+
+def stage_types() -> list[dict[str, Any]]:
+    """Every registered stage type: description, whether it touches production, params and outputs."""
+    return [{"type": name, "description": stage.description, "touches_production": stage.touches_production,
+             "params": _fields(stage.Params), "outputs": _fields(stage.Outputs)}
+            for name, stage in sorted(STAGE_TYPES.items())]
+
+
+def show_types(inv: Invocation, as_json: bool) -> int:
+    types = stage_types()
+    out = inv.out
+    if as_json:
+        out.write(json.dumps(types, indent=2) + "\n")
+        return 0
+    for item in types:
+        marker = " [touches production]" if item["touches_production"] else ""
+        out.write(f"{item['type']}{marker}: {item['description']}\n")
+        out.write("  with: " + ", ".join(f["name"] for f in item["params"]) + "\n")
+        out.write("  outputs: " + (", ".join(f"{f['name']} ({f['type']})" for f in item["outputs"]) or "none") + "\n")
+    return 0

@@ -1,0 +1,92 @@
+"""Run (or resume) a pipeline under its lock with a journal, and show the report: the core of deploy and rollback."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Mapping
+
+import structlog
+
+from deploypipe.commands.invocation import Invocation, load, redactor_for, resources_for, setup_logging
+from deploypipe.engine.journal import Journal, new_run_id, read_events, run_dir_for
+from deploypipe.engine.loader import LoadedPipeline
+from deploypipe.engine.locking import FileLock
+from deploypipe.engine.runner import Runner, pipeline_digest
+from deploypipe.errors import LockHeldError, UsageError
+from deploypipe.stages.report import Outcome, Report
+
+__all__ = ["emit_report", "run_pipeline"]
+
+
+def _resume_events(inv: Invocation, loaded: LoadedPipeline, resume: str) -> list[Mapping[str, Any]]:
+    """The journal of run ``resume``, after checking it can be resumed with this pipeline."""
+    events = read_events(run_dir_for(inv.state_dir, resume))
+    started = next((e for e in events if e.get("event") == "run_started"), None)
+    if started is None:
+        raise UsageError(f"run {resume} has no run_started event in its journal; nothing to resume")
+    if started.get("digest") != pipeline_digest(loaded):
+        raise UsageError(f"run {resume} used a different version of {loaded.path}",
+                         hint="resume only with the pipeline the run started with, or roll it back with "
+                              f"`invoke rollback --run {resume}`")
+    if any(e.get("event") == "run_finished" for e in events):
+        raise UsageError(f"run {resume} already finished; nothing to resume")
+    return events
+
+
+def run_pipeline(inv: Invocation, *, resume: str | None = None, execute: Callable[[Runner], Report] | None = None,
+                 loaded: LoadedPipeline | None = None) -> Report:
+    """Run (or resume) the pipeline and return its report.
+
+    ``execute(runner)`` overrides what is run (``rollback --run``); ``loaded``
+    runs a pipeline built in code (a manual rollback) instead of the file.
+    """
+    from deploypipe.output.progress import ConsoleProgress
+
+    redactor = redactor_for(inv)
+    setup_logging(inv, redactor)
+    if loaded is None:
+        loaded = load(inv, redactor)
+    else:
+        redactor.add(*loaded.secrets)
+    previous_events = _resume_events(inv, loaded, resume) if resume else None
+    run_id = new_run_id()
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(run_id=run_id)
+    journal = Journal(inv.state_dir / "runs" / run_id, run_id, redactor)
+    progress = None
+    if not (inv.json_output or inv.ci):
+        progress = ConsoleProgress(inv.err, live=inv.err.isatty())
+        journal.subscribe(progress)
+    resources = resources_for(inv, loaded, redactor)
+    lock = FileLock(inv.state_dir, loaded.spec.lock.key or loaded.spec.name, run_id,
+                    sleep=resources.sleep, clock=resources.clock)
+    wait = loaded.spec.lock.wait_s if inv.wait_lock_s is None else inv.wait_lock_s
+    runner = Runner(loaded, resources, journal)
+    try:
+        try:
+            lock.acquire(wait)
+        except LockHeldError as exc:
+            return runner.finish(Outcome.BLOCKED, message=exc.render())
+        try:
+            if execute is not None:
+                return execute(runner)
+            return runner.run(resume_events=previous_events, resumed_from=resume)
+        finally:
+            lock.release()
+    finally:
+        if progress is not None:
+            progress.close()
+        resources.close()
+        journal.close()
+
+
+def emit_report(inv: Invocation, report: Report) -> int:
+    """Print the report (JSON on stdout with --json, a table otherwise) and return the exit code."""
+    from deploypipe.output.progress import print_summary
+
+    if inv.json_output:
+        inv.out.write(json.dumps(report.to_json(), indent=2) + "\n")
+        inv.out.flush()
+    else:
+        print_summary(report, inv.out)
+    return report.exit_code

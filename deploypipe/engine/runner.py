@@ -1,0 +1,335 @@
+"""Run a pipeline: stages in order, transient retries, typed outputs passed forward, compensations in reverse.
+
+The runner emits lifecycle events to the journal (reporters subscribe to it),
+keeps the run's state and decides the outcome:
+
+    no failure                                   -> deployed     (0)
+    failure, production untouched                -> blocked      (1)
+    failure, rolled back and every undo verified -> rolled_back  (3)
+    failure, an undo failed/unverified or absent -> needs_human  (4)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any, Callable, Mapping
+
+import structlog
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
+
+from deploypipe.engine.compensation import compensate_stages
+from deploypipe.engine.journal import Journal
+from deploypipe.engine.loader import LoadedPipeline
+from deploypipe.engine.state import RunState
+from deploypipe.errors import DeployPipeError, StageErrored, StageFailed, TransientError, UsageError
+from deploypipe.spec import when as when_language
+from deploypipe.spec.model import RetrySpec, StageSpec
+from deploypipe.stages.base import Outputs, StageResult
+from deploypipe.stages.context import Resources, StageContext
+from deploypipe.stages.protocols import Interruptible
+from deploypipe.stages.registry import get_stage
+from deploypipe.stages.report import ErrorInfo, Outcome, Report
+
+__all__ = ["Runner", "pipeline_digest"]
+
+log = structlog.get_logger("deploypipe.runner")
+
+_JOURNAL_META = ("seq", "ts", "run_id", "event", "stage")
+
+
+def pipeline_digest(loaded: LoadedPipeline) -> str:
+    """Fingerprint of the stage list, so a resume can refuse a pipeline that changed since."""
+    stages = [[s.id, s.type, s.with_] for s in loaded.spec.stages]
+    return hashlib.sha256(json.dumps(stages, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _outputs_of(stage: StageSpec, data: Mapping[str, Any] | None, run_id: str) -> Outputs:
+    """A stage's outputs read back from the journal, as its typed model."""
+    try:
+        return get_stage(stage.type).Outputs.model_validate(dict(data or {}))
+    except ValueError as exc:
+        raise UsageError(f"run {run_id}: the journalled outputs of stage {stage.id} do not fit {stage.type} "
+                         f"({str(exc).splitlines()[0]})", hint="this run cannot be resumed; undo it with "
+                         f"`invoke rollback --run {run_id}`") from None
+
+
+class Runner:
+    """Executes one run of a loaded pipeline against ``resources``, recording into ``journal``."""
+
+    def __init__(self, loaded: LoadedPipeline, resources: Resources, journal: Journal, *,
+                 sleep: Callable[[float], None] | None = None, clock: Callable[[], float] | None = None,
+                 now: Callable[[], datetime] | None = None):
+        self.loaded = loaded
+        self.spec = loaded.spec
+        self.resources = resources
+        self.journal = journal
+        self.sleep = sleep or resources.sleep
+        self.clock = clock or resources.clock
+        self.now = now or (lambda: datetime.now(UTC))
+        self.state = RunState(run_id=journal.run_id, pipeline=self.spec.name, pipeline_path=loaded.path,
+                              run_dir=journal.run_dir, started_at=self.now(), stages=list(self.spec.stages))
+
+    # -- context -----------------------------------------------------------------
+    def _context(self, stage: StageSpec, attempt: int = 1, prior: tuple[Mapping[str, Any], ...] = (),
+                 outcome: Outcome = Outcome.RUNNING) -> StageContext:
+        timeout = stage.timeout_s if stage.timeout_s is not None else self.spec.defaults.timeout_s
+
+        def emit(event: str, **fields: Any) -> None:
+            self.journal.emit(event, stage=stage.id, **fields)
+
+        return StageContext(
+            run_id=self.journal.run_id, stage_id=stage.id, stage_type=stage.type, pipeline_name=self.spec.name,
+            pipeline_path=self.loaded.path, run_dir=self.journal.run_dir, resources=self.resources,
+            earlier=dict(self.state.outputs), run=self.state.report(outcome), emit=emit,
+            log=log.bind(stage=stage.id, stage_type=stage.type), sleep=self.sleep, clock=self.clock, now=self.now,
+            timeout_s=timeout, prior_events=prior, attempt=attempt,
+        )
+
+    # -- one stage ---------------------------------------------------------------
+    def _retrying(self, stage: StageSpec) -> Retrying:
+        policy: RetrySpec = stage.retry or self.spec.defaults.retry
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            wait = state.next_action.sleep if state.next_action else 0.0
+            self.journal.emit("stage_retrying", stage=stage.id, attempt=state.attempt_number,
+                              wait_s=round(wait, 3), reason=str(exc))
+            log.warning("retrying", stage=stage.id, attempt=state.attempt_number, wait_s=round(wait, 3),
+                        reason=str(exc))
+
+        return Retrying(
+            stop=stop_after_attempt(policy.attempts),
+            wait=wait_exponential(multiplier=policy.backoff_s, max=policy.max_backoff_s)
+            + wait_random(0, policy.backoff_s / 2),
+            retry=retry_if_exception_type(TransientError),
+            sleep=self.sleep, reraise=True, before_sleep=before_sleep,
+        )
+
+    def _run_stage(self, stage: StageSpec, prior: tuple[Mapping[str, Any], ...] = (),
+                   outcome: Outcome = Outcome.RUNNING) -> BaseException | None:
+        record = self.state.records[stage.id]
+        impl = get_stage(stage.type)
+        params = self.loaded.params[stage.id]
+        service = getattr(params, "service", None)
+        structlog.contextvars.bind_contextvars(stage=stage.id, **({"service": service} if isinstance(service, str) else {}))
+        self.journal.emit("stage_started", stage=stage.id, type=stage.type, plan=impl.plan(params))
+        started = self.clock()
+        try:
+            for attempt in self._retrying(stage):
+                with attempt:
+                    record.attempts = attempt.retry_state.attempt_number
+                    result: StageResult[Any] = impl.run(self._context(stage, record.attempts, prior, outcome), params)
+        except BaseException as exc:  # every failure is recorded, KeyboardInterrupt included
+            self._failed(stage, exc, round(self.clock() - started, 3))
+            return exc
+        finally:
+            structlog.contextvars.unbind_contextvars("stage", "service")
+        self._succeeded(stage, result, round(self.clock() - started, 3))
+        return None
+
+    def _failed(self, stage: StageSpec, exc: BaseException, duration_s: float) -> None:
+        record = self.state.records[stage.id]
+        record.duration_s = duration_s
+        record.error = ErrorInfo.of(exc)
+        record.status = "failed" if isinstance(exc, StageFailed) else "errored"
+        changed = isinstance(exc, (StageFailed, StageErrored)) and exc.production_changed
+        outputs = exc.outputs if isinstance(exc, (StageFailed, StageErrored)) else None
+        record.changed_production = changed
+        if isinstance(outputs, Outputs):  # what the stage got to: shown in the report, compensated with if changed
+            record.outputs = outputs.model_dump(mode="json")
+            if changed:
+                self.state.outputs[stage.id] = outputs
+        if changed:
+            self.state.mark_changed(stage.id)
+        self.journal.emit(f"stage_{record.status}", stage=stage.id, attempts=record.attempts,
+                          duration_s=record.duration_s, error=record.error.model_dump(mode="json"),
+                          changed_production=changed, outputs=record.outputs)
+        log.error(f"stage_{record.status}", stage=stage.id, error=record.error.message)
+
+    def _succeeded(self, stage: StageSpec, result: StageResult[Any], duration_s: float) -> None:
+        record = self.state.records[stage.id]
+        record.duration_s = duration_s
+        record.status = "succeeded"
+        record.outputs = result.outputs.model_dump(mode="json")
+        record.warnings = list(result.warnings)
+        record.summary = result.summary
+        record.changed_production = result.changed_production
+        self.state.outputs[stage.id] = result.outputs
+        self.state.deploys.extend(result.deploys)
+        if result.changed_production:
+            self.state.mark_changed(stage.id)
+        for warning in result.warnings:
+            log.warning("stage_warning", stage=stage.id, warning=warning)
+        self.journal.emit("stage_succeeded", stage=stage.id, attempts=record.attempts, duration_s=record.duration_s,
+                          outputs=record.outputs, changed_production=result.changed_production,
+                          warnings=record.warnings, summary=result.summary,
+                          deploys=[d.model_dump(mode="json") for d in result.deploys])
+
+    # -- compensation ------------------------------------------------------------
+    def compensate(self, stage_ids: list[str]) -> bool:
+        """Undo ``stage_ids`` (completion order) in reverse, then re-verify health; True when all verified."""
+        rollback = self.state.rollback
+        rollback.performed = True
+        items, deploys = compensate_stages(self.spec.stages, self.loaded.params, stage_ids,
+                                           outputs=self.state.outputs, context=self._context, emit=self.journal.emit)
+        rollback.items.extend(items)
+        self.state.deploys.extend(deploys)
+        rollback.verified = all(item.verified for item in rollback.items)
+        self.journal.emit("rollback_finished", verified=rollback.verified)
+        return rollback.verified
+
+    def _unverified(self) -> str:
+        return "; ".join(f"{i.stage}: {i.summary}" for i in self.state.rollback.items if not i.verified)
+
+    # -- resume --------------------------------------------------------------------
+    def restore(self, previous: list[Mapping[str, Any]]) -> dict[str, tuple[Mapping[str, Any], ...]]:
+        """Take over an interrupted run's finished stages; return unfinished stages' events (for resume)."""
+        by_id = {s.id: s for s in self.spec.stages}
+        unfinished: dict[str, list[Mapping[str, Any]]] = {}
+        for event in previous:
+            stage_id = event.get("stage")
+            if stage_id not in by_id:
+                continue
+            if event["event"] == "stage_succeeded":
+                record = self.state.records[stage_id]
+                outputs = _outputs_of(by_id[stage_id], event.get("outputs"), self.journal.run_id)
+                record.status, record.outputs = "succeeded", outputs.model_dump(mode="json")
+                record.summary = "done in an earlier attempt of this run"
+                record.changed_production = bool(event.get("changed_production"))
+                self.state.outputs[stage_id] = outputs
+                if record.changed_production:
+                    self.state.mark_changed(stage_id)
+                self.state.deploys.extend(self._deploys(event))
+                unfinished.pop(stage_id, None)
+            elif event["event"] in ("stage_failed", "stage_errored"):
+                unfinished.pop(stage_id, None)
+            else:
+                unfinished.setdefault(stage_id, []).append(event)
+        return {k: tuple(v) for k, v in unfinished.items()}
+
+    @staticmethod
+    def _deploys(event: Mapping[str, Any]) -> list[Any]:
+        from deploypipe.stages.base import DeployRecord
+
+        return [DeployRecord.model_validate(d) for d in event.get("deploys") or []]
+
+    # -- whole run ---------------------------------------------------------------
+    def run(self, *, resume_events: list[Mapping[str, Any]] | None = None, resumed_from: str | None = None,
+            manual_rollback: bool = False) -> Report:
+        """Run the stages; with ``manual_rollback`` the outcome is named rollback_verified / rollback_failed."""
+        self.state.resumed_from = resumed_from
+        outcome = self._run_stages(resume_events, resumed_from)
+        if manual_rollback:
+            if outcome is Outcome.DEPLOYED:
+                outcome = Outcome.ROLLBACK_VERIFIED
+            elif outcome is not Outcome.BLOCKED or self.state.report(outcome).failed_stages():
+                outcome = Outcome.ROLLBACK_FAILED
+        return self.finish(outcome)
+
+    def _run_stages(self, resume_events: list[Mapping[str, Any]] | None, resumed_from: str | None) -> Outcome:
+        self.journal.emit("run_started", pipeline=self.spec.name, path=str(self.loaded.path),
+                          digest=pipeline_digest(self.loaded), stages=[s.id for s in self.spec.stages],
+                          resumed_from=resumed_from)
+        unfinished = self.restore(resume_events) if resume_events else {}
+        failure: tuple[StageSpec, BaseException] | None = None
+        for stage in self.spec.stages:
+            record = self.state.records[stage.id]
+            if record.status == "succeeded":
+                self.journal.emit("stage_resumed", stage=stage.id)
+                continue
+            if failure is not None or stage.when == "on_failure":
+                continue  # after a failure, `always` and `on_failure` stages run once the outcome is known, below
+            if not when_language.should_run(stage.when, failed=False, outputs=self.state.outputs):
+                record.status = "skipped"
+                self.journal.emit("stage_skipped", stage=stage.id, when=stage.when)
+                continue
+            exc = self._run_stage(stage, unfinished.get(stage.id, ()))
+            if exc is None:
+                continue
+            if stage.on_failure == "continue" and not isinstance(exc, KeyboardInterrupt):
+                record.warnings.append("failure ignored (on_failure: continue)")
+                continue
+            failure = (stage, exc)
+        if failure is None:
+            shipped = ", ".join(f"{d.service} at {(d.commit or '')[:12]}" for d in self.state.deploys)
+            self.state.message = "deployed and verified" + (f": {shipped}" if shipped else "")
+            self._finalizers(failed=False, outcome=Outcome.DEPLOYED)
+            return Outcome.DEPLOYED
+        stage, exc = failure
+        detail = exc.detail() if isinstance(exc, DeployPipeError) else ErrorInfo.of(exc).message
+        self.state.message = f"stage {stage.id} ({stage.type}) {self.state.records[stage.id].status}: {detail}"
+        outcome = self._after_failure(stage)
+        self._finalizers(failed=True, outcome=outcome)
+        if isinstance(exc, KeyboardInterrupt):
+            self.state.message += " (interrupted)"
+        return outcome
+
+    def _after_failure(self, stage: StageSpec) -> Outcome:
+        changed = self.state.changed
+        if not changed:
+            return Outcome.BLOCKED
+        if stage.on_failure == "stop":
+            self.state.message += ("; production was changed by " + ", ".join(changed)
+                                   + " and the pipeline says on_failure: stop, so nothing was rolled back")
+            return Outcome.NEEDS_HUMAN
+        if self.compensate(list(changed)):
+            return Outcome.ROLLED_BACK
+        self.state.message += "; ROLLBACK NOT VERIFIED: " + self._unverified()
+        return Outcome.NEEDS_HUMAN
+
+    def undo(self, previous: list[Mapping[str, Any]], undoing: str) -> Report:
+        """``rollback --run``: compensate what run ``undoing`` changed and did not already undo."""
+        self.journal.emit("run_started", pipeline=self.spec.name, path=str(self.loaded.path), kind="rollback",
+                          undoing=undoing, digest=pipeline_digest(self.loaded))
+        unfinished = self.restore(previous)
+        for stage in self.spec.stages:  # killed mid-way after a point of no return (e.g. a deploy was triggered)
+            impl = get_stage(stage.type)
+            if not isinstance(impl, Interruptible):
+                continue
+            event = next((e for e in reversed(unfinished.get(stage.id, ()))
+                          if e.get("event") == impl.point_of_no_return), None)
+            if event is not None:
+                fields = {k: v for k, v in event.items() if k not in _JOURNAL_META}
+                self.state.outputs[stage.id] = impl.outputs_from_event(fields)
+                self.state.records[stage.id].status = "interrupted"
+                self.state.mark_changed(stage.id)
+        undone = {e.get("stage") for e in previous if e.get("event") == "compensation_succeeded"}
+        todo = [stage_id for stage_id in self.state.changed if stage_id not in undone]
+        for record in self.state.records.values():
+            if record.status == "succeeded":
+                record.status = "from_run"
+        if not todo:
+            self.state.message = (f"run {undoing} left nothing to undo (no stage changed production, or it was "
+                                  "undone already)")
+            return self.finish(Outcome.ROLLBACK_VERIFIED)
+        if self.compensate(todo):
+            self.state.message = f"undid {', '.join(reversed(todo))} from run {undoing}"
+            return self.finish(Outcome.ROLLBACK_VERIFIED)
+        self.state.message = "ROLLBACK NOT VERIFIED: " + self._unverified()
+        return self.finish(Outcome.ROLLBACK_FAILED)
+
+    def _finalizers(self, *, failed: bool, outcome: Outcome) -> None:
+        """Run the ``always`` / ``on_failure`` stages; they see the run's provisional outcome in ``ctx.run``."""
+        for stage in self.spec.stages:
+            if self.state.records[stage.id].status != "not_run" or stage.when not in ("always", "on_failure"):
+                continue
+            if stage.when == "on_failure" and not failed:
+                continue
+            self._run_stage(stage, outcome=outcome)
+
+    def finish(self, outcome: Outcome, message: str | None = None) -> Report:
+        """Journal the end of the run and write its report; returns the report as written (secrets masked)."""
+        if message is not None:
+            self.state.message = message
+        report = self.state.report(outcome, finished_at=self.now())
+        self.journal.emit("run_finished", outcome=outcome.value, exit_code=report.exit_code, message=report.message)
+        return self.journal.write_report(report)

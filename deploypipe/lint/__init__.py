@@ -1,0 +1,1 @@
+"""Static checks of files a release depends on (the Render Blueprint)."""

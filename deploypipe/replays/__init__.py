@@ -1,0 +1,1 @@
+"""Replays of the seed incidents against the local default."""

@@ -1,0 +1,1 @@
+"""The Stage protocol, the context stages run in, the explicit registry, and the stage types."""

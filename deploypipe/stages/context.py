@@ -1,0 +1,130 @@
+"""What a stage runs with: the run's shared collaborators (Resources) and its own StageContext.
+
+Everything with a side effect that a stage needs comes from here, so tests can
+hand in an ``httpx.Client`` bound to the in-process emulator, a recording
+``sleep`` or a fixed clock. No globals.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
+
+from deploypipe.core.redact import Redactor
+from deploypipe.spec.targets import Targets
+from deploypipe.stages.base import Outputs
+from deploypipe.stages.report import Report
+
+if TYPE_CHECKING:  # pragma: no cover
+    import httpx
+
+    from deploypipe.render.client import RenderClient
+
+__all__ = ["Resources", "StageContext", "utcnow"]
+
+O = TypeVar("O", bound=Outputs)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Resources:
+    """Collaborators of a run.
+
+    ``render_factory`` builds the Render client lazily (read-only stages that
+    never talk to Render never need an API key). ``http`` is the client used
+    for health checks, smoke requests and webhooks. ``confirm`` asks the
+    operator a yes/no question (returns False when not interactive).
+    ``redactor`` masks the run's secrets in anything a stage writes itself
+    (command logs, files).
+    """
+
+    project_dir: Path
+    state_dir: Path
+    env: Mapping[str, str]
+    targets: Targets = field(default_factory=Targets)
+    render_factory: Callable[[], RenderClient] | None = None
+    http_factory: Callable[[], httpx.Client] | None = None
+    confirm: Callable[[str], bool] = lambda question: False
+    interactive: bool = False
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    redactor: Redactor = field(default_factory=Redactor)
+    _render: Any = field(default=None, repr=False)
+    _http: Any = field(default=None, repr=False)
+
+    @property
+    def render(self) -> RenderClient:
+        if self._render is None:
+            if self.render_factory is None:
+                from deploypipe.render.client import RenderClient
+
+                self._render = RenderClient.from_env(self.env, sleep=self.sleep, clock=self.clock)
+            else:
+                self._render = self.render_factory()
+        return self._render
+
+    @property
+    def http(self) -> httpx.Client:
+        if self._http is None:
+            if self.http_factory is None:
+                import httpx
+
+                self._http = httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0), follow_redirects=False)
+            else:
+                self._http = self.http_factory()
+        return self._http
+
+    def close(self) -> None:
+        for client in (self._render, self._http):
+            if client is not None:
+                client.close()
+        self._render = self._http = None
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """Everything a stage may use, passed explicitly.
+
+    ``earlier`` holds the typed outputs of earlier stages by stage id (read
+    them with :meth:`latest`); ``run`` is the run so far (outcome ``running``
+    until the end; finalizers such as notify.webhook see the provisional
+    outcome); ``prior_events`` holds this stage's journal events from an
+    interrupted run being resumed (e.g. ``deploy_triggered``, so a deploy is
+    never triggered twice).
+    """
+
+    run_id: str
+    stage_id: str
+    stage_type: str
+    pipeline_name: str
+    pipeline_path: Path
+    run_dir: Path
+    resources: Resources
+    earlier: Mapping[str, Outputs]
+    run: Report
+    emit: Callable[..., None]
+    log: Any
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    now: Callable[[], datetime] = utcnow
+    timeout_s: float | None = None
+    prior_events: tuple[Mapping[str, Any], ...] = ()
+    attempt: int = 1
+
+    @property
+    def where(self) -> str:
+        """How errors name this stage."""
+        return f"stage {self.stage_id}"
+
+    def latest(self, kind: type[O], where: Callable[[O], bool] | None = None) -> O | None:
+        """The outputs of the most recent earlier stage whose outputs are a ``kind`` (and satisfy ``where``)."""
+        for outputs in reversed(list(self.earlier.values())):
+            if isinstance(outputs, kind) and (where is None or where(outputs)):
+                return outputs
+        return None

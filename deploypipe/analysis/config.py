@@ -25,33 +25,36 @@ class TrafficConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    min_success_rate: float = Field(0.99, gt=0, lt=1, description=(
+    min_success_rate: float = Field(default=0.99, gt=0, lt=1, description=(
         "non-5xx share the release must keep; it fails only when it is below with confidence (1 - significance)"))
-    max_latency_ms: float = Field(1000.0, gt=0, description="bound on the latency quantile, milliseconds")
-    latency_quantile: float = Field(0.99, ge=0.5, lt=1, description="the latency quantile judged: 0.95 or 0.99")
-    max_latency_factor: float = Field(1.5, ge=1, description=(
+    max_latency_ms: float = Field(default=1000.0, gt=0, description="bound on the latency quantile, milliseconds")
+    latency_quantile: float = Field(default=0.99, ge=0.5, lt=1, description=(
+        "the latency quantile judged: 0.95 or 0.99"))
+    max_latency_factor: float = Field(default=1.5, ge=1, description=(
         "the quantile may grow to this factor of the previous release's before the release fails"))
-    min_latency_increase_ms: float = Field(50.0, ge=0, description=(
+    min_latency_increase_ms: float = Field(default=50.0, ge=0, description=(
         "a latency growth smaller than this is never a regression (fast services are noisy in relative terms)"))
-    min_requests: int = Field(100, ge=1, description=(
+    min_requests: int = Field(default=100, ge=1, description=(
         "requests the new release must answer before it can pass; fewer is 'inconclusive: N requests'"))
-    min_errors: int = Field(5, ge=1, description=(
+    min_errors: int = Field(default=5, ge=1, description=(
         "failed requests needed before a scope can fail (a client retrying one bad request is not an outage)"))
-    on_inconclusive: OnInconclusive = Field("warn", description="what an inconclusive verdict does: pass, warn, fail")
-    window_s: float = Field(600.0, gt=0, description="how long the new release is observed from the switch")
-    baseline_s: float = Field(600.0, gt=0, description="how much of the previous release's traffic it is compared with")
-    interval_s: float = Field(30.0, gt=0, description=(
+    on_inconclusive: OnInconclusive = Field(default="warn", description=(
+        "what an inconclusive verdict does: pass, warn or fail"))
+    window_s: float = Field(default=600.0, gt=0, description="how long the new release is observed from the switch")
+    baseline_s: float = Field(default=600.0, gt=0, description=(
+        "how much of the previous release's traffic (before the switch) it is compared with"))
+    interval_s: float = Field(default=30.0, gt=0, description=(
         "seconds between looks; each look makes at most one metrics and one logs request"))
-    resolution_s: int = Field(30, ge=1, description=(
+    resolution_s: int = Field(default=30, ge=1, description=(
         "metrics bucket size, seconds (Render's minimum is 30; the local Render may allow less)"))
-    late_data_s: float = Field(60.0, ge=0, description=(
+    late_data_s: float = Field(default=60.0, ge=0, description=(
         "how long after the window to wait for late metrics before judging what arrived"))
-    significance: float = Field(0.01, gt=0, lt=0.5, description=(
+    significance: float = Field(default=0.01, gt=0, lt=0.5, description=(
         "false-alarm budget of one observation, split across looks and corrected across paths"))
-    fail_fast: bool = Field(True, description="stop at the first look where a failure is already certain")
-    log_page: int = Field(RENDER_LOG_PAGE_MAX, ge=1, le=RENDER_LOG_PAGE_MAX, description=(
+    fail_fast: bool = Field(default=True, description="stop at the first look where a failure is already certain")
+    log_page: int = Field(default=RENDER_LOG_PAGE_MAX, ge=1, le=RENDER_LOG_PAGE_MAX, description=(
         "request log entries per logs request"))
-    retry_attempts: int = Field(3, ge=1, description=(
+    retry_attempts: int = Field(default=3, ge=1, description=(
         "attempts per request on transient errors; retries wait for the next interval's request slot"))
 
     @model_validator(mode="after")

@@ -138,11 +138,13 @@ def judge(evidence: Evidence, config: TrafficConfig, *, level: float, final: boo
     adjusted = holm(_pvalues(scopes, config))
     reasons: list[str] = []
     failed_routes: dict[str, float] = {}
+    overall_failed = False
     for scope in scopes:
         tests = _failing(scope, adjusted, config, level)
         if not tests:
             continue
         if scope.name == OVERALL:
+            overall_failed = True
             reasons.append(_overall_reason(scope, tests, level))
         else:
             failed_routes[scope.name] = min(adjusted[(scope.name, test)] for test in tests)
@@ -150,8 +152,8 @@ def judge(evidence: Evidence, config: TrafficConfig, *, level: float, final: boo
     reasons[:0] = [finding.message for finding in worst if finding.failed]
 
     latency = None
-    if final and evidence.latency_new_ms is not None:
-        latency = judge_latency(evidence.latency_new_ms, evidence.latency_baseline_ms or (),
+    if final:
+        latency = judge_latency(evidence.latency_new_ms or (), evidence.latency_baseline_ms or (),
                                 label=config.latency_label, max_ms=config.max_latency_ms,
                                 max_factor=config.max_latency_factor,
                                 min_increase_ms=config.min_latency_increase_ms)
@@ -161,8 +163,9 @@ def judge(evidence: Evidence, config: TrafficConfig, *, level: float, final: boo
     notes = [*(latency.notes if latency else ()), *evidence.notes]
 
     if reasons:
+        # failed paths say it all; else the first reason, with the worst path when the errors are the problem
         message = "; ".join(f.message for f in worst if f.failed) or "; ".join(
-            [reasons[0], *(f.message for f in worst[:1])])
+            [reasons[0], *(f.message for f in worst[:1] if overall_failed)])
         return Verdict(status="fail", outcome="fail", message=message, reasons=(*reasons, *notes),
                        figures=figures, worst_paths=worst)
     if not final:

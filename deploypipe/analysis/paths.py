@@ -17,7 +17,8 @@ from deploypipe.analysis.source import RequestLogEntry
 
 __all__ = ["PathCounts", "PathTally", "clock_time", "path_message", "route_of"]
 
-_ID_SEGMENT = re.compile(r"^(\d+|[0-9a-fA-F]{16,}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")
+_UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_ID_SEGMENT = re.compile(rf"^(\d+|[0-9a-fA-F]{{16,}}|{_UUID})$")
 
 
 def route_of(method: str, path: str) -> str:

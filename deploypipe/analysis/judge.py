@@ -104,16 +104,20 @@ def _overall_reason(scope: _Scope, tests: list[Test], level: float) -> str:
 
 def _finding(route: str, counts: PathCounts, evidence: Evidence, failed: bool) -> PathFinding:
     base = evidence.paths.baseline_of(route)
+    known = base if evidence.paths.baseline_read else None
     return PathFinding(route=route, requests=counts.requests, errors=counts.errors, status=counts.status_text(),
                        since=counts.first_error_at, baseline_requests=base.requests, baseline_errors=base.errors,
-                       failed=failed, message=path_message(route, counts, base))
+                       baseline_read=known is not None, failed=failed,
+                       message=path_message(route, counts, known))
 
 
-def _worst_paths(evidence: Evidence, failed_routes: dict[str, float]) -> tuple[PathFinding, ...]:
-    """Failed routes first (most certain first), then the routes with the most 5xx."""
-    def rank(item: tuple[str, PathCounts]) -> tuple[float, int, float]:
+def _worst_paths(evidence: Evidence, failed_routes: dict[str, float],
+                 pvalues: dict[tuple[str, Test], float]) -> tuple[PathFinding, ...]:
+    """Failed routes first (most certain first), then the routes whose errors are least likely to be noise."""
+    def rank(item: tuple[str, PathCounts]) -> tuple[float, float, int]:
         route, counts = item
-        return failed_routes.get(route, 2.0), -counts.errors, counts.success_rate or 0.0
+        evidence_p = min(pvalues[(route, "above")], pvalues[(route, "worse")])
+        return failed_routes.get(route, 2.0), evidence_p, -counts.errors
 
     erring = [item for item in evidence.paths.new.items() if item[1].errors > 0]
     return tuple(_finding(route, counts, evidence, route in failed_routes)
@@ -135,7 +139,8 @@ def _figures(evidence: Evidence, config: TrafficConfig, new_ms: float | None, ba
 def judge(evidence: Evidence, config: TrafficConfig, *, level: float, final: bool) -> Verdict | None:
     """The verdict of one look at significance ``level``; an interim look returns None unless the release fails."""
     scopes = _scopes(evidence)
-    adjusted = holm(_pvalues(scopes, config))
+    pvalues = _pvalues(scopes, config)
+    adjusted = holm(pvalues)
     reasons: list[str] = []
     failed_routes: dict[str, float] = {}
     overall_failed = False
@@ -148,7 +153,7 @@ def judge(evidence: Evidence, config: TrafficConfig, *, level: float, final: boo
             reasons.append(_overall_reason(scope, tests, level))
         else:
             failed_routes[scope.name] = min(adjusted[(scope.name, test)] for test in tests)
-    worst = _worst_paths(evidence, failed_routes)
+    worst = _worst_paths(evidence, failed_routes, pvalues)
     reasons[:0] = [finding.message for finding in worst if finding.failed]
 
     latency = None

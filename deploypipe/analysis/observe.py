@@ -121,7 +121,9 @@ class _Observation:
 
     def _read_logs(self) -> None:
         tally = self.evidence.paths
-        if not tally.baseline_read and self.baseline_tries < 2:
+        end = min(self.clock(), self.windows.new_logs.end)
+        # the baseline's page first, unless a whole interval of the new release is already waiting (a late start)
+        if not tally.baseline_read and self.baseline_tries < 2 and end - self.cursor < self.config.interval_s:
             self.baseline_tries += 1
             window = self.windows.baseline_logs
             page = self._call(self.logs, "baseline request logs",
@@ -129,7 +131,6 @@ class _Observation:
             if page is not None:
                 tally.add_baseline(_inside(page, window), sampled=page.has_more)
             return
-        end = min(self.clock(), self.windows.new_logs.end)
         if end <= self.cursor:
             return
         window = Window(self.cursor, end)

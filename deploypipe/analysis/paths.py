@@ -84,8 +84,8 @@ class PathTally:
         return self.baseline.get(route) or PathCounts()
 
 
-def path_message(route: str, new: PathCounts, baseline: PathCounts) -> str:
-    """``POST /notes: 41 of 43 answered 500 since 12:03:07 (baseline 0 of 380)``."""
+def path_message(route: str, new: PathCounts, baseline: PathCounts | None) -> str:
+    """``POST /notes: 41 of 43 answered 500 since 12:03:07 (baseline 0 of 380)``; ``baseline not read`` without one."""
     since = f" since {clock_time(new.first_error_at)}" if new.first_error_at is not None else ""
-    return (f"{route}: {new.errors} of {new.requests} answered {new.status_text()}{since} "
-            f"(baseline {baseline.errors} of {baseline.requests})")
+    before = "baseline not read" if baseline is None else f"baseline {baseline.errors} of {baseline.requests}"
+    return f"{route}: {new.errors} of {new.requests} answered {new.status_text()}{since} ({before})"

@@ -60,6 +60,7 @@ class PathFinding(_Frozen):
     since: float | None
     baseline_requests: int
     baseline_errors: int
+    baseline_read: bool
     failed: bool
     message: str
 

@@ -184,3 +184,12 @@ def test_an_overflowing_log_page_makes_the_per_path_figures_a_sample_and_says_so
 def test_the_simulation_is_reproducible_from_its_seed() -> None:
     first, second = (service(BoundedClock(SWITCH), seed=7) for _ in range(2))
     assert np.array_equal(first.at, second.at) and np.array_equal(first.status, second.status)
+
+
+def test_an_observation_started_late_reads_the_new_release_first_and_fails_at_its_first_look() -> None:
+    clock = BoundedClock(SWITCH)
+    source = service(clock, routes=BROKEN_POST)
+    clock.sleep(20)  # the stage noticed the switch 20 s late
+    verdict = watch(source, clock)
+    assert verdict.early and verdict.looks == 1 and verdict.elapsed_s == 20
+    assert verdict.message.startswith("POST /notes: ") and verdict.message.endswith("(baseline not read)")

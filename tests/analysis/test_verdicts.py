@@ -167,3 +167,13 @@ def test_a_latency_failure_names_the_latency_and_not_paths_with_background_error
     verdict = judge(found, FAST, level=FINAL, final=True)
     assert verdict is not None
     assert verdict.message == "p99 latency 200 ms is 2.0x the baseline's 100 ms (allowed 1.5x)"
+
+
+def test_when_no_single_path_is_certain_the_path_least_likely_to_be_noise_is_named_first() -> None:
+    found = evidence(1400, 26, 2800, 13, paths={"GET /": (592, 8), "POST /notes": (30, 5)},
+                     baseline_paths={"GET /": (55, 0), "POST /notes": (5, 0)}, latency_ms=HEALTHY_LATENCY)
+    config = FAST.model_copy(update={"min_errors": 6})  # POST /notes alone cannot fail yet
+    verdict = judge(found, config, level=FINAL, final=True)
+    assert verdict is not None and verdict.status == "fail"
+    assert [f.route for f in verdict.worst_paths] == ["POST /notes", "GET /"]
+    assert verdict.message.endswith("; POST /notes: 5 of 30 answered 500 since 12:03:07 (baseline 0 of 5)")

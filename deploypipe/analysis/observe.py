@@ -98,7 +98,9 @@ class _Observation:
             for attempt in retrying:
                 with attempt:
                     slot.take()
-                    return read()
+                    result = read()
+                    self.evidence.notes = [n for n in self.evidence.notes if not n.startswith(f"{what} unavailable")]
+                    return result
         except TransientError as exc:
             self.evidence.note(f"{what} unavailable: {exc}")
             log.warning("traffic_source_unavailable", request=what, reason=str(exc) or type(exc).__name__)

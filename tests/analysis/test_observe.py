@@ -193,3 +193,11 @@ def test_an_observation_started_late_reads_the_new_release_first_and_fails_at_it
     verdict = watch(source, clock)
     assert verdict.early and verdict.looks == 1 and verdict.elapsed_s == 20
     assert verdict.message.startswith("POST /notes: ") and verdict.message.endswith("(baseline not read)")
+
+
+def test_a_read_that_failed_once_for_good_and_then_recovered_leaves_no_note() -> None:
+    clock = BoundedClock(SWITCH)
+    source = service(clock)
+    source.failures = {"metrics": FAST.retry_attempts}  # every attempt of one look fails, the next look succeeds
+    verdict = watch(source, clock)
+    assert verdict.status == "pass" and verdict.reasons == ()

@@ -153,6 +153,8 @@ def test_the_verdict_is_json_ready_with_figures_of_both_releases() -> None:
                                "baseline_errors": 15, "baseline_success_rate": 0.995, "latency_quantile": 0.99,
                                "latency_ms": 85.0, "baseline_latency_ms": 82.0, "logs_sampled": False}
     assert data["worst_paths"][0]["route"] == "POST /notes" and OVERALL not in data["message"]
+    assert verdict.lines() == [verdict.message, verdict.reasons[1]]
+    assert verdict.reasons[1].startswith("93 of 600 requests answered 5xx: success rate 84.50 %, at most ")
 
 
 @pytest.mark.parametrize(("field", "value"), [("min_success_rate", 1.0), ("latency_quantile", 0.3),

@@ -4,7 +4,7 @@ The new release's window starts at the switch; the baseline is the previous rele
 implements :class:`TrafficSource` on the Render client and calls::
 
     config = TrafficConfig(**params)                      # validated, frozen; defaults fit Render's real limits
-    verdict = observe(source, config, switched_at=t, clock=ctx.clock, sleep=ctx.sleep)
+    verdict = observe(source, config, switched_at=t, clock=time.time, sleep=ctx.sleep)   # epoch seconds
     if verdict.outcome == "fail": raise StageFailed(verdict.message, ...)   # "warn": show verdict.message
 
 Modules: ``source`` (the protocol and its values), ``config``, ``stats`` (the tests and why them), ``latency``,

@@ -34,6 +34,7 @@ from deploypipe.errors import TransientError
 __all__ = ["observe"]
 
 log = structlog.get_logger("deploypipe.analysis")
+_YEAR_2000 = 946_684_800.0
 T = TypeVar("T")
 
 
@@ -208,8 +209,12 @@ def observe(source: TrafficSource, config: TrafficConfig, *, switched_at: float,
 
     ``baseline`` defaults to the ``config.baseline_s`` seconds before the switch (the previous release). Returns
     at the first look where a failure is certain, else after the window and the bounded wait for late data.
-    Raises only what ``source`` raises that is not transient.
+    Raises only what ``source`` raises that is not transient. ``clock`` must give epoch seconds (``time.time``,
+    not ``time.monotonic``): Render dates metrics and logs, and the windows are asked for by date.
     """
+    if switched_at < _YEAR_2000 or clock() < _YEAR_2000:
+        raise ValueError(f"observe: switched_at {switched_at:.0f} / clock() {clock():.0f} are not epoch seconds; "
+                         f"hint: pass clock=time.time (Render's metrics and logs are dated), not time.monotonic")
     windows = plan_windows(switched_at, window_s=config.window_s, resolution_s=config.resolution_s,
                            baseline=baseline, baseline_s=config.baseline_s)
     return _Observation(source, config, windows, clock, sleep).run()

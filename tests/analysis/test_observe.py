@@ -201,3 +201,10 @@ def test_a_read_that_failed_once_for_good_and_then_recovered_leaves_no_note() ->
     source.failures = {"metrics": FAST.retry_attempts}  # every attempt of one look fails, the next look succeeds
     verdict = watch(source, clock)
     assert verdict.status == "pass" and verdict.reasons == ()
+
+
+def test_a_monotonic_clock_is_refused_because_render_dates_its_data() -> None:
+    clock = BoundedClock(SWITCH)
+    source = service(clock)
+    with pytest.raises(ValueError, match="pass clock=time.time"):
+        observe(source, FAST, switched_at=12345.0, clock=lambda: 12345.0, sleep=clock.sleep)

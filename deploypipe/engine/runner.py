@@ -122,6 +122,7 @@ class Runner:
         service = getattr(params, "service", None)
         structlog.contextvars.bind_contextvars(stage=stage.id, **({"service": service} if isinstance(service, str) else {}))
         self.journal.emit("stage_started", stage=stage.id, type=stage.type, plan=impl.plan(params))
+        record.started_at = self.now()
         started = self.clock()
         try:
             for attempt in self._retrying(stage):
@@ -139,6 +140,7 @@ class Runner:
     def _failed(self, stage: StageSpec, exc: BaseException, duration_s: float) -> None:
         record = self.state.records[stage.id]
         record.duration_s = duration_s
+        record.finished_at = self.now()
         record.error = ErrorInfo.of(exc)
         record.status = "failed" if isinstance(exc, StageFailed) else "errored"
         changed = isinstance(exc, (StageFailed, StageErrored)) and exc.production_changed
@@ -158,6 +160,7 @@ class Runner:
     def _succeeded(self, stage: StageSpec, result: StageResult[Any], duration_s: float) -> None:
         record = self.state.records[stage.id]
         record.duration_s = duration_s
+        record.finished_at = self.now()
         record.status = "succeeded"
         record.outputs = result.outputs.model_dump(mode="json")
         record.warnings = list(result.warnings)

@@ -43,8 +43,16 @@ class _Streak:
     last: ProbeResult = ProbeResult(False, "not probed yet")
 
 
+def _probe_once(ctx: StageContext, spec: Probe, phase: str = "verify") -> ProbeResult:
+    """One probe, journalled (``health_probe``) so the report can chart health over the run."""
+    result = probe(ctx.resources.http, spec)
+    ctx.emit("health_probe", url=spec.url, phase=phase, ok=result.ok, status=result.status,
+             elapsed_ms=round(result.elapsed_ms, 1), reason=result.reason)
+    return result
+
+
 def _wait_until_healthy(ctx: StageContext, spec: Probe, successes: int, interval_s: float, timeout_s: float,
-                        failure_threshold: int | None = None) -> tuple[int, ProbeResult]:
+                        failure_threshold: int | None = None, phase: str = "verify") -> tuple[int, ProbeResult]:
     """Poll until ``successes`` consecutive good probes; return (probes sent, last result) or raise StageFailed.
 
     With ``failure_threshold``, that many consecutive failures fail at once: the release is already live (Render
@@ -53,7 +61,7 @@ def _wait_until_healthy(ctx: StageContext, spec: Probe, successes: int, interval
     streak = _Streak()
 
     def healthy() -> bool | None:
-        streak.last = probe(ctx.resources.http, spec)
+        streak.last = _probe_once(ctx, spec, phase)
         streak.sent += 1
         if streak.last.ok:
             streak.successes, streak.failures = streak.successes + 1, 0
@@ -189,7 +197,7 @@ class VerifyHealth:
         streak = _Streak()
 
         def degraded() -> ProbeResult | None:
-            result = probe(ctx.resources.http, spec)
+            result = _probe_once(ctx, spec, phase="observe")
             streak.sent += 1
             if result.ok:
                 streak.failures = 0
@@ -236,7 +244,7 @@ class VerifyHealth:
         details = {"service": params.service, "url": spec.url, "commit": commit}
         try:
             sent, last = _wait_until_healthy(ctx, spec, params.successes, params.interval_s, params.healthy_within_s,
-                                             params.failure_threshold)
+                                             params.failure_threshold, phase="after_rollback")
         except StageFailed as exc:
             return Compensation(action="health_unverified", verified=False, summary=exc.message, details=details)
         return Compensation(action="health_verified", verified=True, summary=f"{spec.url}: {last.reason}",

@@ -71,6 +71,8 @@ class StageReport(_Model):
     type: str
     status: StageStatus = "not_run"
     attempts: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
     duration_s: float = 0.0
     error: ErrorInfo | None = None
     outputs: dict[str, Any] = Field(default_factory=dict)

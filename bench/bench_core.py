@@ -39,7 +39,7 @@ def import_time_ms(runs: int) -> float:
     for _ in range(runs):
         out = subprocess.run([sys.executable, "-X", "importtime", "-c", "import deploypipe"], cwd=ROOT,
                              capture_output=True, text=True, check=True).stderr
-        line = [l for l in out.splitlines() if l.rstrip().endswith("| deploypipe")][-1]
+        line = [row for row in out.splitlines() if row.rstrip().endswith("| deploypipe")][-1]
         values.append(int(line.split("|")[1]) / 1000)
     return statistics.median(values)
 

@@ -19,9 +19,9 @@ import os
 import shutil
 import sys
 import tempfile
-from typing import Any
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -87,7 +87,7 @@ def main() -> None:
             params = dict(loaded.params)
             params[stage.id] = defaults
             pipeline = LoadedPipeline(loaded.path, loaded.spec, params, loaded.secrets, loaded.source)
-            assert run_pipeline(inv, loaded=pipeline)["exit_code"] == 0
+            assert run_pipeline(inv, loaded=pipeline).exit_code == 0
             repo = LocalRepo(Path(inv.env["DEPLOYPIPE_LOCAL_REPO"]))
             good = repo.head()
             app = "examples/sampleapp/app.py"
@@ -102,8 +102,9 @@ def main() -> None:
                       f"recovery {figures['recovery_s']:>6.2f} s  first failed probe -> verdict "
                       f"{figures['first_failed_probe_to_verdict_s']} s")
                 repo.reset_to(good)
+    target = defaults.failure_threshold * defaults.interval_s + 1
     print(f"defaults: successes {defaults.successes}, interval {defaults.interval_s} s, failure_threshold "
-          f"{defaults.failure_threshold} (detection target {defaults.failure_threshold * defaults.interval_s + 1:.0f} s), "
+          f"{defaults.failure_threshold} (detection target {target:.0f} s), "
           f"observe {defaults.observe_s} s; recovery target < 30 s")
 
 

@@ -41,7 +41,8 @@ REAL = TrafficConfig()  # the defaults: Render's real limits
 
 DETECTION_ROUTES = (Route("GET", "/", 0.5), Route("GET", "/notes", 0.3),
                     Route("POST", "/notes", 0.2, error_rate_after=1.0))
-MIX = (Route("GET", "/", 0.55), Route("GET", "/notes", 0.35), Route("POST", "/notes", 0.05), Route("GET", "/health", 0.05))
+MIX = (Route("GET", "/", 0.55), Route("GET", "/notes", 0.35), Route("POST", "/notes", 0.05),
+       Route("GET", "/health", 0.05))
 BROKEN_MIX = tuple(Route(r.method, r.path, r.share, error_rate_after=0.2) if r.method == "POST" else r for r in MIX)
 
 

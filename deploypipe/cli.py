@@ -74,7 +74,8 @@ def _invocation(**kwargs: Any) -> Invocation:
 
 
 @task(help={"pipeline": _PIPELINE_HELP, "json": _JSON_HELP,
-            "wait_lock": "Seconds to wait when another deploy of the same target holds the lock (default: fail at once).",
+            "wait_lock": "Seconds to wait when another deploy of the same target holds the lock (default: fail at "
+                         "once).",
             "resume": "Continue the interrupted run RUN_ID from its journal (finished stages are not repeated).",
             "dry_run": "Only show what would run (same as `plan`).",
             "keep_running": "Local default only: keep the embedded database and local Render running afterwards."})

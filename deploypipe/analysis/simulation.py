@@ -90,7 +90,7 @@ class SimulatedService:
         if self.failures.get(kind, 0) > 0:
             self.failures[kind] -= 1
             raise TransientProviderError(f"503 from the simulated Render ({what})", where=f"GET {what}",
-                                         status_code=503)
+                                         status_code=503, sent=True)
 
     def calls_of(self, kind: str) -> list[float]:
         return [at for k, at in self.calls if k == kind]

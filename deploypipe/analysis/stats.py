@@ -53,7 +53,7 @@ def success_upper_bound(errors: int, requests: int, confidence: float) -> float:
     _check(errors, requests)
     if requests == 0 or errors == 0:
         return 1.0
-    from scipy.stats import beta  # type: ignore[import-untyped]
+    from scipy.stats import beta
 
     lowest_failure_share = float(beta.ppf(1 - confidence, errors, requests - errors + 1))
     return 1.0 - lowest_failure_share
@@ -65,7 +65,7 @@ def worse_than_baseline(errors: int, requests: int, baseline_errors: int, baseli
     _check(baseline_errors, baseline_requests)
     if requests == 0 or baseline_requests == 0 or errors == 0:
         return 1.0
-    from scipy.stats import fisher_exact  # type: ignore[import-untyped]
+    from scipy.stats import fisher_exact
 
     table = [[errors, requests - errors], [baseline_errors, baseline_requests - baseline_errors]]
     return float(fisher_exact(table, alternative="greater").pvalue)

@@ -58,5 +58,6 @@ def show_history(inv: Invocation, *, run: str | None, limit: int, as_json: bool)
         return 0
     for row in rows:
         code = "-" if row["exit_code"] is None else row["exit_code"]
-        out.write(f"{row['run_id']}  {row['pipeline']:<20} {row['outcome']:<12} exit {code}  {row.get('message') or ''}\n")
+        out.write(f"{row['run_id']}  {row['pipeline']:<20} {row['outcome']:<12} exit {code}  "
+                  f"{row.get('message') or ''}\n")
     return 0

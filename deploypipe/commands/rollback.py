@@ -80,7 +80,8 @@ def _confirmed(inv: Invocation, yes: bool, question: Any, *, what: str = "roll b
 
 def rollback(inv: Invocation, *, service: str | None, to: str | None, run: str | None, yes: bool) -> Report:
     if to and run:
-        raise UsageError("--to and --run exclude each other", hint="roll back one service (--to) or undo one run (--run)")
+        raise UsageError("--to and --run exclude each other",
+                         hint="roll back one service (--to) or undo one run (--run)")
     loaded = load(inv)
     if run:
         events = read_events(run_dir_for(inv.state_dir, run))

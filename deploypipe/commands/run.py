@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 import structlog
 
@@ -18,7 +18,7 @@ from deploypipe.stages.report import Outcome, Report
 __all__ = ["emit_report", "run_pipeline"]
 
 
-def _resume_events(inv: Invocation, loaded: LoadedPipeline, resume: str) -> list[Mapping[str, Any]]:
+def _resume_events(inv: Invocation, loaded: LoadedPipeline, resume: str) -> list[dict[str, Any]]:
     """The journal of run ``resume``, after checking it can be resumed with this pipeline."""
     events = read_events(run_dir_for(inv.state_dir, resume))
     started = next((e for e in events if e.get("event") == "run_started"), None)

@@ -11,6 +11,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 __all__ = ["EmbeddedPostgres", "pg_bin", "start_embedded"]
@@ -44,7 +45,7 @@ class EmbeddedPostgres:
     """A running embedded server; ``url(db, user, password)`` builds connection URLs."""
 
     data_dir: Path
-    _server: object
+    _server: Any
 
     @property
     def socket_dir(self) -> str:

@@ -56,9 +56,14 @@ class Finding:
 class IgnoreLike(Protocol):
     """What an ignore rule offers: the rule id (``*`` for all), a glob of subjects, and why."""
 
-    rule: str
-    migration: str
-    reason: str
+    @property
+    def rule(self) -> str: ...
+
+    @property
+    def migration(self) -> str: ...
+
+    @property
+    def reason(self) -> str: ...
 
 
 def apply_ignores(findings: Iterable[Finding], ignores: Sequence[IgnoreLike]) -> list[Finding]:

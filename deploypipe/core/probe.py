@@ -51,7 +51,8 @@ def probe(http: httpx.Client, spec: Probe) -> ProbeResult:
     elapsed = (time.perf_counter() - start) * 1000
     status = response.status_code
     if status not in spec.expect_status:
-        return ProbeResult(False, f"status {status}, expected {'/'.join(map(str, spec.expect_status))}", status, elapsed)
+        expected = "/".join(map(str, spec.expect_status))
+        return ProbeResult(False, f"status {status}, expected {expected}", status, elapsed)
     if spec.budget_ms is not None and elapsed > spec.budget_ms:
         return ProbeResult(False, f"answered in {elapsed:.0f} ms, budget {spec.budget_ms:.0f} ms", status, elapsed)
     if spec.expect_json or spec.expect_commit:

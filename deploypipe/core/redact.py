@@ -22,7 +22,8 @@ SECRET_NAME_PATTERN = re.compile(r"(_KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL
 
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s/]+)@")
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
-_KV_PASSWORD = re.compile(r"(?i)\b(password|passwd|pwd|api[_-]?key|token|secret)(\s*[=:]\s*)(?!\*\*\*)(\"[^\"]*\"|'[^']*'|[^\s&,;]+)")
+_KV_PASSWORD = re.compile(r"(?i)\b(password|passwd|pwd|api[_-]?key|token|secret)(\s*[=:]\s*)(?!\*\*\*)"
+                          r"(\"[^\"]*\"|'[^']*'|[^\s&,;]+)")
 _RENDER_KEY = re.compile(r"\brnd_[A-Za-z0-9]{8,}\b")
 
 

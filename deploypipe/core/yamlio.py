@@ -68,7 +68,7 @@ class _Builder:
         self.lines.setdefault(path, node.start_mark.line + 1)
         self.columns.setdefault(path, node.start_mark.column + 1)
         expected_tag = {yaml.MappingNode: "tag:yaml.org,2002:map", yaml.SequenceNode: "tag:yaml.org,2002:seq"}
-        if type(node) in expected_tag and node.tag != expected_tag[type(node)]:
+        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag != expected_tag[type(node)]:
             raise SpecError(f"invalid YAML: could not determine a constructor for the tag '{node.tag}'",
                             where=f"{self.source}:{node.start_mark.line + 1}")
         if isinstance(node, yaml.MappingNode):

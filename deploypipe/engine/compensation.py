@@ -39,7 +39,7 @@ def _undo_one(stage: StageSpec, params: Any, outputs: Outputs | None, ctx: Stage
                             summary=f"{stage.id} changed production but left no outputs to undo it with")
     try:
         return impl.compensate(ctx, params, outputs)
-    except BaseException as exc:  # a failing compensation is recorded, never swallowed; Ctrl-C included
+    except BaseException as exc:  # noqa: BLE001 - a failing compensation is recorded, never swallowed
         return Compensation(action="failed", verified=False, summary=ErrorInfo.of(exc).message)
 
 
@@ -52,7 +52,7 @@ def _reverify(stages: Sequence[StageSpec], params: Mapping[str, Any], restored: 
             continue
         try:
             check = impl.verify_after_rollback(context(stage), params[stage.id], restored)
-        except BaseException as exc:  # an exception is an unverified rollback, never a crash
+        except BaseException as exc:  # noqa: BLE001 - an exception is an unverified rollback, never a crash
             check = Compensation(action="health_unverified", verified=False, summary=ErrorInfo.of(exc).message)
         if check is not None:
             item = _item(stage, check)

@@ -98,7 +98,7 @@ def run_dir_for(state_dir: Path, run_id: str) -> Path:
 
 def read_events(run_dir: Path) -> list[dict[str, Any]]:
     """Events of a run; a torn last line (the process was killed mid-write) is skipped."""
-    events = []
+    events: list[dict[str, Any]] = []
     path = run_dir / "events.jsonl"
     if not path.exists():
         return events

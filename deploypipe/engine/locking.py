@@ -76,7 +76,7 @@ class FileLock:
                         f"another deploy holds the lock '{self.key}': {who}", where=str(self.path),
                         hint="wait for it to finish, or pass --wait-lock SECONDS to queue behind it",
                         holder=holder,
-                    )
+                    ) from None
                 if not announced:
                     log.info("lock_waiting", lock=self.key, holder=who, wait_s=wait_s)
                     announced = True
@@ -84,7 +84,8 @@ class FileLock:
         previous = self._holder(fd)
         if previous.get("run_id") and previous.get("released") != "true":
             log.warning("lock_stale_taken_over", lock=self.key, previous_run=previous.get("run_id"),
-                        previous_pid=previous.get("pid"), previous_host=previous.get("host"), since=previous.get("since"))
+                        previous_pid=previous.get("pid"), previous_host=previous.get("host"),
+                        since=previous.get("since"))
         record = {"run_id": self.run_id, "pid": str(os.getpid()), "host": socket.gethostname(),
                   "user": getpass.getuser(), "since": datetime.now(UTC).isoformat(timespec="seconds")}
         os.ftruncate(fd, 0)

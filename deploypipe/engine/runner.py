@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import structlog
 from tenacity import (
@@ -120,7 +120,8 @@ class Runner:
         impl = get_stage(stage.type)
         params = self.loaded.params[stage.id]
         service = getattr(params, "service", None)
-        structlog.contextvars.bind_contextvars(stage=stage.id, **({"service": service} if isinstance(service, str) else {}))
+        bound = {"service": service} if isinstance(service, str) else {}
+        structlog.contextvars.bind_contextvars(stage=stage.id, **bound)
         self.journal.emit("stage_started", stage=stage.id, type=stage.type, plan=impl.plan(params))
         record.started_at = self.now()
         started = self.clock()
@@ -129,7 +130,7 @@ class Runner:
                 with attempt:
                     record.attempts = attempt.retry_state.attempt_number
                     result: StageResult[Any] = impl.run(self._context(stage, record.attempts, prior, outcome), params)
-        except BaseException as exc:  # every failure is recorded, KeyboardInterrupt included
+        except BaseException as exc:  # noqa: BLE001 - every failure is recorded, KeyboardInterrupt included
             self._failed(stage, exc, round(self.clock() - started, 3))
             return exc
         finally:
@@ -194,7 +195,7 @@ class Runner:
         return "; ".join(f"{i.stage}: {i.summary}" for i in self.state.rollback.items if not i.verified)
 
     # -- resume --------------------------------------------------------------------
-    def restore(self, previous: list[Mapping[str, Any]]) -> dict[str, tuple[Mapping[str, Any], ...]]:
+    def restore(self, previous: Sequence[Mapping[str, Any]]) -> dict[str, tuple[Mapping[str, Any], ...]]:
         """Take over an interrupted run's finished stages; return unfinished stages' events (for resume)."""
         by_id = {s.id: s for s in self.spec.stages}
         unfinished: dict[str, list[Mapping[str, Any]]] = {}
@@ -226,7 +227,7 @@ class Runner:
         return [DeployRecord.model_validate(d) for d in event.get("deploys") or []]
 
     # -- whole run ---------------------------------------------------------------
-    def run(self, *, resume_events: list[Mapping[str, Any]] | None = None, resumed_from: str | None = None,
+    def run(self, *, resume_events: Sequence[Mapping[str, Any]] | None = None, resumed_from: str | None = None,
             manual_rollback: bool = False) -> Report:
         """Run the stages; with ``manual_rollback`` the outcome is named rollback_verified / rollback_failed."""
         self.state.resumed_from = resumed_from
@@ -238,7 +239,7 @@ class Runner:
                 outcome = Outcome.ROLLBACK_FAILED
         return self.finish(outcome)
 
-    def _run_stages(self, resume_events: list[Mapping[str, Any]] | None, resumed_from: str | None) -> Outcome:
+    def _run_stages(self, resume_events: Sequence[Mapping[str, Any]] | None, resumed_from: str | None) -> Outcome:
         self.journal.emit("run_started", pipeline=self.spec.name, path=str(self.loaded.path),
                           digest=pipeline_digest(self.loaded), stages=[s.id for s in self.spec.stages],
                           resumed_from=resumed_from)
@@ -289,7 +290,7 @@ class Runner:
         self.state.message += "; ROLLBACK NOT VERIFIED: " + self._unverified()
         return Outcome.NEEDS_HUMAN
 
-    def undo(self, previous: list[Mapping[str, Any]], undoing: str) -> Report:
+    def undo(self, previous: Sequence[Mapping[str, Any]], undoing: str) -> Report:
         """``rollback --run``: compensate what run ``undoing`` changed and did not already undo."""
         self.journal.emit("run_started", pipeline=self.spec.name, path=str(self.loaded.path), kind="rollback",
                           undoing=undoing, digest=pipeline_digest(self.loaded))

@@ -44,7 +44,8 @@ class RunState:
         return Report(
             run_id=self.run_id, pipeline=self.pipeline, pipeline_path=str(self.pipeline_path),
             started_at=self.started_at, finished_at=finished_at, outcome=outcome,
-            exit_code=int(outcome.exit_code), message=message if message is not None else (self.message or outcome.value),
+            exit_code=int(outcome.exit_code),
+            message=message if message is not None else (self.message or outcome.value),
             resumed_from=self.resumed_from,
             stages=[record.model_copy(deep=True) for record in self.records.values()],
             deploys=list(self.deploys), rollback=self.rollback.model_copy(deep=True), run_dir=str(self.run_dir),

@@ -204,7 +204,8 @@ class _Linter:
                 chain = split_commands(command)
                 if len(chain) > 2:
                     self.add("long-start-chain", name, f"{len(chain)} chained commands "
-                             f"({' && '.join(' '.join(c[:3]) for c in chain)}); the app starts only if every step succeeds "
+                             f"({' && '.join(' '.join(c[:3]) for c in chain)}); the app starts only if every step "
+                             "succeeds "
                              "on every start and restart", where, field)
         if service.get("type") == "web" and service.get("runtime") != "static" and not service.get("healthCheckPath"):
             self.add("missing-health-check", name, "no healthCheckPath: Render only checks that the port is open, "
@@ -263,7 +264,8 @@ def _load(path: Path) -> LoadedYaml:
         loaded = load_yaml(path)
     except SpecError as exc:
         raise SpecError(f"{exc.message}; expected a Render Blueprint (YAML)", where=exc.where) from None
-    if not isinstance(loaded.data, dict) or not ({"services", "databases", "envVarGroups", "projects"} & set(loaded.data)):
+    kinds = {"services", "databases", "envVarGroups", "projects"}
+    if not isinstance(loaded.data, dict) or not (kinds & set(loaded.data)):
         got = "empty" if loaded.data is None else (
             f"a {type(loaded.data).__name__}" if not isinstance(loaded.data, dict) else
             f"a mapping with {', '.join(map(str, loaded.data)) or 'no keys'}")

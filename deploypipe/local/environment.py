@@ -19,7 +19,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,23 +26,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+import httpx
 import structlog
+from pydantic import ValidationError
 
+from deploypipe.core.processes import free_port, wait_ready
+from deploypipe.emulator.blueprint import DatabaseDef, load_blueprint
 from deploypipe.errors import StageErrored, UsageError
 from deploypipe.local.repo import LocalRepo
+from deploypipe.spec.model import LocalSpec
 
 __all__ = ["LocalEnvironment", "stop_local"]
 
 log = structlog.get_logger("deploypipe.local")
-
-DB_NAME = "sampleapp"
-DB_USER = "sampleapp"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _alive(pid: int) -> bool:
@@ -95,30 +90,40 @@ class LocalEnvironment:
     project_dir: Path
     local_dir: Path
     blueprint: str = "render.yaml"
-    app_dirs: tuple[str, ...] = ("examples",)
-    database: str = "sampleapp-db"
+    app_dirs: tuple[str, ...] = ()
+    database: str | None = None
     keep_running: bool = False
     _started: list[Any] = field(default_factory=list)
 
     @classmethod
     def for_invocation(cls, inv: Any, raw: Mapping[str, Any]) -> LocalEnvironment:
-        from deploypipe.spec.model import LocalSpec
-
         try:
             spec = LocalSpec.model_validate(raw)
-        except Exception as exc:  # reported precisely by the pipeline loader; here just refuse
-            raise UsageError(f"local: {exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc}",
-                             where=str(inv.pipeline_path())) from None
+        except ValidationError as exc:  # reported precisely by the pipeline loader; here just refuse
+            raise UsageError(f"local: {exc.errors()[0]['msg']}", where=str(inv.pipeline_path())) from None
         return cls(project_dir=inv.project_dir, local_dir=inv.state_dir / "local", blueprint=spec.blueprint,
                    app_dirs=tuple(spec.app_dirs), database=spec.database, keep_running=inv.keep_running)
 
     # -- pieces ------------------------------------------------------------------
-    def start_database(self, password: str) -> str:
+    def production_database(self) -> DatabaseDef:
+        """The Blueprint database that plays production: ``local.database``, else the Blueprint's only one."""
+        path = self.project_dir / self.blueprint
+        databases = load_blueprint(path).databases
+        chosen = [d for d in databases if self.database in (None, d.name)]
+        if len(chosen) != 1:
+            names = ", ".join(d.name for d in databases) or "none"
+            raise UsageError(f"local.database: {self.database or '(not set)'} does not pick one database of "
+                             f"{self.blueprint} (its databases: {names})", where=str(path),
+                             hint="set local.database to the Blueprint database that plays production")
+        return chosen[0]
+
+    def start_database(self, database: DatabaseDef, password: str) -> str:
         from deploypipe.core.embedded_pg import start_embedded
 
         pg = start_embedded(self.local_dir / "pg", keep_running=self.keep_running)
         self._started.append(pg)
-        return pg.create_database(DB_NAME, owner=DB_USER, password=password)
+        name = database.databaseName or database.name.replace("-", "_")
+        return pg.create_database(name, owner=database.user or name, password=password)
 
     def sync_repo(self) -> LocalRepo:
         if not (self.project_dir / self.blueprint).exists():
@@ -129,7 +134,7 @@ class LocalEnvironment:
         log.info("local_repo_synced", commit=head[:12])
         return repo
 
-    def start_render(self, api_key: str, repo: LocalRepo, database_url: str) -> str:
+    def start_render(self, api_key: str, repo: LocalRepo, database: str, database_url: str) -> str:
         """Start the local Render as a child process on a free loopback port (or reuse a kept-running one)."""
         data = self.local_dir / "render"
         data.mkdir(parents=True, exist_ok=True)
@@ -139,27 +144,28 @@ class LocalEnvironment:
             if info.get("pid") and _alive(info["pid"]):
                 log.info("local_render_reused", url=info["url"], pid=info["pid"])
                 return info["url"]
-        port = _free_port()
+        port = free_port()
         env = {**os.environ, "DEPLOYPIPE_EMULATOR_API_KEY": api_key}
         command = [sys.executable, "-m", "deploypipe.emulator", "--port", str(port),
                    "--blueprint", str(repo.path / self.blueprint), "--repo", str(repo.path),
-                   "--data-dir", str(data), "--database", f"{self.database}={database_url}"]
+                   "--data-dir", str(data), "--database", f"{database}={database_url}"]
         log_file = open(data / "emulator.log", "ab")
         proc = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         url = f"http://127.0.0.1:{port}/v1"
-        deadline = time.monotonic() + 30
-        import httpx
 
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise StageErrored(f"the local Render exited with {proc.returncode}", where=str(data / "emulator.log"))
+        def answers() -> bool:
             try:
-                httpx.get(url + "/services", headers={"Authorization": f"Bearer {api_key}"}, timeout=1)
-                break
+                httpx.get(url + "/services", headers={"Authorization": f"Bearer {api_key}"}, timeout=1,
+                          trust_env=False)
             except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
+                return False
+            return True
+
+        state = wait_ready(proc, answers, timeout_s=30)
+        if state == "exited":
+            raise StageErrored(f"the local Render exited with {proc.returncode}", where=str(data / "emulator.log"))
+        if state == "timeout":
             proc.kill()
             raise StageErrored("the local Render did not answer within 30 s", where=str(data / "emulator.log"))
         server.write_text(json.dumps({"pid": proc.pid, "url": url}))
@@ -171,9 +177,10 @@ class LocalEnvironment:
     def running(self) -> Iterator[dict[str, str]]:
         values = _load_secrets(self.local_dir)
         try:
-            database_url = self.start_database(values["db_password"])
+            database = self.production_database()
+            database_url = self.start_database(database, values["db_password"])
             repo = self.sync_repo()
-            url = self.start_render(values["api_key"], repo, database_url)
+            url = self.start_render(values["api_key"], repo, database.name, database_url)
             yield {"RENDER_API_URL": url, "RENDER_API_KEY": values["api_key"], "DATABASE_URL": database_url,
                    "DEPLOYPIPE_LOCAL_REPO": str(repo.path), "DEPLOYPIPE_LOCAL_DIR": str(self.local_dir)}
         finally:

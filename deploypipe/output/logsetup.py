@@ -35,7 +35,8 @@ class _StderrFile:
         sys.stderr.flush()
 
 
-def configure_logging(*, json_lines: bool, redactor: Redactor, level: str = "info", stream: TextIO | None = None) -> None:
+def configure_logging(*, json_lines: bool, redactor: Redactor, level: str = "info",
+                      stream: TextIO | None = None) -> None:
     numeric = getattr(logging, level.upper(), logging.INFO)
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,

@@ -84,10 +84,12 @@ def _broken_app(app_source: str) -> str:
     """Seed 003: a helper removed in a refactor is still used: every request but /health answers 500."""
     return app_source.replace(
         "async def index(request: Request) -> JSONResponse:\n",
-        "async def index(request: Request) -> JSONResponse:\n    with_retry(\"index\")  # removed from the codebase in the refactor\n",
+        "async def index(request: Request) -> JSONResponse:\n"
+        "    with_retry(\"index\")  # removed from the codebase in the refactor\n",
     ).replace(
         "async def notes(request: Request) -> JSONResponse:\n",
-        "async def notes(request: Request) -> JSONResponse:\n    with_retry(\"notes\")  # removed from the codebase in the refactor\n",
+        "async def notes(request: Request) -> JSONResponse:\n"
+        "    with_retry(\"notes\")  # removed from the codebase in the refactor\n",
     )
 
 
@@ -113,5 +115,6 @@ INSERT INTO "_prisma_migrations" (id, checksum, migration_name, logs, started_at
 VALUES ('6a1f0b5e-replay', 'x', '""" + PRISMA_MIGRATION + """',
         'Database error code: 42P07. ERROR: relation "users" already exists', now() - interval '1 day');
 """,
-                               "cleanup_sql": 'drop table if exists "users"; drop table if exists "_prisma_migrations";'},
+                               "cleanup_sql": 'drop table if exists "users"; '
+                                              'drop table if exists "_prisma_migrations";'},
 }

@@ -22,7 +22,7 @@ from deploypipe.local.repo import LocalRepo
 from deploypipe.render.client import RenderClient
 from deploypipe.replays.catalogue import REPLAYS, Replay
 from deploypipe.replays.changes import APP, BAD_CHANGES, PRISMA_MIGRATION
-from deploypipe.stages.db import IgnoreRule
+from deploypipe.stages.db_checks import IgnoreRule
 from deploypipe.stages.report import Report
 
 __all__ = ["ReplayResult", "production_state", "run_replay", "served_service"]
@@ -48,7 +48,8 @@ class ReplayResult:
     def summary(self) -> str:
         first = self.runs[0]
         stopped = next(iter(first.failed_stages()), None)
-        what = (f"stage {stopped.id} ({stopped.type}) stopped it: {(stopped.error.message if stopped.error else '')[:300]}"
+        error = (stopped.error.message if stopped and stopped.error else "")[:300]
+        what = (f"stage {stopped.id} ({stopped.type}) stopped it: {error}"
                 if stopped else first.message)
         lines = [
             f"replay {self.replay.name} — {self.replay.title}",
@@ -58,15 +59,18 @@ class ReplayResult:
         if first.rollback.performed:
             lines.append("  rollback: " + "; ".join(i.summary for i in first.rollback.items))
         if self.resolved is not None:
-            lines.append(f"  remedy: the failed row was {'marked applied after verifying its objects' if self.resolved else 'NOT resolved'}")
+            remedy = "marked applied after verifying its objects" if self.resolved else "NOT resolved"
+            lines.append(f"  remedy: the failed row was {remedy}")
         for extra in self.runs[1:]:
             lines.append(f"  then: {extra.pipeline} -> exit {extra.exit_code}: {extra.message[:200]}")
-        lines.append(f"  production before: commit {str(self.before.get('commit'))[:12]}, rows {self.before.get('rows')}")
+        lines.append(f"  production before: commit {str(self.before.get('commit'))[:12]}, "
+                     f"rows {self.before.get('rows')}")
         lines.append(f"  production after:  commit {str(self.after.get('commit'))[:12]}, rows {self.after.get('rows')}"
                      f" — {'unharmed' if self.unharmed else 'CHANGED'}")
         minutes = self.replay.seed_minutes
         lines.append(f"  time: the seed's team lost ~{minutes:.0f} min; here {self.seconds:.1f}s, production untouched"
-                     if self.exit_code == 1 else f"  time: the seed's team lost ~{minutes:.0f} min; here {self.seconds:.1f}s "
+                     if self.exit_code == 1 else
+                     f"  time: the seed's team lost ~{minutes:.0f} min; here {self.seconds:.1f}s "
                      "from deploy to a verified rollback")
         return "\n".join(lines)
 
@@ -105,7 +109,8 @@ def _variants(name: str, loaded: LoadedPipeline, repo: Path) -> list[LoadedPipel
                 _subset(loaded, ["migration-status"], {"migration-status": {**prisma, "resolve": True}},
                         loaded.spec.name + "-resolve-verified")]
     if name == "transaction-cascade":
-        ignore = [IgnoreRule(rule="alembic-op-monkeypatch", migration="*", reason="replay: show the dry run catches it too")]
+        ignore = [IgnoreRule(rule="alembic-op-monkeypatch", migration="*",
+                             reason="replay: show the dry run catches it too")]
         return [loaded, _subset(loaded, [s.id for s in loaded.spec.stages], {"migration-lint": {"ignore": ignore}},
                                 loaded.spec.name + "-without-lint")]
     return [loaded]

@@ -50,7 +50,8 @@ class LocalSpec(_Frozen):
 
     blueprint: str = Field("render.yaml", description="Blueprint the local Render runs.")
     app_dirs: list[str] = Field(
-        default_factory=list, description="Paths copied beside the Blueprint into the local git repository Render builds."
+        default_factory=list,
+        description="Paths copied beside the Blueprint into the local git repository Render builds."
     )
     database: str | None = Field(None, description="Blueprint database that plays production (default: the "
                                                    "Blueprint's only database).")
@@ -67,7 +68,8 @@ class StageSpec(_Frozen):
     when: str = Field(
         "on_success",
         description="on_success (default), on_failure, always, or an expression over earlier stages' outputs "
-        "such as `status.pending_count > 0` or `not backup.verified` (`invoke plan --types` lists each type's outputs).",
+        "such as `status.pending_count > 0` or `not backup.verified` (`invoke plan --types` lists each type's "
+        "outputs).",
     )
     on_failure: Literal["rollback", "stop", "continue"] = Field(
         "rollback",

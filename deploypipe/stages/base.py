@@ -58,11 +58,11 @@ class DeployRecord(BaseModel):
     status: str | None = None
 
 
-O = TypeVar("O", bound=Outputs)
+OutputsT = TypeVar("OutputsT", bound=Outputs)
 
 
 @dataclass(frozen=True)
-class StageResult(Generic[O]):
+class StageResult(Generic[OutputsT]):
     """What a stage run produced.
 
     ``changed_production`` says whether production was touched (it decides
@@ -70,7 +70,7 @@ class StageResult(Generic[O]):
     are shown to the operator but do not fail the stage.
     """
 
-    outputs: O
+    outputs: OutputsT
     changed_production: bool = False
     summary: str = ""
     warnings: tuple[str, ...] = ()

@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["Resources", "StageContext", "utcnow"]
 
-O = TypeVar("O", bound=Outputs)
+OutputsT = TypeVar("OutputsT", bound=Outputs)
 
 
 def utcnow() -> datetime:
@@ -57,6 +57,15 @@ class Resources:
     redactor: Redactor = field(default_factory=Redactor)
     _render: Any = field(default=None, repr=False)
     _http: Any = field(default=None, repr=False)
+
+    def path(self, value: str | Path) -> Path:
+        """``value`` as a path: absolute as given, else relative to the project directory."""
+        path = Path(value)
+        return path if path.is_absolute() else self.project_dir / path
+
+    def database_url(self, key: str) -> str:
+        """The connection URL of database target ``key`` (a secret: the run's redactor masks it)."""
+        return self.targets.databases[key].url
 
     @property
     def render(self) -> RenderClient:
@@ -122,7 +131,7 @@ class StageContext:
         """How errors name this stage."""
         return f"stage {self.stage_id}"
 
-    def latest(self, kind: type[O], where: Callable[[O], bool] | None = None) -> O | None:
+    def latest(self, kind: type[OutputsT], where: Callable[[OutputsT], bool] | None = None) -> OutputsT | None:
         """The outputs of the most recent earlier stage whose outputs are a ``kind`` (and satisfy ``where``)."""
         for outputs in reversed(list(self.earlier.values())):
             if isinstance(outputs, kind) and (where is None or where(outputs)):

@@ -18,14 +18,16 @@ from pydantic import Field
 from deploypipe.core.polling import poll
 from deploypipe.core.probe import Probe, ProbeResult, probe
 from deploypipe.errors import StageErrored, StageFailed
-from deploypipe.stages.base import Compensation, Outputs, Params, Restored, ServiceRelease, StageResult
+from deploypipe.stages.base import Compensation, Restored, ServiceRelease, StageResult
+from deploypipe.stages.base import Outputs as BaseOutputs
+from deploypipe.stages.base import Params as BaseParams
 from deploypipe.stages.context import StageContext
 from deploypipe.stages.render import RenderPreflight
 
 __all__ = ["HttpCheck", "SmokeRequest", "VerifyHealth"]
 
 
-class SmokeRequest(Params):
+class SmokeRequest(BaseParams):
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "GET"
     path: str = Field(..., description="Path on the service, e.g. /api/notes.")
     body: Any = Field(None, description="JSON body.")
@@ -92,7 +94,7 @@ class HttpCheck:
     description: ClassVar[str] = "Poll a URL until it returns the expected status/JSON (N consecutive successes)."
     touches_production: ClassVar[bool] = False
 
-    class Params(Params):
+    class Params(BaseParams):
         url: str = Field(..., description="Absolute URL to request.")
         method: Literal["GET", "POST", "HEAD"] = "GET"
         expect_status: list[int] = Field(default_factory=lambda: [200], description="Accepted status codes.")
@@ -103,7 +105,7 @@ class HttpCheck:
         timeout_s: float = Field(60.0, gt=0, description="Give up after this long.")
         request_timeout_s: float = Field(5.0, gt=0)
 
-    class Outputs(Outputs):
+    class Outputs(BaseOutputs):
         url: str
         probes: int = Field(..., description="Probes sent.")
         last: str = Field(..., description="The last probe's verdict.")
@@ -113,7 +115,8 @@ class HttpCheck:
 
     def run(self, ctx: StageContext, params: HttpCheck.Params) -> StageResult[HttpCheck.Outputs]:
         spec = Probe(url=params.url, method=params.method, expect_status=tuple(params.expect_status),
-                     expect_json=params.expect_json or None, budget_ms=params.budget_ms, timeout_s=params.request_timeout_s)
+                     expect_json=params.expect_json or None, budget_ms=params.budget_ms,
+                     timeout_s=params.request_timeout_s)
         sent, last = _wait_until_healthy(ctx, spec, params.successes, params.interval_s, params.timeout_s)
         return StageResult(outputs=self.Outputs(url=params.url, probes=sent, last=last.reason), summary=last.reason)
 
@@ -123,11 +126,12 @@ class VerifyHealth:
 
     type: ClassVar[str] = "verify.health"
     description: ClassVar[str] = (
-        "Verify a deployed service's health (status, JSON, deployed commit), observe it for a window, run smoke requests."
+        "Verify a deployed service's health (status, JSON, deployed commit), observe it for a window, run smoke "
+        "requests."
     )
     touches_production: ClassVar[bool] = False
 
-    class Params(Params):
+    class Params(BaseParams):
         service: str = Field(..., description="Service target key.")
         path: str | None = Field(None, description="Health path; default: the target's health_path.")
         expect_status: list[int] = Field(default_factory=lambda: [200])
@@ -146,7 +150,7 @@ class VerifyHealth:
         request_timeout_s: float = Field(5.0, gt=0)
         smoke: list[SmokeRequest] = Field(default_factory=list, description="Requests that must succeed afterwards.")
 
-    class Outputs(Outputs):
+    class Outputs(BaseOutputs):
         service: str
         url: str = Field(..., description="The health URL probed.")
         commit: str | None = Field(None, description="The commit the health endpoint had to report.")
@@ -156,7 +160,8 @@ class VerifyHealth:
 
     def plan(self, params: VerifyHealth.Params) -> str:
         extra = f", then {len(params.smoke)} smoke request(s)" if params.smoke else ""
-        return (f"probe {params.service}{params.path or ' health path'} until {params.successes} consecutive successes, "
+        return (f"probe {params.service}{params.path or ' health path'} until {params.successes} consecutive "
+                "successes, "
                 f"observe {params.observe_s:g}s (fail after {params.failure_threshold} failures){extra}")
 
     # -- helpers -----------------------------------------------------------------

@@ -15,7 +15,9 @@ from pydantic import Field
 from deploypipe.core.findings import Finding, at_least, summarize
 from deploypipe.errors import SpecError, StageErrored, StageFailed
 from deploypipe.lint.blueprint import lint_blueprint, service_names
-from deploypipe.stages.base import Outputs, Params, StageResult
+from deploypipe.stages.base import Outputs as BaseOutputs
+from deploypipe.stages.base import Params as BaseParams
+from deploypipe.stages.base import StageResult
 from deploypipe.stages.context import StageContext
 
 __all__ = ["LintBlueprint"]
@@ -31,7 +33,7 @@ class LintBlueprint:
     )
     touches_production: ClassVar[bool] = False
 
-    class Params(Params):
+    class Params(BaseParams):
         path: str = Field("render.yaml", description="Blueprint file, relative to the project directory.")
         fail_on: Literal["error", "warning"] = Field(
             "error", description="Lowest severity that fails the stage; lower findings are warnings."
@@ -41,7 +43,7 @@ class LintBlueprint:
                               "names of the pipeline's service targets."
         )
 
-    class Outputs(Outputs):
+    class Outputs(BaseOutputs):
         path: str
         findings: list[Finding] = Field(default_factory=list)
 

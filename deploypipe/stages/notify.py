@@ -25,7 +25,9 @@ from pydantic import Field
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from deploypipe.core.retry_after import retry_after_s
-from deploypipe.stages.base import Outputs, Params, StageResult
+from deploypipe.stages.base import Outputs as BaseOutputs
+from deploypipe.stages.base import Params as BaseParams
+from deploypipe.stages.base import StageResult
 from deploypipe.stages.context import StageContext
 from deploypipe.stages.report import Outcome, Report
 
@@ -33,6 +35,7 @@ __all__ = ["NotifyWebhook", "run_outcome", "summary_text"]
 
 ATTEMPTS = 3
 SUCCESS_OUTCOMES = ("deployed", "rollback_verified")
+RESULTS: tuple[Literal["success", "failure"], ...] = ("success", "failure")
 _MAX_RETRY_AFTER_S = 30.0
 
 
@@ -107,10 +110,10 @@ class NotifyWebhook:
                                   "an environment variable; a failed notification is a warning, never a failure.")
     touches_production: ClassVar[bool] = False
 
-    class Params(Params):
+    class Params(BaseParams):
         url_env: str = Field(..., min_length=1, description="Environment variable holding the webhook URL (a secret).")
         on: list[Literal["success", "failure"]] = Field(
-            default_factory=lambda: ["success", "failure"], description="Notify on these run results."
+            default_factory=lambda: list(RESULTS), description="Notify on these run results."
         )
         format: Literal["json", "slack"] = Field("json", description='"json": the run summary; "slack": {"text": ...}.')
         timeout_s: float = Field(5.0, gt=0, description="Timeout of each POST.")
@@ -118,7 +121,7 @@ class NotifyWebhook:
     def plan(self, params: NotifyWebhook.Params) -> str:
         return f"POST the run summary ({params.format}) to ${params.url_env} on {' or '.join(params.on)}"
 
-    class Outputs(Outputs):
+    class Outputs(BaseOutputs):
         sent: bool
         status: int | None = Field(None, description="The webhook's HTTP status.")
         attempts: int = 0
@@ -169,8 +172,9 @@ class NotifyWebhook:
             response = Retrying(
                 stop=stop_after_attempt(ATTEMPTS), wait=self._wait, sleep=ctx.sleep, reraise=True,
                 retry=retry_if_exception_type(_RETRYABLE),
-                before_sleep=lambda state: ctx.log.warning("notification_retrying", attempt=state.attempt_number,
-                                                           error=self._describe(state.outcome.exception(), url)),
+                before_sleep=lambda state: ctx.log.warning(
+                    "notification_retrying", attempt=state.attempt_number,
+                    error=self._describe(state.outcome.exception() if state.outcome else None, url)),
             )(post)
         except (httpx.HTTPError, httpx.InvalidURL, _NotDelivered) as exc:
             return self._not_sent(ctx, self._describe(exc, url), attempts)

@@ -11,6 +11,7 @@ hooks are protocols of their own; callers test for them with ``isinstance``:
 
 from __future__ import annotations
 
+import builtins
 from typing import Any, ClassVar, Mapping, Protocol, runtime_checkable
 
 from deploypipe.stages.base import Compensation, Outputs, Params, Restored, StageResult
@@ -25,8 +26,8 @@ class Stage(Protocol):
 
     type: ClassVar[str]
     description: ClassVar[str]
-    Params: ClassVar[type[Params]]
-    Outputs: ClassVar[type[Outputs]]
+    Params: ClassVar[builtins.type[Params]]
+    Outputs: ClassVar[builtins.type[Outputs]]
     touches_production: ClassVar[bool]
 
     def plan(self, params: Any) -> str:

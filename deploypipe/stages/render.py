@@ -21,7 +21,9 @@ from deploypipe.render.history import default_rollback_target, failure_streak
 from deploypipe.render.models import Deploy, DeployStatus
 from deploypipe.render.waiting import DeployTimeout
 from deploypipe.spec.targets import ServiceTarget
-from deploypipe.stages.base import Compensation, Outputs, Params, ServiceRelease, StageResult
+from deploypipe.stages.base import Compensation, ServiceRelease, StageResult
+from deploypipe.stages.base import Outputs as BaseOutputs
+from deploypipe.stages.base import Params as BaseParams
 from deploypipe.stages.context import StageContext
 from deploypipe.stages.rollbacks import deploy_record, live_now, roll_back, short, undo_release, wait_for
 
@@ -44,7 +46,7 @@ def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=False)
 
 
-class ServiceState(Outputs):
+class ServiceState(BaseOutputs):
     """What preflight saw of one service: its live deploy (the rollback target) and recent history."""
 
     service_id: str
@@ -66,13 +68,13 @@ class RenderPreflight:
                                   "branch Render builds; record rollback targets.")
     touches_production: ClassVar[bool] = False
 
-    class Params(Params):
+    class Params(BaseParams):
         services: list[str] | None = Field(None, description="Service target keys to check (default: all targets).")
         history: int = Field(5, ge=1, le=100, description="How many recent deploys to inspect per service.")
         wait_in_progress_s: float = Field(0.0, ge=0, description="Wait this long for a deploy in progress, else fail.")
         commit: str | None = Field(None, description="Commit that will be deployed (default: HEAD of repo_dir).")
 
-    class Outputs(Outputs):
+    class Outputs(BaseOutputs):
         services: dict[str, ServiceState] = Field(default_factory=dict, description="Per service target key.")
 
     def plan(self, params: RenderPreflight.Params) -> str:
@@ -144,7 +146,8 @@ class RenderPreflight:
             elif len(failed) >= 2:
                 listed = ", ".join(f"{d.id} ({d.status})" for d in failed)
                 warnings.append(f"{key}: production frozen on commit {short(live.commit_id)} since "
-                                f"{live.finished_at or live.created_at}; the last {len(failed)} deploys failed: {listed}")
+                                f"{live.finished_at or live.created_at}; the last {len(failed)} deploys failed: "
+                                f"{listed}")
             commit = self._check_commit(ctx, key, params.commit, service.branch, warnings)
             found[key] = ServiceState(service_id=service.id, live_deploy_id=live.id if live else None,
                                       live_commit=live.commit_id if live else None, auto_deploy=service.auto_deploy,
@@ -170,9 +173,9 @@ class RenderDeploy:
     description: ClassVar[str] = "Trigger a deploy of a commit through the Render API and wait until it is live."
     touches_production: ClassVar[bool] = True
     point_of_no_return: ClassVar[str] = "deploy_triggered"
-    Outputs: ClassVar[type[DeployOutputs]] = DeployOutputs
+    Outputs = DeployOutputs
 
-    class Params(Params):
+    class Params(BaseParams):
         service: str = Field(..., description="Service target key.")
         commit: str | None = Field(None, description="Commit SHA to deploy (default: HEAD of the target's repo_dir).")
         allow_dirty: bool = Field(False, description="Deploy HEAD even when tracked files have uncommitted changes.")
@@ -181,7 +184,8 @@ class RenderDeploy:
         poll_s: float = Field(2.0, gt=0, description="First polling interval; it grows to 15 s.")
         cancel_on_timeout: bool = Field(True, description="Cancel the deploy when the wait times out.")
         disable_auto_deploy_on_rollback: bool = Field(
-            True, description="When compensating, turn auto-deploy off so the next push does not redeploy the bad commit.")
+            True,
+            description="When compensating, turn auto-deploy off so the next push does not redeploy the bad commit.")
 
     def plan(self, params: RenderDeploy.Params) -> str:
         return f"deploy {params.service} at {params.commit or 'HEAD'} and wait up to {params.timeout_s:g}s until live"
@@ -197,7 +201,8 @@ class RenderDeploy:
         if head.returncode != 0:
             raise StageErrored(f"cannot read HEAD of {repo}: {head.stderr.strip()}", where=ctx.where,
                                hint=f"set commit, or targets.services.{params.service}.repo_dir to a git checkout")
-        dirty = [line for line in _git(repo, "status", "--porcelain", "--untracked-files=no").stdout.splitlines() if line]
+        status = _git(repo, "status", "--porcelain", "--untracked-files=no").stdout
+        dirty = [line for line in status.splitlines() if line]
         if dirty and not params.allow_dirty:
             files = ", ".join(line[3:] for line in dirty[:5])
             raise StageFailed(f"{repo} has uncommitted changes ({files}); Render would build HEAD without them",
@@ -217,6 +222,8 @@ class RenderDeploy:
         commit = self._commit(ctx, params)
         preflight = ctx.latest(RenderPreflight.Outputs)
         before = preflight.services.get(key) if preflight else None
+        previous_id: str | None
+        previous_commit: str | None
         if before is not None and before.service_id == service.id and before.live_deploy_id:
             previous_id, previous_commit = before.live_deploy_id, before.live_commit
         else:
@@ -284,9 +291,9 @@ class RenderRollback:
     type: ClassVar[str] = "render.rollback"
     description: ClassVar[str] = "Roll a service back to an earlier deploy through the Render API and wait until live."
     touches_production: ClassVar[bool] = True
-    Outputs: ClassVar[type[RollbackOutputs]] = RollbackOutputs
+    Outputs = RollbackOutputs
 
-    class Params(Params):
+    class Params(BaseParams):
         service: str = Field(..., description="Service target key.")
         to: str | None = Field(None, description="Deploy id to return to (default: the previous successful deploy).")
         timeout_s: float = Field(900.0, gt=0, description="How long to wait for the rollback to be live.")

@@ -107,7 +107,8 @@ def undo_release(ctx: StageContext, key: str, *, service_id: str, ours: str | No
         raise RollbackFailed(f"{key}: rollback to {previous} failed: {exc.message}; "
                              f"live now: {live_now(ctx, service_id)}", where=ctx.where) from None
     live = client.live_deploy(service_id)
-    verified = live is not None and live.id == final.id and (previous_commit is None or live.commit_id == previous_commit)
+    verified = (live is not None and live.id == final.id
+                and (previous_commit is None or live.commit_id == previous_commit))
     summary = f"{key}: rolled back to {previous} (commit {short(previous_commit)}) as {final.id}"
     return Compensation(action="rolled_back", verified=verified, summary=summary + (f"; {note}" if note else ""),
                         restored=Restored(service=key, commit=previous_commit),

@@ -8,7 +8,9 @@ from pydantic import Field
 
 from deploypipe.core.processes import run_command, tail
 from deploypipe.errors import StageErrored, StageFailed, TransientStageError
-from deploypipe.stages.base import Compensation, Outputs, Params, StageResult
+from deploypipe.stages.base import Compensation, StageResult
+from deploypipe.stages.base import Outputs as BaseOutputs
+from deploypipe.stages.base import Params as BaseParams
 from deploypipe.stages.context import StageContext
 
 __all__ = ["ShellRun"]
@@ -21,7 +23,7 @@ class ShellRun:
     description: ClassVar[str] = "Run a shell command (bash -c) with env, cwd and timeout; output is captured."
     touches_production: ClassVar[bool] = False
 
-    class Params(Params):
+    class Params(BaseParams):
         command: str = Field(..., description="Command line, run with bash -c.")
         cwd: str = Field(".", description="Working directory, relative to the project directory.")
         env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
@@ -31,7 +33,7 @@ class ShellRun:
             default_factory=list, description="Exit codes that mean 'transient, try again' (with the stage retry)."
         )
 
-    class Outputs(Outputs):
+    class Outputs(BaseOutputs):
         exit_code: int
         duration_s: float
         output_tail: str = Field("", description="The last 4000 bytes of the output.")

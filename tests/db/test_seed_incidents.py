@@ -21,7 +21,8 @@ from dbfixtures import StageRunner, alembic_project, new_db, pg_server, sql  # n
 from pydantic import ValidationError
 
 from deploypipe.errors import StageFailed
-from deploypipe.stages.db import DbBackup, DbDryRun, DbLint, DbMigrate, DbMigrationStatus
+from deploypipe.stages.db import DbBackup, DbDryRun, DbMigrate
+from deploypipe.stages.db_checks import DbLint, DbMigrationStatus
 
 BASE_ENV = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}
 

@@ -42,11 +42,12 @@ def configure_logging(*, json_lines: bool, redactor: Redactor, level: str = "inf
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.processors.format_exc_info if json_lines else structlog.dev.set_exc_info,
+        structlog.dev.set_exc_info,  # log.exception() outside an except block still finds the exception
+        structlog.processors.format_exc_info,  # the traceback becomes text here, BEFORE redaction, in every mode
         redaction_processor(redactor),
     ]
     if json_lines:
-        processors += [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer(sort_keys=False)]
+        processors.append(structlog.processors.JSONRenderer(sort_keys=False))
     else:
         processors.append(structlog.dev.ConsoleRenderer(colors=(stream or sys.stderr).isatty(), pad_event_to=24))
     structlog.configure(

@@ -10,9 +10,9 @@ import structlog
 from deploypipe.commands.invocation import Invocation, load, redactor_for, resources_for, setup_logging
 from deploypipe.engine.journal import Journal, new_run_id, read_events, run_dir_for
 from deploypipe.engine.loader import LoadedPipeline
-from deploypipe.engine.locking import FileLock
+from deploypipe.engine.locking import ReleaseLock
 from deploypipe.engine.runner import Runner, pipeline_digest
-from deploypipe.errors import LockHeldError, UsageError
+from deploypipe.errors import DeployPipeError, UsageError
 from deploypipe.stages.report import Outcome, Report
 
 __all__ = ["emit_report", "run_pipeline"]
@@ -30,7 +30,18 @@ def _resume_events(inv: Invocation, loaded: LoadedPipeline, resume: str) -> list
                               f"`invoke rollback --run {resume}`")
     if any(e.get("event") == "run_finished" for e in events):
         raise UsageError(f"run {resume} already finished; nothing to resume")
+    if any(e.get("event") == "rollback_started" for e in events):
+        raise UsageError(f"run {resume} was rolling back when it stopped; a resume would release again",
+                         hint=f"finish the rollback with `invoke rollback --run {resume}`")
     return events
+
+
+def _release_lock(inv: Invocation, loaded: LoadedPipeline, run_id: str, sleep: Any, clock: Any) -> ReleaseLock:
+    """The file lock of this machine, plus the advisory lock on the first database target (across machines)."""
+    databases = loaded.spec.targets.databases
+    url = databases[next(iter(databases))].url if databases else None
+    return ReleaseLock.for_run(inv.state_dir, loaded.spec.lock.key or loaded.spec.name, run_id, database_url=url,
+                               env=inv.env, sleep=sleep, clock=clock)
 
 
 def run_pipeline(inv: Invocation, *, resume: str | None = None, execute: Callable[[Runner], Report] | None = None,
@@ -58,14 +69,13 @@ def run_pipeline(inv: Invocation, *, resume: str | None = None, execute: Callabl
         progress = ConsoleProgress(inv.err, live=inv.err.isatty())
         journal.subscribe(progress)
     resources = resources_for(inv, loaded, redactor)
-    lock = FileLock(inv.state_dir, loaded.spec.lock.key or loaded.spec.name, run_id,
-                    sleep=resources.sleep, clock=resources.clock)
+    lock = _release_lock(inv, loaded, run_id, resources.sleep, resources.clock)
     wait = loaded.spec.lock.wait_s if inv.wait_lock_s is None else inv.wait_lock_s
-    runner = Runner(loaded, resources, journal)
+    runner = Runner(loaded, resources, journal, guard=lock)
     try:
         try:
             lock.acquire(wait)
-        except LockHeldError as exc:
+        except DeployPipeError as exc:  # held by another run, or the database cannot be reached to take it
             return runner.finish(Outcome.BLOCKED, message=exc.render())
         try:
             if execute is not None:

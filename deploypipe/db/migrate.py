@@ -21,7 +21,7 @@ from typing import Any, Callable, Literal, Mapping
 
 import structlog
 
-from deploypipe.db.advisory import PgAdvisoryLock
+from deploypipe.db.advisory import Holder, PgAdvisoryLock
 from deploypipe.db.backup import load_backup, restore_backup
 from deploypipe.db.migration_run import MigrationRun, current_revision, run_migration
 from deploypipe.db.pg import connect, database_name, mask_url
@@ -120,7 +120,8 @@ def migrate_production(*, url: str, command: str, cwd: Path, env: Mapping[str, s
     """Run ``command`` against production under the advisory lock; StageFailed (with production_changed) on failure."""
     warnings = check_preconditions(backup, dry, command=command, require_backup=require_backup,
                                    require_dry_run=require_dry_run)
-    lock = PgAdvisoryLock(url, lock_name(url), run_id=run_id, sleep=sleep, clock=clock, poll_s=poll_s)
+    lock = PgAdvisoryLock(url, lock_name(url), holder=Holder.of_this_process(run_id), what="migration lock",
+                          sleep=sleep, clock=clock, poll_s=poll_s)
     lock.acquire(lock_wait_s)  # LockHeldError names the holder
     try:
         log.info("migration_started", database=mask_url(url), lock=lock.name)
@@ -168,7 +169,8 @@ def compensate_migration(result: MigrateResult, *, policy: Policy, url: str, cwd
         return MigrationUndo(action="left_schema", verified=True, details=details,
                             summary=f"schema left at revision {after} (policy leave: expand/contract, the previous "
                                     "release must run against the new schema)")
-    lock = PgAdvisoryLock(url, lock_name(url), run_id=run_id, sleep=sleep, clock=clock)
+    lock = PgAdvisoryLock(url, lock_name(url), holder=Holder.of_this_process(run_id), what="migration lock",
+                          sleep=sleep, clock=clock)
     if policy == "downgrade":
         target = before or "base"
         command = downgrade_command.format(revision=target)

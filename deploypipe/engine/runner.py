@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import structlog
 from tenacity import (
@@ -29,6 +29,7 @@ from tenacity import (
 from deploypipe.engine.compensation import compensate_stages
 from deploypipe.engine.journal import Journal
 from deploypipe.engine.loader import LoadedPipeline
+from deploypipe.engine.signals import shielded, signal_name
 from deploypipe.engine.state import RunState
 from deploypipe.errors import DeployPipeError, StageErrored, StageFailed, TransientError, UsageError
 from deploypipe.spec import when as when_language
@@ -39,11 +40,27 @@ from deploypipe.stages.protocols import Interruptible
 from deploypipe.stages.registry import get_stage
 from deploypipe.stages.report import ErrorInfo, Outcome, Report
 
-__all__ = ["Runner", "pipeline_digest"]
+__all__ = ["RunGuard", "Runner", "pipeline_digest"]
 
 log = structlog.get_logger("deploypipe.runner")
 
 _JOURNAL_META = ("seq", "ts", "run_id", "event", "stage")
+
+
+class RunGuard(Protocol):
+    """What keeps a run safe to continue: the release lock (see deploypipe.engine.locking.ReleaseLock)."""
+
+    def lost(self) -> str | None: ...
+
+    def regain(self) -> str | None: ...
+
+
+class _Unguarded:
+    def lost(self) -> str | None:
+        return None
+
+    def regain(self) -> str | None:
+        return None
 
 
 def pipeline_digest(loaded: LoadedPipeline) -> str:
@@ -67,8 +84,9 @@ class Runner:
 
     def __init__(self, loaded: LoadedPipeline, resources: Resources, journal: Journal, *,
                  sleep: Callable[[float], None] | None = None, clock: Callable[[], float] | None = None,
-                 now: Callable[[], datetime] | None = None):
+                 now: Callable[[], datetime] | None = None, guard: RunGuard | None = None):
         self.loaded = loaded
+        self.guard = guard or _Unguarded()
         self.spec = loaded.spec
         self.resources = resources
         self.journal = journal
@@ -132,6 +150,8 @@ class Runner:
                     result: StageResult[Any] = impl.run(self._context(stage, record.attempts, prior, outcome), params)
         except BaseException as exc:  # noqa: BLE001 - every failure is recorded, KeyboardInterrupt included
             self._failed(stage, exc, round(self.clock() - started, 3))
+            if isinstance(exc, KeyboardInterrupt):
+                self._interrupted(str(exc), stage.id)
             return exc
         finally:
             structlog.contextvars.unbind_contextvars("stage", "service")
@@ -178,13 +198,31 @@ class Runner:
                           warnings=record.warnings, summary=result.summary,
                           deploys=[d.model_dump(mode="json") for d in result.deploys])
 
+    def _interrupted(self, text: str, stage_id: str | None) -> None:
+        """Journal what a signal left undone, so ``rollback --run`` can finish the job after a SIGKILL."""
+        signum = int(text.split()[-1]) if text.startswith("signal ") else 2
+        undone = [s for s in self.state.changed
+                  if not any(i.stage == s and i.verified for i in self.state.rollback.items)]
+        self.journal.emit("interrupted", signal=signal_name(signum), during=stage_id or "rollback",
+                          left_undone=undone, hint=f"invoke rollback --run {self.journal.run_id}" if undone else "")
+        log.warning("interrupted", signal=signal_name(signum), during=stage_id or "rollback", left_undone=undone)
+
     # -- compensation ------------------------------------------------------------
-    def compensate(self, stage_ids: list[str]) -> bool:
-        """Undo ``stage_ids`` (completion order) in reverse, then re-verify health; True when all verified."""
+    def compensate(self, stage_ids: list[str], prior: Mapping[str, Sequence[Mapping[str, Any]]] | None = None) -> bool:
+        """Undo ``stage_ids`` (completion order) in reverse, then re-verify health; True when all verified.
+
+        Signals do not interrupt it (they are journalled). ``prior`` holds each stage's events from an earlier
+        process of the run, so a compensation that was already under way (a triggered rollback) is resumed.
+        """
         rollback = self.state.rollback
         rollback.performed = True
-        items, deploys = compensate_stages(self.spec.stages, self.loaded.params, stage_ids,
-                                           outputs=self.state.outputs, context=self._context, emit=self.journal.emit)
+
+        def context(stage: StageSpec) -> StageContext:
+            return self._context(stage, prior=tuple((prior or {}).get(stage.id, ())))
+
+        with shielded(lambda signum: self._interrupted(f"signal {signum}", None)):
+            items, deploys = compensate_stages(self.spec.stages, self.loaded.params, stage_ids,
+                                               outputs=self.state.outputs, context=context, emit=self.journal.emit)
         rollback.items.extend(items)
         self.state.deploys.extend(deploys)
         rollback.verified = all(item.verified for item in rollback.items)
@@ -256,6 +294,10 @@ class Runner:
                 record.status = "skipped"
                 self.journal.emit("stage_skipped", stage=stage.id, when=stage.when)
                 continue
+            lost = self.guard.lost()
+            if lost is not None:
+                failure = (stage, self._lock_lost(stage, lost))
+                continue
             exc = self._run_stage(stage, unfinished.get(stage.id, ()))
             if exc is None:
                 continue
@@ -277,6 +319,18 @@ class Runner:
             self.state.message += " (interrupted)"
         return outcome
 
+    def _lock_lost(self, stage: StageSpec, reason: str) -> StageErrored:
+        """Stop before ``stage``: without the release lock another run may be releasing at the same time."""
+        error = StageErrored(f"the release lock was lost ({reason}); stopped before this stage",
+                             where="release lock", hint="another run may now hold the lock; look at the service "
+                             "and the database before releasing again")
+        record = self.state.records[stage.id]
+        record.status, record.error = "errored", ErrorInfo.of(error)
+        self.journal.emit("stage_errored", stage=stage.id, attempts=0, duration_s=0.0,
+                          error=record.error.model_dump(mode="json"), changed_production=False, outputs={})
+        log.error("release_lock_lost", stage=stage.id, reason=reason)
+        return error
+
     def _after_failure(self, stage: StageSpec) -> Outcome:
         changed = self.state.changed
         if not changed:
@@ -284,6 +338,12 @@ class Runner:
         if stage.on_failure == "stop":
             self.state.message += ("; production was changed by " + ", ".join(changed)
                                    + " and the pipeline says on_failure: stop, so nothing was rolled back")
+            return Outcome.NEEDS_HUMAN
+        held = self.guard.regain()
+        if held is not None:
+            self.state.message += (f"; production was changed by {', '.join(changed)} and NOT rolled back: the "
+                                   f"release lock is lost and could not be taken back ({held}); roll back with "
+                                   f"`invoke rollback --run {self.journal.run_id}` once no other release runs")
             return Outcome.NEEDS_HUMAN
         if self.compensate(list(changed)):
             return Outcome.ROLLED_BACK
@@ -308,6 +368,9 @@ class Runner:
                 self.state.mark_changed(stage.id)
         undone = {e.get("stage") for e in previous if e.get("event") == "compensation_succeeded"}
         todo = [stage_id for stage_id in self.state.changed if stage_id not in undone]
+        prior: dict[str, list[Mapping[str, Any]]] = {}
+        for event in previous:
+            prior.setdefault(str(event.get("stage")), []).append(event)
         for record in self.state.records.values():
             if record.status == "succeeded":
                 record.status = "from_run"
@@ -315,7 +378,7 @@ class Runner:
             self.state.message = (f"run {undoing} left nothing to undo (no stage changed production, or it was "
                                   "undone already)")
             return self.finish(Outcome.ROLLBACK_VERIFIED)
-        if self.compensate(todo):
+        if self.compensate(todo, prior):
             self.state.message = f"undid {', '.join(reversed(todo))} from run {undoing}"
             return self.finish(Outcome.ROLLBACK_VERIFIED)
         self.state.message = "ROLLBACK NOT VERIFIED: " + self._unverified()

@@ -10,6 +10,7 @@ it is live and, by default, turns auto-deploy off.
 from __future__ import annotations
 
 import subprocess
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
@@ -209,6 +210,28 @@ class RenderDeploy:
                               where=ctx.where, hint="commit and push them, or set allow_dirty: true")
         return head.stdout.strip()
 
+    def _refuse_a_concurrent_release(self, ctx: StageContext, key: str, service_id: str) -> None:
+        """Render's side of one-release-at-a-time: no deploy in progress, none created since this run started.
+
+        This holds even without a database target (and so without the release lock), for releases made by
+        anyone: another machine, the dashboard, an auto-deploy. A deploy created between this check and the
+        trigger is not seen; the release lock (a database target) closes that window for deploypipe runs.
+        """
+        recent = ctx.resources.render.list_deploys(service_id, max_items=10)
+        busy = next((d for d in recent if d.in_progress), None)
+        if busy is not None:
+            raise StageFailed(f"{key}: deploy {busy.id} (commit {short(busy.commit_id)}, trigger "
+                              f"{busy.trigger or '?'}) is {busy.status}; another release is under way",
+                              where=ctx.where, hint="wait for it to finish, then release again")
+        started = ctx.run.started_at
+        newer = [d for d in recent if d.created_at and datetime.fromisoformat(d.created_at) >= started]
+        if newer:
+            other = newer[0]
+            raise StageFailed(f"{key}: deploy {other.id} (commit {short(other.commit_id)}, trigger "
+                              f"{other.trigger or '?'}) was created at {other.created_at}, after this run started "
+                              f"at {started.isoformat(timespec='seconds')}; someone else is releasing",
+                              where=ctx.where, hint="look at the service's deploys, then release again")
+
     def _trigger(self, ctx: StageContext, params: RenderDeploy.Params) -> DeployOutputs:
         """Trigger the deploy (journalled before any wait), or take over the one an interrupted run triggered."""
         client, key = ctx.resources.render, params.service
@@ -220,6 +243,7 @@ class RenderDeploy:
         target = _target(ctx, key)
         service = client.find_service(target.id or target.name or key)
         commit = self._commit(ctx, params)
+        self._refuse_a_concurrent_release(ctx, key, service.id)
         preflight = ctx.latest(RenderPreflight.Outputs)
         before = preflight.services.get(key) if preflight else None
         previous_id: str | None

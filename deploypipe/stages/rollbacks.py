@@ -49,6 +49,12 @@ def roll_back(ctx: StageContext, key: str, service_id: str, to_deploy: str, *, t
     Raises RollbackFailed naming what is live now when the rollback does not go live.
     """
     client = ctx.resources.render
+    if resume_deploy_id is None:  # an earlier process of this run may have triggered it already: wait on that one
+        resume_deploy_id = next((e.get("deploy_id") for e in reversed(ctx.prior_events)
+                                 if e.get("event") == "rollback_triggered" and e.get("service") == key
+                                 and e.get("to_deploy") == to_deploy), None)
+        if resume_deploy_id is not None:
+            ctx.emit("rollback_resumed", service=key, deploy_id=resume_deploy_id, to_deploy=to_deploy)
     if resume_deploy_id is None:
         rollback = client.rollback(service_id, to_deploy)
         ctx.emit("rollback_triggered", service=key, service_id=service_id, deploy_id=rollback.id, to_deploy=to_deploy,

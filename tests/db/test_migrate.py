@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 from dbfixtures import Sleeps, alembic_project, new_db, pg_server, sql  # noqa: F401 - fixtures
 
-from deploypipe.db.advisory import PgAdvisoryLock
+from deploypipe.db.advisory import Holder, PgAdvisoryLock
 from deploypipe.db.backup import create_backup
 from deploypipe.db.migrate import (
     BackupEvidence,
@@ -77,7 +77,7 @@ def test_opting_out_of_the_backup_is_allowed_but_recorded_as_a_warning(alembic_p
 
 def test_a_held_migration_lock_refuses_the_second_pipeline_and_names_the_holder(alembic_project, new_db, tmp_path):
     url, backup, dry = _setup(alembic_project, new_db, tmp_path)
-    holder = PgAdvisoryLock(url, lock_name(url), run_id="run-other")
+    holder = PgAdvisoryLock(url, lock_name(url), holder=Holder.of_this_process("run-other"))
     holder.acquire()
     sleeps = Sleeps()
     try:
@@ -85,7 +85,8 @@ def test_a_held_migration_lock_refuses_the_second_pipeline_and_names_the_holder(
             _migrate(alembic_project, url, tmp_path, backup, dry, lock_wait_s=3, sleep=sleeps, clock=sleeps.clock)
     finally:
         holder.release()
-    assert "deploypipe run run-other host" in str(held.value) and "backend pid" in str(held.value)
+    assert "migration lock" in str(held.value) and "run run-other by " in str(held.value)
+    assert "since " in str(held.value) and held.value.holder["run_id"] == "run-other"
     assert sum(sleeps.waits) == pytest.approx(3)
     assert _revision(url) == [("0001",)]
 

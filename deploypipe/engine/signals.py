@@ -1,0 +1,47 @@
+"""What SIGINT and SIGTERM do to a run: interrupt a stage, but never a rollback that is under way.
+
+``invoke``/``deploypipe`` turn SIGTERM into KeyboardInterrupt, like Ctrl-C
+(SIGINT): the running stage stops and the runner decides as for any failure
+(nothing changed: exit 1; production changed: roll back). While a rollback
+runs, :func:`shielded` reports further signals instead of letting them abort
+it, so a CI cancel (GitHub Actions: SIGINT, SIGTERM ~7.5 s later, SIGKILL ~2.5 s
+after that) finishes as much of the rollback as it can; the journal says what
+was left undone and ``rollback --run`` finishes the job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from types import FrameType
+from typing import Callable, Iterator
+
+__all__ = ["shielded", "signal_name"]
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+@contextlib.contextmanager
+def shielded(on_signal: Callable[[int], None]) -> Iterator[None]:
+    """While the block runs, SIGINT and SIGTERM call ``on_signal`` instead of interrupting (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def report(signum: int, frame: FrameType | None) -> None:
+        on_signal(signum)
+
+    previous = {number: signal.signal(number, report) for number in _SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)

@@ -6,8 +6,8 @@
 The page shows the header (outcome, exit code, message), the stages on a time line, the health probes and the
 traffic looks as charts, the rollback steps and the last lines of each command log. It loads nothing: CSS, script and
 SVG are inline and its Content-Security-Policy forbids every other source. Every value is HTML-escaped, and the page
-holds nothing that is not already in the (redacted) run directory. Charts come from :mod:`.html_svg`, their data
-from :mod:`.html_data`; the other sections from :mod:`.html_sections`.
+holds nothing that is not already in the (redacted) run directory. Sections come from :mod:`.html_sections` and
+:mod:`.html_traffic`, charts from :mod:`.html_svg`, their data from :mod:`.html_data`.
 """
 
 from __future__ import annotations
@@ -20,15 +20,15 @@ from typing import Any
 
 from deploypipe.output import html_data as data
 from deploypipe.output.html_assets import CSP, CSS, SCRIPT
+from deploypipe.output.html_parts import esc, fmt_seconds, slug
 from deploypipe.output.html_sections import (
     deploys_section,
     health_section,
     logs_section,
     rollback_section,
     stages_section,
-    traffic_section,
 )
-from deploypipe.output.html_svg import esc, fmt_seconds, slug
+from deploypipe.output.html_traffic import traffic_looks, traffic_section, traffic_verdicts
 from deploypipe.stages.report import Report
 
 __all__ = ["LOG_READ_MAX_BYTES", "read_journal", "read_logs", "render_html", "write_report_html"]
@@ -73,7 +73,7 @@ def render_html(report: Report, events: Sequence[Mapping[str, Any]], logs: Mappi
         ("stages", "Stages", stages_section(report, data.stage_bars(report, journal), marks, span)),
         ("deploys", "Deploys", deploys_section(report)),
         ("health", "Health", health_section(data.probes(report, journal), marks)),
-        ("traffic", "Traffic", traffic_section(data.traffic_looks(report, journal), data.traffic_verdicts(report))),
+        ("traffic", "Traffic", traffic_section(traffic_looks(report, journal), traffic_verdicts(report))),
         ("rollback", "Rollback", rollback_section(report, journal)),
         ("logs", "Logs", logs_section(data.log_excerpts(report, logs), data.diagnostics(report))),
     ) if html]

@@ -16,9 +16,9 @@ from typing import Any
 from deploypipe.stages.report import Report, StageReport
 
 __all__ = [
-    "LOG_TAIL_LINES", "Diagnostic", "LogExcerpt", "Marker", "Probe", "Retry", "StageBar", "TrafficLook",
-    "TrafficVerdict", "diagnostics", "log_excerpts", "markers", "parse_time", "probes", "run_span", "seconds",
-    "stage_bars", "traffic_looks", "traffic_verdicts",
+    "LOG_TAIL_LINES", "Diagnostic", "LogExcerpt", "Marker", "Probe", "Retry", "StageBar", "diagnostics", "integer",
+    "log_excerpts", "mappings", "markers", "num", "origin_of", "parse_time", "probes", "run_span", "seconds",
+    "stage_bars", "text",
 ]
 
 LOG_TAIL_LINES = 30
@@ -55,22 +55,26 @@ def seconds(value: Any, origin: datetime) -> float | None:
     return None if moment is None else (moment - origin).total_seconds()
 
 
-def _num(value: Any) -> float | None:
+def num(value: Any) -> float | None:
+    """A finite number as float; ``None`` for anything else (booleans included)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     return float(value)
 
 
-def _int(value: Any) -> int | None:
-    number = _num(value)
+def integer(value: Any) -> int | None:
+    """A finite number as int; ``None`` for anything else."""
+    number = num(value)
     return None if number is None else int(number)
 
 
-def _text(value: Any) -> str:
+def text(value: Any) -> str:
+    """``str(value)``; ``""`` for None."""
     return "" if value is None else str(value)
 
 
-def _events(events: Sequence[Any]) -> list[Event]:
+def mappings(events: Sequence[Any]) -> list[Event]:
+    """The events that are JSON objects (anything else in a journal is ignored)."""
     return [event for event in events if isinstance(event, Mapping)]
 
 
@@ -102,12 +106,12 @@ class StageBar:
 def stage_bars(report: Report, events: Sequence[Any]) -> list[StageBar]:
     """One bar per stage of the report, from its started_at/finished_at (or its journal events when missing)."""
     origin = origin_of(report)
-    journal = _events(events)
+    journal = mappings(events)
     bars = []
     for stage in report.stages:
         start, end = _stage_times(stage, journal, origin)
         retries = tuple(
-            Retry(at, _int(event.get("attempt")), _text(event.get("reason")))
+            Retry(at, integer(event.get("attempt")), text(event.get("reason")))
             for event in journal
             if event.get("event") == "stage_retrying" and event.get("stage") == stage.id
             and (at := seconds(event.get("ts"), origin)) is not None)
@@ -148,15 +152,15 @@ def probes(report: Report, events: Sequence[Any]) -> list[Probe]:
     """Every ``health_probe`` event with a time, in journal order."""
     origin = origin_of(report)
     found = []
-    for event in _events(events):
+    for event in mappings(events):
         if event.get("event") != "health_probe":
             continue
         at = seconds(event.get("ts"), origin)
         if at is None:
             continue
-        found.append(Probe(at, _num(event.get("elapsed_ms")), event.get("ok") is True,
-                           _text(event.get("phase")) or "verify", _int(event.get("status")),
-                           _text(event.get("url")), _text(event.get("reason")), _text(event.get("stage"))))
+        found.append(Probe(at, num(event.get("elapsed_ms")), event.get("ok") is True,
+                           text(event.get("phase")) or "verify", integer(event.get("status")),
+                           text(event.get("url")), text(event.get("reason")), text(event.get("stage"))))
     return found
 
 
@@ -173,18 +177,18 @@ class Marker:
 def markers(report: Report, events: Sequence[Any]) -> list[Marker]:
     origin = origin_of(report)
     found = []
-    for event in _events(events):
+    for event in mappings(events):
         kind = event.get("event")
         at = seconds(event.get("ts"), origin)
         if at is None:
             continue
         if kind == "deploy_live":
-            found.append(Marker(at, "live", f"{_text(event.get('service')) or 'service'} live"))
+            found.append(Marker(at, "live", f"{text(event.get('service')) or 'service'} live"))
         elif kind == "rollback_started":
             found.append(Marker(at, "rollback_started", "rollback started", ok=False))
         elif kind in ("compensation_succeeded", "compensation_failed"):
-            action = _text(event.get("action")) or "undone"
-            found.append(Marker(at, "undone", f"{_text(event.get('stage'))}: {action}".strip(": "),
+            action = text(event.get("action")) or "undone"
+            found.append(Marker(at, "undone", f"{text(event.get('stage'))}: {action}".strip(": "),
                                 ok=kind == "compensation_succeeded" and event.get("verified") is not False))
         elif kind == "rollback_finished":
             verified = event.get("verified") is True
@@ -197,86 +201,9 @@ def run_span(report: Report, events: Sequence[Any]) -> float:
     """Seconds from the run's start to its last known moment (finish, last event or last stage end)."""
     origin = origin_of(report)
     moments = [seconds(report.finished_at, origin)]
-    moments += [seconds(event.get("ts"), origin) for event in _events(events)]
+    moments += [seconds(event.get("ts"), origin) for event in mappings(events)]
     moments += [bar.end_s for bar in stage_bars(report, events)]
     return max([0.0, *(m for m in moments if m is not None)])
-
-
-@dataclass(frozen=True)
-class TrafficLook:
-    """One look of a traffic analysis (event ``traffic_look``); counts are the windows' totals at that look."""
-
-    at_s: float | None
-    requests: int | None
-    errors: int | None
-    baseline_requests: int | None
-    baseline_errors: int | None
-    latency_ms: float | None
-    baseline_latency_ms: float | None
-    verdict: str
-
-    @property
-    def error_share(self) -> float | None:
-        return _share(self.errors, self.requests)
-
-    @property
-    def baseline_error_share(self) -> float | None:
-        return _share(self.baseline_errors, self.baseline_requests)
-
-
-def _share(part: int | None, whole: int | None) -> float | None:
-    return None if part is None or not whole else part / whole
-
-
-def traffic_looks(report: Report, events: Sequence[Any]) -> list[TrafficLook]:
-    origin = origin_of(report)
-    looks = []
-    for event in _events(events):
-        if event.get("event") != "traffic_look":
-            continue
-        at = seconds(event.get("at"), origin)
-        if at is None:
-            at = seconds(event.get("ts"), origin)
-        verdict = event.get("verdict")
-        if isinstance(verdict, Mapping):
-            verdict = verdict.get("status") or verdict.get("outcome")
-        looks.append(TrafficLook(at, _int(event.get("requests")), _int(event.get("errors")),
-                                 _int(event.get("baseline_requests")), _int(event.get("baseline_errors")),
-                                 _num(event.get("latency_ms")), _num(event.get("baseline_latency_ms")),
-                                 _text(verdict)))
-    return looks
-
-
-@dataclass(frozen=True)
-class TrafficVerdict:
-    """The verdict of a ``verify.traffic`` stage, as its outputs hold it."""
-
-    stage: str
-    status: str
-    outcome: str
-    message: str
-    figures: dict[str, Any]
-    worst_paths: list[dict[str, Any]]
-
-
-def traffic_verdicts(report: Report) -> list[TrafficVerdict]:
-    """The verdict of each traffic stage: ``outputs["verdict"]``, or the outputs themselves when they are one."""
-    found = []
-    for stage in report.stages:
-        if not stage.type.startswith("verify.traffic"):
-            continue
-        outputs = stage.outputs if isinstance(stage.outputs, Mapping) else {}
-        verdict = outputs.get("verdict") if isinstance(outputs.get("verdict"), Mapping) else outputs
-        if not isinstance(verdict, Mapping) or not ({"status", "outcome", "message"} & set(verdict)):
-            continue
-        figures = verdict.get("figures")
-        paths = verdict.get("worst_paths")
-        found.append(TrafficVerdict(
-            stage.id, _text(verdict.get("status")), _text(verdict.get("outcome")), _text(verdict.get("message")),
-            dict(figures) if isinstance(figures, Mapping) else {},
-            [dict(path) for path in paths if isinstance(path, Mapping)] if isinstance(paths, Sequence)
-            and not isinstance(paths, str) else []))
-    return found
 
 
 @dataclass(frozen=True)
@@ -329,9 +256,9 @@ def diagnostics(report: Report, limit: int = LOG_TAIL_LINES) -> list[Diagnostic]
         if not isinstance(data, Mapping):
             continue
         lines = data.get("lines")
-        text = "\n".join(map(str, lines)) if isinstance(lines, Sequence) and not isinstance(lines, str) \
-            else _text(lines)
-        tail, total = _tail(text, limit)
-        found.append(Diagnostic(_text(data.get("stage")), _text(data.get("service")), _text(data.get("deploy_id")),
-                                _text(data.get("kind")), tail, total))
+        joined = "\n".join(map(str, lines)) if isinstance(lines, Sequence) and not isinstance(lines, str) \
+            else text(lines)
+        tail, total = _tail(joined, limit)
+        found.append(Diagnostic(text(data.get("stage")), text(data.get("service")), text(data.get("deploy_id")),
+                                text(data.get("kind")), tail, total))
     return found

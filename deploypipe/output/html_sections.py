@@ -1,7 +1,8 @@
-"""The sections of the HTML report: stages, deploys, health, traffic, rollback and logs, each a ``<section>``.
+"""The sections of the HTML report: stages, deploys, health, rollback and logs, each a ``<section>``.
 
-Each function returns escaped HTML, or ``""`` for a section with nothing to show (a run without traffic analysis has
-no traffic section). Logs and stage outputs sit in ``<details>``, collapsed, so the page opens on the story.
+Each function returns escaped HTML, or ``""`` for a section with nothing to show (a run without deploys has no
+deploys section); the traffic section is in :mod:`.html_traffic`. Logs and stage outputs sit in ``<details>``,
+collapsed, so the page opens on the story.
 """
 
 from __future__ import annotations
@@ -11,41 +12,14 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from deploypipe.output.html_data import Diagnostic, LogExcerpt, Marker, Probe, StageBar, TrafficLook, TrafficVerdict
-from deploypipe.output.html_svg import (
-    esc,
-    fmt_seconds,
-    gantt_svg,
-    phase_shape,
-    probe_svg,
-    shape_svg,
-    slug,
-    traffic_svg,
-)
+from deploypipe.output.html_data import Diagnostic, LogExcerpt, Marker, Probe, StageBar
+from deploypipe.output.html_parts import esc, fmt_seconds, mono, section, slug, swatch, table
+from deploypipe.output.html_svg import gantt_svg, phase_shape, probe_svg, shape_svg
 from deploypipe.stages.report import Report, RollbackItem
 
-__all__ = ["deploys_section", "health_section", "logs_section", "rollback_section", "stages_section",
-           "traffic_section"]
+__all__ = ["deploys_section", "health_section", "logs_section", "rollback_section", "stages_section"]
 
 _OUTPUTS_MAX_CHARS = 20_000
-
-
-def _section(anchor: str, title: str, body: str) -> str:
-    return f'<section id="{esc(anchor)}"><h2>{esc(title)}</h2>{body}</section>'
-
-
-def _mono(value: Any) -> str:
-    return f'<span class="mono">{esc(value)}</span>'
-
-
-def _swatch(cls: str, label: str) -> str:
-    return f'<span><i class="swatch {esc(cls)}"></i>{esc(label)}</span>'
-
-
-def _table(head: Sequence[str], rows: Sequence[Sequence[str]], cls: str) -> str:
-    """A table; ``rows`` cells are HTML already escaped by the caller."""
-    return (f'<table class="{esc(cls)}"><thead><tr>{"".join(f"<th>{esc(h)}</th>" for h in head)}</tr></thead>'
-            f'<tbody>{"".join("<tr>" + "".join(row) + "</tr>" for row in rows)}</tbody></table>')
 
 
 def _outputs(outputs: Mapping[str, Any]) -> str:
@@ -59,10 +33,10 @@ def _outputs(outputs: Mapping[str, Any]) -> str:
 
 def stages_section(report: Report, bars: Sequence[StageBar], marks: Sequence[Marker], span_s: float) -> str:
     if not report.stages:
-        return _section("stages", "Stages", '<p class="note">This run has no stages.</p>')
-    legend = ('<div class="legend">' + _swatch("st-succeeded", "succeeded") + _swatch("st-failed", "failed")
-              + _swatch("st-errored", "errored") + _swatch("st-skipped", "skipped / not run")
-              + _swatch("retry", "retry") + _swatch("rollback", "rollback") + "</div>")
+        return section("stages", "Stages", '<p class="note">This run has no stages.</p>')
+    legend = ('<div class="legend">' + swatch("st-succeeded", "succeeded") + swatch("st-failed", "failed")
+              + swatch("st-errored", "errored") + swatch("st-skipped", "skipped / not run")
+              + swatch("retry", "retry") + swatch("rollback", "rollback") + "</div>")
     rows = []
     for stage in report.stages:
         detail = [f"<div>{esc(stage.summary)}</div>"] if stage.summary else []
@@ -74,21 +48,21 @@ def stages_section(report: Report, bars: Sequence[StageBar], marks: Sequence[Mar
             detail.append('<div class="note">changed production</div>')
         detail.append(_outputs(stage.outputs))
         took = fmt_seconds(stage.duration_s) if stage.status not in ("not_run", "skipped") else ""
-        rows.append([f"<td>{_mono(stage.id)}</td>", f"<td>{_mono(stage.type)}</td>",
+        rows.append([f"<td>{mono(stage.id)}</td>", f"<td>{mono(stage.type)}</td>",
                      f'<td class="status st-{slug(stage.status)}">{esc(stage.status.replace("_", " "))}</td>',
                      f'<td class="num">{esc(stage.attempts)}</td>', f'<td class="num">{esc(took)}</td>',
                      f"<td>{''.join(detail)}</td>"])
-    table = _table(["Stage", "Type", "Status", "Attempts", "Time", "What happened"], rows, "stages")
-    return _section("stages", "Stages", legend + gantt_svg(bars, marks, span_s) + table)
+    stage_table = table(["Stage", "Type", "Status", "Attempts", "Time", "What happened"], rows, "stages")
+    return section("stages", "Stages", legend + gantt_svg(bars, marks, span_s) + stage_table)
 
 
 def deploys_section(report: Report) -> str:
     if not report.deploys:
         return ""
-    rows = [[f"<td>{esc(d.service)}</td>", f"<td>{_mono(d.deploy_id or '-')}</td>",
-             f"<td>{_mono((d.commit or '-')[:12])}</td>", f"<td>{esc(d.status or '-')}</td>"]
+    rows = [[f"<td>{esc(d.service)}</td>", f"<td>{mono(d.deploy_id or '-')}</td>",
+             f"<td>{mono((d.commit or '-')[:12])}</td>", f"<td>{esc(d.status or '-')}</td>"]
             for d in report.deploys]
-    return _section("deploys", "Deploys", _table(["Service", "Deploy", "Commit", "Status"], rows, "deploys"))
+    return section("deploys", "Deploys", table(["Service", "Deploy", "Commit", "Status"], rows, "deploys"))
 
 
 def _legend_mark(shape: str, cls: str, label: str) -> str:
@@ -98,7 +72,7 @@ def _legend_mark(shape: str, cls: str, label: str) -> str:
 
 def health_section(items: Sequence[Probe], marks: Sequence[Marker]) -> str:
     if not items:
-        return _section("health", "Health probes", '<p class="note">No health probe was journalled in this run.</p>')
+        return section("health", "Health probes", '<p class="note">No health probe was journalled in this run.</p>')
     phases = Counter(p.phase for p in items)
     failed = [p for p in items if not p.ok]
     timed = [p.elapsed_ms for p in items if p.elapsed_ms is not None]
@@ -110,41 +84,14 @@ def health_section(items: Sequence[Probe], marks: Sequence[Marker]) -> str:
     legend += [_legend_mark(phase_shape(phase), f"ok phase-{slug(phase)}", phase.replace("_", " "))
                for phase in phases]
     legend.append(_legend_mark("cross", "fail", "failed probe"))
-    legend += [_swatch("rollback", "rollback"), "<span>dashed lines: a deploy live, rollback steps</span></div>"]
+    legend += [swatch("rollback", "rollback"), "<span>dashed lines: a deploy live, rollback steps</span></div>"]
     body = summary + "".join(legend) + probe_svg(items, marks)
     if failed:
         rows = [[f'<td class="num">{esc(fmt_seconds(p.at_s))}</td>', f"<td>{esc(p.phase)}</td>",
                  f"<td>{esc(p.status if p.status is not None else '-')}</td>", f"<td>{esc(p.reason)}</td>",
-                 f"<td>{_mono(p.url)}</td>"] for p in failed[:50]]
-        body += "<h3>Failed probes</h3>" + _table(["At", "Phase", "Status", "Reason", "URL"], rows, "failed-probes")
-    return _section("health", "Health probes", body)
-
-
-def _figure(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "-" if value is None else str(value)
-
-
-def traffic_section(looks: Sequence[TrafficLook], verdicts: Sequence[TrafficVerdict]) -> str:
-    if not looks and not verdicts:
-        return ""
-    body = []
-    for verdict in verdicts:
-        state = "ok-text" if verdict.outcome == "pass" else "bad-text" if verdict.outcome == "fail" else "muted"
-        body.append(f"<h3>{_mono(verdict.stage)}: <span class=\"{state}\">{esc(verdict.status or '-')}"
-                    f"</span> (outcome {esc(verdict.outcome or '-')})</h3><p>{esc(verdict.message)}</p>")
-        if verdict.figures:
-            body.append(_table(["Figure", "Value"], [[f"<td>{esc(k)}</td>", f'<td class="num">{esc(_figure(v))}</td>']
-                                                     for k, v in verdict.figures.items()], "figures"))
-        if verdict.worst_paths:
-            keys = ["route", "requests", "errors", "baseline_requests", "baseline_errors", "status", "message"]
-            rows = [[f"<td>{esc(_figure(path.get(k)))}</td>" for k in keys] for path in verdict.worst_paths]
-            body.append("<h3>Worst paths</h3>" + _table(keys, rows, "worst-paths"))
-    if looks:
-        body.append('<div class="legend">' + _swatch("release", "new release") + _swatch("baseline", "baseline")
-                    + "</div>" + traffic_svg(looks))
-    return _section("traffic", "Traffic analysis", "".join(body))
+                 f"<td>{mono(p.url)}</td>"] for p in failed[:50]]
+        body += "<h3>Failed probes</h3>" + table(["At", "Phase", "Status", "Reason", "URL"], rows, "failed-probes")
+    return section("health", "Health probes", body)
 
 
 def _items_from_events(events: Sequence[Mapping[str, Any]]) -> list[RollbackItem]:
@@ -167,7 +114,7 @@ def rollback_section(report: Report, events: Sequence[Mapping[str, Any]]) -> str
     items = list(rollback.items) or _items_from_events(events)
     started = next((e for e in events if e.get("event") == "rollback_started"), None)
     if not rollback.performed and not items and started is None:
-        return _section("rollback", "Rollback", '<p class="note">No rollback: nothing was undone in this run.</p>')
+        return section("rollback", "Rollback", '<p class="note">No rollback: nothing was undone in this run.</p>')
     if rollback.verified:
         state = '<p class="ok-text">Rollback performed and verified.</p>'
     else:
@@ -175,18 +122,18 @@ def rollback_section(report: Report, events: Sequence[Mapping[str, Any]]) -> str
     body = [state]
     stages = started.get("stages") if started is not None else None
     if isinstance(stages, list) and stages:
-        body.append(f'<p class="note">Undone in reverse order: {", ".join(_mono(s) for s in stages)}.</p>')
+        body.append(f'<p class="note">Undone in reverse order: {", ".join(mono(s) for s in stages)}.</p>')
     steps = []
     for item in items:
         mark = '<span class="yes">✓ verified</span>' if item.verified else '<span class="no">✗ not verified</span>'
-        details = "".join(f"<div><dt>{esc(k)}</dt><dd>{_mono(v)}</dd></div>" for k, v in item.details.items()
+        details = "".join(f"<div><dt>{esc(k)}</dt><dd>{mono(v)}</dd></div>" for k, v in item.details.items()
                           if v not in ("", None))
         facts = f'<dl class="facts">{details}</dl>' if details else ""
-        steps.append(f"<li>{_mono(item.stage)} <span class=\"muted\">({esc(item.type)})</span>: "
+        steps.append(f"<li>{mono(item.stage)} <span class=\"muted\">({esc(item.type)})</span>: "
                      f"<strong>{esc(item.action.replace('_', ' '))}</strong> · {mark}"
                      f"<div>{esc(item.summary)}</div>{facts}</li>")
     body.append(f'<ol class="steps">{"".join(steps)}</ol>' if steps else '<p class="note">No step was recorded.</p>')
-    return _section("rollback", "Rollback", "".join(body))
+    return section("rollback", "Rollback", "".join(body))
 
 
 def _excerpt(summary: str, lines: Sequence[str], total: int, cls: str) -> str:
@@ -198,19 +145,19 @@ def _excerpt(summary: str, lines: Sequence[str], total: int, cls: str) -> str:
 
 def logs_section(logs: Sequence[LogExcerpt], diagnostics: Sequence[Diagnostic]) -> str:
     if not logs and not diagnostics:
-        return _section("logs", "Logs", '<p class="note">No command log in this run directory.</p>')
+        return section("logs", "Logs", '<p class="note">No command log in this run directory.</p>')
     body = ['<div class="tools" hidden><button type="button" data-open>Expand all</button>'
             '<button type="button" data-close>Collapse all</button></div>']
     if diagnostics:
         body.append("<h3>From Render's logs</h3>")
         for diag in diagnostics:
             what = f"{diag.service or 'service'} {diag.kind or ''} log".replace("  ", " ")
-            where = f" of {_mono(diag.deploy_id)}" if diag.deploy_id else ""
-            stage = f" (stage {_mono(diag.stage)})" if diag.stage else ""
+            where = f" of {mono(diag.deploy_id)}" if diag.deploy_id else ""
+            stage = f" (stage {mono(diag.stage)})" if diag.stage else ""
             body.append(_excerpt(f"{esc(what)}{where}{stage}", diag.lines, diag.total_lines, "diagnostic"))
     if logs:
         body.append("<h3>Command logs</h3>")
         for log in logs:
-            stage = f" (stage {_mono(log.stage)})" if log.stage else ""
-            body.append(_excerpt(f"{_mono(log.name)}{stage}", log.lines, log.total_lines, "log"))
-    return _section("logs", "Logs", "".join(body))
+            stage = f" (stage {mono(log.stage)})" if log.stage else ""
+            body.append(_excerpt(f"{mono(log.name)}{stage}", log.lines, log.total_lines, "log"))
+    return section("logs", "Logs", "".join(body))

@@ -43,6 +43,7 @@ table { border-collapse: collapse; width: 100%; margin: 8px 0; }
 th, td { text-align: left; vertical-align: top; padding: 5px 8px; border-bottom: 1px solid var(--line); }
 th { color: var(--muted); font-weight: 600; font-size: 12.5px; }
 td.num { text-align: right; white-space: nowrap; }
+table.figures { width: auto; min-width: 320px; }
 .status { font-weight: 600; white-space: nowrap; }
 .status.st-succeeded, .yes, .ok-text { color: var(--ok); } .status.st-failed, .no, .bad-text { color: var(--bad); }
 .status.st-errored { color: var(--err); } .status.st-interrupted { color: var(--warn); }
@@ -64,10 +65,10 @@ svg.gantt .duration { fill: var(--muted); }
 .marker text { font-size: 11px; font-weight: 600; } .marker.bad line { stroke: var(--bad); }
 .marker-rollback_started line, .marker-undone line { stroke: var(--warn); }
 .marker-rollback_finished.ok line { stroke: var(--ok); }
-.probe circle, .probe rect, .probe path, .legend-mark .probe * { stroke: #fff; stroke-width: 1; }
-.probe.phase-verify > :not(title) { fill: var(--info); } .probe.phase-observe > :not(title) { fill: var(--observe); }
-.probe.phase-after_rollback > :not(title) { fill: var(--after); }
-.probe.fail path.cross { stroke: var(--bad); stroke-width: 2.5; fill: none; }
+.probe > :not(title), .probe-key > * { fill: var(--skip); stroke: #fff; stroke-width: 1; }
+.phase-verify > :not(title) { fill: var(--info); } .phase-observe > :not(title) { fill: var(--observe); }
+.phase-after_rollback > :not(title) { fill: var(--after); }
+.fail > path.cross { stroke: var(--bad); stroke-width: 2.5; fill: none; }
 .probe-line { fill: none; stroke-width: 1.2; stroke: var(--info); opacity: .55; }
 .probe-line.phase-observe { stroke: var(--observe); } .probe-line.phase-after_rollback { stroke: var(--after); }
 .phase-band rect { fill: var(--info); opacity: .35; } .phase-band text { fill: var(--muted); font-size: 11px; }

@@ -66,8 +66,8 @@ def deploys_section(report: Report) -> str:
 
 
 def _legend_mark(shape: str, cls: str, label: str) -> str:
-    return (f'<span><svg viewBox="0 0 14 14" aria-hidden="true"><g class="probe {esc(cls)}">{shape_svg(shape, 7, 7)}'
-            f"</g></svg>{esc(label)}</span>")
+    return (f'<span><svg viewBox="0 0 14 14" aria-hidden="true"><g class="probe-key {esc(cls)}">'
+            f"{shape_svg(shape, 7, 7)}</g></svg>{esc(label)}</span>")
 
 
 def health_section(items: Sequence[Probe], marks: Sequence[Marker]) -> str:

@@ -29,7 +29,8 @@ def nice_ticks(lo: float, hi: float, count: int = 6) -> list[float]:
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
     first = math.ceil(lo / step - 1e-9) * step
-    return [round(first + i * step, 9) for i in range(int((hi - first) / step + 1e-9) + 1)]
+    digits = max(0, 1 - math.floor(math.log10(step)))  # enough to drop float noise such as 0.30000000000000004
+    return [round(first + i * step, digits) for i in range(int((hi - first) / step + 1e-9) + 1)]
 
 
 class Scale:

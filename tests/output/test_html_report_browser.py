@@ -171,7 +171,7 @@ def test_hostile_text_shows_as_text_and_the_traffic_analysis_is_charted(tmp_path
 
     assert page.evaluate("() => window.__pwned") is None
     assert HOSTILE in page.inner_text("header .message")
-    page.click(".tools [data-open]")  # the script opens every log
+    page.click(".tools [data-open]", timeout=5000)  # the script opens every log
     assert page.locator("details.log[open]").count() == 3
     assert HOSTILE in page.inner_text("details.log:last-of-type pre")
     assert _drawn(page, "svg.traffic .look") == 4 and _drawn(page, "svg.traffic .look-latency") == 4

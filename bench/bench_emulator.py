@@ -106,7 +106,8 @@ def real_deploys(count: int) -> None:
             service = http.get("/services").json()[0]["service"]
             url = service["serviceDetails"]["url"]
             _deploy(http, service["id"], commits[0])
-            stop, failures, served = threading.Event(), [], [0]
+            stop, served = threading.Event(), [0]
+            failures: list[str] = []
             threading.Thread(target=_hammer, args=(url, stop, failures, served), daemon=True).start()
             durations = [_deploy(http, service["id"], commit) for commit in commits[1:]]
             stop.set()

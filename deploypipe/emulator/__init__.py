@@ -34,12 +34,21 @@ Public API (import from ``deploypipe.emulator``)::
     push(emulator, service, commit_id, message)   # deploypipe.emulator.autodeploy: a git push (auto-deploy)
     load_blueprint(path) -> Blueprint;  ServiceDef, PostgresRec (records)
 
-Modules: ``state`` (Emulator, lifecycle rules), ``records`` (records, Runtime
-protocol), ``runtime`` (simulated), ``process_runtime`` + ``procs`` + ``health`` +
-``proxy`` (real processes, health checks, stable URLs), ``databases``, ``app`` + ``routes`` +
-``shapes`` + ``ratelimit`` (HTTP API), ``faults`` + ``connfaults``,
-``transport`` (sync in-process httpx transport), ``server``, ``blueprint``,
-``autodeploy`` (new commits deploy while ``autoDeploy`` is on).
+Modules, lowest first (each imports only modules before it)::
+
+    ids, blueprint        Render-shaped ids and timestamps; the Blueprint subset the local Render runs
+    records               services, deploys, jobs, Postgres as records with their JSON shapes
+    faults, connfaults    fault rules; dropped and stalled connections
+    lifecycle             the Runtime protocol and the Lifecycle protocol runtimes report to
+    runtime               the simulated runtime (phases on the clock)
+    state                 Emulator: the deploy lifecycle rules, events, jobs, persistence
+    databases, procs      Blueprint databases; checkouts and a service's environment
+    health, proxy         health checks of new instances; the stable per-service URL
+    process_runtime       real deploys as local processes
+    autodeploy            new commits deploy while ``autoDeploy`` is on
+    shapes, ratelimit     Render's JSON shapes and pages; rate limits
+    routes, app           the HTTP API (one handler per Render operation), faults applied
+    transport, server     the in-process httpx transport; uvicorn on loopback, the command line
 """
 
 from deploypipe.emulator.app import apply_fault, create_app

@@ -64,6 +64,7 @@ class _Api:
             body = await self._body(request)
         except ClientDisconnect:  # the client gave up (e.g. during injected latency): nobody to answer
             return Response(status_code=499)
+        response: Response
         if body is None:
             response = error(400, f"{method} {path}: the request body is not a JSON object")
         else:

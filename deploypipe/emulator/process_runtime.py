@@ -17,18 +17,17 @@ import subprocess
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
 
+from deploypipe.core.processes import free_port, stop_group
 from deploypipe.emulator.health import probe, settled
-from deploypipe.emulator.procs import GeneratedValues, checkout, free_port, resolve_commit, service_env, stop_process
+from deploypipe.emulator.lifecycle import Lifecycle
+from deploypipe.emulator.procs import GeneratedValues, checkout, resolve_commit, service_env
 from deploypipe.emulator.proxy import ServiceProxy
-from deploypipe.emulator.records import FAILED_STATUS
-
-if TYPE_CHECKING:  # pragma: no cover
-    from deploypipe.emulator.state import DeployRec, Emulator, JobRec, ServiceRec
+from deploypipe.emulator.records import FAILED_STATUS, DeployRec, JobRec, ServiceRec
 
 __all__ = ["ProcessRuntime"]
 
@@ -79,7 +78,7 @@ class ProcessRuntime:
             finally:
                 self._running.pop(owner, None)
 
-    def _env(self, emulator: Emulator, service: ServiceRec, commit: str | None, port: int) -> dict[str, str]:
+    def _env(self, emulator: Lifecycle, service: ServiceRec, commit: str | None, port: int) -> dict[str, str]:
         if self.generated is None:
             self.generated = GeneratedValues(self.data_dir / "generated-values.json")
         return service_env(emulator, service, commit, port, self.generated)
@@ -101,7 +100,7 @@ class ProcessRuntime:
                      grace_s=self.health_grace_s, interval_s=self.health_interval_s,
                      stopped=lambda: self._closing or deploy_id in self._cancelled)
 
-    def _start_instance(self, emulator: Emulator, service: ServiceRec, deploy: DeployRec, cwd: Path,
+    def _start_instance(self, emulator: Lifecycle, service: ServiceRec, deploy: DeployRec, cwd: Path,
                         log_path: Path) -> _Instance:
         port = free_port()
         env = self._env(emulator, service, deploy.commit_id, port)
@@ -110,12 +109,13 @@ class ProcessRuntime:
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         return _Instance(deploy.id, port, proc)
 
-    def _build(self, emulator: Emulator, service: ServiceRec, deploy: DeployRec, log_path: Path) -> bool:
+    def _build(self, emulator: Lifecycle, service: ServiceRec, deploy: DeployRec, log_path: Path) -> bool:
         deploy.build_id = f"bld-{deploy.id[4:]}"
         emulator.phase_started(service, deploy, "build")
         env = self._env(emulator, service, deploy.commit_id, 0)
-        ok = checkout(self.repo, deploy.commit_id or "HEAD", self.data_dir / "builds" / deploy.build_id, log_path) and \
-            self._run(service.spec.buildCommand, self.build_dir(deploy.build_id, service), env, log_path, deploy.id) == 0
+        ok = checkout(self.repo, deploy.commit_id or "HEAD", self.data_dir / "builds" / deploy.build_id, log_path)
+        ok = ok and self._run(service.spec.buildCommand, self.build_dir(deploy.build_id, service), env, log_path,
+                              deploy.id) == 0
         ok = ok and deploy.fail_at != "build"
         if deploy.id in self._cancelled:
             emulator.phase_ended(service, deploy, "build", "canceled")
@@ -126,7 +126,7 @@ class ProcessRuntime:
             emulator.finish(service, deploy, FAILED_STATUS["build"], reason=reason)
         return ok
 
-    def _pre_deploy(self, emulator: Emulator, service: ServiceRec, deploy: DeployRec, log_path: Path) -> bool:
+    def _pre_deploy(self, emulator: Lifecycle, service: ServiceRec, deploy: DeployRec, log_path: Path) -> bool:
         emulator.phase_started(service, deploy, "pre_deploy")
         env = self._env(emulator, service, deploy.commit_id, 0)
         code = 1 if deploy.fail_at == "pre_deploy" else self._run(
@@ -141,7 +141,7 @@ class ProcessRuntime:
             emulator.finish(service, deploy, FAILED_STATUS["pre_deploy"], reason={})
         return code == 0
 
-    def _deploy(self, emulator: Emulator, service: ServiceRec, deploy: DeployRec) -> None:
+    def _deploy(self, emulator: Lifecycle, service: ServiceRec, deploy: DeployRec) -> None:
         log_path = self._log(deploy)
         try:
             if deploy.trigger != "rollback" or not deploy.build_id:
@@ -158,7 +158,7 @@ class ProcessRuntime:
             if deploy.fail_at == "update":
                 healthy, reason = False, {"failure": {"evicted": False, "unhealthy": "fault injected: fail_deploy"}}
             if not healthy or deploy.id in self._cancelled:
-                stop_process(instance.proc)
+                stop_group(instance.proc)
                 if deploy.id not in self._cancelled and not self._closing:
                     emulator.server_failed(service, reason)
                     emulator.finish(service, deploy, FAILED_STATUS["update"], reason=reason)
@@ -166,12 +166,12 @@ class ProcessRuntime:
             self._go_live(emulator, service, instance)
             emulator.finish(service, deploy, "live")
             self._prune_builds(service)
-        except Exception as exc:  # the emulator must never wedge a deploy in progress
+        except Exception as exc:  # noqa: BLE001 -- the emulator must never wedge a deploy in progress
             log.error("emulator_deploy_crashed", deploy_id=deploy.id, error=f"{type(exc).__name__}: {exc}")
             emulator.finish(service, deploy, FAILED_STATUS["update"],
                             reason={"failure": {"evicted": False, "unhealthy": f"local Render error: {exc}"}})
 
-    def _go_live(self, emulator: Emulator, service: ServiceRec, instance: _Instance) -> None:
+    def _go_live(self, emulator: Lifecycle, service: ServiceRec, instance: _Instance) -> None:
         proxy = self.proxy_for(service)
         old = self.instances.get(service.name)
         proxy.switch(instance.port)
@@ -181,12 +181,12 @@ class ProcessRuntime:
 
             def drain_then_stop() -> None:
                 proxy.wait_drained(old.port, self.drain_s)
-                stop_process(old.proc)
+                stop_group(old.proc)
 
             threading.Thread(target=drain_then_stop, name=f"drain-{old.deploy_id}", daemon=True).start()
         threading.Thread(target=self._watch, args=(emulator, service, instance), daemon=True).start()
 
-    def _watch(self, emulator: Emulator, service: ServiceRec, instance: _Instance) -> None:
+    def _watch(self, emulator: Lifecycle, service: ServiceRec, instance: _Instance) -> None:
         code = instance.proc.wait()
         if self.instances.get(service.name) is instance and not self._closing:
             log.warning("emulator_instance_died", service=service.name, deploy_id=instance.deploy_id, exit_code=code)
@@ -212,23 +212,23 @@ class ProcessRuntime:
         return resolve_commit(self.repo, commit, service.spec.branch)
 
     # -- Runtime protocol --------------------------------------------------------------
-    def start(self, emulator: Emulator, service: ServiceRec, deploy: DeployRec) -> None:
+    def start(self, emulator: Lifecycle, service: ServiceRec, deploy: DeployRec) -> None:
         self.proxy_for(service)
         thread = threading.Thread(target=self._deploy, args=(emulator, service, deploy), name=f"deploy-{deploy.id}",
                                   daemon=True)
         self._threads.append(thread)
         thread.start()
 
-    def advance(self, emulator: Emulator, service: ServiceRec) -> None:
+    def advance(self, emulator: Lifecycle, service: ServiceRec) -> None:
         return None
 
-    def cancel(self, emulator: Emulator, service: ServiceRec, deploy: DeployRec) -> None:
+    def cancel(self, emulator: Lifecycle, service: ServiceRec, deploy: DeployRec) -> None:
         self._cancelled.add(deploy.id)
         proc = self._running.get(deploy.id)
         if proc is not None:
-            stop_process(proc, grace_s=2.0)
+            stop_group(proc, grace_s=2.0)
 
-    def run_job(self, emulator: Emulator, service: ServiceRec, job: JobRec) -> None:
+    def run_job(self, emulator: Lifecycle, service: ServiceRec, job: JobRec) -> None:
         """Run the job's command in the live deploy's build directory with the service's environment."""
         live = service.live()
         if live is None or not live.build_id or not self.build_dir(live.build_id, service).exists():
@@ -248,12 +248,12 @@ class ProcessRuntime:
         self._threads.append(thread)
         thread.start()
 
-    def cancel_job(self, emulator: Emulator, service: ServiceRec, job: JobRec) -> None:
+    def cancel_job(self, emulator: Lifecycle, service: ServiceRec, job: JobRec) -> None:
         proc = self._running.get(job.id)
         if proc is not None:
-            stop_process(proc, grace_s=2.0)
+            stop_group(proc, grace_s=2.0)
 
-    def restore(self, emulator: Emulator, service: ServiceRec) -> None:
+    def restore(self, emulator: Lifecycle, service: ServiceRec) -> None:
         """After a restart: serve the saved live deploy again from its build directory."""
         live = service.live()
         port = urlsplit(service.url).port or 0 if service.url else 0
@@ -261,21 +261,22 @@ class ProcessRuntime:
         service.url = proxy.url
         if live is None or not live.build_id or not self.build_dir(live.build_id, service).exists():
             return
-        instance = self._start_instance(emulator, service, live, self.build_dir(live.build_id, service), self._log(live))
+        instance = self._start_instance(emulator, service, live, self.build_dir(live.build_id, service),
+                                        self._log(live))
         healthy, reason = self._healthy(live.id, instance, service)
         if healthy:
             self._go_live(emulator, service, instance)
         else:
-            stop_process(instance.proc)
+            stop_group(instance.proc)
             emulator.server_failed(service, reason)
 
     def close(self) -> None:
         """Stop every running command, instance and proxy, and wait for the deploy threads."""
         self._closing = True
         for proc in list(self._running.values()):
-            stop_process(proc, grace_s=2.0)
+            stop_group(proc, grace_s=2.0)
         for proc in [*self._draining, *(instance.proc for instance in self.instances.values())]:
-            stop_process(proc)
+            stop_group(proc)
         for proxy in self.proxies.values():
             proxy.close()
         for thread in self._threads:

@@ -1,50 +1,26 @@
-"""Process helpers of the real runtime: free ports, process-group stops, git checkouts, a service's environment."""
+"""Helpers of the real runtime: git checkouts and commit lookups, generated values, a service's environment."""
 
 from __future__ import annotations
 
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import structlog
 
 from deploypipe.emulator.databases import database_property
+from deploypipe.emulator.lifecycle import Lifecycle
+from deploypipe.emulator.records import ServiceRec
 
-if TYPE_CHECKING:  # pragma: no cover
-    from deploypipe.emulator.state import Emulator, ServiceRec
-
-__all__ = ["GeneratedValues", "checkout", "free_port", "resolve_commit", "service_env", "stop_process"]
+__all__ = ["GeneratedValues", "checkout", "resolve_commit", "service_env"]
 
 log = structlog.get_logger("deploypipe.emulator")
 
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "VIRTUAL_ENV", "PYTHONPATH", "TMPDIR", "XDG_RUNTIME_DIR")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def stop_process(proc: subprocess.Popen | None, grace_s: float = 5.0) -> None:
-    """SIGTERM the process group (started with ``start_new_session``), SIGKILL after ``grace_s``."""
-    if proc is None or proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(grace_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    except ProcessLookupError:
-        pass
 
 
 def checkout(repo: Path, commit: str, target: Path, log_path: Path) -> bool:
@@ -94,7 +70,7 @@ class GeneratedValues:
             return self._values[name]
 
 
-def service_env(emulator: Emulator, service: ServiceRec, commit: str | None, port: int,
+def service_env(emulator: Lifecycle, service: ServiceRec, commit: str | None, port: int,
                 generated: GeneratedValues) -> dict[str, str]:
     """What Render puts in a service's environment, plus ``HOST=127.0.0.1`` and this interpreter first on PATH."""
     env = {k: v for k, v in os.environ.items() if k in _INHERITED}

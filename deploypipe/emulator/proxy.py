@@ -16,6 +16,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from deploypipe.core.polling import poll
+
 __all__ = ["ServiceProxy"]
 
 
@@ -54,12 +56,10 @@ class ServiceProxy:
 
     def wait_drained(self, backend: int, timeout_s: float) -> bool:
         """Block until no connection to ``backend`` is open (True) or ``timeout_s`` passed (False)."""
-        deadline = time.monotonic() + timeout_s
-        while any(c.backend == backend for c in list(self._conns)):
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.01)
-        return True
+        def drained() -> bool | None:
+            return True if not any(c.backend == backend for c in list(self._conns)) else None
+
+        return bool(poll(drained, timeout_s=timeout_s, interval_s=0.01))
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)

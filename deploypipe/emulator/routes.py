@@ -7,8 +7,9 @@ from typing import Any, Callable
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from deploypipe.emulator.records import IN_PROGRESS, ServiceRec
 from deploypipe.emulator.shapes import error, multi, page, parse_time, postgres_json, service_json
-from deploypipe.emulator.state import IN_PROGRESS, Emulator, ServiceRec
+from deploypipe.emulator.state import Emulator
 
 __all__ = ["dispatch"]
 
@@ -67,7 +68,8 @@ def rollback(emu: Emulator, service: ServiceRec, body: dict[str, Any]) -> Respon
     if target is None:
         return error(404, f"deploy {target_id} not found for service {service.id}")
     if target.status not in ("live", "deactivated") or not target.build_id:
-        return error(400, f"deploy {target_id} is {target.status}: only a deploy that went live has a build to roll back to")
+        return error(400, f"deploy {target_id} is {target.status}: only a deploy that went live has a build to "
+                          "roll back to")
     has_build = getattr(emu.runtime, "has_build", None)
     if has_build is not None and not has_build(service, target):
         return error(400, f"deploy {target_id}: its build {target.build_id} is no longer available (Render keeps a "

@@ -11,12 +11,10 @@ fault. ``ProcessRuntime`` (``process_runtime.py``) is the real one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from deploypipe.emulator.records import FAILED_STATUS, PHASE_STATUS
-
-if TYPE_CHECKING:  # pragma: no cover
-    from deploypipe.emulator.state import DeployRec, Emulator, JobRec, ServiceRec
+from deploypipe.emulator.lifecycle import Lifecycle
+from deploypipe.emulator.records import FAILED_STATUS, PHASE_STATUS, DeployRec, JobRec, ServiceRec
 
 __all__ = ["PHASES", "SimulatedRuntime"]
 
@@ -52,12 +50,12 @@ class SimulatedRuntime:
         phases.append(("update", self.update_s))
         return phases
 
-    def start(self, emulator: Emulator, service: ServiceRec, deploy: DeployRec) -> None:
+    def start(self, emulator: Lifecycle, service: ServiceRec, deploy: DeployRec) -> None:
         if deploy.trigger != "rollback" or not deploy.build_id:
             deploy.build_id = f"bld-{deploy.id[4:]}"
         self.advance(emulator, service)
 
-    def advance(self, emulator: Emulator, service: ServiceRec) -> None:
+    def advance(self, emulator: Lifecycle, service: ServiceRec) -> None:
         now = emulator.clock()
         for _ in range(len(service.deploys) + 1):  # finishing one may start the next queued deploy
             deploy = service.in_progress()
@@ -70,7 +68,7 @@ class SimulatedRuntime:
                 emulator.job_status(service, job, "succeeded" if self.job_exit == 0 else "failed",
                                     at=job.started_at + self.job_s)
 
-    def _advance_one(self, emulator: Emulator, service: ServiceRec, deploy: DeployRec, now: float) -> bool:
+    def _advance_one(self, emulator: Lifecycle, service: ServiceRec, deploy: DeployRec, now: float) -> bool:
         """Move ``deploy`` as far as ``now`` allows; True if it finished (so a queued one may start)."""
         failing = deploy.fail_at or self.failures.get(deploy.commit_id or "")
         phases = self._phases(service, deploy)
@@ -99,18 +97,18 @@ class SimulatedRuntime:
         emulator.finish(service, deploy, "live", at=at)
         return True
 
-    def cancel(self, emulator: Emulator, service: ServiceRec, deploy: DeployRec) -> None:
+    def cancel(self, emulator: Lifecycle, service: ServiceRec, deploy: DeployRec) -> None:
         return None
 
-    def run_job(self, emulator: Emulator, service: ServiceRec, job: JobRec) -> None:
+    def run_job(self, emulator: Lifecycle, service: ServiceRec, job: JobRec) -> None:
         """Runs for ``job_s`` (a simulated service has no build to require, unlike ``ProcessRuntime``)."""
         emulator.job_status(service, job, "running")
         self.advance(emulator, service)
 
-    def cancel_job(self, emulator: Emulator, service: ServiceRec, job: JobRec) -> None:
+    def cancel_job(self, emulator: Lifecycle, service: ServiceRec, job: JobRec) -> None:
         return None
 
-    def restore(self, emulator: Emulator, service: ServiceRec) -> None:
+    def restore(self, emulator: Lifecycle, service: ServiceRec) -> None:
         return None
 
     def close(self) -> None:

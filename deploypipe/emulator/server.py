@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping
 import httpx
 import structlog
 
+from deploypipe.core.polling import poll
 from deploypipe.emulator.app import apply_fault, create_app
 from deploypipe.emulator.blueprint import load_blueprint
 from deploypipe.emulator.databases import stable_id
@@ -91,8 +92,7 @@ class EmulatorServer:
         self.emulator = emulator
         config = uvicorn.Config(create_app(emulator), host=host, port=port, log_level="warning", lifespan="off",
                                 access_log=False, timeout_graceful_shutdown=2)
-        self.server = uvicorn.Server(config)
-        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self.server = uvicorn.Server(config)  # in a thread that is not the main one it installs no signal handlers
         self.thread = threading.Thread(target=self.server.run, name="render-emulator", daemon=True)
         self.host = host
         self.port = port
@@ -104,11 +104,14 @@ class EmulatorServer:
 
     def start(self) -> EmulatorServer:
         self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the local Render did not start")
-            time.sleep(0.02)
+
+        def up() -> bool | None:
+            if self.server.started:
+                return True
+            return None if self.thread.is_alive() else False
+
+        if not poll(up, timeout_s=15, interval_s=0.02):
+            raise RuntimeError("the local Render did not start")
         self.port = self.server.servers[0].sockets[0].getsockname()[1]
         self.started.set()
         return self

@@ -20,7 +20,9 @@ from typing import Any, Callable
 import structlog
 
 from deploypipe.emulator.blueprint import ServiceDef
+from deploypipe.emulator.faults import Faults
 from deploypipe.emulator.ids import iso, new_id
+from deploypipe.emulator.lifecycle import Runtime
 from deploypipe.emulator.records import (
     FAILED_STATUS,
     IN_PROGRESS,
@@ -29,9 +31,9 @@ from deploypipe.emulator.records import (
     DeployRec,
     JobRec,
     PostgresRec,
-    Runtime,
     ServiceRec,
 )
+from deploypipe.emulator.runtime import SimulatedRuntime
 
 __all__ = ["FAILED_STATUS", "IN_PROGRESS", "PHASE_STATUS", "DeployRec", "Emulator", "JobRec", "PostgresRec", "Runtime",
            "ServiceRec"]
@@ -51,9 +53,6 @@ class Emulator:
     def __init__(self, *, runtime: Runtime | None = None, clock: Callable[[], float] = time.time,
                  api_keys: tuple[str, ...] = ("rnd_test_key",), owner_id: str = "tea-local0000000000000000",
                  state_file: Path | None = None, data_dir: Path | None = None):
-        from deploypipe.emulator.faults import Faults
-        from deploypipe.emulator.runtime import SimulatedRuntime
-
         self.lock = threading.RLock()
         self.clock = clock
         self.runtime: Runtime = runtime or SimulatedRuntime()
@@ -276,7 +275,8 @@ class Emulator:
                 if service is None:
                     continue
                 self.services.pop(service.id)
-                service.id, service.auto_deploy, service.created_at = saved["id"], saved["auto_deploy"], saved["created_at"]
+                service.id, service.auto_deploy = saved["id"], saved["auto_deploy"]
+                service.created_at = saved["created_at"]
                 service.url = service.url or saved.get("url", "")
                 known = set(DeployRec.__dataclass_fields__)
                 service.deploys = [DeployRec(**{k: v for k, v in d.items() if k in known}) for d in saved["deploys"]]

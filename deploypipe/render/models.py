@@ -63,8 +63,9 @@ class Service:
         trigger = data.get("autoDeployTrigger")
         auto = data.get("autoDeploy") == "yes" and trigger != "off"
         return cls(id=str(data["id"]), name=str(data.get("name") or ""), type=str(data.get("type") or ""),
-                   auto_deploy=auto, url=_text(details, "url") or None, branch=_text(data, "branch"),
-                   repo=_text(data, "repo"), suspended=data.get("suspended") == "suspended")
+                   auto_deploy=auto, url=_text(details, "url") or None,
+                   branch=_text(data, "branch"), repo=_text(data, "repo"),
+                   suspended=data.get("suspended") == "suspended")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import pytest
 
 from deploypipe.emulator import build_emulator, in_process_client
 from deploypipe.emulator.blueprint import ServiceDef
-from deploypipe.emulator.state import PostgresRec
+from deploypipe.emulator.records import PostgresRec
 
 SPEC_PATH = Path(__import__("deploypipe.emulator", fromlist=["x"]).__file__).parent / "render-openapi.json"
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "render-openapi" / "render-openapi.json"
@@ -103,7 +103,8 @@ def test_deploy_operations_match_the_spec(http):
     first = check(http, "POST", f"/services/{sid}/deploys", "/services/{serviceId}/deploys", 201,
                   json={"commitId": "a" * 40, "clearCache": "do_not_clear"})
     check(http, "GET", f"/services/{sid}/deploys/{first['id']}", "/services/{serviceId}/deploys/{deployId}", 200)
-    second = check(http, "POST", f"/services/{sid}/deploys", "/services/{serviceId}/deploys", 201, json={"commitId": "b" * 40})
+    second = check(http, "POST", f"/services/{sid}/deploys", "/services/{serviceId}/deploys", 201,
+                   json={"commitId": "b" * 40})
     page = check(http, "GET", f"/services/{sid}/deploys", "/services/{serviceId}/deploys", 200,
                  params={"limit": 1, "status": ["live", "deactivated"]})
     assert page[0]["deploy"]["id"] == second["id"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Callable, Protocol
 
 from deploypipe.emulator.records import DeployRec, JobRec, PostgresRec, ServiceRec
+from deploypipe.emulator.telemetry import Telemetry
 
 __all__ = ["Lifecycle", "Runtime"]
 
@@ -23,6 +24,7 @@ class Lifecycle(Protocol):
 
     clock: Callable[[], float]
     postgres: dict[str, PostgresRec]
+    telemetry: Telemetry  # where instances' output, build output and requests are recorded
 
     def phase_started(self, service: ServiceRec, deploy: DeployRec, phase: str, *, at: float | None = None) -> None:
         """``deploy`` enters ``phase`` (build | pre_deploy | update)."""
@@ -35,7 +37,8 @@ class Lifecycle(Protocol):
                at: float | None = None) -> None:
         """The deploy reached a terminal status."""
 
-    def server_failed(self, service: ServiceRec, reason: dict[str, Any], *, at: float | None = None) -> None:
+    def server_failed(self, service: ServiceRec, reason: dict[str, Any], *, at: float | None = None,
+                      instance: str | None = None) -> None:
         """An instance failed (a new one during its health checks, or the live one died)."""
 
     def job_status(self, service: ServiceRec, job: JobRec, status: str, *, at: float | None = None) -> None:

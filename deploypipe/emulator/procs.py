@@ -1,10 +1,11 @@
-"""Helpers of the real runtime: git checkouts and commit lookups, generated values, a service's environment."""
+"""Helpers of the real runtime: git checkouts, expiring builds, commit lookups, generated values, a service's env."""
 
 from __future__ import annotations
 
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import threading
@@ -16,7 +17,7 @@ from deploypipe.emulator.databases import database_property
 from deploypipe.emulator.lifecycle import Lifecycle
 from deploypipe.emulator.records import ServiceRec
 
-__all__ = ["GeneratedValues", "checkout", "resolve_commit", "service_env"]
+__all__ = ["GeneratedValues", "checkout", "prune_builds", "resolve_commit", "service_env"]
 
 log = structlog.get_logger("deploypipe.emulator")
 
@@ -33,6 +34,17 @@ def checkout(repo: Path, commit: str, target: Path, log_path: Path) -> bool:
         return False
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
     return True
+
+
+def prune_builds(builds: Path, service: ServiceRec, keep: int) -> None:
+    """Keep the newest ``keep`` builds of the service under ``builds`` (and the live one), as Render retains a few."""
+    newest = list(dict.fromkeys(d.build_id for d in reversed(service.deploys) if d.build_id))
+    live = service.live()
+    kept = set(newest[:keep]) | {live.build_id if live else None}
+    for build_id in newest[keep:]:
+        if build_id not in kept and (builds / build_id).exists():
+            shutil.rmtree(builds / build_id, ignore_errors=True)
+            log.info("emulator_build_expired", service=service.name, build_id=build_id)
 
 
 def resolve_commit(repo: Path, commit: str | None, branch: str | None) -> tuple[str, str] | None:

@@ -7,6 +7,7 @@ from typing import Any, Callable
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from deploypipe.emulator import observability
 from deploypipe.emulator.records import IN_PROGRESS, ServiceRec
 from deploypipe.emulator.shapes import error, multi, page, parse_time, postgres_json, service_json
 from deploypipe.emulator.state import Emulator
@@ -183,9 +184,18 @@ def _no_route(method: str, parts: list[str]) -> Response:
 _ROOTS: dict[str, Callable[..., Response]] = {"services": service_routes, "postgres": postgres_routes}
 
 
+_READS: dict[tuple[str, ...], Callable[[Emulator, Request], Response]] = {
+    ("services",): list_services,
+    ("metrics", "http-requests"): observability.http_requests,
+    ("metrics", "http-latency"): observability.http_latency,
+    ("logs",): observability.list_logs,
+}
+
+
 def dispatch(emu: Emulator, method: str, parts: list[str], request: Request, body: dict) -> Response:
-    if parts == ["services"] and method == "GET":
-        return list_services(emu, request)
+    read = _READS.get(tuple(parts))
+    if read is not None and method == "GET":
+        return read(emu, request)
     handler = _ROOTS.get(parts[0])
     if handler is None or (parts[0] == "services" and len(parts) < 2):
         return _no_route(method, parts)

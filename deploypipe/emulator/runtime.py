@@ -5,7 +5,10 @@ from the clock, and every transition is recorded at the moment it happened
 on that clock (not when someone looked), so a test with a fake clock drives a
 60-second deploy without waiting and still sees the real timeline. Which
 deploys fail comes from ``failures`` (commit -> phase) or the ``fail_deploy``
-fault. ``ProcessRuntime`` (``process_runtime.py``) is the real one.
+fault. A build writes Render's ``==>`` lines as ``build`` logs; a new
+instance prints ``output[commit]`` as ``app`` logs when it starts (e.g. the
+ImportError of a release that cannot start). ``ProcessRuntime``
+(``process_runtime.py``) is the real one.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ class SimulatedRuntime:
     """Clock-driven phases (seconds each); ``failures`` maps a commit id to the phase at which its deploys fail.
 
     A rollback skips the build (it reuses the target's). ``job_s`` is how long a one-off job runs; ``job_exit``
-    its exit status (0 succeeded, else failed).
+    its exit status (0 succeeded, else failed). ``output`` maps a commit to the lines its new instance prints.
     """
 
     build_s: float = 0.0
@@ -42,6 +45,7 @@ class SimulatedRuntime:
     failures: dict[str, str] = field(default_factory=dict)
     job_s: float = 0.0
     job_exit: int = 0
+    output: dict[str, list[str]] = field(default_factory=dict)  # commit -> lines its new instance prints
 
     def _phases(self, service: ServiceRec, deploy: DeployRec) -> list[tuple[str, float]]:
         phases = [] if deploy.trigger == "rollback" else [("build", self.build_s)]
@@ -81,8 +85,12 @@ class SimulatedRuntime:
                 continue
             if index > current:
                 emulator.phase_started(service, deploy, phase, at=at)
+                self._started_output(emulator, service, deploy, phase, at)
             if now < end:
                 return False
+            if phase == "build":
+                emulator.telemetry.log(service.id, "==> Build failed 😞" if failing == phase else
+                                       "==> Build successful 🎉", type="build", at=end)
             if failing == phase:
                 reason = _failure_reason(phase, deploy)
                 emulator.phase_ended(service, deploy, phase, "failed", reason=reason, at=end)
@@ -96,6 +104,21 @@ class SimulatedRuntime:
             at = end
         emulator.finish(service, deploy, "live", at=at)
         return True
+
+    def _started_output(self, emulator: Lifecycle, service: ServiceRec, deploy: DeployRec, phase: str,
+                        at: float) -> None:
+        telemetry = emulator.telemetry
+        if phase == "build":
+            telemetry.log(service.id, f"==> Running build command '{service.spec.buildCommand}'...", type="build",
+                          at=at)
+        elif phase == "pre_deploy":
+            telemetry.log(service.id, f"==> Running pre-deploy command '{service.spec.preDeployCommand}'...",
+                          type="build", at=at)
+        else:
+            instance = f"{service.id}-{deploy.id[-5:]}"
+            telemetry.log(service.id, f"==> Running '{service.spec.startCommand}'", type="build", at=at)
+            for line in self.output.get(deploy.commit_id or "", []):
+                telemetry.log(service.id, line, type="app", instance=instance, at=at)
 
     def cancel(self, emulator: Lifecycle, service: ServiceRec, deploy: DeployRec) -> None:
         return None

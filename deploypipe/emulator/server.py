@@ -64,7 +64,7 @@ def build_emulator(*, blueprint: Path | None = None, repo: Path | None = None, d
             rec = emulator.add_service(service, service_id=stable_id("srv", service.name))
             proxy_for = getattr(emulator.runtime, "proxy_for", None)
             if proxy_for is not None:
-                rec.url = proxy_for(rec).url
+                rec.url = proxy_for(rec, emulator).url
     emulator.load()
     for rule in faults or []:
         apply_fault(emulator, rule)

@@ -34,6 +34,7 @@ from deploypipe.emulator.records import (
     ServiceRec,
 )
 from deploypipe.emulator.runtime import SimulatedRuntime
+from deploypipe.emulator.telemetry import Telemetry
 
 __all__ = ["FAILED_STATUS", "IN_PROGRESS", "PHASE_STATUS", "DeployRec", "Emulator", "JobRec", "PostgresRec", "Runtime",
            "ServiceRec"]
@@ -52,7 +53,7 @@ class Emulator:
 
     def __init__(self, *, runtime: Runtime | None = None, clock: Callable[[], float] = time.time,
                  api_keys: tuple[str, ...] = ("rnd_test_key",), owner_id: str = "tea-local0000000000000000",
-                 state_file: Path | None = None, data_dir: Path | None = None):
+                 state_file: Path | None = None, data_dir: Path | None = None, telemetry: Telemetry | None = None):
         self.lock = threading.RLock()
         self.clock = clock
         self.runtime: Runtime = runtime or SimulatedRuntime()
@@ -61,6 +62,7 @@ class Emulator:
         self.services: dict[str, ServiceRec] = {}
         self.postgres: dict[str, PostgresRec] = {}
         self.faults = Faults(clock=clock)
+        self.telemetry = telemetry or Telemetry(clock)
         self.state_file = state_file
         self.data_dir = data_dir
         self.closing = threading.Event()
@@ -200,13 +202,13 @@ class Emulator:
                 self._start(service, nxt, now)
             self.save()
 
-    def server_failed(self, service: ServiceRec, reason: dict[str, Any], *, at: float | None = None) -> None:
-        """An instance failed (a new one during its health checks, or the live one died).
-
-        ``reason`` is deploy_ended's shape (``{"failure": {...}}``); server_failed carries the failure itself.
-        """
+    def server_failed(self, service: ServiceRec, reason: dict[str, Any], *, at: float | None = None,
+                      instance: str | None = None) -> None:
+        """An instance (``instance``, else an unnamed one) failed: a new one during its health checks, or the live
+        one died. ``reason`` is deploy_ended's shape (``{"failure": {...}}``); server_failed carries the failure."""
         failure = reason.get("failure", reason)
-        self.event(service, "server_failed", at=at, instanceID=f"{service.id}-{new_id('x')[2:7]}", reason=failure)
+        self.event(service, "server_failed", at=at, instanceID=instance or f"{service.id}-{new_id('x')[2:7]}",
+                   reason=failure)
 
     def cancel(self, service: ServiceRec, deploy: DeployRec) -> None:
         with self.lock:

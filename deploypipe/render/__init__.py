@@ -7,6 +7,7 @@ Modules, lowest first (each imports only modules above it in this list)::
     models.py         Service, Deploy, DeployStatus, Job, ServiceEvent, Postgres, ...
     api.py            RenderApi: one request, error mapping, retries, cursor pages, with_retry
     deploys.py        list/get/cancel deploys, the live deploy, service events
+    observability.py  HTTP request and latency metrics (TimeSeries), logs (LogPage, LogEntry)
     once.py           at-most-once deploy triggers and rollbacks
     waiting.py        wait_for_deploy, DeployTimeout, failure reasons from service events
     history.py        rollback candidates, the default rollback target, failure streaks
@@ -26,6 +27,7 @@ from deploypipe.render.models import (
     Service,
     ServiceEvent,
 )
+from deploypipe.render.observability import LogEntry, LogPage, TimeSeries
 from deploypipe.render.retry import RetryPolicy
 from deploypipe.render.waiting import DeployTimeout
 
@@ -35,6 +37,8 @@ __all__ = [
     "DeployStatus",
     "DeployTimeout",
     "Job",
+    "LogEntry",
+    "LogPage",
     "Postgres",
     "PostgresConnectionInfo",
     "PostgresExport",
@@ -43,4 +47,5 @@ __all__ = [
     "RetryPolicy",
     "Service",
     "ServiceEvent",
+    "TimeSeries",
 ]

@@ -6,16 +6,16 @@ failures (``retry.py``). Non-idempotent POSTs are never retried blindly:
 deploy triggers and rollbacks go through ``once.py`` (at most one deploy per
 call), other creations retry only when the request was certainly not sent.
 Requests, error mapping and pagination live in ``api.py``; deploy reads in
-``deploys.py``; waiting in ``waiting.py``.
+``deploys.py``; waiting in ``waiting.py``; metrics and logs in ``observability.py``.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Callable
+from typing import Callable, Literal, Sequence
 
 from deploypipe.errors import NotFoundError, ProviderError
-from deploypipe.render import deploys, once, waiting
+from deploypipe.render import deploys, observability, once, waiting
 from deploypipe.render.api import DEFAULT_API_URL, PAGE_LIMIT, RenderApi, iso_time, not_sent, read_json
 from deploypipe.render.models import (
     Deploy,
@@ -27,6 +27,7 @@ from deploypipe.render.models import (
     Service,
     ServiceEvent,
 )
+from deploypipe.render.observability import LogPage, TimeSeries
 
 __all__ = ["DEFAULT_API_URL", "PAGE_LIMIT", "RenderClient", "iso_time", "not_sent"]
 
@@ -111,6 +112,34 @@ class RenderClient(RenderApi):
     def list_events(self, service_id: str, *, types: list[str] | None = None,
                     start_time: TimeLike | None = None, max_items: int | None = 100) -> list[ServiceEvent]:
         return deploys.list_events(self, service_id, types=types, start_time=start_time, max_items=max_items)
+
+    # -- metrics and logs --------------------------------------------------------------------------
+    def http_request_metrics(self, resource: str, *, start: TimeLike, end: TimeLike, resolution_s: float,
+                             aggregate_by: Literal["statusCode", "host"] | None = "statusCode",
+                             path: str | Sequence[str] | None = None,
+                             host: str | Sequence[str] | None = None) -> list[TimeSeries]:
+        """Request counts per bucket, one series per status code (see ``observability.http_request_metrics``)."""
+        return observability.http_request_metrics(self, resource, start=start, end=end, resolution_s=resolution_s,
+                                                  aggregate_by=aggregate_by, path=path, host=host)
+
+    def http_latency_metrics(self, resource: str, *, start: TimeLike, end: TimeLike, resolution_s: float,
+                             quantile: float | Sequence[float], path: str | Sequence[str] | None = None,
+                             host: str | Sequence[str] | None = None) -> list[TimeSeries]:
+        """Latency quantiles in ms per bucket (see ``observability.http_latency_metrics``)."""
+        return observability.http_latency_metrics(self, resource, start=start, end=end, resolution_s=resolution_s,
+                                                  quantile=quantile, path=path, host=host)
+
+    def list_logs(self, owner_id: str, *, resources: str | Sequence[str], start: TimeLike, end: TimeLike,
+                  types: Sequence[str] | None = None, status_codes: Sequence[str | int] | None = None,
+                  paths: Sequence[str] | None = None, methods: Sequence[str] | None = None,
+                  instances: Sequence[str] | None = None, levels: Sequence[str] | None = None,
+                  hosts: Sequence[str] | None = None, text: str | Sequence[str] | None = None,
+                  direction: Literal["backward", "forward"] = "backward", limit: int = 100) -> LogPage:
+        """One page of logs (see ``observability.list_logs``); page with ``next_start_time``/``next_end_time``."""
+        return observability.list_logs(self, owner_id, resources=resources, start=start, end=end, types=types,
+                                       status_codes=status_codes, paths=paths, methods=methods,
+                                       instances=instances, levels=levels, hosts=hosts, text=text,
+                                       direction=direction, limit=limit)
 
     # -- jobs ------------------------------------------------------------------------------------
     def create_job(self, service_id: str, start_command: str, *, plan_id: str | None = None) -> Job:

@@ -20,6 +20,7 @@ the reverse.
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import math
 import re
 from collections import defaultdict
@@ -95,8 +96,9 @@ def log_page(lines: Sequence[LogRec], filters: Mapping[str, Sequence[str]], *, s
     def wanted(line: LogRec) -> bool:
         return all(test(line.message if name == "text" else line.label(name)) for name, test in tests.items())
 
-    ordered = [line for line in (reversed(lines) if direction == "backward" else lines) if wanted(line)]
-    page, has_more = ordered[:limit], len(ordered) > limit
+    matching = (line for line in (reversed(lines) if direction == "backward" else lines) if wanted(line))
+    page = list(itertools.islice(matching, limit + 1))
+    page, has_more = page[:limit], len(page) > limit
     if direction == "backward":
         next_start, next_end = start_us, (page[-1].at_us - 1 if page else start_us)
     else:

@@ -25,17 +25,19 @@ Public API (import from ``deploypipe.emulator``)::
                    worker_settle_s=1.0, drain_s=5.0)
     build_emulator(*, blueprint=None, repo=None, data_dir=None, api_keys=("rnd_test_key",), databases=None,
                    clock=time.time, runtime=None, faults=None, health_grace_s=30.0, health_interval_s=0.25,
-                   auto_deploy_poll_s=1.0)
+                   auto_deploy_poll_s=1.0, ingest_delay_s=0.0)
     create_app(emulator) -> starlette.applications.Starlette   # /v1/... and /_emulator/faults
     in_process_client(emulator, api_key="rnd_test_key") -> httpx.Client   # base_url http://render.local/v1
     EmulatorServer(emulator, *, host="127.0.0.1", port=0)  # .start() / .stop() / context manager; .url, .started
     serve(*, port=10000, blueprint, repo, data_dir, api_key, faults=None, databases=None, health_grace_s=30.0,
-          health_interval_s=0.25, auto_deploy_poll_s=1.0, stop=None) -> int
+          health_interval_s=0.25, auto_deploy_poll_s=1.0, ingest_delay_s=0.0, stop=None) -> int
     main(argv=None) -> int                        # python -m deploypipe.emulator --port N --blueprint F --repo DIR
                                                   #   --data-dir DIR [--faults F] [--database NAME=URL]
                                                   #   [--api-key KEY] [--health-grace-s S]
                                                   #   [--health-interval-s S] [--auto-deploy-poll-s S]
-    apply_fault(emulator, rule_mapping)           # also fail_deploy {service, phase}
+                                                  #   [--ingest-delay-s S]
+    apply_fault(emulator, rule_mapping)           # status, latency, drop, accept_then_timeout, accept_then_status,
+                                                  # accept_then_drop, queued; also fail_deploy {service, phase}
     push(emulator, service, commit_id, message)   # deploypipe.emulator.autodeploy: a git push (auto-deploy)
     load_blueprint(path) -> Blueprint;  ServiceDef, PostgresRec (records)
 

@@ -180,3 +180,11 @@ def test_a_simulated_release_that_cannot_start_leaves_build_lines_and_its_own_er
 ])
 def test_log_levels_are_read_from_the_line_as_render_does_best_effort(line, level):
     assert level_of(line) == level
+
+
+def test_the_local_render_can_be_told_that_metrics_and_logs_arrive_late():
+    from deploypipe.emulator import build_emulator
+
+    emulator = build_emulator(ingest_delay_s=7)
+    assert emulator.telemetry.ingest_delay_s == 7 and emulator.telemetry.clock is emulator.clock
+    emulator.close()

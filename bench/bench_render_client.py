@@ -6,6 +6,9 @@
     runs for 30 s .. 15 min on a fake clock (target: on average at most one request per 2 s).
 (2) get_service against the local Render on 127.0.0.1 versus a bare httpx GET of the same URL
     (target: within 1.2x).
+(3) Observing a release the way the traffic analysis does: every 30 s, one request-metrics call and
+    one logs call through an unretried twin, over 5 minutes of recorded traffic (fake clock): the
+    requests sent per interval (target: exactly one of each) and the median time per call in-process.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import structlog
 from deploypipe.emulator import Emulator, EmulatorServer
 from deploypipe.emulator.blueprint import ServiceDef
 from deploypipe.emulator.runtime import SimulatedRuntime
-from deploypipe.render import RenderClient
+from deploypipe.render import RenderClient, RetryPolicy
 
 KEY = "rnd_bench_key"
 SRV = "srv-bench000000000000000"
@@ -100,6 +103,38 @@ def overhead(calls: int, rounds: int = 7) -> tuple[float, float]:
     return statistics.median(ours), statistics.median(theirs)
 
 
+def observing(interval_s: float = 30.0, window_s: float = 300.0) -> tuple[dict[str, int], int, float, float]:
+    """(requests by path, intervals, median ms per metrics call, median ms per logs call)."""
+    from deploypipe.emulator import RequestRec, in_process_client
+
+    clock = FakeClock()
+    emulator = _emulator(clock.time)
+    start = clock.now
+    for i in range(int(window_s * 5)):  # 5 requests per second, 1 % answering 500
+        emulator.telemetry.request(RequestRec(at=start + i / 5, resource=SRV, method="GET", path="/notes",
+                                              status=500 if i % 100 == 0 else 200, latency_ms=5.0 + i % 20))
+    sent: list[str] = []
+    http = in_process_client(emulator, KEY)
+    http.event_hooks["request"].append(lambda request: sent.append(request.url.path))
+    metrics_ms, logs_ms = [], []
+    with RenderClient(http, sleep=clock.sleep, clock=clock.time, wall_clock=clock.time) as client:
+        owner = client.get_service(SRV).owner_id
+        sent.clear()
+        once = client.with_retry(RetryPolicy(attempts=1))
+        intervals = int(window_s // interval_s)
+        for step in range(1, intervals + 1):
+            clock.now = start + step * interval_s
+            t0 = time.perf_counter()
+            once.http_request_metrics(SRV, start=start, end=clock.now, resolution_s=interval_s)
+            metrics_ms.append((time.perf_counter() - t0) * 1000)
+            t0 = time.perf_counter()
+            once.list_logs(owner, resources=[SRV], start=start, end=clock.now, types=["request"],
+                           status_codes=["5*"], limit=100)
+            logs_ms.append((time.perf_counter() - t0) * 1000)
+    by_path = {path: sent.count(path) for path in sorted(set(sent))}
+    return by_path, intervals, statistics.median(metrics_ms), statistics.median(logs_ms)
+
+
 def main() -> None:
     import logging
 
@@ -118,6 +153,11 @@ def main() -> None:
     print(f"    RenderClient.get_service {ours:8.0f} us")
     print(f"    bare httpx GET + json    {theirs:8.0f} us")
     print(f"    ratio {ours / theirs:.3f}x (target <= 1.2x)")
+    by_path, intervals, metrics_ms, logs_ms = observing()
+    print(f"(3) observing for {intervals} intervals of 30 s (one metrics and one logs call each, no retries)")
+    for path, count in by_path.items():
+        print(f"    {path:<28} {count:>3} requests ({count / intervals:.1f} per interval)")
+    print(f"    per call in-process: metrics {metrics_ms:.1f} ms, logs {logs_ms:.1f} ms (median)")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The local Render: Render's public API on 127.0.0.1, running a Blueprint's services as real processes.
 
 Same paths, JSON shapes, status codes, pagination wrappers, error bodies and
-rate-limit headers as Render's OpenAPI spec (a copy ships as
+rate-limit headers as Render's OpenAPI spec, including HTTP metrics and logs
+recorded from the services' real traffic and output (a copy ships as
 ``render-openapi.json``; a test validates the emulator's answers against it).
 Deploy statuses move created -> build_in_progress -> pre_deploy_in_progress ->
 update_in_progress -> live | build_failed | pre_deploy_failed | update_failed |
@@ -12,34 +13,52 @@ Faults (429, 5xx, latency, dropped connections, "accepted then timed out",
 Public API (import from ``deploypipe.emulator``)::
 
     Emulator(*, runtime=None, clock=time.time, api_keys=("rnd_test_key",), owner_id=..., state_file=None,
-             data_dir=None)                       # thread-safe state; .add_service(ServiceDef, service_id=None),
+             data_dir=None, telemetry=None)       # thread-safe state; .add_service(ServiceDef, service_id=None),
                                                   # .add_postgres(PostgresRec), .trigger(service, commit_id=) ->
-                                                  # (DeployRec, queued), .service(id), .faults.add(...), .close()
-    SimulatedRuntime(build_s=0, pre_deploy_s=0, update_s=0, failures={commit: phase}, job_s=0, job_exit=0)
+                                                  # (DeployRec, queued), .service(id), .faults.add(...), .close(),
+                                                  # .telemetry (requests and logs, see telemetry.py)
+    Telemetry(clock, *, max_requests=50_000, max_logs=50_000, retention_s=21600, ingest_delay_s=0)
+                                                  # .request(RequestRec), .log(resource, line, type=, instance=)
+    SimulatedRuntime(build_s=0, pre_deploy_s=0, update_s=0, failures={commit: phase}, job_s=0, job_exit=0,
+                     output={commit: [lines its new instance prints]})
     ProcessRuntime(repo=Path, data_dir=Path, health_interval_s=0.25, health_grace_s=30.0, keep_builds=10,
                    worker_settle_s=1.0, drain_s=5.0)
     build_emulator(*, blueprint=None, repo=None, data_dir=None, api_keys=("rnd_test_key",), databases=None,
                    clock=time.time, runtime=None, faults=None, health_grace_s=30.0, health_interval_s=0.25,
-                   auto_deploy_poll_s=1.0)
+                   auto_deploy_poll_s=1.0, ingest_delay_s=0.0)
     create_app(emulator) -> starlette.applications.Starlette   # /v1/... and /_emulator/faults
     in_process_client(emulator, api_key="rnd_test_key") -> httpx.Client   # base_url http://render.local/v1
     EmulatorServer(emulator, *, host="127.0.0.1", port=0)  # .start() / .stop() / context manager; .url, .started
     serve(*, port=10000, blueprint, repo, data_dir, api_key, faults=None, databases=None, health_grace_s=30.0,
-          health_interval_s=0.25, auto_deploy_poll_s=1.0, stop=None) -> int
+          health_interval_s=0.25, auto_deploy_poll_s=1.0, ingest_delay_s=0.0, stop=None) -> int
     main(argv=None) -> int                        # python -m deploypipe.emulator --port N --blueprint F --repo DIR
                                                   #   --data-dir DIR [--faults F] [--database NAME=URL]
                                                   #   [--api-key KEY] [--health-grace-s S]
                                                   #   [--health-interval-s S] [--auto-deploy-poll-s S]
-    apply_fault(emulator, rule_mapping)           # also fail_deploy {service, phase}
+                                                  #   [--ingest-delay-s S]
+    apply_fault(emulator, rule_mapping)           # status, latency, drop, accept_then_timeout, accept_then_status,
+                                                  # accept_then_drop, queued; also fail_deploy {service, phase}
     push(emulator, service, commit_id, message)   # deploypipe.emulator.autodeploy: a git push (auto-deploy)
     load_blueprint(path) -> Blueprint;  ServiceDef, PostgresRec (records)
 
-Modules: ``state`` (Emulator, lifecycle rules), ``records`` (records, Runtime
-protocol), ``runtime`` (simulated), ``process_runtime`` + ``procs`` + ``health`` +
-``proxy`` (real processes, health checks, stable URLs), ``databases``, ``app`` + ``routes`` +
-``shapes`` + ``ratelimit`` (HTTP API), ``faults`` + ``connfaults``,
-``transport`` (sync in-process httpx transport), ``server``, ``blueprint``,
-``autodeploy`` (new commits deploy while ``autoDeploy`` is on).
+Modules, lowest first (each imports only modules before it)::
+
+    ids, blueprint        Render-shaped ids and timestamps; the Blueprint subset the local Render runs
+    records               services, deploys, jobs, Postgres as records with their JSON shapes
+    telemetry             recorded requests and log lines, bounded by count and age
+    faults, connfaults    fault rules; dropped and stalled connections
+    lifecycle             the Runtime protocol and the Lifecycle protocol runtimes report to
+    runtime               the simulated runtime (phases on the clock)
+    state                 Emulator: the deploy lifecycle rules, events, jobs, persistence
+    databases, procs      Blueprint databases; checkouts and a service's environment
+    health, sniff, proxy  health checks of new instances; HTTP exchanges read from bytes; the stable URL
+    proclogs              child processes whose output lines become logs
+    process_runtime       real deploys as local processes
+    autodeploy            new commits deploy while ``autoDeploy`` is on
+    shapes, ratelimit     Render's JSON shapes and pages; rate limits
+    queries, observability  metrics buckets, quantiles and log pages; their route handlers
+    routes, app           the HTTP API (one handler per Render operation), faults applied
+    transport, server     the in-process httpx transport; uvicorn on loopback, the command line
 """
 
 from deploypipe.emulator.app import apply_fault, create_app
@@ -49,6 +68,8 @@ from deploypipe.emulator.records import PostgresRec
 from deploypipe.emulator.runtime import SimulatedRuntime
 from deploypipe.emulator.server import EmulatorServer, build_emulator, in_process_client, main, serve
 from deploypipe.emulator.state import Emulator
+from deploypipe.emulator.telemetry import RequestRec, Telemetry
 
-__all__ = ["Emulator", "EmulatorServer", "PostgresRec", "ProcessRuntime", "ServiceDef", "SimulatedRuntime",
-           "apply_fault", "build_emulator", "create_app", "in_process_client", "load_blueprint", "main", "serve"]
+__all__ = ["Emulator", "EmulatorServer", "PostgresRec", "ProcessRuntime", "RequestRec", "ServiceDef",
+           "SimulatedRuntime", "Telemetry", "apply_fault", "build_emulator", "create_app", "in_process_client",
+           "load_blueprint", "main", "serve"]

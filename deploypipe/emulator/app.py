@@ -5,7 +5,9 @@ Every answer carries ``Ratelimit-Limit`` / ``Ratelimit-Remaining`` /
 Faults (``faults.py``) are applied after authentication and before the rate
 limit: ``status`` answers at once, ``latency`` waits first, ``drop`` closes
 the connection without doing anything, ``accept_then_timeout`` does the work
-and then never answers in time, ``queued`` turns a 201 trigger into 202.
+and then never answers in time, ``accept_then_status`` does the work and
+answers an error status instead, ``accept_then_drop`` does the work and closes
+the connection without an answer, ``queued`` turns a 201 trigger into 202.
 ``POST /_emulator/faults`` (a rule or a list) adds rules, ``DELETE`` clears
 them; ``POST /_emulator/push {service, commitId, message}`` is a git push to
 the service's branch (auto-deploy); that test API needs no key.
@@ -22,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from deploypipe.emulator.connfaults import mark_drop, mark_stall, with_connection_faults
+from deploypipe.emulator.faults import FaultRule
 from deploypipe.emulator.ratelimit import RateLimiter
 from deploypipe.emulator.routes import dispatch
 from deploypipe.emulator.shapes import error
@@ -64,15 +67,28 @@ class _Api:
             body = await self._body(request)
         except ClientDisconnect:  # the client gave up (e.g. during injected latency): nobody to answer
             return Response(status_code=499)
+        response: Response
         if body is None:
             response = error(400, f"{method} {path}: the request body is not a JSON object")
         else:
             response = dispatch(emu, method, path.strip("/").split("/"), request, body)
-        if rule is not None and rule.action == "queued" and response.status_code == 201:
-            response = Response(status_code=202)
-        if rule is not None and rule.action == "accept_then_timeout":
-            mark_stall(request.scope, rule.latency_s or DEFAULT_STALL_S)
+        if rule is not None:
+            response = self._after_work(rule, request, response)
         response.headers.update(decision.headers())
+        return response
+
+    @staticmethod
+    def _after_work(rule: FaultRule, request: Request, response: Response) -> Response:
+        """The answer a fault that acts after the work leaves: 202 for a 201, an error status, or none at all."""
+        if rule.action == "queued" and response.status_code == 201:
+            return Response(status_code=202)
+        if rule.action == "accept_then_status":
+            return error(rule.status, f"injected fault: {rule.status} after performing {request.method} "
+                                      f"{request.url.path}")
+        if rule.action == "accept_then_timeout":
+            mark_stall(request.scope, rule.latency_s or DEFAULT_STALL_S)
+        if rule.action == "accept_then_drop":
+            mark_drop(request.scope)
         return response
 
     @staticmethod

@@ -37,7 +37,8 @@ def push(emulator: Emulator, service: ServiceRec, commit_id: str, message: str =
         log.info("emulator_commit_not_auto_deployed", service=service.name, commit=commit_id)
         return None
     if _SKIP.search(message):
-        emulator.event(service, "commit_ignored", id=commit_id, url=f"{service.spec.repo or 'local'}/commit/{commit_id}")
+        emulator.event(service, "commit_ignored", id=commit_id,
+                       url=f"{service.spec.repo or 'local'}/commit/{commit_id}")
         return None
     deploy, _queued = emulator.trigger(service, commit_id=commit_id, commit_message=message, trigger="new_commit")
     return deploy

@@ -1,9 +1,10 @@
 """Connection-level faults: close a connection without an answer, or stall an answer past the client's timeout.
 
 The API handler marks the ASGI scope (``mark_drop`` / ``mark_stall``) and
-``with_connection_faults`` (wrapped around the whole app) acts on it. Over uvicorn it aborts the TCP connection (found through
-uvicorn's ``RequestResponseCycle.transport``, the object behind ``send``), so
-the client sees "server disconnected without sending a response". In-process
+``with_connection_faults`` (wrapped around the whole app) acts on it. Over
+uvicorn it aborts the TCP connection (found through uvicorn's
+``RequestResponseCycle.transport``, the object behind ``send``), so the
+client sees "server disconnected without sending a response". In-process
 (httpx's ASGI transport, no socket) it raises the httpx error a client would
 see on a real network: ``RemoteProtocolError`` for a drop, ``ReadTimeout`` for
 a stall. A stall over loopback waits ``stall_s`` (or until the server closes)
@@ -15,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Any
+from typing import Any, MutableMapping
 
 import httpx
 
@@ -25,12 +26,12 @@ _DROP = "deploypipe.emulator.drop"
 _STALL = "deploypipe.emulator.stall_s"
 
 
-def mark_drop(scope: dict[str, Any]) -> None:
+def mark_drop(scope: MutableMapping[str, Any]) -> None:
     """Close this request's connection without sending the answer."""
     scope[_DROP] = True
 
 
-def mark_stall(scope: dict[str, Any], stall_s: float) -> None:
+def mark_stall(scope: MutableMapping[str, Any], stall_s: float) -> None:
     """Hold this request's answer for ``stall_s`` seconds, then close the connection without it."""
     scope[_STALL] = stall_s
 
@@ -65,4 +66,5 @@ async def with_connection_faults(app: Any, scope: dict[str, Any], receive: Any, 
         while time.monotonic() < deadline and not closing.is_set():
             await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
     transport.abort()
+    assert cycle is not None  # a transport is only found on a cycle
     cycle.disconnected = True  # uvicorn must not try to send its own 500 on the aborted socket

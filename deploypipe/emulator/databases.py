@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import structlog
 
 from deploypipe.emulator.ids import iso
-from deploypipe.emulator.state import PostgresRec
+from deploypipe.emulator.records import PostgresRec
 
 if TYPE_CHECKING:  # pragma: no cover
     from deploypipe.emulator.blueprint import DatabaseDef

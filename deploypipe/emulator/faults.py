@@ -12,6 +12,11 @@ matching requests, first rule first:
 - ``accept_then_timeout``: do the work (e.g. create the deploy), then hold the answer ``latency_s`` seconds
   (default 120) and close the connection without it (in-process: ``httpx.ReadTimeout`` at once) -- the case that
   tempts clients into triggering twice;
+- ``accept_then_status``: do the work, then answer ``status`` (a 5xx by default 500) with Render's error body
+  instead of the real answer -- a deploy trigger (``POST /services/*/deploys``) or rollback
+  (``POST /services/*/rollback``) has created its deploy, yet the client sees a failure it may retry;
+- ``accept_then_drop``: do the work, then close the connection without an answer (over loopback the TCP
+  connection is aborted; in-process ``httpx.RemoteProtocolError``) -- the same temptation, without a status;
 - ``queued``: answer a 201 trigger with 202 and no body (Render's "Queued").
 
 ``fail_deploy`` (not request-matched; see ``app.apply_fault``) makes the next deploy of ``service`` (name or id)
@@ -32,7 +37,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["FaultRule", "Faults", "load_faults"]
 
-Action = Literal["status", "latency", "drop", "accept_then_timeout", "queued", "fail_deploy"]
+Action = Literal["status", "latency", "drop", "accept_then_timeout", "accept_then_status", "accept_then_drop", "queued",
+                 "fail_deploy"]
 
 
 class FaultRule(BaseModel):
@@ -41,7 +47,7 @@ class FaultRule(BaseModel):
     action: Action
     match: str = Field("* *", description="'METHOD /path/glob', e.g. 'POST /services/*/deploys'.")
     times: int = Field(1, ge=1, description="How many matching requests the rule affects.")
-    status: int = Field(500, ge=400, le=599, description="status: the error status to answer.")
+    status: int = Field(500, ge=400, le=599, description="status, accept_then_status: the error status to answer.")
     retry_after_s: float | None = None
     latency_s: float = 0.0
     service: str | None = Field(None, description="fail_deploy: service name or id.")

@@ -11,12 +11,18 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import time
 from typing import Any, Callable
 
 import httpx
 
+from deploypipe.core.polling import poll
+from deploypipe.core.probe import Probe
+from deploypipe.core.probe import probe as http_probe
+
 __all__ = ["probe", "settled"]
+
+_HEALTHY = tuple(range(200, 400))  # Render counts 2xx and 3xx answers as healthy
+_REQUEST_TIMEOUT_S = 5.0
 
 
 def _exited(code: int) -> dict[str, Any]:
@@ -35,23 +41,36 @@ def settled(proc: subprocess.Popen, settle_s: float) -> tuple[bool, dict[str, An
 def probe(proc: subprocess.Popen, port: int, path: str | None, *, grace_s: float, interval_s: float,
           stopped: Callable[[], bool]) -> tuple[bool, dict[str, Any]]:
     """(healthy, deploy_ended reason) of the instance ``proc`` listening on 127.0.0.1:``port``."""
-    deadline = time.monotonic() + grace_s
-    last = "no answer yet"
-    while time.monotonic() < deadline and not stopped():
-        code = proc.poll()
-        if code is not None:
-            return False, _exited(code)
-        try:
-            if path:
-                response = httpx.get(f"http://127.0.0.1:{port}{path}", timeout=5.0, trust_env=False)
-                if response.status_code < 400:
+    last = ["no answer yet"]
+
+    def timed_out() -> dict[str, Any]:
+        return {"failure": {"evicted": False, "timedOutSeconds": int(grace_s),
+                            "timedOutReason": f"{path or 'the port'} did not answer 2xx/3xx ({last[0]})"}}
+
+    spec = Probe(url=f"http://127.0.0.1:{port}{path}", expect_status=_HEALTHY, timeout_s=_REQUEST_TIMEOUT_S) \
+        if path else None
+
+    with httpx.Client(trust_env=False, follow_redirects=False) as http:
+
+        def check() -> tuple[bool, dict[str, Any]] | None:
+            if stopped():
+                return False, timed_out()
+            code = proc.poll()
+            if code is not None:
+                return False, _exited(code)
+            if spec is not None:
+                result = http_probe(http, spec)
+                if result.ok:
                     return True, {}
-                last = f"GET {path} answered {response.status_code}"
-            else:
+                last[0] = f"GET {path} answered {result.status}" if result.status is not None \
+                    else f"{path}: {result.reason.split(':', 1)[0]}"
+                return None
+            try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return True, {}
-        except (httpx.HTTPError, OSError) as exc:
-            last = f"{path or 'port ' + str(port)}: {type(exc).__name__}"
-        time.sleep(interval_s)
-    return False, {"failure": {"evicted": False, "timedOutSeconds": int(grace_s),
-                               "timedOutReason": f"{path or 'the port'} did not answer 2xx/3xx ({last})"}}
+            except OSError as exc:
+                last[0] = f"port {port}: {type(exc).__name__}"
+                return None
+            return True, {}
+
+        verdict = poll(check, timeout_s=grace_s, interval_s=interval_s)
+    return verdict if verdict is not None else (False, timed_out())

@@ -8,27 +8,34 @@ instance is started with ``PORT`` set and must answer ``healthCheckPath`` with
 2xx/3xx within the grace period (else update_failed and it is killed); only
 then does the proxy switch to it; the old instance stops once drained. Rollbacks start
 the target deploy's existing build directory without rebuilding.
+
+Output is recorded as Render exposes it (``telemetry.py``): build and
+pre-deploy output as ``build`` logs of the service, an instance's stdout and
+stderr as ``app`` logs with its instance id (``srv-...-xxxxx``), a job's
+output as ``app`` logs of the job; every request through the stable URL as a
+request record and a ``request`` log (``proxy.py``).
 """
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
 
+from deploypipe.core.processes import free_port, stop_group
 from deploypipe.emulator.health import probe, settled
-from deploypipe.emulator.procs import GeneratedValues, checkout, free_port, resolve_commit, service_env, stop_process
-from deploypipe.emulator.proxy import ServiceProxy
-from deploypipe.emulator.records import FAILED_STATUS
-
-if TYPE_CHECKING:  # pragma: no cover
-    from deploypipe.emulator.state import DeployRec, Emulator, JobRec, ServiceRec
+from deploypipe.emulator.ids import new_id
+from deploypipe.emulator.lifecycle import Lifecycle
+from deploypipe.emulator.proclogs import LineSink, run_logged, start_logged
+from deploypipe.emulator.procs import GeneratedValues, checkout, prune_builds, resolve_commit, service_env
+from deploypipe.emulator.proxy import Served, ServiceProxy
+from deploypipe.emulator.records import FAILED_STATUS, DeployRec, JobRec, ServiceRec
+from deploypipe.emulator.telemetry import RequestRec
 
 __all__ = ["ProcessRuntime"]
 
@@ -37,9 +44,14 @@ log = structlog.get_logger("deploypipe.emulator")
 
 @dataclass
 class _Instance:
+    id: str  # Render's instance id: the service id and five characters
     deploy_id: str
     port: int
     proc: subprocess.Popen
+
+
+def _build_lines(emulator: Lifecycle, service: ServiceRec) -> LineSink:
+    return lambda line: emulator.telemetry.log(service.id, line, type="build")
 
 
 @dataclass
@@ -61,25 +73,27 @@ class ProcessRuntime:
     _closing: bool = False
 
     # -- wiring --------------------------------------------------------------------------
-    def proxy_for(self, service: ServiceRec, port: int = 0) -> ServiceProxy:
+    def proxy_for(self, service: ServiceRec, emulator: Lifecycle, port: int = 0) -> ServiceProxy:
+        """The service's stable URL; its requests are recorded in ``emulator.telemetry``."""
         if service.name not in self.proxies:
-            self.proxies[service.name] = ServiceProxy(port)
+            def record(served: Served) -> None:
+                seen = served.exchange
+                emulator.telemetry.request(RequestRec(
+                    at=seen.started, resource=service.id, method=seen.method, path=seen.path, status=seen.status,
+                    latency_ms=seen.latency_ms, host=seen.host, instance=served.instance, deploy=served.deploy))
+
+            self.proxies[service.name] = ServiceProxy(port, on_request=record)
         return self.proxies[service.name]
 
-    def _run(self, command: str, cwd: Path, env: dict[str, str], log_path: Path, owner: str) -> int:
-        """Run ``command`` with bash in its own process group (so a cancel can kill all of it); its exit status."""
-        with open(log_path, "ab") as out:
-            out.write(f"$ {command}\n".encode())
-            out.flush()
-            proc = subprocess.Popen(["bash", "-c", command], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
-            self._running[owner] = proc
-            try:
-                return proc.wait()
-            finally:
-                self._running.pop(owner, None)
+    def _run(self, command: str, cwd: Path, env: dict[str, str], log_path: Path, owner: str, sink: LineSink) -> int:
+        """Run ``command`` to its end, its output lines to ``log_path`` and ``sink``; its exit status."""
+        try:
+            return run_logged(command, cwd=cwd, env=env, log_path=log_path, sink=sink,
+                              started=lambda proc: self._running.__setitem__(owner, proc))
+        finally:
+            self._running.pop(owner, None)
 
-    def _env(self, emulator: Emulator, service: ServiceRec, commit: str | None, port: int) -> dict[str, str]:
+    def _env(self, emulator: Lifecycle, service: ServiceRec, commit: str | None, port: int) -> dict[str, str]:
         if self.generated is None:
             self.generated = GeneratedValues(self.data_dir / "generated-values.json")
         return service_env(emulator, service, commit, port, self.generated)
@@ -101,22 +115,33 @@ class ProcessRuntime:
                      grace_s=self.health_grace_s, interval_s=self.health_interval_s,
                      stopped=lambda: self._closing or deploy_id in self._cancelled)
 
-    def _start_instance(self, emulator: Emulator, service: ServiceRec, deploy: DeployRec, cwd: Path,
+    def _start_instance(self, emulator: Lifecycle, service: ServiceRec, deploy: DeployRec, cwd: Path,
                         log_path: Path) -> _Instance:
         port = free_port()
         env = self._env(emulator, service, deploy.commit_id, port)
-        with open(log_path, "ab") as out:
-            proc = subprocess.Popen(["bash", "-c", service.spec.startCommand], cwd=cwd, env=env, stdout=out,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        return _Instance(deploy.id, port, proc)
+        instance_id = f"{service.id}-{new_id('x')[2:7]}"
+        emulator.telemetry.log(service.id, f"==> Running '{service.spec.startCommand}'", type="build")
 
-    def _build(self, emulator: Emulator, service: ServiceRec, deploy: DeployRec, log_path: Path) -> bool:
+        def app(line: str) -> None:
+            emulator.telemetry.log(service.id, line, type="app", instance=instance_id)
+
+        proc = start_logged(service.spec.startCommand, cwd=cwd, env=env, log_path=log_path, sink=app)
+        return _Instance(instance_id, deploy.id, port, proc)
+
+    def _build(self, emulator: Lifecycle, service: ServiceRec, deploy: DeployRec, log_path: Path) -> bool:
         deploy.build_id = f"bld-{deploy.id[4:]}"
         emulator.phase_started(service, deploy, "build")
         env = self._env(emulator, service, deploy.commit_id, 0)
-        ok = checkout(self.repo, deploy.commit_id or "HEAD", self.data_dir / "builds" / deploy.build_id, log_path) and \
-            self._run(service.spec.buildCommand, self.build_dir(deploy.build_id, service), env, log_path, deploy.id) == 0
+        lines = _build_lines(emulator, service)
+        lines(f"==> Checking out commit {deploy.commit_id or 'HEAD'} in branch {service.spec.branch}")
+        ok = checkout(self.repo, deploy.commit_id or "HEAD", self.data_dir / "builds" / deploy.build_id, log_path)
+        if ok:
+            lines(f"==> Running build command '{service.spec.buildCommand}'...")
+        ok = ok and self._run(service.spec.buildCommand, self.build_dir(deploy.build_id, service), env, log_path,
+                              deploy.id, lines) == 0
         ok = ok and deploy.fail_at != "build"
+        if deploy.id not in self._cancelled:
+            lines("==> Build successful 🎉" if ok else "==> Build failed 😞")
         if deploy.id in self._cancelled:
             emulator.phase_ended(service, deploy, "build", "canceled")
             return False
@@ -126,12 +151,14 @@ class ProcessRuntime:
             emulator.finish(service, deploy, FAILED_STATUS["build"], reason=reason)
         return ok
 
-    def _pre_deploy(self, emulator: Emulator, service: ServiceRec, deploy: DeployRec, log_path: Path) -> bool:
+    def _pre_deploy(self, emulator: Lifecycle, service: ServiceRec, deploy: DeployRec, log_path: Path) -> bool:
         emulator.phase_started(service, deploy, "pre_deploy")
         env = self._env(emulator, service, deploy.commit_id, 0)
+        lines = _build_lines(emulator, service)
+        lines(f"==> Running pre-deploy command '{service.spec.preDeployCommand}'...")
         code = 1 if deploy.fail_at == "pre_deploy" else self._run(
             service.spec.preDeployCommand or "true", self.build_dir(deploy.build_id or "", service), env, log_path,
-            deploy.id)
+            deploy.id, lines)
         if deploy.id in self._cancelled:
             emulator.phase_ended(service, deploy, "pre_deploy", "canceled")
             return False
@@ -141,7 +168,7 @@ class ProcessRuntime:
             emulator.finish(service, deploy, FAILED_STATUS["pre_deploy"], reason={})
         return code == 0
 
-    def _deploy(self, emulator: Emulator, service: ServiceRec, deploy: DeployRec) -> None:
+    def _deploy(self, emulator: Lifecycle, service: ServiceRec, deploy: DeployRec) -> None:
         log_path = self._log(deploy)
         try:
             if deploy.trigger != "rollback" or not deploy.build_id:
@@ -158,77 +185,67 @@ class ProcessRuntime:
             if deploy.fail_at == "update":
                 healthy, reason = False, {"failure": {"evicted": False, "unhealthy": "fault injected: fail_deploy"}}
             if not healthy or deploy.id in self._cancelled:
-                stop_process(instance.proc)
+                stop_group(instance.proc)
                 if deploy.id not in self._cancelled and not self._closing:
-                    emulator.server_failed(service, reason)
+                    emulator.server_failed(service, reason, instance=instance.id)
                     emulator.finish(service, deploy, FAILED_STATUS["update"], reason=reason)
                 return
             self._go_live(emulator, service, instance)
             emulator.finish(service, deploy, "live")
-            self._prune_builds(service)
-        except Exception as exc:  # the emulator must never wedge a deploy in progress
+            prune_builds(self.data_dir / "builds", service, self.keep_builds)
+        except Exception as exc:  # noqa: BLE001 -- the emulator must never wedge a deploy in progress
             log.error("emulator_deploy_crashed", deploy_id=deploy.id, error=f"{type(exc).__name__}: {exc}")
             emulator.finish(service, deploy, FAILED_STATUS["update"],
                             reason={"failure": {"evicted": False, "unhealthy": f"local Render error: {exc}"}})
 
-    def _go_live(self, emulator: Emulator, service: ServiceRec, instance: _Instance) -> None:
-        proxy = self.proxy_for(service)
+    def _go_live(self, emulator: Lifecycle, service: ServiceRec, instance: _Instance) -> None:
+        proxy = self.proxy_for(service, emulator)
         old = self.instances.get(service.name)
-        proxy.switch(instance.port)
+        proxy.switch(instance.port, instance=instance.id, deploy=instance.deploy_id)
         self.instances[service.name] = instance
         if old is not None:  # stop it once its connections have finished what was in flight
             self._draining.append(old.proc)
 
             def drain_then_stop() -> None:
                 proxy.wait_drained(old.port, self.drain_s)
-                stop_process(old.proc)
+                stop_group(old.proc)
 
             threading.Thread(target=drain_then_stop, name=f"drain-{old.deploy_id}", daemon=True).start()
         threading.Thread(target=self._watch, args=(emulator, service, instance), daemon=True).start()
 
-    def _watch(self, emulator: Emulator, service: ServiceRec, instance: _Instance) -> None:
+    def _watch(self, emulator: Lifecycle, service: ServiceRec, instance: _Instance) -> None:
         code = instance.proc.wait()
         if self.instances.get(service.name) is instance and not self._closing:
             log.warning("emulator_instance_died", service=service.name, deploy_id=instance.deploy_id, exit_code=code)
             emulator.server_failed(service, {"failure": {"evicted": False, **(
-                {"nonZeroExit": code} if code > 0 else {"earlyExit": True})}})
+                {"nonZeroExit": code} if code > 0 else {"earlyExit": True})}}, instance=instance.id)
 
     def has_build(self, service: ServiceRec, deploy: DeployRec) -> bool:
         """Whether ``deploy``'s build is still kept (a rollback needs it)."""
         return bool(deploy.build_id) and self.build_dir(deploy.build_id or "", service).exists()
-
-    def _prune_builds(self, service: ServiceRec) -> None:
-        """Keep the newest ``keep_builds`` builds of the service (and the live one), as Render retains a few."""
-        newest = list(dict.fromkeys(d.build_id for d in reversed(service.deploys) if d.build_id))
-        live = service.live()
-        keep = set(newest[:self.keep_builds]) | {live.build_id if live else None}
-        for build_id in newest[self.keep_builds:]:
-            if build_id not in keep and (self.data_dir / "builds" / build_id).exists():
-                shutil.rmtree(self.data_dir / "builds" / build_id, ignore_errors=True)
-                log.info("emulator_build_expired", service=service.name, build_id=build_id)
 
     def resolve_commit(self, service: ServiceRec, commit: str | None) -> tuple[str, str] | None:
         """(sha, subject) of ``commit`` (default: the head of the service's branch) in the local repository."""
         return resolve_commit(self.repo, commit, service.spec.branch)
 
     # -- Runtime protocol --------------------------------------------------------------
-    def start(self, emulator: Emulator, service: ServiceRec, deploy: DeployRec) -> None:
-        self.proxy_for(service)
+    def start(self, emulator: Lifecycle, service: ServiceRec, deploy: DeployRec) -> None:
+        self.proxy_for(service, emulator)
         thread = threading.Thread(target=self._deploy, args=(emulator, service, deploy), name=f"deploy-{deploy.id}",
                                   daemon=True)
         self._threads.append(thread)
         thread.start()
 
-    def advance(self, emulator: Emulator, service: ServiceRec) -> None:
+    def advance(self, emulator: Lifecycle, service: ServiceRec) -> None:
         return None
 
-    def cancel(self, emulator: Emulator, service: ServiceRec, deploy: DeployRec) -> None:
+    def cancel(self, emulator: Lifecycle, service: ServiceRec, deploy: DeployRec) -> None:
         self._cancelled.add(deploy.id)
         proc = self._running.get(deploy.id)
         if proc is not None:
-            stop_process(proc, grace_s=2.0)
+            stop_group(proc, grace_s=2.0)
 
-    def run_job(self, emulator: Emulator, service: ServiceRec, job: JobRec) -> None:
+    def run_job(self, emulator: Lifecycle, service: ServiceRec, job: JobRec) -> None:
         """Run the job's command in the live deploy's build directory with the service's environment."""
         live = service.live()
         if live is None or not live.build_id or not self.build_dir(live.build_id, service).exists():
@@ -241,41 +258,43 @@ class ProcessRuntime:
             log_path = self.data_dir / "logs" / f"{job.id}.log"
             log_path.parent.mkdir(parents=True, exist_ok=True)
             code = self._run(job.start_command, self.build_dir(live.build_id or "", service),
-                             self._env(emulator, service, live.commit_id, 0), log_path, job.id)
+                             self._env(emulator, service, live.commit_id, 0), log_path, job.id,
+                             lambda line: emulator.telemetry.log(job.id, line, type="app"))
             emulator.job_status(service, job, "succeeded" if code == 0 else "failed")
 
         thread = threading.Thread(target=work, name=f"job-{job.id}", daemon=True)
         self._threads.append(thread)
         thread.start()
 
-    def cancel_job(self, emulator: Emulator, service: ServiceRec, job: JobRec) -> None:
+    def cancel_job(self, emulator: Lifecycle, service: ServiceRec, job: JobRec) -> None:
         proc = self._running.get(job.id)
         if proc is not None:
-            stop_process(proc, grace_s=2.0)
+            stop_group(proc, grace_s=2.0)
 
-    def restore(self, emulator: Emulator, service: ServiceRec) -> None:
+    def restore(self, emulator: Lifecycle, service: ServiceRec) -> None:
         """After a restart: serve the saved live deploy again from its build directory."""
         live = service.live()
         port = urlsplit(service.url).port or 0 if service.url else 0
-        proxy = self.proxy_for(service, port)
+        proxy = self.proxy_for(service, emulator, port)
         service.url = proxy.url
         if live is None or not live.build_id or not self.build_dir(live.build_id, service).exists():
             return
-        instance = self._start_instance(emulator, service, live, self.build_dir(live.build_id, service), self._log(live))
+        instance = self._start_instance(emulator, service, live, self.build_dir(live.build_id, service),
+                                        self._log(live))
         healthy, reason = self._healthy(live.id, instance, service)
         if healthy:
             self._go_live(emulator, service, instance)
         else:
-            stop_process(instance.proc)
-            emulator.server_failed(service, reason)
+            stop_group(instance.proc)
+            emulator.server_failed(service, reason, instance=instance.id)
 
     def close(self) -> None:
         """Stop every running command, instance and proxy, and wait for the deploy threads."""
         self._closing = True
         for proc in list(self._running.values()):
-            stop_process(proc, grace_s=2.0)
+            stop_group(proc, grace_s=2.0)
         for proc in [*self._draining, *(instance.proc for instance in self.instances.values())]:
-            stop_process(proc)
+            stop_group(proc)
         for proxy in self.proxies.values():
             proxy.close()
         for thread in self._threads:

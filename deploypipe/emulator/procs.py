@@ -1,50 +1,27 @@
-"""Process helpers of the real runtime: free ports, process-group stops, git checkouts, a service's environment."""
+"""Helpers of the real runtime: git checkouts, expiring builds, commit lookups, generated values, a service's env."""
 
 from __future__ import annotations
 
 import json
 import os
 import secrets
-import signal
-import socket
+import shutil
 import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import structlog
 
 from deploypipe.emulator.databases import database_property
+from deploypipe.emulator.lifecycle import Lifecycle
+from deploypipe.emulator.records import ServiceRec
 
-if TYPE_CHECKING:  # pragma: no cover
-    from deploypipe.emulator.state import Emulator, ServiceRec
-
-__all__ = ["GeneratedValues", "checkout", "free_port", "resolve_commit", "service_env", "stop_process"]
+__all__ = ["GeneratedValues", "checkout", "prune_builds", "resolve_commit", "service_env"]
 
 log = structlog.get_logger("deploypipe.emulator")
 
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "VIRTUAL_ENV", "PYTHONPATH", "TMPDIR", "XDG_RUNTIME_DIR")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def stop_process(proc: subprocess.Popen | None, grace_s: float = 5.0) -> None:
-    """SIGTERM the process group (started with ``start_new_session``), SIGKILL after ``grace_s``."""
-    if proc is None or proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(grace_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    except ProcessLookupError:
-        pass
 
 
 def checkout(repo: Path, commit: str, target: Path, log_path: Path) -> bool:
@@ -57,6 +34,17 @@ def checkout(repo: Path, commit: str, target: Path, log_path: Path) -> bool:
         return False
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
     return True
+
+
+def prune_builds(builds: Path, service: ServiceRec, keep: int) -> None:
+    """Keep the newest ``keep`` builds of the service under ``builds`` (and the live one), as Render retains a few."""
+    newest = list(dict.fromkeys(d.build_id for d in reversed(service.deploys) if d.build_id))
+    live = service.live()
+    kept = set(newest[:keep]) | {live.build_id if live else None}
+    for build_id in newest[keep:]:
+        if build_id not in kept and (builds / build_id).exists():
+            shutil.rmtree(builds / build_id, ignore_errors=True)
+            log.info("emulator_build_expired", service=service.name, build_id=build_id)
 
 
 def resolve_commit(repo: Path, commit: str | None, branch: str | None) -> tuple[str, str] | None:
@@ -94,7 +82,7 @@ class GeneratedValues:
             return self._values[name]
 
 
-def service_env(emulator: Emulator, service: ServiceRec, commit: str | None, port: int,
+def service_env(emulator: Lifecycle, service: ServiceRec, commit: str | None, port: int,
                 generated: GeneratedValues) -> dict[str, str]:
     """What Render puts in a service's environment, plus ``HOST=127.0.0.1`` and this interpreter first on PATH."""
     env = {k: v for k, v in os.environ.items() if k in _INHERITED}

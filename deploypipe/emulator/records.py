@@ -1,18 +1,15 @@
-"""Records of the local Render's state: services, deploys, jobs, Postgres, and the Runtime protocol."""
+"""Records of the local Render's state: services, deploys, jobs and Postgres, with their JSON shapes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 from deploypipe.emulator.blueprint import ServiceDef
 from deploypipe.emulator.ids import iso
 
-if TYPE_CHECKING:  # pragma: no cover
-    from deploypipe.emulator.state import Emulator
-
 __all__ = ["FAILED_STATUS", "IN_PROGRESS", "PHASE_STATUS", "STATUS_INT", "DeployRec", "JobRec", "PostgresRec",
-           "Runtime", "ServiceRec"]
+           "ServiceRec"]
 
 IN_PROGRESS = {"created", "build_in_progress", "pre_deploy_in_progress", "update_in_progress"}
 FAILED_STATUS = {"build": "build_failed", "pre_deploy": "pre_deploy_failed", "update": "update_failed"}
@@ -43,7 +40,8 @@ class DeployRec:
         data: dict[str, Any] = {"id": self.id, "status": self.status, "trigger": self.trigger,
                                 "createdAt": iso(self.created_at), "updatedAt": iso(self.updated_at)}
         if self.commit_id:
-            data["commit"] = {"id": self.commit_id, "message": self.commit_message or "", "createdAt": iso(self.created_at)}
+            data["commit"] = {"id": self.commit_id, "message": self.commit_message or "",
+                              "createdAt": iso(self.created_at)}
         if self.started_at:
             data["startedAt"] = iso(self.started_at)
         if self.finished_at:
@@ -106,28 +104,3 @@ class ServiceRec:
 
     def in_progress(self) -> DeployRec | None:
         return next((d for d in self.deploys if d.status in IN_PROGRESS), None)
-
-
-class Runtime(Protocol):
-    """Moves deploys through their phases: simulated (clock-driven) or real local processes.
-
-    ``start`` begins a deploy the emulator has just started (status ``created``); ``advance`` brings a service's
-    deploys and jobs up to the clock's now (the simulated runtime's work; a no-op for real processes, which
-    report from their threads); ``cancel``/``cancel_job`` stop the work; ``run_job`` runs a one-off job against
-    the live build; ``restore`` serves a saved live deploy again after a restart; ``close`` stops everything.
-    Runtimes report through ``Emulator.phase_started``/``phase_ended``/``finish``/``server_failed``/``job_status``.
-    """
-
-    def start(self, emulator: Emulator, service: ServiceRec, deploy: DeployRec) -> None: ...
-
-    def advance(self, emulator: Emulator, service: ServiceRec) -> None: ...
-
-    def cancel(self, emulator: Emulator, service: ServiceRec, deploy: DeployRec) -> None: ...
-
-    def run_job(self, emulator: Emulator, service: ServiceRec, job: JobRec) -> None: ...
-
-    def cancel_job(self, emulator: Emulator, service: ServiceRec, job: JobRec) -> None: ...
-
-    def restore(self, emulator: Emulator, service: ServiceRec) -> None: ...
-
-    def close(self) -> None: ...

@@ -7,8 +7,10 @@ from typing import Any, Callable
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from deploypipe.emulator import observability
+from deploypipe.emulator.records import IN_PROGRESS, ServiceRec
 from deploypipe.emulator.shapes import error, multi, page, parse_time, postgres_json, service_json
-from deploypipe.emulator.state import IN_PROGRESS, Emulator, ServiceRec
+from deploypipe.emulator.state import Emulator
 
 __all__ = ["dispatch"]
 
@@ -67,7 +69,8 @@ def rollback(emu: Emulator, service: ServiceRec, body: dict[str, Any]) -> Respon
     if target is None:
         return error(404, f"deploy {target_id} not found for service {service.id}")
     if target.status not in ("live", "deactivated") or not target.build_id:
-        return error(400, f"deploy {target_id} is {target.status}: only a deploy that went live has a build to roll back to")
+        return error(400, f"deploy {target_id} is {target.status}: only a deploy that went live has a build to "
+                          "roll back to")
     has_build = getattr(emu.runtime, "has_build", None)
     if has_build is not None and not has_build(service, target):
         return error(400, f"deploy {target_id}: its build {target.build_id} is no longer available (Render keeps a "
@@ -181,9 +184,18 @@ def _no_route(method: str, parts: list[str]) -> Response:
 _ROOTS: dict[str, Callable[..., Response]] = {"services": service_routes, "postgres": postgres_routes}
 
 
+_READS: dict[tuple[str, ...], Callable[[Emulator, Request], Response]] = {
+    ("services",): list_services,
+    ("metrics", "http-requests"): observability.http_requests,
+    ("metrics", "http-latency"): observability.http_latency,
+    ("logs",): observability.list_logs,
+}
+
+
 def dispatch(emu: Emulator, method: str, parts: list[str], request: Request, body: dict) -> Response:
-    if parts == ["services"] and method == "GET":
-        return list_services(emu, request)
+    read = _READS.get(tuple(parts))
+    if read is not None and method == "GET":
+        return read(emu, request)
     handler = _ROOTS.get(parts[0])
     if handler is None or (parts[0] == "services" and len(parts) < 2):
         return _no_route(method, parts)

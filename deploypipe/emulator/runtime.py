@@ -5,18 +5,19 @@ from the clock, and every transition is recorded at the moment it happened
 on that clock (not when someone looked), so a test with a fake clock drives a
 60-second deploy without waiting and still sees the real timeline. Which
 deploys fail comes from ``failures`` (commit -> phase) or the ``fail_deploy``
-fault. ``ProcessRuntime`` (``process_runtime.py``) is the real one.
+fault. A build writes Render's ``==>`` lines as ``build`` logs; a new
+instance prints ``output[commit]`` as ``app`` logs when it starts (e.g. the
+ImportError of a release that cannot start). ``ProcessRuntime``
+(``process_runtime.py``) is the real one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from deploypipe.emulator.records import FAILED_STATUS, PHASE_STATUS
-
-if TYPE_CHECKING:  # pragma: no cover
-    from deploypipe.emulator.state import DeployRec, Emulator, JobRec, ServiceRec
+from deploypipe.emulator.lifecycle import Lifecycle
+from deploypipe.emulator.records import FAILED_STATUS, PHASE_STATUS, DeployRec, JobRec, ServiceRec
 
 __all__ = ["PHASES", "SimulatedRuntime"]
 
@@ -35,7 +36,7 @@ class SimulatedRuntime:
     """Clock-driven phases (seconds each); ``failures`` maps a commit id to the phase at which its deploys fail.
 
     A rollback skips the build (it reuses the target's). ``job_s`` is how long a one-off job runs; ``job_exit``
-    its exit status (0 succeeded, else failed).
+    its exit status (0 succeeded, else failed). ``output`` maps a commit to the lines its new instance prints.
     """
 
     build_s: float = 0.0
@@ -44,6 +45,7 @@ class SimulatedRuntime:
     failures: dict[str, str] = field(default_factory=dict)
     job_s: float = 0.0
     job_exit: int = 0
+    output: dict[str, list[str]] = field(default_factory=dict)  # commit -> lines its new instance prints
 
     def _phases(self, service: ServiceRec, deploy: DeployRec) -> list[tuple[str, float]]:
         phases = [] if deploy.trigger == "rollback" else [("build", self.build_s)]
@@ -52,12 +54,12 @@ class SimulatedRuntime:
         phases.append(("update", self.update_s))
         return phases
 
-    def start(self, emulator: Emulator, service: ServiceRec, deploy: DeployRec) -> None:
+    def start(self, emulator: Lifecycle, service: ServiceRec, deploy: DeployRec) -> None:
         if deploy.trigger != "rollback" or not deploy.build_id:
             deploy.build_id = f"bld-{deploy.id[4:]}"
         self.advance(emulator, service)
 
-    def advance(self, emulator: Emulator, service: ServiceRec) -> None:
+    def advance(self, emulator: Lifecycle, service: ServiceRec) -> None:
         now = emulator.clock()
         for _ in range(len(service.deploys) + 1):  # finishing one may start the next queued deploy
             deploy = service.in_progress()
@@ -70,7 +72,7 @@ class SimulatedRuntime:
                 emulator.job_status(service, job, "succeeded" if self.job_exit == 0 else "failed",
                                     at=job.started_at + self.job_s)
 
-    def _advance_one(self, emulator: Emulator, service: ServiceRec, deploy: DeployRec, now: float) -> bool:
+    def _advance_one(self, emulator: Lifecycle, service: ServiceRec, deploy: DeployRec, now: float) -> bool:
         """Move ``deploy`` as far as ``now`` allows; True if it finished (so a queued one may start)."""
         failing = deploy.fail_at or self.failures.get(deploy.commit_id or "")
         phases = self._phases(service, deploy)
@@ -83,8 +85,12 @@ class SimulatedRuntime:
                 continue
             if index > current:
                 emulator.phase_started(service, deploy, phase, at=at)
+                self._started_output(emulator, service, deploy, phase, at)
             if now < end:
                 return False
+            if phase == "build":
+                emulator.telemetry.log(service.id, "==> Build failed 😞" if failing == phase else
+                                       "==> Build successful 🎉", type="build", at=end)
             if failing == phase:
                 reason = _failure_reason(phase, deploy)
                 emulator.phase_ended(service, deploy, phase, "failed", reason=reason, at=end)
@@ -99,18 +105,33 @@ class SimulatedRuntime:
         emulator.finish(service, deploy, "live", at=at)
         return True
 
-    def cancel(self, emulator: Emulator, service: ServiceRec, deploy: DeployRec) -> None:
+    def _started_output(self, emulator: Lifecycle, service: ServiceRec, deploy: DeployRec, phase: str,
+                        at: float) -> None:
+        telemetry = emulator.telemetry
+        if phase == "build":
+            telemetry.log(service.id, f"==> Running build command '{service.spec.buildCommand}'...", type="build",
+                          at=at)
+        elif phase == "pre_deploy":
+            telemetry.log(service.id, f"==> Running pre-deploy command '{service.spec.preDeployCommand}'...",
+                          type="build", at=at)
+        else:
+            instance = f"{service.id}-{deploy.id[-5:]}"
+            telemetry.log(service.id, f"==> Running '{service.spec.startCommand}'", type="build", at=at)
+            for line in self.output.get(deploy.commit_id or "", []):
+                telemetry.log(service.id, line, type="app", instance=instance, at=at)
+
+    def cancel(self, emulator: Lifecycle, service: ServiceRec, deploy: DeployRec) -> None:
         return None
 
-    def run_job(self, emulator: Emulator, service: ServiceRec, job: JobRec) -> None:
+    def run_job(self, emulator: Lifecycle, service: ServiceRec, job: JobRec) -> None:
         """Runs for ``job_s`` (a simulated service has no build to require, unlike ``ProcessRuntime``)."""
         emulator.job_status(service, job, "running")
         self.advance(emulator, service)
 
-    def cancel_job(self, emulator: Emulator, service: ServiceRec, job: JobRec) -> None:
+    def cancel_job(self, emulator: Lifecycle, service: ServiceRec, job: JobRec) -> None:
         return None
 
-    def restore(self, emulator: Emulator, service: ServiceRec) -> None:
+    def restore(self, emulator: Lifecycle, service: ServiceRec) -> None:
         return None
 
     def close(self) -> None:

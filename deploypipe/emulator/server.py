@@ -21,10 +21,12 @@ from typing import Any, Callable, Mapping
 import httpx
 import structlog
 
+from deploypipe.core.polling import poll
 from deploypipe.emulator.app import apply_fault, create_app
 from deploypipe.emulator.blueprint import load_blueprint
 from deploypipe.emulator.databases import stable_id
 from deploypipe.emulator.state import Emulator
+from deploypipe.emulator.telemetry import Telemetry
 
 __all__ = ["EmulatorServer", "build_emulator", "in_process_client", "main", "serve"]
 
@@ -35,14 +37,15 @@ def build_emulator(*, blueprint: Path | None = None, repo: Path | None = None, d
                    api_keys: tuple[str, ...] = ("rnd_test_key",), databases: Mapping[str, str] | None = None,
                    clock: Callable[[], float] = time.time, runtime: Any = None, faults: list[dict] | None = None,
                    health_grace_s: float = 30.0, health_interval_s: float = 0.25,
-                   auto_deploy_poll_s: float = 1.0) -> Emulator:
+                   auto_deploy_poll_s: float = 1.0, ingest_delay_s: float = 0.0) -> Emulator:
     """An Emulator loaded with the Blueprint's services and databases, its saved state restored.
 
     With ``repo`` (and no explicit ``runtime``) deploys are real processes (``ProcessRuntime``); otherwise
     simulated. ``databases`` maps Blueprint database names to existing URLs to attach to; the others are created
     in an embedded PostgreSQL under ``data_dir``. ``faults``: rule mappings as in ``faults.py``. With ``repo``,
     new commits on a service's branch auto-deploy it (``autoDeploy: yes``), checked every ``auto_deploy_poll_s``
-    seconds (0 turns the watcher off).
+    seconds (0 turns the watcher off). ``ingest_delay_s``: metrics and logs appear that long after the fact, as
+    Render's arrive late.
     """
     from deploypipe.emulator.databases import provision
     from deploypipe.emulator.process_runtime import ProcessRuntime
@@ -55,7 +58,8 @@ def build_emulator(*, blueprint: Path | None = None, repo: Path | None = None, d
     if data_dir is not None:
         data_dir.mkdir(parents=True, exist_ok=True)
     emulator = Emulator(runtime=runtime, clock=clock, api_keys=api_keys, data_dir=data_dir,
-                        state_file=data_dir / "state.json" if data_dir is not None else None)
+                        state_file=data_dir / "state.json" if data_dir is not None else None,
+                        telemetry=Telemetry(clock, ingest_delay_s=ingest_delay_s))
     if blueprint is not None:
         spec = load_blueprint(blueprint)
         provision(emulator, spec.databases, attached=databases, data_dir=data_dir)
@@ -63,7 +67,7 @@ def build_emulator(*, blueprint: Path | None = None, repo: Path | None = None, d
             rec = emulator.add_service(service, service_id=stable_id("srv", service.name))
             proxy_for = getattr(emulator.runtime, "proxy_for", None)
             if proxy_for is not None:
-                rec.url = proxy_for(rec).url
+                rec.url = proxy_for(rec, emulator).url
     emulator.load()
     for rule in faults or []:
         apply_fault(emulator, rule)
@@ -91,8 +95,7 @@ class EmulatorServer:
         self.emulator = emulator
         config = uvicorn.Config(create_app(emulator), host=host, port=port, log_level="warning", lifespan="off",
                                 access_log=False, timeout_graceful_shutdown=2)
-        self.server = uvicorn.Server(config)
-        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self.server = uvicorn.Server(config)  # in a thread that is not the main one it installs no signal handlers
         self.thread = threading.Thread(target=self.server.run, name="render-emulator", daemon=True)
         self.host = host
         self.port = port
@@ -104,11 +107,14 @@ class EmulatorServer:
 
     def start(self) -> EmulatorServer:
         self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the local Render did not start")
-            time.sleep(0.02)
+
+        def up() -> bool | None:
+            if self.server.started:
+                return True
+            return None if self.thread.is_alive() else False
+
+        if not poll(up, timeout_s=15, interval_s=0.02):
+            raise RuntimeError("the local Render did not start")
         self.port = self.server.servers[0].sockets[0].getsockname()[1]
         self.started.set()
         return self
@@ -130,7 +136,8 @@ class EmulatorServer:
 def serve(*, port: int = 10000, blueprint: Path = Path("render.yaml"), repo: Path = Path("."),
           data_dir: Path = Path(".deploypipe/emulator"), api_key: str = "rnd_test_key",
           faults: Path | None = None, databases: Mapping[str, str] | None = None, health_grace_s: float = 30.0,
-          health_interval_s: float = 0.25, auto_deploy_poll_s: float = 1.0, stop: threading.Event | None = None) -> int:
+          health_interval_s: float = 0.25, auto_deploy_poll_s: float = 1.0, ingest_delay_s: float = 0.0,
+          stop: threading.Event | None = None) -> int:
     """Run the local Render for ``blueprint`` on 127.0.0.1:``port`` until ``stop`` is set (or SIGTERM/SIGINT).
 
     Services build from commits of the git repository ``repo``; builds, logs, exports, the embedded PostgreSQL and
@@ -142,7 +149,8 @@ def serve(*, port: int = 10000, blueprint: Path = Path("render.yaml"), repo: Pat
     emulator = build_emulator(blueprint=blueprint, repo=repo.resolve(), data_dir=data_dir.resolve(),
                               api_keys=(api_key,), databases=databases,
                               faults=load_faults(faults) if faults else None, health_grace_s=health_grace_s,
-                              health_interval_s=health_interval_s, auto_deploy_poll_s=auto_deploy_poll_s)
+                              health_interval_s=health_interval_s, auto_deploy_poll_s=auto_deploy_poll_s,
+                              ingest_delay_s=ingest_delay_s)
     server = EmulatorServer(emulator, port=port).start()
     log.info("emulator_serving", url=server.url, services=len(emulator.services),
              databases=len(emulator.postgres), data_dir=str(data_dir))
@@ -158,7 +166,8 @@ def serve(*, port: int = 10000, blueprint: Path = Path("render.yaml"), repo: Pat
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m deploypipe.emulator [--port N] [--blueprint F] [--repo DIR] [--data-dir DIR] [--faults F]
-    [--database NAME=URL]... [--api-key KEY] [--health-grace-s S] [--health-interval-s S]``.
+    [--database NAME=URL]... [--api-key KEY] [--health-grace-s S] [--health-interval-s S] [--auto-deploy-poll-s S]
+    [--ingest-delay-s S]``.
 
     The API key comes from ``--api-key``, else ``DEPLOYPIPE_EMULATOR_API_KEY``, else ``RENDER_API_KEY``, else
     ``rnd_test_key`` (prefer the environment: a command line is visible to every user of the machine).
@@ -176,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--health-interval-s", type=float, default=0.25)
     parser.add_argument("--auto-deploy-poll-s", type=float, default=1.0,
                         help="how often new commits on a branch are looked for (auto-deploy); 0 turns it off")
+    parser.add_argument("--ingest-delay-s", type=float, default=0.0,
+                        help="metrics and logs become visible this long after the fact (Render's arrive late)")
     args = parser.parse_args(argv)
     api_key = (args.api_key or os.environ.get("DEPLOYPIPE_EMULATOR_API_KEY") or os.environ.get("RENDER_API_KEY")
                or "rnd_test_key")
@@ -185,4 +196,5 @@ def main(argv: list[str] | None = None) -> int:
     databases = dict(item.split("=", 1) for item in args.database)
     return serve(port=args.port, blueprint=args.blueprint, repo=args.repo, data_dir=args.data_dir, api_key=api_key,
                  faults=args.faults, databases=databases, health_grace_s=args.health_grace_s,
-                 health_interval_s=args.health_interval_s, auto_deploy_poll_s=args.auto_deploy_poll_s)
+                 health_interval_s=args.health_interval_s, auto_deploy_poll_s=args.auto_deploy_poll_s,
+                 ingest_delay_s=args.ingest_delay_s)

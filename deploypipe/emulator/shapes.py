@@ -10,7 +10,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from deploypipe.emulator.ids import iso
-from deploypipe.emulator.state import Emulator, PostgresRec, ServiceRec
+from deploypipe.emulator.records import PostgresRec, ServiceRec
+from deploypipe.emulator.state import Emulator
 
 __all__ = ["error", "multi", "page", "parse_time", "postgres_json", "service_json"]
 
@@ -21,7 +22,8 @@ _ERROR_IDS = {400: "bad_request", 401: "unauthorized", 404: "not_found", 409: "c
               500: "internal_server_error", 502: "bad_gateway", 503: "service_unavailable"}
 
 
-def error(status: int, message: str, error_id: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+def error(status: int, message: str, error_id: str | None = None,
+          headers: dict[str, str] | None = None) -> JSONResponse:
     """Render's error body ``{id, message}``."""
     return JSONResponse({"id": error_id or _ERROR_IDS.get(status, "error"), "message": message},
                         status_code=status, headers=headers)

@@ -20,7 +20,9 @@ from typing import Any, Callable
 import structlog
 
 from deploypipe.emulator.blueprint import ServiceDef
+from deploypipe.emulator.faults import Faults
 from deploypipe.emulator.ids import iso, new_id
+from deploypipe.emulator.lifecycle import Runtime
 from deploypipe.emulator.records import (
     FAILED_STATUS,
     IN_PROGRESS,
@@ -29,9 +31,10 @@ from deploypipe.emulator.records import (
     DeployRec,
     JobRec,
     PostgresRec,
-    Runtime,
     ServiceRec,
 )
+from deploypipe.emulator.runtime import SimulatedRuntime
+from deploypipe.emulator.telemetry import Telemetry
 
 __all__ = ["FAILED_STATUS", "IN_PROGRESS", "PHASE_STATUS", "DeployRec", "Emulator", "JobRec", "PostgresRec", "Runtime",
            "ServiceRec"]
@@ -50,10 +53,7 @@ class Emulator:
 
     def __init__(self, *, runtime: Runtime | None = None, clock: Callable[[], float] = time.time,
                  api_keys: tuple[str, ...] = ("rnd_test_key",), owner_id: str = "tea-local0000000000000000",
-                 state_file: Path | None = None, data_dir: Path | None = None):
-        from deploypipe.emulator.faults import Faults
-        from deploypipe.emulator.runtime import SimulatedRuntime
-
+                 state_file: Path | None = None, data_dir: Path | None = None, telemetry: Telemetry | None = None):
         self.lock = threading.RLock()
         self.clock = clock
         self.runtime: Runtime = runtime or SimulatedRuntime()
@@ -62,6 +62,7 @@ class Emulator:
         self.services: dict[str, ServiceRec] = {}
         self.postgres: dict[str, PostgresRec] = {}
         self.faults = Faults(clock=clock)
+        self.telemetry = telemetry or Telemetry(clock)
         self.state_file = state_file
         self.data_dir = data_dir
         self.closing = threading.Event()
@@ -201,13 +202,13 @@ class Emulator:
                 self._start(service, nxt, now)
             self.save()
 
-    def server_failed(self, service: ServiceRec, reason: dict[str, Any], *, at: float | None = None) -> None:
-        """An instance failed (a new one during its health checks, or the live one died).
-
-        ``reason`` is deploy_ended's shape (``{"failure": {...}}``); server_failed carries the failure itself.
-        """
+    def server_failed(self, service: ServiceRec, reason: dict[str, Any], *, at: float | None = None,
+                      instance: str | None = None) -> None:
+        """An instance (``instance``, else an unnamed one) failed: a new one during its health checks, or the live
+        one died. ``reason`` is deploy_ended's shape (``{"failure": {...}}``); server_failed carries the failure."""
         failure = reason.get("failure", reason)
-        self.event(service, "server_failed", at=at, instanceID=f"{service.id}-{new_id('x')[2:7]}", reason=failure)
+        self.event(service, "server_failed", at=at, instanceID=instance or f"{service.id}-{new_id('x')[2:7]}",
+                   reason=failure)
 
     def cancel(self, service: ServiceRec, deploy: DeployRec) -> None:
         with self.lock:
@@ -276,7 +277,8 @@ class Emulator:
                 if service is None:
                     continue
                 self.services.pop(service.id)
-                service.id, service.auto_deploy, service.created_at = saved["id"], saved["auto_deploy"], saved["created_at"]
+                service.id, service.auto_deploy = saved["id"], saved["auto_deploy"]
+                service.created_at = saved["created_at"]
                 service.url = service.url or saved.get("url", "")
                 known = set(DeployRec.__dataclass_fields__)
                 service.deploys = [DeployRec(**{k: v for k, v in d.items() if k in known}) for d in saved["deploys"]]

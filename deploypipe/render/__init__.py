@@ -1,14 +1,21 @@
 """The Render API client and its typed values: the only package in deploypipe that knows Render's URLs and JSON.
 
-    client.py   RenderClient: requests, pagination, error mapping, every operation deploypipe uses
-    errors.py   HTTP answers and transport failures -> deploypipe.errors (Render's own words kept)
-    retry.py    RetryPolicy, tenacity strategies, the rate-limit throttle
-    once.py     at-most-once deploy triggers and rollbacks
-    waiting.py  wait_for_deploy, DeployTimeout, failure reasons from service events
-    models.py   Service, Deploy, DeployStatus, Job, ServiceEvent, Postgres, ...
+Modules, lowest first (each imports only modules above it in this list)::
+
+    errors.py         HTTP answers and transport failures -> deploypipe.errors (Render's own words kept)
+    retry.py          RetryPolicy, tenacity strategies, the rate-limit throttle
+    models.py         Service, Deploy, DeployStatus, Job, ServiceEvent, Postgres, ...
+    api.py            RenderApi: one request, error mapping, retries, cursor pages, with_retry
+    deploys.py        list/get/cancel deploys, the live deploy, service events
+    observability.py  HTTP request and latency metrics (TimeSeries), logs (LogPage, LogEntry)
+    once.py           at-most-once deploy triggers and rollbacks
+    waiting.py        wait_for_deploy, DeployTimeout, failure reasons from service events
+    history.py        rollback candidates, the default rollback target, failure streaks
+    client.py         RenderClient: the facade stages and commands use
 """
 
-from deploypipe.render.client import DEFAULT_API_URL, RenderClient
+from deploypipe.render.api import DEFAULT_API_URL
+from deploypipe.render.client import RenderClient
 from deploypipe.render.models import (
     Deploy,
     DeployStatus,
@@ -20,6 +27,7 @@ from deploypipe.render.models import (
     Service,
     ServiceEvent,
 )
+from deploypipe.render.observability import LogEntry, LogPage, TimeSeries
 from deploypipe.render.retry import RetryPolicy
 from deploypipe.render.waiting import DeployTimeout
 
@@ -29,6 +37,8 @@ __all__ = [
     "DeployStatus",
     "DeployTimeout",
     "Job",
+    "LogEntry",
+    "LogPage",
     "Postgres",
     "PostgresConnectionInfo",
     "PostgresExport",
@@ -37,4 +47,5 @@ __all__ = [
     "RetryPolicy",
     "Service",
     "ServiceEvent",
+    "TimeSeries",
 ]

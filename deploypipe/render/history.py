@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from deploypipe.render.api import RenderApi
+from deploypipe.render.deploys import list_deploys
 from deploypipe.render.models import Deploy, DeployStatus
-
-if TYPE_CHECKING:  # pragma: no cover
-    from deploypipe.render.client import RenderClient
 
 __all__ = ["default_rollback_target", "failure_streak", "rollback_candidates", "rollback_targets"]
 
@@ -43,11 +42,11 @@ def rollback_targets(deploys: list[Deploy]) -> tuple[Deploy | None, list[Deploy]
     return live, targets
 
 
-def _successful(client: RenderClient, service_id: str, limit: int) -> list[Deploy]:
-    return client.list_deploys(service_id, status=sorted(DeployStatus.SUCCESS), max_items=max(50, limit * 3))
+def _successful(client: RenderApi, service_id: str, limit: int) -> list[Deploy]:
+    return list_deploys(client, service_id, status=sorted(DeployStatus.SUCCESS), max_items=max(50, limit * 3))
 
 
-def rollback_candidates(client: RenderClient, service_id: str, limit: int = 10) -> list[dict[str, Any]]:
+def rollback_candidates(client: RenderApi, service_id: str, limit: int = 10) -> list[dict[str, Any]]:
     """The live deploy (first, ``status: live``) then up to ``limit`` deploys to roll back to, best first.
 
     Each item: ``id, commit, message, created_at, status, trigger``. The first
@@ -58,7 +57,7 @@ def rollback_candidates(client: RenderClient, service_id: str, limit: int = 10) 
              "status": d.status, "trigger": d.trigger} for d in ([live] if live else []) + targets[:limit]]
 
 
-def default_rollback_target(client: RenderClient, service_id: str) -> tuple[Deploy | None, Deploy | None]:
+def default_rollback_target(client: RenderApi, service_id: str) -> tuple[Deploy | None, Deploy | None]:
     """(live deploy, the deploy ``render.rollback`` returns to by default: the best rollback target)."""
     live, targets = rollback_targets(_successful(client, service_id, 10))
     return live, (targets[0] if targets else None)

@@ -46,11 +46,12 @@ def _text(data: Mapping[str, Any], key: str) -> str | None:
 
 @dataclass(frozen=True)
 class Service:
-    """A Render service; ``url`` comes from ``serviceDetails.url``."""
+    """A Render service; ``url`` comes from ``serviceDetails.url``; ``owner_id`` is its workspace (logs need it)."""
 
     id: str
     name: str
     type: str = ""
+    owner_id: str = ""
     auto_deploy: bool = False
     url: str | None = None
     branch: str | None = None
@@ -63,8 +64,9 @@ class Service:
         trigger = data.get("autoDeployTrigger")
         auto = data.get("autoDeploy") == "yes" and trigger != "off"
         return cls(id=str(data["id"]), name=str(data.get("name") or ""), type=str(data.get("type") or ""),
-                   auto_deploy=auto, url=_text(details, "url") or None, branch=_text(data, "branch"),
-                   repo=_text(data, "repo"), suspended=data.get("suspended") == "suspended")
+                   owner_id=str(data.get("ownerId") or ""), auto_deploy=auto, url=_text(details, "url") or None,
+                   branch=_text(data, "branch"), repo=_text(data, "repo"),
+                   suspended=data.get("suspended") == "suspended")
 
 
 @dataclass(frozen=True)

@@ -13,38 +13,28 @@ answered the same way: the queued deploy is looked up.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import structlog
 
+from deploypipe.core.commits import same_commit
 from deploypipe.errors import ProviderError, TransientProviderError
-from deploypipe.render.client import not_sent
+from deploypipe.render.api import RenderApi, not_sent, read_json
+from deploypipe.render.deploys import get_deploy, list_deploys
 from deploypipe.render.models import Deploy
 
-if TYPE_CHECKING:  # pragma: no cover
-    from deploypipe.render.client import RenderClient
-
-__all__ = ["rollback_once", "same_commit", "trigger_deploy_once"]
+__all__ = ["rollback_once", "trigger_deploy_once"]
 
 log = structlog.get_logger("deploypipe.render")
-_MIN_SHA = 7
 
 
-def same_commit(a: str | None, b: str | None) -> bool:
-    """Two commit ids name the same commit (one may be abbreviated, at least 7 characters)."""
-    if not a or not b:
-        return False
-    a, b = a.lower(), b.lower()
-    return a == b or (min(len(a), len(b)) >= _MIN_SHA and (a.startswith(b) or b.startswith(a)))
-
-
-def _create_once(client: RenderClient, *, what: str, path: str, body: dict[str, Any], service_id: str,
+def _create_once(api: RenderApi, *, what: str, path: str, body: dict[str, Any], service_id: str,
                  matches: Callable[[Deploy], bool]) -> Deploy:
-    since = client.wall_clock() - client.retry.lookup_skew_s
+    since = api.wall_clock() - api.retry.lookup_skew_s
     ambiguous = False
 
     def lookup() -> Deploy | None:
-        for deploy in client.list_deploys(service_id, created_after=since, max_items=20):  # newest first
+        for deploy in list_deploys(api, service_id, created_after=since, max_items=20):  # newest first
             if matches(deploy):
                 return deploy
         return None
@@ -58,7 +48,7 @@ def _create_once(client: RenderClient, *, what: str, path: str, body: dict[str, 
                          deploy_id=found.id, status=found.status)
                 return found
         try:
-            response = client.send("POST", path, json=body, resource=f"service {service_id}")
+            response = api.send("POST", path, json=body, resource=f"service {service_id}")
         except TransientProviderError as exc:
             if not_sent(exc):
                 raise
@@ -70,7 +60,7 @@ def _create_once(client: RenderClient, *, what: str, path: str, body: dict[str, 
                          deploy_id=found.id, status=found.status)
                 return found
             raise
-        data = client._json(response)
+        data = read_json(response)
         if isinstance(data, dict) and data.get("id"):
             return Deploy.from_json(data)
         found = lookup()
@@ -82,13 +72,13 @@ def _create_once(client: RenderClient, *, what: str, path: str, body: dict[str, 
         log.info("deploy_queued", request=what, service_id=service_id, deploy_id=found.id, status=found.status)
         return found
 
-    for attempt in client.retrying(what):
+    for attempt in api.retrying(what):
         with attempt:
             deploy = attempt_once()
     return deploy
 
 
-def trigger_deploy_once(client: RenderClient, service_id: str, *, commit_id: str | None = None,
+def trigger_deploy_once(api: RenderApi, service_id: str, *, commit_id: str | None = None,
                         clear_cache: bool = False, image_url: str | None = None) -> Deploy:
     body: dict[str, Any] = {"clearCache": "clear" if clear_cache else "do_not_clear"}
     if commit_id:
@@ -101,19 +91,19 @@ def trigger_deploy_once(client: RenderClient, service_id: str, *, commit_id: str
             return False
         return commit_id is None or same_commit(deploy.commit_id, commit_id)
 
-    return _create_once(client, what="trigger deploy", path=f"/services/{service_id}/deploys", body=body,
+    return _create_once(api, what="trigger deploy", path=f"/services/{service_id}/deploys", body=body,
                         service_id=service_id, matches=matches)
 
 
-def rollback_once(client: RenderClient, service_id: str, deploy_id: str) -> Deploy:
+def rollback_once(api: RenderApi, service_id: str, deploy_id: str) -> Deploy:
     target_commit: list[str | None] = []
 
     def matches(deploy: Deploy) -> bool:
         if deploy.trigger != "rollback":
             return False
         if not target_commit:
-            target_commit.append(client.get_deploy(service_id, deploy_id).commit_id)
+            target_commit.append(get_deploy(api, service_id, deploy_id).commit_id)
         return target_commit[0] is None or same_commit(deploy.commit_id, target_commit[0])
 
-    return _create_once(client, what="rollback", path=f"/services/{service_id}/rollback", body={"deployId": deploy_id},
+    return _create_once(api, what="rollback", path=f"/services/{service_id}/rollback", body={"deployId": deploy_id},
                         service_id=service_id, matches=matches)

@@ -64,9 +64,11 @@ def build_retrying(policy: RetryPolicy, *, sleep: Callable[[float], None], clock
         exc = state.outcome.exception() if state.outcome else None
         return policy.wait_for(exc, state.attempt_number)
 
-    def past_deadline(state: RetryCallState) -> bool:
-        upcoming = wait(state)
-        return clock() - started + upcoming > policy.deadline_s
+    attempts = stop_after_attempt(policy.attempts)
+
+    def stop(state: RetryCallState) -> bool:
+        """Out of attempts, or the next wait would end past the deadline."""
+        return attempts(state) or clock() - started + wait(state) > policy.deadline_s
 
     def before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
@@ -74,8 +76,8 @@ def build_retrying(policy: RetryPolicy, *, sleep: Callable[[float], None], clock
                     wait_s=round(state.next_action.sleep if state.next_action else 0.0, 3),
                     reason=getattr(exc, "message", None) or type(exc).__name__)
 
-    return Retrying(stop=stop_after_attempt(policy.attempts) | past_deadline, wait=wait,
-                    retry=retry_if_exception(retry_if), sleep=sleep, reraise=True, before_sleep=before_sleep)
+    return Retrying(stop=stop, wait=wait, retry=retry_if_exception(retry_if), sleep=sleep, reraise=True,
+                    before_sleep=before_sleep)
 
 
 class RateLimitThrottle:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import structlog
 
+from deploypipe.core.polling import poll
 from deploypipe.errors import ConflictError, ProviderError
+from deploypipe.render.api import RenderApi
+from deploypipe.render.deploys import cancel_deploy, get_deploy, list_events
 from deploypipe.render.models import Deploy, DeployStatus, ServiceEvent
-
-if TYPE_CHECKING:  # pragma: no cover
-    from deploypipe.render.client import RenderClient
 
 __all__ = ["DeployTimeout", "deploy_failure_reason", "describe_failure", "wait_for_deploy"]
 
@@ -28,7 +28,7 @@ class DeployTimeout(ProviderError):
         super().__init__(message, **kwargs)
 
 
-def wait_for_deploy(client: RenderClient, service_id: str, deploy_id: str, *, timeout_s: float, poll_s: float = 2.0,
+def wait_for_deploy(api: RenderApi, service_id: str, deploy_id: str, *, timeout_s: float, poll_s: float = 2.0,
                     max_poll_s: float = 15.0, on_status: Callable[[Deploy], None] | None = None,
                     cancel_on_timeout: bool = False) -> Deploy:
     """Poll until the deploy is terminal; intervals grow from ``poll_s`` by 1.5x up to ``max_poll_s``.
@@ -37,35 +37,35 @@ def wait_for_deploy(client: RenderClient, service_id: str, deploy_id: str, *, ti
     and passed to ``on_status``. On timeout the deploy is cancelled when asked
     (a deploy that finished meanwhile is returned instead) and DeployTimeout raised.
     """
-    deadline = client.clock() + timeout_s
-    interval = max(0.1, poll_s)
-    last: str | None = None
-    while True:
-        deploy = client.get_deploy(service_id, deploy_id)
+    latest: list[Deploy] = []  # the last answer (a poll's result is only the terminal deploy)
+
+    def check() -> Deploy | None:
+        deploy = get_deploy(api, service_id, deploy_id)
+        last = latest[0].status if latest else None
+        latest[:] = [deploy]
         if deploy.status != last:
             log.info("deploy_status", service_id=service_id, deploy_id=deploy_id, **{"from": last, "to": deploy.status})
-            last = deploy.status
             if on_status is not None:
                 on_status(deploy)
-        if deploy.terminal:
-            return deploy
-        left = deadline - client.clock()
-        if left <= 0:
-            return _timed_out(client, service_id, deploy, timeout_s, cancel_on_timeout)
-        client.sleep(min(interval, left))
-        interval = min(max_poll_s, interval * _GROWTH)
+        return deploy if deploy.terminal else None
+
+    final = poll(check, timeout_s=timeout_s, interval_s=max(0.1, poll_s), clock=api.clock, sleep=api.sleep,
+                 growth=_GROWTH, max_interval_s=max_poll_s)
+    if final is not None:
+        return final
+    return _timed_out(api, service_id, latest[0], timeout_s, cancel_on_timeout)
 
 
-def _timed_out(client: RenderClient, service_id: str, deploy: Deploy, timeout_s: float, cancel: bool) -> Deploy:
+def _timed_out(api: RenderApi, service_id: str, deploy: Deploy, timeout_s: float, cancel: bool) -> Deploy:
     cancelled = False
     if cancel:
         try:
-            client.cancel_deploy(service_id, deploy.id)
+            cancel_deploy(api, service_id, deploy.id)
             cancelled = True
             log.warning("deploy_cancelled_after_timeout", service_id=service_id, deploy_id=deploy.id,
                         status=deploy.status, timeout_s=timeout_s)
         except ConflictError:  # it finished between the last poll and the cancel
-            final = client.get_deploy(service_id, deploy.id)
+            final = get_deploy(api, service_id, deploy.id)
             if final.terminal:
                 return final
     raise DeployTimeout(
@@ -82,7 +82,7 @@ _BY_STATUS = {
 }
 
 
-def _failure_words(failure: dict) -> str | None:
+def _failure_words(failure: dict[str, Any]) -> str | None:
     if failure.get("nonZeroExit") is not None:
         return f"the new instance exited with status {failure['nonZeroExit']}"
     if failure.get("earlyExit"):
@@ -96,7 +96,8 @@ def _failure_words(failure: dict) -> str | None:
     if failure.get("unhealthy"):
         return f"the new instance was unhealthy: {failure['unhealthy']}"
     if failure.get("evicted"):
-        return "the new instance was evicted" + (f": {failure['evictionReason']}" if failure.get("evictionReason") else "")
+        reason = failure.get("evictionReason")
+        return "the new instance was evicted" + (f": {reason}" if reason else "")
     return None
 
 
@@ -127,9 +128,9 @@ def describe_failure(deploy_id: str, events: Iterable[ServiceEvent], status: str
     return f"{fallback} (no details in Render's service events; see the deploy's logs in the dashboard)"
 
 
-def deploy_failure_reason(client: RenderClient, service_id: str, deploy_id: str) -> str:
+def deploy_failure_reason(api: RenderApi, service_id: str, deploy_id: str) -> str:
     """Why a deploy failed, in words: events since the deploy was created, else its status."""
-    deploy = client.get_deploy(service_id, deploy_id)
-    events = client.list_events(service_id, types=["deploy_ended", "pre_deploy_ended", "build_ended"],
+    deploy = get_deploy(api, service_id, deploy_id)
+    events = list_events(api, service_id, types=["deploy_ended", "pre_deploy_ended", "build_ended"],
                                 start_time=deploy.created_at, max_items=50)
     return describe_failure(deploy_id, events, deploy.status if deploy.status in DeployStatus.FAILURE else None)

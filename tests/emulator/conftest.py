@@ -10,8 +10,8 @@ import pytest
 
 from deploypipe.emulator import Emulator, in_process_client
 from deploypipe.emulator.blueprint import ServiceDef
+from deploypipe.emulator.records import ServiceRec
 from deploypipe.emulator.runtime import SimulatedRuntime
-from deploypipe.emulator.state import ServiceRec
 from deploypipe.testing import FakeClock
 
 KEY = "rnd_emulator_tests"

@@ -1,4 +1,4 @@
-"""Render's API rules in the local Render: bearer auth, error bodies naming the id, rate limits on the injected clock."""
+"""Render's API rules in the local Render: bearer auth, error bodies naming the id, rate limits on the fake clock."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ A = "a" * 40
 RATE_HEADERS = ("Ratelimit-Limit", "Ratelimit-Remaining", "Ratelimit-Reset")
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer rnd_wrong"}, {"Authorization": "rnd_emulator_tests"}])
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer rnd_wrong"},
+                                     {"Authorization": "rnd_emulator_tests"}])
 def test_a_request_without_an_accepted_bearer_key_is_401_with_renders_error_body(sim, headers):
     client = in_process_client(sim.emulator, "unused")
     client.headers.pop("Authorization")
@@ -58,7 +59,8 @@ def test_gets_share_a_budget_of_400_a_minute_per_key(sim):
 
 
 def test_malformed_requests_are_400_with_a_message_saying_what_is_wrong(sim):
-    not_json = sim.post(f"/services/{sim.web.id}/deploys", content=b"{nope", headers={"Content-Type": "application/json"})
+    not_json = sim.post(f"/services/{sim.web.id}/deploys", content=b"{nope",
+                        headers={"Content-Type": "application/json"})
     assert not_json.status_code == 400 and "not a JSON object" in not_json.json()["message"]
     bad_cache = sim.post(f"/services/{sim.web.id}/deploys", json={"clearCache": True})
     assert bad_cache.status_code == 400 and "clearCache" in bad_cache.json()["message"]

@@ -34,7 +34,8 @@ APP = textwrap.dedent('''\
 
     HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
 ''')
-BLUEPRINT = "services:\n  - {type: web, name: hello, runtime: python, startCommand: python app.py, healthCheckPath: /}\n"
+BLUEPRINT = ("services:\n"
+             "  - {type: web, name: hello, runtime: python, startCommand: python app.py, healthCheckPath: /}\n")
 
 
 def _free_port() -> int:

@@ -146,3 +146,38 @@ def test_stopping_the_server_cuts_a_pending_stall_short(sim):
             http.get("/services")
     server.stop()
     assert not server.thread.is_alive()
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_a_trigger_performed_then_answered_5xx_created_its_deploy_yet_answers_the_error(sim, status):
+    sim.emulator.faults.add(action="accept_then_status", status=status, match="POST /services/*/deploys")
+    failed = sim.trigger("a" * 40)
+    assert failed.status_code == status and failed.json()["message"].startswith(f"injected fault: {status} after")
+    assert "Ratelimit-Remaining" in failed.headers
+    assert [d.commit_id for d in sim.emulator.services[sim.web.id].deploys] == ["a" * 40]
+
+
+def test_a_rollback_performed_then_dropped_in_process_did_its_work_once(sim):
+    good = sim.trigger("a" * 40).json()
+    sim.clock.now += 120
+    sim.trigger("b" * 40)
+    sim.clock.now += 120
+    sim.emulator.faults.add(action="accept_then_drop", match="POST /services/*/rollback")
+    with pytest.raises(httpx.RemoteProtocolError):
+        sim.post(f"/services/{sim.web.id}/rollback", json={"deployId": good["id"]})
+    rollbacks = [d for d in sim.emulator.services[sim.web.id].deploys if d.trigger == "rollback"]
+    assert [(d.commit_id, d.rollback_of) for d in rollbacks] == [("a" * 40, good["id"])]
+
+
+def test_perform_then_fail_faults_come_from_a_file_and_the_test_api_and_drop_a_real_socket(tmp_path):
+    path = tmp_path / "faults.yaml"
+    path.write_text("- {action: accept_then_status, status: 503, match: 'POST /services/*/deploys'}\n")
+    emulator = build_emulator(faults=load_faults(path))
+    service = emulator.add_service(ServiceDef(type="web", name="api", startCommand="run"))
+    with EmulatorServer(emulator) as server, httpx.Client(headers={"Authorization": "Bearer rnd_test_key"}) as http:
+        assert http.post(f"{server.url}/services/{service.id}/deploys", json={}).status_code == 503
+        assert http.post(server.url.removesuffix("/v1") + "/_emulator/faults",
+                         json={"action": "accept_then_drop", "match": "POST /services/*/deploys"}).status_code == 201
+        with pytest.raises(httpx.RemoteProtocolError):
+            http.post(f"{server.url}/services/{service.id}/deploys", json={})
+    assert len(emulator.services[service.id].deploys) == 2

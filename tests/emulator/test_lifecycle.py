@@ -38,7 +38,8 @@ def test_events_read_only_at_the_end_still_carry_the_times_the_phases_ended(sim)
         ("pre_deploy_ended", 30), ("deploy_ended", 60), ("server_available", 60)]
     ended = events[5]["details"]
     assert ended["deployId"] == deploy_id and ended["deployStatus"] == "succeeded"
-    assert events[0]["details"]["trigger"]["firstBuild"] is True and events[0]["details"]["trigger"]["rollback"] is False
+    trigger = events[0]["details"]["trigger"]
+    assert trigger["firstBuild"] is True and trigger["rollback"] is False
     assert all(re.fullmatch(r"evt-[0-9a-z]{20}", e["id"]) and e["serviceId"] == sim.web.id for e in events)
 
 

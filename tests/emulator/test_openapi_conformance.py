@@ -12,7 +12,7 @@ import pytest
 
 from deploypipe.emulator import build_emulator, in_process_client
 from deploypipe.emulator.blueprint import ServiceDef
-from deploypipe.emulator.state import PostgresRec
+from deploypipe.emulator.records import PostgresRec
 
 SPEC_PATH = Path(__import__("deploypipe.emulator", fromlist=["x"]).__file__).parent / "render-openapi.json"
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "render-openapi" / "render-openapi.json"
@@ -41,13 +41,22 @@ Validator = jsonschema.validators.extend(jsonschema.Draft7Validator,
                                          {"oneOf": jsonschema.Draft7Validator.VALIDATORS["anyOf"]})
 
 
+def deref(node: Any) -> Any:
+    """Follow local ``$ref`` pointers (``#/components/...`` or ``#/paths/...``) to a node without one."""
+    while isinstance(node, dict) and "$ref" in node:
+        target: Any = SPEC
+        for part in node["$ref"].split("/")[1:]:
+            part = part.replace("~1", "/").replace("~0", "~")
+            target = target[int(part)] if isinstance(target, list) else target[part]
+        node = target
+    return node
+
+
 def response_schema(method: str, path: str, status: int) -> dict[str, Any]:
     responses = SPEC["paths"][path][method.lower()]["responses"]
     response = responses.get(str(status))
     assert response is not None, f"{method} {path}: the spec has no {status} response"
-    if "$ref" in response:
-        response = SPEC["components"]["responses"][response["$ref"].rsplit("/", 1)[-1]]
-    return _nullable(response["content"]["application/json"]["schema"])
+    return _nullable(deref(response)["content"]["application/json"]["schema"])
 
 
 def check(http, method: str, url: str, spec_path: str, status: int, **kwargs: Any) -> Any:
@@ -103,7 +112,8 @@ def test_deploy_operations_match_the_spec(http):
     first = check(http, "POST", f"/services/{sid}/deploys", "/services/{serviceId}/deploys", 201,
                   json={"commitId": "a" * 40, "clearCache": "do_not_clear"})
     check(http, "GET", f"/services/{sid}/deploys/{first['id']}", "/services/{serviceId}/deploys/{deployId}", 200)
-    second = check(http, "POST", f"/services/{sid}/deploys", "/services/{serviceId}/deploys", 201, json={"commitId": "b" * 40})
+    second = check(http, "POST", f"/services/{sid}/deploys", "/services/{serviceId}/deploys", 201,
+                   json={"commitId": "b" * 40})
     page = check(http, "GET", f"/services/{sid}/deploys", "/services/{serviceId}/deploys", 200,
                  params={"limit": 1, "status": ["live", "deactivated"]})
     assert page[0]["deploy"]["id"] == second["id"]
@@ -217,3 +227,85 @@ def test_every_event_of_every_deploy_outcome_has_the_details_its_type_requires(h
         seen.add(event["type"])
     assert seen == {"deploy_started", "deploy_ended", "build_started", "build_ended", "pre_deploy_started",
                     "pre_deploy_ended", "server_available", "server_failed", "job_run_ended"}
+
+
+# -- metrics and logs ------------------------------------------------------------------------------------------------
+OBSERVED = ("/metrics/http-requests", "/metrics/http-latency", "/logs")
+
+
+def _parameters(path: str) -> dict[str, dict[str, Any]]:
+    """The spec's query parameters of ``GET path`` (path-level and operation-level), by name."""
+    entry = SPEC["paths"][path]
+    return {p["name"]: p for p in map(deref, entry.get("parameters", []) + entry["get"].get("parameters", []))}
+
+
+def _required(http, path: str) -> dict[str, Any]:
+    sid = http.service.id
+    return {"ownerId": http.emulator.owner_id, "resource": sid} if path == "/logs" else {"resource": sid}
+
+
+@pytest.fixture
+def observed(http):
+    """The api service with traffic and log lines during the last full hour (``http.window``)."""
+    import time
+
+    from deploypipe.emulator.ids import iso
+    from deploypipe.emulator.telemetry import RequestRec
+
+    start = (time.time() // 3600 - 1) * 3600
+    http.window = {"startTime": iso(start), "endTime": iso(start + 3600)}
+    telemetry = http.emulator.telemetry
+    for i in range(120):
+        telemetry.request(RequestRec(at=start + 10 * i, resource=http.service.id, method="GET" if i % 4 else "POST",
+                                     path="/notes", status=500 if i % 10 == 0 else 200, latency_ms=5 + i % 7,
+                                     host="api.local", instance=f"{http.service.id}-abcde", deploy="dep-x"))
+        telemetry.log(http.service.id, f"handled {i}", type="app", instance=f"{http.service.id}-abcde",
+                      at=start + 10 * i)
+    return http
+
+
+def test_metrics_and_logs_operations_match_the_spec(observed):
+    http, sid = observed, observed.service.id
+    counts = check(http, "GET", "/metrics/http-requests", "/metrics/http-requests", 200,
+                   params={**http.window, "resource": sid, "resolutionSeconds": 60, "aggregateBy": "statusCode"})
+    assert {s["labels"][0]["value"] for s in counts} == {"200", "500"}
+    assert sum(v["value"] for s in counts for v in s["values"]) == 120
+    latency = check(http, "GET", "/metrics/http-latency", "/metrics/http-latency", 200,
+                    params={**http.window, "resource": sid, "resolutionSeconds": 300, "quantile": 0.99})
+    assert latency[0]["values"] and latency[0]["unit"] == "ms"
+    page = check(http, "GET", "/logs", "/logs", 200,
+                 params={**http.window, "ownerId": http.emulator.owner_id, "resource": sid, "limit": 100})
+    assert page["hasMore"] is True and len(page["logs"]) == 100
+
+
+@pytest.mark.parametrize("path", OBSERVED)
+def test_every_query_parameter_the_spec_lists_is_understood(observed, path):
+    http = observed
+    samples = {**http.window, "resource": http.service.id,
+               "service": http.service.id, "ownerId": http.emulator.owner_id}
+    for name, parameter in _parameters(path).items():
+        schema = parameter["schema"]
+        items = schema.get("items", schema)
+        value = samples.get(name, (schema.get("enum") or items.get("enum") or [None])[0]
+                            or schema.get("example") or items.get("example") or schema.get("default") or "x")
+        answer = http.get(path, params={**_required(http, path), **http.window, name: value})
+        assert answer.status_code == 200, f"{path}?{name}={value}: {answer.status_code} {answer.text[:200]}"
+
+
+@pytest.mark.parametrize("path", OBSERVED[:2])
+def test_resolution_below_the_spec_minimum_is_a_400_and_the_minimum_itself_is_fine(observed, path):
+    minimum = _parameters(path)["resolutionSeconds"]["schema"]["minimum"]
+    base = {**observed.window, "resource": observed.service.id}
+    check(observed, "GET", path, path, 200, params={**base, "resolutionSeconds": minimum})
+    body = check(observed, "GET", path, path, 400, params={**base, "resolutionSeconds": minimum - 1})
+    assert f"at least {minimum}" in body["message"]
+
+
+def test_a_logs_limit_above_the_spec_maximum_is_a_400(observed):
+    maximum = deref(_parameters("/logs")["limit"])["schema"]["maximum"]
+    base = {**observed.window, **_required(observed, "/logs")}
+    assert len(check(observed, "GET", "/logs", "/logs", 200, params={**base, "limit": maximum})["logs"]) == maximum
+    check(observed, "GET", "/logs", "/logs", 400, params={**base, "limit": maximum + 1})
+    enum = _parameters("/logs")["direction"]["schema"]["enum"]
+    for direction in enum:
+        check(observed, "GET", "/logs", "/logs", 200, params={**base, "direction": direction})

@@ -138,7 +138,8 @@ def test_a_commit_that_is_not_in_the_repository_is_refused_with_400(tiny):
     client, service, *_, server = tiny
     answer = httpx.post(f"{server.url}/services/{service.id}/deploys", json={"commitId": "f" * 40},
                         headers={"Authorization": "Bearer k-test"})
-    assert answer.status_code == 400 and answer.json()["id"] == "invalid_commit" and "f" * 40 in answer.json()["message"]
+    body = answer.json()
+    assert answer.status_code == 400 and body["id"] == "invalid_commit" and "f" * 40 in body["message"]
 
 
 def test_history_and_the_live_release_survive_a_restart_of_the_local_render(tiny, tmp_path):

@@ -174,8 +174,9 @@ def test_a_worker_is_live_once_it_runs_and_fails_its_deploy_if_it_exits(shop):
     for source in ("import time\ntime.sleep(3600)\n", "raise SystemExit(4)\n"):
         commit = repo.commit_change({"worker.py": source}, "worker")
         deploy = http.post(f"/services/{worker['id']}/deploys", json={"commitId": commit}).json()
-        outcomes.append(_wait(lambda: (s := http.get(f"/services/{worker['id']}/deploys/{deploy['id']}")
-                                       .json()["status"]) in ("live", "update_failed") and s, "the worker deploy"))
+        url = f"/services/{worker['id']}/deploys/{deploy['id']}"
+        outcomes.append(_wait(lambda url=url: (s := http.get(url).json()["status"]) in ("live", "update_failed") and s,
+                              "the worker deploy"))
     assert outcomes == ["live", "update_failed"]
     ended = http.get(f"/services/{worker['id']}/events", params={"type": "deploy_ended", "limit": 1}).json()[0]
     assert ended["event"]["details"]["reason"]["failure"]["nonZeroExit"] == 4

@@ -56,6 +56,7 @@ def test_a_closed_port_is_a_transient_error_that_says_the_request_was_not_sent(f
     from deploypipe.errors import TransientProviderError
 
     with RenderClient.from_env(env, sleep=fake_clock.sleep, clock=fake_clock.time) as client:
-        with pytest.raises(TransientProviderError, match="could not reach Render \\(the request was not sent\\)") as info:
+        not_sent = "could not reach Render \\(the request was not sent\\)"
+        with pytest.raises(TransientProviderError, match=not_sent) as info:
             client.get_service(SRV)
     assert info.value.sent is False and len(fake_clock.waits) == 4

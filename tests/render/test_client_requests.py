@@ -93,7 +93,8 @@ def test_a_wrong_api_key_is_an_authentication_error_that_never_shows_the_key(fak
 def test_a_missing_deploy_is_a_not_found_error_naming_it(render):
     with pytest.raises(NotFoundError) as info:
         render.client.get_deploy("srv-web0000000000000000", "dep-nope")
-    assert "404: deploy dep-nope not found: deploy dep-nope not found for service srv-web0000000000000000" in str(info.value)
+    assert ("404: deploy dep-nope not found: deploy dep-nope not found for service srv-web0000000000000000"
+            in str(info.value))
     assert info.value.error_id == "not_found"
 
 

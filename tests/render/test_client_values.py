@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deploypipe.emulator.state import PostgresRec
+from deploypipe.emulator.records import PostgresRec
 from deploypipe.errors import AuthenticationError, NotFoundError
 from deploypipe.render import Deploy, PostgresConnectionInfo, RenderClient, Service
 

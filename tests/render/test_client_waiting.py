@@ -59,7 +59,8 @@ def test_a_wait_that_times_out_cancels_the_deploy_and_raises(render):
         render.client.wait_for_deploy(SRV, deploy.id, timeout_s=25, cancel_on_timeout=True)
     assert render.clock.now - start == pytest.approx(25)
     error = info.value
-    assert str(error).startswith(f"service {SRV}: deploy {deploy.id} still pre_deploy_in_progress after 25s; cancelled it")
+    assert str(error).startswith(
+        f"service {SRV}: deploy {deploy.id} still pre_deploy_in_progress after 25s; cancelled it")
     assert error.cancelled is True and error.status == "pre_deploy_in_progress"
     assert render.client.get_deploy(SRV, deploy.id).status == "canceled"
 

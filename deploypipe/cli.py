@@ -158,13 +158,51 @@ def rollback(c, pipeline=None, service=None, to=None, run=None, yes=False, json=
     return emit_report(inv, report)
 
 
-@task(help={"pipeline": _PIPELINE_HELP, "json": _JSON_HELP})
-@_boundary
-def lint(c, pipeline=None, json=False):
-    """Validate the pipeline and run its static checks (lint.* and db.lint stages) without deploying."""
-    from deploypipe.commands.lint import lint_pipeline
+_LINT_OPTIONS = {"--format": "format", "-f": "format", "--fail-on": "fail_on", "--pipeline": "pipeline",
+                 "-p": "pipeline"}
 
-    return lint_pipeline(_invocation(pipeline=pipeline, json_output=json))
+
+def _lint_remainder(remainder: str) -> tuple[list[str], dict[str, str]]:
+    """Paths and options given after ``--`` (``deploypipe lint -- render.yaml --format github``)."""
+    import shlex
+
+    from deploypipe.errors import UsageError
+
+    paths: list[str] = []
+    options: dict[str, str] = {}
+    tokens = shlex.split(remainder or "")
+    while tokens:
+        token = tokens.pop(0)
+        name, _, value = token.partition("=")
+        if name in _LINT_OPTIONS:
+            if not value and not tokens:
+                raise UsageError(f"{name} needs a value", where="lint")
+            options[_LINT_OPTIONS[name]] = value or tokens.pop(0)
+        elif token == "--json":
+            options["format"] = "json"
+        elif token.startswith("-"):
+            raise UsageError(f"unknown option {token}", where="lint",
+                             hint="options: --format text|json|github|sarif, --fail-on error|warning|info")
+        else:
+            paths.append(token)
+    return paths, options
+
+
+@task(help={"path": "A render.yaml, pipeline, .sql or Alembic .py migration, or a directory of migrations to lint "
+                    "(repeatable; paths after `--` count too). Default: the pipeline.",
+            "pipeline": _PIPELINE_HELP + " Linted when no path is given.",
+            "format": "text (default), json, github (default when GITHUB_ACTIONS=true: annotations) or sarif.",
+            "fail_on": "Exit 1 for findings at or above this severity: error (default), warning or info.",
+            "json": "Same as --format json."}, iterable=["path"], auto_shortflags=False)
+@_boundary
+def lint(c, path=None, pipeline=None, format=None, fail_on=None, json=False):
+    """Lint render.yaml files, migrations and pipelines: one finding per line (`lint -- PATH ...` or --path)."""
+    from deploypipe.commands.lint import lint_command
+
+    paths, options = _lint_remainder(getattr(c, "remainder", ""))
+    fmt = options.get("format") or format or ("json" if json else None)
+    inv = _invocation(pipeline=options.get("pipeline") or pipeline, json_output=fmt in ("json", "sarif"))
+    return lint_command(inv, list(path or []) + paths, fmt=fmt, fail_on=options.get("fail_on") or fail_on)
 
 
 @task(help={"all": "Also remove run records and backups (.deploypipe/runs, .deploypipe/backups)."})

@@ -158,6 +158,28 @@ def rollback(c, pipeline=None, service=None, to=None, run=None, yes=False, json=
     return emit_report(inv, report)
 
 
+@task(help={"pipeline": _PIPELINE_HELP, "json": "Print the status as JSON on stdout; logs go to stderr.",
+            "failed": "Frozen when the last N deploys all failed (default 2).",
+            "max_behind_commits": "Frozen when the live commit trails the branch by more commits (default: off).",
+            "max_behind_hours": "Frozen when the oldest commit not live is older than this (default: off).",
+            "history": "How many recent deploys to read per service (default 10).",
+            "notify_env": "Watch mode: post a new problem (once) and its recovery (once) to the webhook URL in this "
+                          "environment variable, e.g. NOTIFY_WEBHOOK_URL.",
+            "state": "Watch mode: file keeping the last notified problem (default .deploypipe/watch/<pipeline>.json).",
+            "slack": "Watch mode: post Slack's {text} instead of the JSON status."}, auto_shortflags=False)
+@_boundary
+def status(c, pipeline=None, json=False, failed=None, max_behind_commits=None, max_behind_hours=None, history=None,
+           notify_env=None, state=None, slack=False):
+    """What is live on each service, how far behind its branch, the last deploys; exit 1 when production is frozen."""
+    from deploypipe.commands.status import Thresholds, show_status
+    from deploypipe.local.session import maybe_local
+
+    limits = Thresholds.parse(failed, max_behind_commits, max_behind_hours, history)
+    inv = _invocation(pipeline=pipeline, json_output=json)
+    with maybe_local(inv):
+        return show_status(inv, limits, as_json=json, notify_env=notify_env, state=state, slack=slack)
+
+
 _LINT_OPTIONS = {"--format": "format", "-f": "format", "--fail-on": "fail_on", "--pipeline": "pipeline",
                  "-p": "pipeline"}
 
@@ -273,7 +295,8 @@ def emulator(c, port=10000, blueprint="render.yaml", faults=None, repo=".", data
         raise Exit(code=code)
 
 
-ns = Collection(deploy, plan, rollback, history, schema, lint, backup, restore, replay, emulator, clean, test)
+ns = Collection(deploy, plan, rollback, history, status, schema, lint, backup, restore, replay, emulator, clean,
+                test)
 
 
 def main() -> None:

@@ -246,22 +246,26 @@ def render_text(report: StatusReport) -> str:
 
 
 def _post(inv: Invocation, url: str, body: dict[str, Any]) -> str:
-    """POST ``body`` (3 attempts for network errors, 429 and 5xx); '' when delivered, else why not."""
+    """POST ``body`` (3 attempts for network errors, 429 and 5xx); '' when delivered, else why not (URL masked)."""
+    import time
+
     import httpx
     from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
     http = inv.http_factory() if inv.http_factory else httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0))
     try:
         for attempt in Retrying(stop=stop_after_attempt(3), wait=wait_exponential(1, max=4), reraise=True,
-                                sleep=inv.sleep or __import__("time").sleep,
+                                sleep=inv.sleep or time.sleep,
                                 retry=retry_if_exception_type((httpx.TransportError, httpx.HTTPStatusError))):
             with attempt:
                 response = http.post(url, json=body)
                 if response.status_code == 429 or response.status_code >= 500:
                     response.raise_for_status()
         return "" if response.is_success else f"HTTP {response.status_code}"
+    except httpx.HTTPStatusError as exc:
+        return f"HTTP {exc.response.status_code} after 3 attempts"
     except httpx.HTTPError as exc:
-        return type(exc).__name__ + (f" {exc.response.status_code}" if isinstance(exc, httpx.HTTPStatusError) else "")
+        return f"{type(exc).__name__}: {exc}".replace(url, "<webhook>")
     finally:
         if inv.http_factory is None:
             http.close()
@@ -285,12 +289,12 @@ def watch_notify(inv: Invocation, report: StatusReport, *, url_env: str, state: 
     body = {"text": text} if slack else {"event": event, "text": text, **report.model_dump(mode="json")}
     error = _post(inv, url, body)
     if error:
-        log.warning("notification_failed", error=error, event=event)
+        log.warning("notification_failed", error=error, kind=event)
         return f"not sent: {error}"
     state.parent.mkdir(parents=True, exist_ok=True)
     state.write_text(json.dumps({"fingerprint": report.fingerprint, "event": event, "at": report.checked_at,
                                  "text": text}, indent=2) + "\n", encoding="utf-8")
-    log.info("notification_sent", event=event, fingerprint=report.fingerprint)
+    log.info("notification_sent", kind=event, fingerprint=report.fingerprint)
     return f"sent: {event}"
 
 

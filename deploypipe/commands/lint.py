@@ -59,9 +59,17 @@ _LOCATED = re.compile(r"(?P<file>.+):(?P<line>\d+)")
 class LintResult:
     """Every finding (absolute paths) and every file that was linted."""
 
+    base: Path = field(default_factory=Path.cwd)
     findings: list[Finding] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     texts: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def name(self, path: Path) -> str:
+        """``path`` as the user would write it: relative to the base directory when inside it."""
+        try:
+            return str(path.resolve().relative_to(self.base.resolve()))
+        except ValueError:
+            return str(path)
 
     def read(self, path: Path) -> str:
         """The file's text (remembered for ignore comments); UsageError (exit 2) when it cannot be read."""
@@ -71,7 +79,7 @@ class LintResult:
                 self.texts[key] = path.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
                 raise UsageError(f"cannot read it: {exc.strerror if isinstance(exc, OSError) else exc}",
-                                 where=str(path), hint="pass a readable UTF-8 file or directory") from None
+                                 where=self.name(path), hint="pass a readable UTF-8 file or directory") from None
             self.files.append(path)
         return self.texts[key]
 
@@ -176,13 +184,13 @@ def _blueprint(path: Path, result: LintResult, deployed: set[str] | None = None)
         return [_spec_finding("blueprint-invalid", exc, path)]
 
 
-def _migrations_dir(directory: Path) -> list[Path]:
+def _migrations_dir(directory: Path, result: LintResult) -> list[Path]:
     files = [p for p in sorted(directory.rglob("*"))
              if p.is_file() and not _SKIP_DIRS & set(p.relative_to(directory).parts[:-1])
              and (p.suffix == ".sql" or (p.suffix == ".py" and p.parent.name == "versions"))]
     if not files:
         raise UsageError("no migrations in this directory; expected *.sql, */migration.sql (Prisma) or "
-                         "versions/*.py (Alembic)", where=str(directory))
+                         "versions/*.py (Alembic)", where=result.name(directory))
     return files
 
 
@@ -235,15 +243,16 @@ def _stage_migrations(stage_id: str, params: Any, base: Path, result: LintResult
         for file in files:
             result.read(file)
         return [skipped] + [f for file in files for f in _python(file)]
-    directory = base / (params.prisma_dir if params.tool == "prisma" else params.sql_dir)
+    relative = params.prisma_dir if params.tool == "prisma" else params.sql_dir
+    directory = base / relative
     files = sorted(directory.glob("*/migration.sql" if params.tool == "prisma" else "*.sql"))
     if not directory.is_dir():
-        return [Finding("migrations-missing", "error", f"stage {stage_id}: {directory} is not a directory",
+        return [Finding("migrations-missing", "error", f"stage {stage_id}: {relative} is not a directory",
                         path=path, line=line)]
     return [f for file in files for f in _sql(file, result.read(file), params.squawk, excludes)]
 
 
-def _kind(path: Path) -> str:
+def _kind(path: Path, result: LintResult) -> str:
     if path.is_dir():
         return "directory"
     if path.suffix in (".sql", ".py"):
@@ -251,7 +260,7 @@ def _kind(path: Path) -> str:
     if path.suffix not in (".yaml", ".yml"):
         raise UsageError("cannot tell what to lint; expected a render.yaml, a pipeline (YAML with version: and "
                          "stages:), a .sql migration, an Alembic revision (.py) or a directory of migrations",
-                         where=str(path))
+                         where=result.name(path))
     try:
         data = load_yaml(path).data
     except SpecError:
@@ -264,13 +273,13 @@ def _kind(path: Path) -> str:
 
 def lint_paths(paths: list[Path], *, base: Path, env: Mapping[str, str]) -> LintResult:
     """Lint each path (kind told by name and content), then apply the files' ignore comments."""
-    result = LintResult()
+    result = LintResult(base)
     for path in paths:
         if not path.exists():
-            raise UsageError("no such file or directory", where=str(path))
-        kind = _kind(path)
+            raise UsageError("no such file or directory", where=result.name(path))
+        kind = _kind(path, result)
         if kind == "directory":
-            result.findings += [f for file in _migrations_dir(path) for f in _migration(file, result)]
+            result.findings += [f for file in _migrations_dir(path, result) for f in _migration(file, result)]
         elif kind == "migration":
             result.findings += _migration(path, result)
         elif kind == "blueprint":

@@ -1,30 +1,24 @@
 """``lint``: lint render.yaml files, migrations and pipelines like a linter: one finding per line, exit 0/1/2.
 
-What each PATH is, by name and content:
+Each PATH, by name and content: a YAML file with ``version:`` and ``stages:`` is a pipeline (a mistake is one
+``pipeline-invalid`` finding at its file:line; else its ``lint.blueprint`` Blueprint and ``db.lint`` migrations are
+linted offline: rules needing the production server, such as extension versions, are skipped with an info finding
+saying so); another YAML file (``services:``, or named render*.yaml) is a Render Blueprint; ``.sql`` a migration
+(deploypipe's rules, plus squawk when installed); ``.py`` an Alembic revision; a directory holds migrations (every
+``*.sql``, Prisma's ``*/migration.sql`` and ``versions/*.py``). No PATH: the pipeline. Lint writes nothing: no run
+directory, no journal, no lock, no database connection. Exit 0 when no finding reaches ``--fail-on`` (error by
+default), 1 when one does, 2 for usage errors and unreadable input.
 
-- a YAML file with ``version:`` and ``stages:`` is a pipeline: validated with the loader (a mistake is one
-  ``pipeline-invalid`` finding at its file:line), then its ``lint.blueprint`` Blueprint and its ``db.lint``
-  migrations are linted offline. Nothing connects to a database: rules that need the production server (extension
-  versions, the SQL of pending Alembic revisions) are skipped with an info finding saying so;
-- another YAML file (``services:``/``databases:``, or named render*.yaml) is a Render Blueprint;
-- ``.sql`` is a migration (deploypipe's SQL rules, plus squawk when installed); ``.py`` an Alembic revision;
-- a directory holds migrations: every ``*.sql`` (Prisma's ``*/migration.sql`` too) and ``versions/*.py`` in it.
-
-No PATH: the pipeline (``--pipeline``, ``$DEPLOYPIPE_PIPELINE``, else pipelines/local.yaml). Lint writes nothing:
-no run directory, no journal, no lock. Exit 0 when no finding reaches ``--fail-on`` (error by default), 1 when one
-does, 2 for usage errors and unreadable input.
-
-Ignore comments, in the linted file itself (``#`` in YAML and Python, ``--`` in SQL)::
+Ignore comments, in the linted file (``#`` in YAML and Python, ``--`` in SQL)::
 
     # deploypipe: ignore[or-true] the build tolerates a missing cache on purpose
-    -- deploypipe: ignore[squawk:adding-required-field,not-null-without-default] table is empty in every env
+    -- deploypipe: ignore[squawk:adding-required-field,not-null-without-default] the table is empty everywhere
     # deploypipe: ignore-file[missing-health-check] workers only, nothing serves HTTP
 
-``ignore[...]`` silences the listed rule ids (``*`` for all) on its own line and the line after it; for a finding
-inside a multi-line YAML value (a ``startCommand: |`` block) put it on the key's line or the line above the key.
-``ignore-file[...]`` anywhere silences the rules in the whole file. The reason is required: an ignore without one
-silences nothing and is a warning (``ignore-without-reason``). Ignored findings stay in the output as info with
-the reason, and never fail the run.
+``ignore[...]`` silences the listed rule ids (``*``: all) on its line and the next; for a finding inside a multi-line
+YAML value (``startCommand: |``) put it on the key's line or the line above the key. ``ignore-file[...]`` anywhere
+silences them in the whole file. The reason is required: an ignore without one silences nothing and is a warning
+(``ignore-without-reason``). Ignored findings stay in the output as info with the reason and never fail the run.
 """
 
 from __future__ import annotations
@@ -85,10 +79,7 @@ class LintResult:
 
 
 def offline_env(path: Path, env: Mapping[str, str]) -> dict[str, str]:
-    """``env`` plus a placeholder for each secret variable the pipeline uses but the environment lacks.
-
-    Linting and ``status`` need no database URL or webhook: a pull request's CI has no secrets.
-    """
+    """``env`` plus placeholders for the secret variables it lacks: lint and status need no database URL."""
     try:
         text = path.read_text(encoding="utf-8")
         raw = load_yaml(path).data
@@ -194,11 +185,6 @@ def _migrations_dir(directory: Path, result: LintResult) -> list[Path]:
     return files
 
 
-def _migration(path: Path, result: LintResult) -> list[Finding]:
-    text = result.read(path)
-    return _python(path) if path.suffix == ".py" else _sql(path, text)
-
-
 def _pipeline(path: Path, result: LintResult, base: Path, env: Mapping[str, str]) -> list[Finding]:
     from deploypipe.engine.loader import load_pipeline
 
@@ -263,12 +249,11 @@ def _kind(path: Path, result: LintResult) -> str:
                          where=result.name(path))
     try:
         data = load_yaml(path).data
-    except SpecError:
+    except SpecError:  # reported as a finding by the loader that fits the name
         data = None
     keys = set(data) if isinstance(data, dict) else set()
-    if {"version", "stages"} <= keys:
-        return "pipeline"
-    return "blueprint" if keys & _BLUEPRINT_KEYS or path.name.startswith("render") else "pipeline"
+    blueprint = not {"version", "stages"} <= keys and (keys & _BLUEPRINT_KEYS or path.name.startswith("render"))
+    return "blueprint" if blueprint else "pipeline"
 
 
 def lint_paths(paths: list[Path], *, base: Path, env: Mapping[str, str]) -> LintResult:
@@ -278,10 +263,10 @@ def lint_paths(paths: list[Path], *, base: Path, env: Mapping[str, str]) -> Lint
         if not path.exists():
             raise UsageError("no such file or directory", where=result.name(path))
         kind = _kind(path, result)
-        if kind == "directory":
-            result.findings += [f for file in _migrations_dir(path, result) for f in _migration(file, result)]
-        elif kind == "migration":
-            result.findings += _migration(path, result)
+        if kind in ("directory", "migration"):
+            for file in _migrations_dir(path, result) if kind == "directory" else [path]:
+                text = result.read(file)
+                result.findings += _python(file) if file.suffix == ".py" else _sql(file, text)
         elif kind == "blueprint":
             result.findings += _blueprint(path, result)
         else:
@@ -292,52 +277,55 @@ def lint_paths(paths: list[Path], *, base: Path, env: Mapping[str, str]) -> Lint
     return result
 
 
-def _comments(text: str, path: str) -> tuple[dict[int, list[tuple[set[str], str]]], list[tuple[set[str], str]],
-                                                list[Finding]]:
-    by_line: dict[int, list[tuple[set[str], str]]] = {}
-    whole: list[tuple[set[str], str]] = []
+@dataclass(frozen=True)
+class _Ignore:
+    """An ignore comment, shaped like a pipeline's ``db.lint`` ignore rule (for ``apply_ignores``)."""
+
+    rule: str
+    reason: str
+    line: int | None  # None: the whole file
+    migration: str = "*"
+
+
+def _comments(text: str, path: str) -> tuple[list[_Ignore], list[Finding]]:
+    """The file's ignore comments, and a warning for each one that lacks rule ids or a reason."""
+    ignores: list[_Ignore] = []
     problems = []
     for number, line in enumerate(text.splitlines(), 1):
         for match in _IGNORE.finditer(line):
-            rules = {r.strip() for r in match["rules"].split(",") if r.strip()}
-            reason = match["reason"].strip().rstrip("*/").strip()
-            if not reason or not rules:
+            rules = [r.strip() for r in match["rules"].split(",") if r.strip()]
+            reason = match["reason"].strip().removesuffix("*/").strip()
+            if not (rules and reason):
                 problems.append(Finding("ignore-without-reason", "warning", "this ignore comment silences nothing: "
                                         "it needs rule ids and a reason", "write `deploypipe: ignore[rule-id] why "
                                         "it is safe here`", path=path, line=number, col=match.start() + 1))
             else:
-                (whole if match["file"] else by_line.setdefault(number, [])).append((rules, reason))
-    return by_line, whole, problems
+                ignores += [_Ignore(rule, reason, None if match["file"] else number) for rule in rules]
+    return ignores, problems
+
+
+def _near(finding: Finding, text: str) -> set[int | None]:
+    """Lines whose ignore comments apply: the finding's and the one above; in YAML its key's and the one above."""
+    lines: set[int | None] = {None}
+    if finding.line is not None:
+        lines |= {finding.line, finding.line - 1}
+        source = text.splitlines()
+        key = re.compile(rf"^\s*(?:-\s+)?{re.escape(finding.field)}\s*:")
+        if finding.field and finding.path.endswith((".yaml", ".yml")):
+            above = next((n for n in range(min(finding.line, len(source)), max(0, finding.line - 200), -1)
+                          if key.match(source[n - 1])), None)
+            lines |= {above, above - 1} if above else set()
+    return lines
 
 
 def _apply_comments(findings: list[Finding], texts: Mapping[str, str]) -> list[Finding]:
     parsed = {path: _comments(text, path) for path, text in texts.items() if "deploypipe:" in text}
     out: list[Finding] = []
     for finding in findings:
-        if finding.path not in parsed or finding.ignored_because:
-            out.append(finding)
-            continue
-        by_line, whole, _ = parsed[finding.path]
-        lines = _ignore_lines(finding, texts[finding.path])
-        reason = next((why for rules, why in whole + [c for n in lines for c in by_line.get(n, [])]
-                       if finding.rule in rules or "*" in rules), None)
-        out.append(replace(finding, severity="info", ignored_because=reason) if reason else finding)
-    return out + [p for _, _, problems in parsed.values() for p in problems]
-
-
-def _ignore_lines(finding: Finding, text: str) -> set[int]:
-    """The finding's line and the one above; in YAML also its key's line and the one above the key."""
-    if finding.line is None:
-        return set()
-    lines = {finding.line, finding.line - 1}
-    if finding.field and finding.path.endswith((".yaml", ".yml")):
-        source = text.splitlines()
-        key = re.compile(rf"^\s*(?:-\s+)?{re.escape(finding.field)}\s*:")
-        above = next((n for n in range(finding.line, max(0, finding.line - 200), -1)
-                      if n <= len(source) and key.match(source[n - 1])), None)
-        if above is not None:
-            lines |= {above, above - 1}
-    return lines
+        ignores = parsed.get(finding.path, ([], []))[0]
+        near = _near(finding, texts[finding.path]) if ignores else set()
+        out += apply_ignores([finding], [i for i in ignores if i.line in near])
+    return out + [p for _, problems in parsed.values() for p in problems]
 
 
 def lint_command(inv: Invocation, paths: list[str], *, fmt: str | None = None, fail_on: str | None = None) -> int:

@@ -22,7 +22,7 @@ import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import structlog
 from pydantic import BaseModel, Field
@@ -98,21 +98,19 @@ class Thresholds:
 
     @classmethod
     def parse(cls, failed: Any = None, commits: Any = None, hours: Any = None, history: Any = None) -> Thresholds:
-        """From command-line strings; UsageError (exit 2) for a value that is not a positive number."""
-        def number(name: str, value: Any, kind: Callable[[Any], Any], default: Any) -> Any:
-            if value in (None, ""):
-                return default
+        """From command-line strings; UsageError (exit 2) for a value that is not a number in range."""
+        def number(name: str, value: Any, kind: type, default: Any, least: int) -> Any:
             try:
-                parsed = kind(value)
+                parsed = default if value in (None, "") else kind(value)
             except ValueError:
-                parsed = None
-            if parsed is None or parsed < (0 if name.startswith("--max") else 1):
+                parsed = least - 1
+            if parsed is not None and parsed < least:
                 raise UsageError(f"{name} {value}: expected a {'number' if kind is float else 'whole number'} "
-                                 f"{'>= 0' if name.startswith('--max') else '>= 1'}", where="status")
+                                 f">= {least}", where="status")
             return parsed
 
-        return cls(number("--failed", failed, int, 2), number("--max-behind-commits", commits, int, None),
-                   number("--max-behind-hours", hours, float, None), number("--history", history, int, 10))
+        return cls(number("--failed", failed, int, 2, 1), number("--max-behind-commits", commits, int, None, 0),
+                   number("--max-behind-hours", hours, float, None, 0), number("--history", history, int, 10, 1))
 
 
 def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -164,10 +162,11 @@ def _message(status: ServiceStatus, limits: Thresholds) -> str:
         at_least = "at least " if len(status.failed) >= limits.history else ""
         parts.append(f"the last {at_least}{len(status.failed)} deploys failed ({listed})")
     gap = status.behind
-    if {"behind_commits", "behind_hours"} & set(status.problems):
-        parts.append(f"the live commit trails {gap.branch} by more than "
-                     + " / ".join(f"{v:g} {unit}" for v, unit in ((limits.max_behind_commits, "commits"),
-                                                                   (limits.max_behind_hours, "h")) if v is not None))
+    exceeded = [f"{limit:g} {unit}" for problem, limit, unit in (
+        ("behind_commits", limits.max_behind_commits, "commit" + "s" * (limits.max_behind_commits != 1)),
+        ("behind_hours", limits.max_behind_hours, "h")) if problem in status.problems and limit is not None]
+    if exceeded:
+        parts.append(f"the live commit trails {gap.branch} by more than {' and '.join(exceeded)}")
     live = status.live
     where = (f"live {live.id} at commit {(live.commit or '?')[:7]} since {_when(live.finished_at or live.created_at)}"
              if live else "nothing is live")

@@ -92,7 +92,7 @@ def test_status_is_frozen_when_the_live_commit_trails_the_branch_beyond_a_thresh
     assert show_status(inv, Thresholds(max_behind_hours=24)) == 1
     lines = inv.out.getvalue().splitlines()
     frozen = [line for line in lines if line.startswith("web: FROZEN")]
-    assert frozen[0].startswith("web: FROZEN — the live commit trails main by more than 1 commits; live ")
+    assert frozen[0].startswith("web: FROZEN — the live commit trails main by more than 1 commit; live ")
     assert frozen[1].startswith("web: FROZEN — the live commit trails main by more than 24 h; live ")
     assert frozen[1].endswith(", 2 commits / 30 h behind main")
     local_render.deploy()

@@ -196,10 +196,13 @@ def _lint_remainder(remainder: str) -> tuple[list[str], dict[str, str]]:
     while tokens:
         token = tokens.pop(0)
         name, _, value = token.partition("=")
-        if name in _LINT_OPTIONS:
+        if name in _LINT_OPTIONS or name == "--path":
             if not value and not tokens:
                 raise UsageError(f"{name} needs a value", where="lint")
-            options[_LINT_OPTIONS[name]] = value or tokens.pop(0)
+            if name == "--path":
+                paths.append(value or tokens.pop(0))
+            else:
+                options[_LINT_OPTIONS[name]] = value or tokens.pop(0)
         elif token == "--json":
             options["format"] = "json"
         elif token.startswith("-"):

@@ -220,7 +220,10 @@ def test_the_cli_lints_paths_after_a_double_dash_with_annotations_under_github_a
     assert plain.stdout.splitlines()[2] == "render.yaml:9:7: error [or-true] " + OR_TRUE
     github = _cli(tmp_path, "--path", "render.yaml", GITHUB_ACTIONS="true")
     assert github.stdout.splitlines()[2] == "::error file=render.yaml,line=9,col=7,title=[or-true]::" + OR_TRUE
-    assert _cli(tmp_path, "--", "render.yaml", "--fail-on", "info", "--format=json").stdout.startswith("[\n")
+    assert _cli(tmp_path, "--", "--path", "render.yaml", "--fail-on", "info", "--format=json").stdout.startswith("[\n")
+    assert _cli(tmp_path, "--", "render.yaml", "--colour").stderr == (
+        "deploypipe: lint: unknown option --colour; hint: options: --format text|json|github|sarif, --fail-on "
+        "error|warning|info\n")
     missing = _cli(tmp_path, "--", "nope.yaml")
     assert (missing.returncode, missing.stdout, missing.stderr) == (
         2, "", "deploypipe: nope.yaml: no such file or directory\n")

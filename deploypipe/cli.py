@@ -158,13 +158,76 @@ def rollback(c, pipeline=None, service=None, to=None, run=None, yes=False, json=
     return emit_report(inv, report)
 
 
-@task(help={"pipeline": _PIPELINE_HELP, "json": _JSON_HELP})
+@task(help={"pipeline": _PIPELINE_HELP, "json": "Print the status as JSON on stdout; logs go to stderr.",
+            "failed": "Frozen when the last N deploys all failed (default 2).",
+            "max_behind_commits": "Frozen when the live commit trails the branch by more commits (default: off).",
+            "max_behind_hours": "Frozen when the oldest commit not live is older than this (default: off).",
+            "history": "How many recent deploys to read per service (default 10).",
+            "notify_env": "Watch mode: post a new problem (once) and its recovery (once) to the webhook URL in this "
+                          "environment variable, e.g. NOTIFY_WEBHOOK_URL.",
+            "state": "Watch mode: file keeping the last notified problem (default .deploypipe/watch/<pipeline>.json).",
+            "slack": "Watch mode: post Slack's {text} instead of the JSON status."}, auto_shortflags=False)
 @_boundary
-def lint(c, pipeline=None, json=False):
-    """Validate the pipeline and run its static checks (lint.* and db.lint stages) without deploying."""
-    from deploypipe.commands.lint import lint_pipeline
+def status(c, pipeline=None, json=False, failed=None, max_behind_commits=None, max_behind_hours=None, history=None,
+           notify_env=None, state=None, slack=False):
+    """What is live on each service, how far behind its branch, the last deploys; exit 1 when production is frozen."""
+    from deploypipe.commands.status import Thresholds, show_status
+    from deploypipe.local.session import maybe_local
 
-    return lint_pipeline(_invocation(pipeline=pipeline, json_output=json))
+    limits = Thresholds.parse(failed, max_behind_commits, max_behind_hours, history)
+    inv = _invocation(pipeline=pipeline, json_output=json)
+    with maybe_local(inv):
+        return show_status(inv, limits, as_json=json, notify_env=notify_env, state=state, slack=slack)
+
+
+_LINT_OPTIONS = {"--format": "format", "-f": "format", "--fail-on": "fail_on", "--pipeline": "pipeline",
+                 "-p": "pipeline"}
+
+
+def _lint_remainder(remainder: str) -> tuple[list[str], dict[str, str]]:
+    """Paths and options given after ``--`` (``deploypipe lint -- render.yaml --format github``)."""
+    import shlex
+
+    from deploypipe.errors import UsageError
+
+    paths: list[str] = []
+    options: dict[str, str] = {}
+    tokens = shlex.split(remainder or "")
+    while tokens:
+        token = tokens.pop(0)
+        name, _, value = token.partition("=")
+        if name in _LINT_OPTIONS or name == "--path":
+            if not value and not tokens:
+                raise UsageError(f"{name} needs a value", where="lint")
+            if name == "--path":
+                paths.append(value or tokens.pop(0))
+            else:
+                options[_LINT_OPTIONS[name]] = value or tokens.pop(0)
+        elif token == "--json":
+            options["format"] = "json"
+        elif token.startswith("-"):
+            raise UsageError(f"unknown option {token}", where="lint",
+                             hint="options: --format text|json|github|sarif, --fail-on error|warning|info")
+        else:
+            paths.append(token)
+    return paths, options
+
+
+@task(help={"path": "A render.yaml, pipeline, .sql or Alembic .py migration, or a directory of migrations to lint "
+                    "(repeatable; paths after `--` count too). Default: the pipeline.",
+            "pipeline": _PIPELINE_HELP + " Linted when no path is given.",
+            "format": "text (default), json, github (default when GITHUB_ACTIONS=true: annotations) or sarif.",
+            "fail_on": "Exit 1 for findings at or above this severity: error (default), warning or info.",
+            "json": "Same as --format json."}, iterable=["path"], auto_shortflags=False)
+@_boundary
+def lint(c, path=None, pipeline=None, format=None, fail_on=None, json=False):
+    """Lint render.yaml files, migrations and pipelines: one finding per line (`lint -- PATH ...` or --path)."""
+    from deploypipe.commands.lint import lint_command
+
+    paths, options = _lint_remainder(getattr(c, "remainder", ""))
+    fmt = options.get("format") or format or ("json" if json else None)
+    inv = _invocation(pipeline=options.get("pipeline") or pipeline, json_output=fmt in ("json", "sarif"))
+    return lint_command(inv, list(path or []) + paths, fmt=fmt, fail_on=options.get("fail_on") or fail_on)
 
 
 @task(help={"all": "Also remove run records and backups (.deploypipe/runs, .deploypipe/backups)."})
@@ -235,7 +298,8 @@ def emulator(c, port=10000, blueprint="render.yaml", faults=None, repo=".", data
         raise Exit(code=code)
 
 
-ns = Collection(deploy, plan, rollback, history, schema, lint, backup, restore, replay, emulator, clean, test)
+ns = Collection(deploy, plan, rollback, history, status, schema, lint, backup, restore, replay, emulator, clean,
+                test)
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ __all__ = ["main", "ns"]
 
 _PIPELINE_HELP = "Pipeline file (default: $DEPLOYPIPE_PIPELINE or pipelines/local.yaml)."
 _JSON_HELP = "Print the report as JSON on stdout; logs go to stderr as JSON lines."
+_VERBOSE_HELP = "Also show info log lines on the terminal (default: progress, warnings and errors)."
 _BACKUPS_DIR = ".deploypipe/backups"
 
 
@@ -78,9 +79,12 @@ def _invocation(**kwargs: Any) -> Invocation:
                          "once).",
             "resume": "Continue the interrupted run RUN_ID from its journal (finished stages are not repeated).",
             "dry_run": "Only show what would run (same as `plan`).",
-            "keep_running": "Local default only: keep the embedded database and local Render running afterwards."})
+            "keep_running": "Local default only: keep the embedded database and local Render running afterwards.",
+            "verbose": _VERBOSE_HELP,
+            "force": "Release even when the commit is already live and no migration is pending."})
 @_boundary
-def deploy(c, pipeline=None, json=False, wait_lock=None, resume=None, dry_run=False, keep_running=False):
+def deploy(c, pipeline=None, json=False, wait_lock=None, resume=None, dry_run=False, keep_running=False,
+           verbose=False, force=False):
     """Run the pipeline: checks, backup, dry run, migrate, deploy, verify; roll back on failure."""
     if dry_run:
         from deploypipe.commands.plan import show_plan
@@ -88,7 +92,7 @@ def deploy(c, pipeline=None, json=False, wait_lock=None, resume=None, dry_run=Fa
         return show_plan(_invocation(pipeline=pipeline), json)
     from deploypipe.commands.deploy import deploy as run_deploy
 
-    inv = _invocation(pipeline=pipeline, json_output=json, keep_running=keep_running,
+    inv = _invocation(pipeline=pipeline, json_output=json, keep_running=keep_running, verbose=verbose, force=force,
                       wait_lock_s=None if wait_lock is None else float(wait_lock))
     return run_deploy(inv, resume=resume)
 
@@ -105,12 +109,14 @@ def plan(c, pipeline=None, json=False, types=False):
 
 
 @task(help={"pipeline": _PIPELINE_HELP, "run": "Show one run in full.", "limit": "How many runs to list (default 20).",
-            "json": "Print JSON."})
+            "json": "Print JSON.", "open": "Open run RUN's report.html in the browser."})
 @_boundary
-def history(c, pipeline=None, run=None, limit=20, json=False):
-    """List recent runs (newest first), or show one run's report with --run."""
-    from deploypipe.commands.history import show_history
+def history(c, pipeline=None, run=None, limit=20, json=False, open=None):
+    """List recent runs (newest first), show one run's report with --run, or open its report.html with --open."""
+    from deploypipe.commands.history import open_report, show_history
 
+    if open:
+        return open_report(_invocation(pipeline=pipeline), open)
     return show_history(_invocation(pipeline=pipeline), run=run, limit=int(limit), as_json=json)
 
 
@@ -132,7 +138,12 @@ def schema(c, output=None):
 
 @task(help={"args": "Extra arguments for pytest, e.g. '-k lint -x'."})
 def test(c, args=""):
-    """Run the test suite (pytest); pytest's 'no tests collected' counts as a failure."""
+    """Run the test suite (pytest); pytest's 'no tests collected' (exit 5) counts as a failure.
+
+    The report's browser test needs Debian's chromium: when it is missing and this runs as root (CI), it is
+    installed first (apt-get install -y chromium); elsewhere that test fails saying how to install it.
+    """
+    _browser_for_tests(c)
     result = c.run(f"{sys.executable} -m pytest {args}", warn=True, pty=False)
     code = result.exited if result else 1
     if code == 5:
@@ -144,15 +155,18 @@ def test(c, args=""):
 @task(help={"pipeline": _PIPELINE_HELP, "service": "Service to roll back (target key or Render name); needed when "
             "the pipeline has several.", "to": "Deploy id to roll back to (default: the previous successful deploy).",
             "run": "Undo what run RUN_ID changed (from its journal), in reverse order.",
-            "yes": "Do not ask for confirmation (required when not on a terminal).", "json": _JSON_HELP})
+            "yes": "Do not ask for confirmation (required when not on a terminal).", "json": _JSON_HELP,
+            "verbose": _VERBOSE_HELP, "wait_lock": "Seconds to wait for a release that holds the lock."})
 @_boundary
-def rollback(c, pipeline=None, service=None, to=None, run=None, yes=False, json=False):
+def rollback(c, pipeline=None, service=None, to=None, run=None, yes=False, json=False, verbose=False,
+             wait_lock=None):
     """Roll a service back to an earlier deploy, or undo a run; verify health; write a run record."""
     from deploypipe.commands.rollback import rollback as do_rollback
     from deploypipe.commands.run import emit_report
     from deploypipe.local.session import maybe_local
 
-    inv = _invocation(pipeline=pipeline, json_output=json)
+    inv = _invocation(pipeline=pipeline, json_output=json, verbose=verbose,
+                      wait_lock_s=None if wait_lock is None else float(wait_lock))
     with maybe_local(inv):
         report = do_rollback(inv, service=service, to=to, run=run, yes=yes)
     return emit_report(inv, report)
@@ -298,6 +312,16 @@ def emulator(c, port=10000, blueprint="render.yaml", faults=None, repo=".", data
         raise Exit(code=code)
 
 
+def _browser_for_tests(c: Any) -> None:
+    import os
+    import shutil
+
+    if os.environ.get("DEPLOYPIPE_CHROMIUM") or shutil.which("chromium") or os.geteuid() != 0:
+        return
+    sys.stderr.write("deploypipe: installing Debian's chromium for the report's browser test\n")
+    c.run("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium", warn=True)
+
+
 ns = Collection(deploy, plan, rollback, history, status, schema, lint, backup, restore, replay, emulator, clean,
                 test)
 
@@ -305,4 +329,7 @@ ns = Collection(deploy, plan, rollback, history, status, schema, lint, backup, r
 def main() -> None:
     from deploypipe import __version__
 
-    Program(namespace=ns, version=__version__, name="deploypipe", binary="deploypipe").run()
+    argv = list(sys.argv)  # `deploypipe lint render.yaml db/`: invoke has no variadic positional arguments
+    if len(argv) > 2 and argv[1] == "lint" and "--" not in argv and not argv[2].startswith("-"):
+        argv.insert(2, "--")
+    Program(namespace=ns, version=__version__, name="deploypipe", binary="deploypipe").run(argv)

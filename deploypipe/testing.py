@@ -16,7 +16,7 @@ import structlog
 
 from deploypipe.stages.base import Outputs
 from deploypipe.stages.context import Resources, StageContext
-from deploypipe.stages.report import Outcome, Report
+from deploypipe.stages.report import Diagnostic, Outcome, Report
 
 __all__ = ["FakeClock", "stage_context"]
 
@@ -46,10 +46,12 @@ class FakeClock:
 
 def stage_context(resources: Resources, *, stage_id: str, stage_type: str, run_dir: Path,
                   earlier: Mapping[str, Outputs] | None = None, run: Report | None = None,
-                  emit: Callable[..., None] | None = None, sleep: Callable[[float], None] = time.sleep,
+                  emit: Callable[..., None] | None = None, diagnose: Callable[[Diagnostic], None] | None = None,
+                  sleep: Callable[[float], None] = time.sleep,
                   clock: Callable[[], float] = time.monotonic, prior_events: tuple[Mapping[str, Any], ...] = (),
                   timeout_s: float | None = None, run_id: str = "run-1", pipeline_name: str = "test") -> StageContext:
-    """A StageContext for running one stage directly, outside a runner (events go to ``emit``, or nowhere)."""
+    """A StageContext for running one stage directly, outside a runner (events go to ``emit``, diagnostics to
+    ``diagnose``, or nowhere)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     if run is None:
         run = Report(run_id=run_id, pipeline=pipeline_name, started_at=datetime.now(UTC),
@@ -57,5 +59,6 @@ def stage_context(resources: Resources, *, stage_id: str, stage_type: str, run_d
     return StageContext(run_id=run_id, stage_id=stage_id, stage_type=stage_type, pipeline_name=pipeline_name,
                         pipeline_path=run_dir / "pipeline.yaml", run_dir=run_dir, resources=resources,
                         earlier=dict(earlier or {}), run=run, emit=emit or (lambda event, **fields: None),
+                        diagnose=diagnose or (lambda diagnostic: None),
                         log=structlog.get_logger("deploypipe.test").bind(stage=stage_id), sleep=sleep, clock=clock,
                         timeout_s=timeout_s, prior_events=prior_events)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
@@ -66,8 +66,10 @@ def _retry_after(state: RetryCallState) -> float:
 
 class _Observation:
     def __init__(self, source: TrafficSource, config: TrafficConfig, windows: Windows,
-                 clock: Callable[[], float], sleep: Callable[[float], None]):
+                 clock: Callable[[], float], sleep: Callable[[float], None],
+                 on_look: Callable[[dict[str, Any]], None] | None = None):
         self.source, self.config, self.windows = source, config, windows
+        self.on_look = on_look
         self.clock, self.sleep = clock, sleep
         self.evidence = Evidence(windows)
         self.metrics = _Slot("metrics", config.interval_s, clock, sleep)
@@ -185,9 +187,13 @@ class _Observation:
 
     def _log_look(self, look: int) -> None:
         evidence = self.evidence
-        log.debug("traffic_look", look=look, elapsed_s=round(self.clock() - self.windows.switched_at, 3),
-                  requests=evidence.requests, errors=evidence.errors, baseline_requests=evidence.baseline_requests,
-                  baseline_errors=evidence.baseline_errors, paths=len(evidence.paths.new))
+        figures = {"look": look, "at": self.clock(), "elapsed_s": round(self.clock() - self.windows.switched_at, 3),
+                   "requests": evidence.requests, "errors": evidence.errors,
+                   "baseline_requests": evidence.baseline_requests, "baseline_errors": evidence.baseline_errors,
+                   "paths": len(evidence.paths.new)}
+        log.debug("traffic_look", **figures)
+        if self.on_look is not None:
+            self.on_look(figures)
 
     def _finish(self, verdict: Verdict, looks: int, *, early: bool) -> Verdict:
         verdict = verdict.model_copy(update={
@@ -204,10 +210,12 @@ def _inside(page: LogPage, window: Window) -> list[RequestLogEntry]:
 
 
 def observe(source: TrafficSource, config: TrafficConfig, *, switched_at: float, clock: Callable[[], float],
-            sleep: Callable[[float], None], baseline: Window | None = None) -> Verdict:
+            sleep: Callable[[float], None], baseline: Window | None = None,
+            on_look: Callable[[dict[str, Any]], None] | None = None) -> Verdict:
     """Watch the release that went live at ``switched_at`` and judge it against ``baseline``.
 
-    ``baseline`` defaults to the ``config.baseline_s`` seconds before the switch (the previous release). Returns
+    ``baseline`` defaults to the ``config.baseline_s`` seconds before the switch (the previous release); ``on_look``
+    gets the figures of each look (for the journal). Returns
     at the first look where a failure is certain, else after the window and the bounded wait for late data.
     Raises only what ``source`` raises that is not transient. ``clock`` must give epoch seconds (``time.time``,
     not ``time.monotonic``): Render dates metrics and logs, and the windows are asked for by date.
@@ -217,4 +225,4 @@ def observe(source: TrafficSource, config: TrafficConfig, *, switched_at: float,
                          f"hint: pass clock=time.time (Render's metrics and logs are dated), not time.monotonic")
     windows = plan_windows(switched_at, window_s=config.window_s, resolution_s=config.resolution_s,
                            baseline=baseline, baseline_s=config.baseline_s)
-    return _Observation(source, config, windows, clock, sleep).run()
+    return _Observation(source, config, windows, clock, sleep, on_look).run()

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import webbrowser
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from deploypipe.commands.invocation import Invocation
 from deploypipe.engine.journal import list_runs, read_events, read_report, run_dir_for
+from deploypipe.errors import UsageError
+from deploypipe.output.html import write_report_html
 
-__all__ = ["run_summaries", "show_history"]
+__all__ = ["open_report", "run_summaries", "show_history"]
 
 
 def run_summaries(state_dir: Path, limit: int = 20) -> list[dict[str, Any]]:
@@ -29,6 +32,23 @@ def run_summaries(state_dir: Path, limit: int = 20) -> list[dict[str, Any]]:
                      "exit_code": report.exit_code, "started_at": report.started_at.isoformat(),
                      "message": report.message})
     return rows
+
+
+def open_report(inv: Invocation, run: str, opener: Callable[[str], bool] = webbrowser.open) -> int:
+    """Open run ``run``'s report.html in the browser (writing it first for a run that has none yet)."""
+    run_dir = run_dir_for(inv.state_dir, run)
+    page = run_dir / "report.html"
+    if not page.exists():
+        if read_report(run_dir) is None:
+            raise UsageError(f"run {run} has no report (it did not finish)",
+                             hint=f"resume it with `invoke deploy --resume {run}` or undo it with "
+                                  f"`invoke rollback --run {run}`")
+        page = write_report_html(run_dir)
+    url = page.resolve().as_uri()
+    inv.out.write(f"{url}\n")
+    if not opener(url):
+        inv.err.write("deploypipe: no browser could be opened here; open the file above yourself\n")
+    return 0
 
 
 def show_history(inv: Invocation, *, run: str | None, limit: int, as_json: bool) -> int:

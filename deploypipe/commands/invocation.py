@@ -27,6 +27,8 @@ class Invocation:
     project_dir: Path = field(default_factory=Path.cwd)
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     json_output: bool = False
+    verbose: bool = False
+    force: bool = False
     wait_lock_s: float | None = None
     keep_running: bool = False
     interactive: bool | None = None
@@ -76,10 +78,17 @@ def redactor_for(inv: Invocation) -> Redactor:
 
 
 def setup_logging(inv: Invocation, redactor: Redactor) -> None:
+    """JSON lines at info in CI and with --json; otherwise a quiet console (warnings and errors, info with -v).
+
+    On a console the progress display shows each stage's end, so the log lines that would say the same again
+    are left out there; ``DEPLOYPIPE_LOG_LEVEL`` overrides the level everywhere.
+    """
     from deploypipe.output.logsetup import configure_logging
 
-    configure_logging(json_lines=inv.json_output or inv.ci, redactor=redactor,
-                      level=inv.env.get("DEPLOYPIPE_LOG_LEVEL", "info"), stream=inv.stderr)
+    machine = inv.json_output or inv.ci
+    default = "info" if machine or inv.verbose else "warning"
+    configure_logging(json_lines=machine, redactor=redactor, level=inv.env.get("DEPLOYPIPE_LOG_LEVEL", default),
+                      stream=inv.stderr, shown_by_progress=not machine)
 
 
 def load(inv: Invocation, redactor: Redactor | None = None) -> LoadedPipeline:

@@ -21,6 +21,8 @@ def list_replays(inv: Invocation) -> int:
 
 def replay(inv: Invocation, name: str, *, as_json: bool) -> int:
     """Deploy the good release first when nothing is live, then make the seed's bad change and run the pipeline."""
+    if name in REPLAYS and not REPLAYS[name].traffic:  # row counts must stay exactly as they were
+        inv.env = {**inv.env, "DEPLOYPIPE_LOCAL_TRAFFIC": "off", "DEPLOYPIPE_TRAFFIC_WINDOW_S": "2"}
     with maybe_local(inv):
         env = dict(inv.env)
         if production_state(env, *served_service(load(inv)))["commit"] is None:

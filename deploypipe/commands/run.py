@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, Callable
 
 import structlog
@@ -16,6 +17,8 @@ from deploypipe.errors import DeployPipeError, UsageError
 from deploypipe.stages.report import Outcome, Report
 
 __all__ = ["emit_report", "run_pipeline"]
+
+log = structlog.get_logger("deploypipe.run")
 
 
 def _resume_events(inv: Invocation, loaded: LoadedPipeline, resume: str) -> list[dict[str, Any]]:
@@ -71,23 +74,35 @@ def run_pipeline(inv: Invocation, *, resume: str | None = None, execute: Callabl
     resources = resources_for(inv, loaded, redactor)
     lock = _release_lock(inv, loaded, run_id, resources.sleep, resources.clock)
     wait = loaded.spec.lock.wait_s if inv.wait_lock_s is None else inv.wait_lock_s
-    runner = Runner(loaded, resources, journal, guard=lock)
+    runner = Runner(loaded, resources, journal, guard=lock, force=inv.force)
     try:
         try:
             lock.acquire(wait)
         except DeployPipeError as exc:  # held by another run, or the database cannot be reached to take it
-            return runner.finish(Outcome.BLOCKED, message=exc.render())
-        try:
-            if execute is not None:
-                return execute(runner)
-            return runner.run(resume_events=previous_events, resumed_from=resume)
-        finally:
-            lock.release()
+            report = runner.finish(Outcome.BLOCKED, message=exc.render())
+        else:
+            try:
+                report = execute(runner) if execute is not None else \
+                    runner.run(resume_events=previous_events, resumed_from=resume)
+            finally:
+                lock.release()
     finally:
         if progress is not None:
             progress.close()
         resources.close()
         journal.close()
+    _write_html(journal.run_dir)
+    return report
+
+
+def _write_html(run_dir: Path) -> None:
+    """``report.html`` beside ``report.json``; a report that cannot be drawn never changes the run's outcome."""
+    from deploypipe.output.html import write_report_html
+
+    try:
+        write_report_html(run_dir)
+    except (OSError, ValueError) as exc:
+        log.warning("report_html_not_written", run_dir=str(run_dir), error=f"{type(exc).__name__}: {exc}")
 
 
 def emit_report(inv: Invocation, report: Report) -> int:

@@ -31,6 +31,7 @@ from deploypipe.engine.journal import Journal
 from deploypipe.engine.loader import LoadedPipeline
 from deploypipe.engine.signals import shielded, signal_name
 from deploypipe.engine.state import RunState
+from deploypipe.engine.unchanged import nothing_to_release
 from deploypipe.errors import DeployPipeError, StageErrored, StageFailed, TransientError, UsageError
 from deploypipe.spec import when as when_language
 from deploypipe.spec.model import RetrySpec, StageSpec
@@ -38,7 +39,7 @@ from deploypipe.stages.base import Outputs, StageResult
 from deploypipe.stages.context import Resources, StageContext
 from deploypipe.stages.protocols import Interruptible
 from deploypipe.stages.registry import get_stage
-from deploypipe.stages.report import ErrorInfo, Outcome, Report
+from deploypipe.stages.report import Diagnostic, ErrorInfo, Outcome, Report
 
 __all__ = ["RunGuard", "Runner", "pipeline_digest"]
 
@@ -84,9 +85,10 @@ class Runner:
 
     def __init__(self, loaded: LoadedPipeline, resources: Resources, journal: Journal, *,
                  sleep: Callable[[float], None] | None = None, clock: Callable[[], float] | None = None,
-                 now: Callable[[], datetime] | None = None, guard: RunGuard | None = None):
+                 now: Callable[[], datetime] | None = None, guard: RunGuard | None = None, force: bool = False):
         self.loaded = loaded
         self.guard = guard or _Unguarded()
+        self.force = force
         self.spec = loaded.spec
         self.resources = resources
         self.journal = journal
@@ -104,10 +106,14 @@ class Runner:
         def emit(event: str, **fields: Any) -> None:
             self.journal.emit(event, stage=stage.id, **fields)
 
+        def diagnose(diagnostic: Diagnostic) -> None:
+            self.state.diagnostics.append(diagnostic)
+            self.journal.emit("diagnostic", **diagnostic.model_dump(mode="json"))
+
         return StageContext(
             run_id=self.journal.run_id, stage_id=stage.id, stage_type=stage.type, pipeline_name=self.spec.name,
             pipeline_path=self.loaded.path, run_dir=self.journal.run_dir, resources=self.resources,
-            earlier=dict(self.state.outputs), run=self.state.report(outcome), emit=emit,
+            earlier=dict(self.state.outputs), run=self.state.report(outcome), emit=emit, diagnose=diagnose,
             log=log.bind(stage=stage.id, stage_type=stage.type), sleep=self.sleep, clock=self.clock, now=self.now,
             timeout_s=timeout, prior_events=prior, attempt=attempt,
         )
@@ -189,6 +195,8 @@ class Runner:
         record.changed_production = result.changed_production
         self.state.outputs[stage.id] = result.outputs
         self.state.deploys.extend(result.deploys)
+        if result.caveat:
+            self.state.caveats.append(f"{stage.id}: {result.caveat}")
         if result.changed_production:
             self.state.mark_changed(stage.id)
         for warning in result.warnings:
@@ -283,10 +291,15 @@ class Runner:
                           resumed_from=resumed_from)
         unfinished = self.restore(resume_events) if resume_events else {}
         failure: tuple[StageSpec, BaseException] | None = None
+        unchanged: str | None = None
         for stage in self.spec.stages:
             record = self.state.records[stage.id]
             if record.status == "succeeded":
                 self.journal.emit("stage_resumed", stage=stage.id)
+                continue
+            if unchanged is not None and stage.when != "always":
+                record.status = "skipped"
+                self.journal.emit("stage_skipped", stage=stage.id, when=stage.when, reason=unchanged)
                 continue
             if failure is not None or stage.when == "on_failure":
                 continue  # after a failure, `always` and `on_failure` stages run once the outcome is known, below
@@ -300,6 +313,8 @@ class Runner:
                 continue
             exc = self._run_stage(stage, unfinished.get(stage.id, ()))
             if exc is None:
+                if not self.force:
+                    unchanged = nothing_to_release(self.spec.stages, self.state.outputs)
                 continue
             if stage.on_failure == "continue" and not isinstance(exc, KeyboardInterrupt):
                 record.warnings.append("failure ignored (on_failure: continue)")
@@ -307,7 +322,9 @@ class Runner:
             failure = (stage, exc)
         if failure is None:
             shipped = ", ".join(f"{d.service} at {(d.commit or '')[:12]}" for d in self.state.deploys)
-            self.state.message = "deployed and verified" + (f": {shipped}" if shipped else "")
+            done = ("deployed, NOT fully verified (" + "; ".join(self.state.caveats) + ")" if self.state.caveats
+                    else "deployed and verified")
+            self.state.message = unchanged or done + (f": {shipped}" if shipped else "")
             self._finalizers(failed=False, outcome=Outcome.DEPLOYED)
             return Outcome.DEPLOYED
         stage, exc = failure

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from deploypipe.spec.model import StageSpec
 from deploypipe.stages.base import DeployRecord, Outputs
-from deploypipe.stages.report import Outcome, Report, RollbackReport, StageReport
+from deploypipe.stages.report import Diagnostic, Outcome, Report, RollbackReport, StageReport
 
 __all__ = ["RunState"]
 
@@ -28,6 +28,8 @@ class RunState:
     changed: list[str] = field(default_factory=list)  # stages that changed production, in completion order
     deploys: list[DeployRecord] = field(default_factory=list)
     rollback: RollbackReport = field(default_factory=RollbackReport)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    caveats: list[str] = field(default_factory=list)
     message: str = ""
     resumed_from: str | None = None
 
@@ -48,5 +50,6 @@ class RunState:
             message=message if message is not None else (self.message or outcome.value),
             resumed_from=self.resumed_from,
             stages=[record.model_copy(deep=True) for record in self.records.values()],
-            deploys=list(self.deploys), rollback=self.rollback.model_copy(deep=True), run_dir=str(self.run_dir),
+            deploys=list(self.deploys), rollback=self.rollback.model_copy(deep=True),
+            diagnostics=list(self.diagnostics), run_dir=str(self.run_dir),
         )

@@ -34,7 +34,9 @@ from deploypipe.core.processes import free_port, wait_ready
 from deploypipe.emulator.blueprint import DatabaseDef, load_blueprint
 from deploypipe.errors import StageErrored, UsageError
 from deploypipe.local.repo import LocalRepo
-from deploypipe.spec.model import LocalSpec
+from deploypipe.local.traffic import TrafficGenerator
+from deploypipe.render.client import RenderClient
+from deploypipe.spec.model import LocalSpec, TrafficSpec
 
 __all__ = ["LocalEnvironment", "stop_local"]
 
@@ -93,6 +95,7 @@ class LocalEnvironment:
     app_dirs: tuple[str, ...] = ()
     database: str | None = None
     keep_running: bool = False
+    traffic: TrafficSpec | None = None
     _started: list[Any] = field(default_factory=list)
 
     @classmethod
@@ -101,8 +104,10 @@ class LocalEnvironment:
             spec = LocalSpec.model_validate(raw)
         except ValidationError as exc:  # reported precisely by the pipeline loader; here just refuse
             raise UsageError(f"local: {exc.errors()[0]['msg']}", where=str(inv.pipeline_path())) from None
+        traffic = spec.traffic if inv.env.get("DEPLOYPIPE_LOCAL_TRAFFIC", "on") != "off" else None
         return cls(project_dir=inv.project_dir, local_dir=inv.state_dir / "local", blueprint=spec.blueprint,
-                   app_dirs=tuple(spec.app_dirs), database=spec.database, keep_running=inv.keep_running)
+                   app_dirs=tuple(spec.app_dirs), database=spec.database, keep_running=inv.keep_running,
+                   traffic=traffic)
 
     # -- pieces ------------------------------------------------------------------
     def production_database(self) -> DatabaseDef:
@@ -173,17 +178,32 @@ class LocalEnvironment:
         log.info("local_render_started", url=url, pid=proc.pid)
         return url
 
+    def start_traffic(self, api_url: str, api_key: str) -> TrafficGenerator | None:
+        """Start the pipeline's local traffic (if any) at the service's stable URL on the local Render."""
+        if self.traffic is None:
+            return None
+        with RenderClient.from_env({"RENDER_API_URL": api_url, "RENDER_API_KEY": api_key}) as client:
+            service = client.find_service(self.traffic.service)
+        if not service.url:
+            raise UsageError(f"local.traffic.service: {self.traffic.service} has no URL on the local Render",
+                             hint="send traffic to a web service of the Blueprint")
+        return TrafficGenerator(service.url, self.traffic).start()
+
     @contextlib.contextmanager
     def running(self) -> Iterator[dict[str, str]]:
         values = _load_secrets(self.local_dir)
+        traffic: TrafficGenerator | None = None
         try:
             database = self.production_database()
             database_url = self.start_database(database, values["db_password"])
             repo = self.sync_repo()
             url = self.start_render(values["api_key"], repo, database.name, database_url)
+            traffic = self.start_traffic(url, values["api_key"])
             yield {"RENDER_API_URL": url, "RENDER_API_KEY": values["api_key"], "DATABASE_URL": database_url,
                    "DEPLOYPIPE_LOCAL_REPO": str(repo.path), "DEPLOYPIPE_LOCAL_DIR": str(self.local_dir)}
         finally:
+            if traffic is not None:
+                traffic.stop()
             if not self.keep_running:
                 stop_local(self.local_dir)
             else:

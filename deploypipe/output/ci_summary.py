@@ -30,6 +30,7 @@ _OUTCOME = {"deployed": "✅", "blocked": "⛔", "rolled_back": "↩️", "needs
             "rollback_verified": "✅", "rollback_failed": "🚨"}
 _STATUS = {"succeeded": "✅", "failed": "❌", "errored": "💥", "skipped": "⏭️", "not_run": "➖", "from_run": "↩️"}
 _CELL_MAX = 300
+_FENCE = "`" * 3
 
 
 def _cell(value: Any, limit: int = _CELL_MAX) -> str:
@@ -106,6 +107,12 @@ def render_markdown(report: Report) -> str:
                 lines.append(f"| {_cell(item.stage)} | {_cell(item.action)} | "
                              f"{'✅' if item.verified else '❌'} | {_cell(item.summary)} |")
             lines.append("")
+
+    for diagnostic in report.diagnostics:
+        what = f"{diagnostic.kind} log of {diagnostic.service}" + (
+            f" deploy `{_cell(diagnostic.deploy_id)}`" if diagnostic.deploy_id else "")
+        lines += [f"<details><summary>Why: {what}: {_cell(diagnostic.headline or 'see the lines')}</summary>", "",
+                  _FENCE, *[line.replace(_FENCE, "'''") for line in diagnostic.lines], _FENCE, "", "</details>", ""]
 
     if report.run_dir:
         lines += [f"Run directory: `{report.run_dir}` (events.jsonl and report.json)", ""]

@@ -35,10 +35,23 @@ class _StderrFile:
         sys.stderr.flush()
 
 
+#: events the console progress display already shows (a stage's end, its warnings): not logged again there
+PROGRESS_EVENTS = frozenset({"stage_succeeded", "stage_failed", "stage_errored", "stage_warning", "retrying",
+                             "compensation_succeeded", "compensation_failed"})
+
+
+def _drop_progress_events(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    if event_dict.get("event") in PROGRESS_EVENTS:
+        raise structlog.DropEvent
+    return event_dict
+
+
 def configure_logging(*, json_lines: bool, redactor: Redactor, level: str = "info",
-                      stream: TextIO | None = None) -> None:
+                      stream: TextIO | None = None, shown_by_progress: bool = False) -> None:
+    """Configure structlog; with ``shown_by_progress`` the events the progress display prints are not logged."""
     numeric = getattr(logging, level.upper(), logging.INFO)
     processors: list[Any] = [
+        *([_drop_progress_events] if shown_by_progress else []),
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -45,10 +45,8 @@ class ConsoleProgress:
         stage = event.get("stage")
         if kind == "stage_started":
             self._stop()
-            if self.live:
+            if self.live:  # without a terminal there is one line per stage: the one saying how it ended
                 self._start(f"[bold]{stage}[/] ({event.get('type')}) {event.get('plan', '')}")
-            else:
-                self.console.print(f"▶ {stage} ({event.get('type')})", markup=False)
         elif kind in ("stage_succeeded", "stage_failed", "stage_errored"):
             self._stop()
             status = kind.removeprefix("stage_")
@@ -88,6 +86,12 @@ def print_summary(report: Report, stream: TextIO) -> None:
     for deploy in report.deploys:
         console.print(f"deploy {deploy.service}: {deploy.deploy_id} commit {(deploy.commit or '')[:12]} "
                       f"{deploy.status}", markup=False)
+    for diagnostic in report.diagnostics:
+        what = f"{diagnostic.kind} log of {diagnostic.service}" + (f" deploy {diagnostic.deploy_id}"
+                                                                     if diagnostic.deploy_id else "")
+        console.print(f"[bold]{what}[/] (last {len(diagnostic.lines)} lines):")
+        for line in diagnostic.lines:
+            console.print(f"  {line}", markup=False, highlight=False)
     colour = _OUTCOME.get(report.outcome.value, "white")
     console.print(f"[{colour}]{report.outcome.value}[/] (exit {report.exit_code}): ", end="")
     console.print(report.message, markup=False)

@@ -19,6 +19,7 @@ class Replay:
     seed_minutes: float  # how long production was hurt or blocked in the seed
     expected_exit: int
     expected_stage: str  # the stage type that stops or undoes it
+    traffic: bool = False  # the local default sends its traffic mix during the replay (so row counts grow)
 
 
 REPLAYS: dict[str, Replay] = {r.name: r for r in (
@@ -55,6 +56,14 @@ REPLAYS: dict[str, Replay] = {r.name: r for r in (
         before=("A release removed an export still in use: every API request answered 500; two incidents over "
                 "4 hours 14 minutes (14:18–18:32 UTC), each detected and fixed by hand."),
         seed_minutes=254, expected_exit=3, expected_stage="verify.health",
+    ),
+    Replay(
+        name="partial-outage",
+        seed="003_760050b9ee1a4eb1.txt",
+        title="one endpoint broken (POST /notes answers 500) while /health stays green",
+        before=("The removed export broke routes, not the process: health checks stayed green while API requests "
+                "answered 500 for 4 hours 14 minutes; nobody's check covered the broken path."),
+        seed_minutes=254, expected_exit=3, expected_stage="verify.traffic", traffic=True,
     ),
     Replay(
         name="transaction-cascade",

@@ -93,6 +93,14 @@ def _broken_app(app_source: str) -> str:
     )
 
 
+def _partial_outage(app_source: str) -> str:
+    """Seed 003's shape, narrower: one route (POST /notes) calls a removed helper; /health and GETs stay green."""
+    return app_source.replace(
+        "            note_id = await run_in_threadpool(_add_note, body, author)\n",
+        "            note_id = await run_in_threadpool(add_note_with_audit, body, author)  # removed in the refactor\n",
+    )
+
+
 BAD_CHANGES: dict[str, dict[str, Any]] = {
     "pgvector-version": {"files": {f"{MIGRATIONS}/0003_enable_pgvector.py": PGVECTOR},
                          "message": "Add pgvector (migration generated locally with VERSION 0.5.1)"},
@@ -104,6 +112,8 @@ BAD_CHANGES: dict[str, dict[str, Any]] = {
                             "message": "Add tags; wrap op.* in safe helpers"},
     "broken-release": {"transform": {f"{APP}/app.py": _broken_app},
                        "message": "Phase 2: remove the retry wrapper layer"},
+    "partial-outage": {"transform": {f"{APP}/app.py": _partial_outage},
+                       "message": "Phase 3: drop the audit helpers"},
     "failed-migration-state": {"files": {f"{APP}/prisma/migrations/{PRISMA_MIGRATION}/migration.sql": PRISMA_INIT_SQL},
                                "message": "Add the Prisma schema of the API service",
                                "production_sql": PRISMA_INIT_SQL + """

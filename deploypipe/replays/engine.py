@@ -43,7 +43,12 @@ class ReplayResult:
 
     @property
     def unharmed(self) -> bool:
-        return self.before == self.after
+        """The same release serves and no data was lost (with traffic running, tables may only have grown)."""
+        if not self.replay.traffic:
+            return self.before == self.after
+        rows_before, rows_after = self.before.get("rows", {}), self.after.get("rows", {})
+        return (self.before.get("commit") == self.after.get("commit") and set(rows_before) == set(rows_after)
+                and all(rows_after[table] >= count for table, count in rows_before.items()))
 
     def summary(self) -> str:
         first = self.runs[0]

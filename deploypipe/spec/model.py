@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from deploypipe.spec.targets import Targets
 
-__all__ = ["Defaults", "LocalSpec", "LockSpec", "Pipeline", "RetrySpec", "StageSpec", "VariableSpec"]
+__all__ = ["Defaults", "LocalSpec", "LockSpec", "Pipeline", "RetrySpec", "StageSpec", "TrafficRequest", "TrafficSpec",
+           "VariableSpec"]
 
 STAGE_ID = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 STAGE_TYPE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
@@ -45,6 +46,29 @@ class LockSpec(_Frozen):
     wait_s: float = Field(0.0, ge=0, description="How long a second run waits for the lock before giving up.")
 
 
+class TrafficRequest(_Frozen):
+    """One kind of request in the local default's traffic mix."""
+
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "GET"
+    path: str = Field(..., pattern=r"^/", description="Path on the service, e.g. /notes.")
+    weight: float = Field(1.0, gt=0, description="Relative share of the mix.")
+    json_body: Any = Field(None, alias="json", description="JSON body to send.")
+
+    @property
+    def json(self) -> Any:
+        return self.json_body
+
+
+class TrafficSpec(_Frozen):
+    """Steady, bounded loopback traffic the local default sends to a service while it runs."""
+
+    service: str = Field(..., description="Blueprint service (its stable URL on 127.0.0.1) to send traffic to.")
+    rate_per_s: float = Field(4.0, gt=0, le=50, description="Mean requests per second (Poisson arrivals).")
+    max_s: float = Field(600.0, gt=0, le=3600, description="Stop after this long.")
+    max_requests: int = Field(5000, ge=1, le=100_000, description="Stop after this many requests.")
+    requests: list[TrafficRequest] = Field(..., min_length=1, description="The mix.")
+
+
 class LocalSpec(_Frozen):
     """The embedded local default: an embedded PostgreSQL as production and the local Render on loopback."""
 
@@ -55,7 +79,7 @@ class LocalSpec(_Frozen):
     )
     database: str | None = Field(None, description="Blueprint database that plays production (default: the "
                                                    "Blueprint's only database).")
-    seed_sql: str | None = Field(None, description="SQL file run once against a new local production database.")
+    traffic: TrafficSpec | None = Field(None, description="Traffic to send while the pipeline runs (for verify.traffic).")
 
 
 class StageSpec(_Frozen):

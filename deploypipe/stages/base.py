@@ -9,6 +9,7 @@ expressions and the report can read). The protocols stages implement are in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Generic, Mapping, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -38,13 +39,19 @@ class NoOutputs(Outputs):
 
 
 class ServiceRelease(Outputs):
-    """Outputs of a stage that made a release of a service live: which service, deploy and commit, and where."""
+    """Outputs of a stage that made a release of a service live: which service, deploy and commit, and where.
+
+    ``created_at`` is when Render created the deploy (its new instance's logs start then); ``live_at`` when it
+    went live (the switch a traffic analysis measures from).
+    """
 
     service: str
     service_id: str
     deploy_id: str | None = None
     commit: str | None = None
     url: str | None = None
+    created_at: datetime | None = None
+    live_at: datetime | None = None
 
 
 class DeployRecord(BaseModel):
@@ -67,7 +74,9 @@ class StageResult(Generic[OutputsT]):
 
     ``changed_production`` says whether production was touched (it decides
     between exit 1 and exit 3 and whether ``compensate`` is due); ``warnings``
-    are shown to the operator but do not fail the stage.
+    are shown to the operator but do not fail the stage; a ``caveat`` limits
+    what the run may claim (e.g. "inconclusive: 3 requests": the release was
+    not verified on traffic) and goes into the run's final message.
     """
 
     outputs: OutputsT
@@ -75,6 +84,7 @@ class StageResult(Generic[OutputsT]):
     summary: str = ""
     warnings: tuple[str, ...] = ()
     deploys: tuple[DeployRecord, ...] = ()
+    caveat: str = ""
 
 
 @dataclass(frozen=True)

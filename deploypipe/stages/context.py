@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
 from deploypipe.core.redact import Redactor
 from deploypipe.spec.targets import Targets
 from deploypipe.stages.base import Outputs
-from deploypipe.stages.report import Report
+from deploypipe.stages.report import Diagnostic, Report
 
 if TYPE_CHECKING:  # pragma: no cover
     import httpx
@@ -105,7 +105,8 @@ class StageContext:
     until the end; finalizers such as notify.webhook see the provisional
     outcome); ``prior_events`` holds this stage's journal events from an
     interrupted run being resumed (e.g. ``deploy_triggered``, so a deploy is
-    never triggered twice).
+    never triggered twice); ``diagnose`` adds Render's log lines explaining a
+    failure to the run's report.
     """
 
     run_id: str
@@ -119,6 +120,7 @@ class StageContext:
     run: Report
     emit: Callable[..., None]
     log: Any
+    diagnose: Callable[[Diagnostic], None] = lambda diagnostic: None
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     now: Callable[[], datetime] = utcnow

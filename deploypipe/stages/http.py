@@ -22,6 +22,7 @@ from deploypipe.stages.base import Compensation, Restored, ServiceRelease, Stage
 from deploypipe.stages.base import Outputs as BaseOutputs
 from deploypipe.stages.base import Params as BaseParams
 from deploypipe.stages.context import StageContext
+from deploypipe.stages.diagnostics import explain_release
 from deploypipe.stages.render import RenderPreflight
 
 __all__ = ["HttpCheck", "SmokeRequest", "VerifyHealth"]
@@ -228,13 +229,20 @@ class VerifyHealth:
     def run(self, ctx: StageContext, params: VerifyHealth.Params) -> StageResult[VerifyHealth.Outputs]:
         commit = self._deployed_commit(ctx, params.service) if params.expect_commit else None
         spec = self._probe(ctx, params, commit)
-        sent, last = _wait_until_healthy(ctx, spec, params.successes, params.interval_s, params.healthy_within_s,
-                                         params.failure_threshold)
-        ctx.emit("health_verified", url=spec.url, probes=sent, commit=commit)
-        self._smoke(ctx, params)  # real endpoints right away: a release that 500s everywhere is caught in seconds
-        observed = self._observe(ctx, spec, params) if params.observe_s else 0
-        if params.observe_s:
-            self._smoke(ctx, params)
+        try:
+            sent, last = _wait_until_healthy(ctx, spec, params.successes, params.interval_s,
+                                             params.healthy_within_s, params.failure_threshold)
+            ctx.emit("health_verified", url=spec.url, probes=sent, commit=commit)
+            self._smoke(ctx, params)  # real endpoints right away: a release that 500s everywhere is caught in seconds
+            observed = self._observe(ctx, spec, params) if params.observe_s else 0
+            if params.observe_s:
+                self._smoke(ctx, params)
+        except StageFailed as exc:
+            release = ctx.latest(ServiceRelease, where=lambda o: o.service == params.service)
+            line = explain_release(ctx, release) if release is not None else ""
+            if not line:
+                raise
+            raise StageFailed(f"{exc.message}; app log: {line}", where=exc.where, hint=exc.hint) from exc
         outputs = self.Outputs(service=params.service, url=spec.url, commit=commit, probes=sent + observed,
                                observed_s=params.observe_s, smoke=len(params.smoke))
         return StageResult(outputs=outputs, summary=f"healthy ({sent} probes), stable for {params.observe_s:g}s")

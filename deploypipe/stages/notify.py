@@ -79,6 +79,9 @@ def summary_text(run: Report, outcome: str, own_stage: str | None = None) -> str
     if run.rollback.performed:
         state = "verified" if run.rollback.verified else "NOT VERIFIED - a human must act"
         lines.append(f"rollback {state}" + "".join(f"; {i.stage}: {i.summary}" for i in run.rollback.items))
+    for diagnostic in run.diagnostics:
+        lines.append(f"why ({diagnostic.kind} log of {diagnostic.service}): {diagnostic.headline}")
+        lines += [f"    {line}" for line in diagnostic.lines]
     lines.append(f"report: {run.report_path}")
     return "\n".join(lines)
 
@@ -142,6 +145,7 @@ class NotifyWebhook:
                        for s in run.stages if s.id != own_stage],
             "deploys": [d.model_dump(mode="json") for d in run.deploys],
             "rollback": run.rollback.model_dump(mode="json"), "report_path": str(run.report_path), "text": text,
+            "diagnostics": [d.model_dump(mode="json") for d in run.diagnostics],
         }
 
     def run(self, ctx: StageContext, params: NotifyWebhook.Params) -> StageResult[NotifyWebhook.Outputs]:

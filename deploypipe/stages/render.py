@@ -12,7 +12,7 @@ from __future__ import annotations
 import subprocess
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Literal, Mapping
 
 from pydantic import Field
 
@@ -26,6 +26,7 @@ from deploypipe.stages.base import Compensation, ServiceRelease, StageResult
 from deploypipe.stages.base import Outputs as BaseOutputs
 from deploypipe.stages.base import Params as BaseParams
 from deploypipe.stages.context import StageContext
+from deploypipe.stages.diagnostics import explain_failure
 from deploypipe.stages.rollbacks import deploy_record, live_now, roll_back, short, undo_release, wait_for
 
 __all__ = ["RenderDeploy", "RenderPreflight", "RenderRollback"]
@@ -41,6 +42,16 @@ def _target(ctx: StageContext, key: str) -> ServiceTarget:
 
 def _repo(ctx: StageContext, key: str) -> Path:
     return (Path(ctx.resources.project_dir) / _target(ctx, key).repo_dir).resolve()
+
+
+def _when(text: str | None) -> datetime | None:
+    """A timestamp Render gave as ISO text, or None."""
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
 
 
 def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -253,9 +264,10 @@ class RenderDeploy:
         else:
             live = client.live_deploy(service.id)
             previous_id, previous_commit = (live.id, live.commit_id) if live else (None, None)
-        deploy_id = client.trigger_deploy(service.id, commit_id=commit, clear_cache=params.clear_cache).id
-        outputs = DeployOutputs(service=key, service_id=service.id, deploy_id=deploy_id, commit=commit,
-                                previous_deploy_id=previous_id, previous_commit=previous_commit, url=service.url)
+        deploy = client.trigger_deploy(service.id, commit_id=commit, clear_cache=params.clear_cache)
+        outputs = DeployOutputs(service=key, service_id=service.id, deploy_id=deploy.id, commit=commit,
+                                previous_deploy_id=previous_id, previous_commit=previous_commit, url=service.url,
+                                created_at=_when(deploy.created_at) or ctx.now())
         ctx.emit(self.point_of_no_return, **outputs.model_dump(mode="json"))
         return outputs
 
@@ -282,16 +294,33 @@ class RenderDeploy:
         if final.status in DeployStatus.FAILURE:
             reason = client.deploy_failure_reason(outputs.service_id, final.id)
             ctx.emit("deploy_failed", service=key, deploy_id=final.id, status=final.status, reason=reason)
+            logged = self._explain(ctx, outputs, final)
             keeps = f"commit {short(outputs.previous_commit)}" if outputs.previous_deploy_id else "the previous release"
             raise StageFailed(f"deploy {final.id} of {key} (commit {short(outputs.commit)}) ended {final.status}: "
-                              f"{reason}; {keeps} keeps serving", where=ctx.where, outputs=outputs,
-                              hint="read the deploy's logs in the Render dashboard; nothing to roll back")
+                              f"{reason}{logged}; {keeps} keeps serving", where=ctx.where, outputs=outputs,
+                              hint="the last log lines are in the run report (diagnostics); nothing to roll back")
         warnings: tuple[str, ...] = ()
         if final.status == DeployStatus.DEACTIVATED:
             warnings = (f"{key}: deploy {final.id} went live but a newer deploy has already replaced it",)
-        ctx.emit("deploy_live", service=key, deploy_id=final.id, commit=outputs.commit, status=final.status)
+        outputs = outputs.model_copy(update={"live_at": _when(final.finished_at) or ctx.now()})
+        ctx.emit("deploy_live", service=key, deploy_id=final.id, commit=outputs.commit, status=final.status,
+                 live_at=outputs.live_at)
         return StageResult(outputs=outputs, changed_production=True, deploys=(deploy_record(key, final),),
                            warnings=warnings, summary=f"{key}: {final.id} live at commit {short(outputs.commit)}")
+
+    @staticmethod
+    def _explain(ctx: StageContext, outputs: DeployOutputs, final: Deploy) -> str:
+        """Render's logs for a failed deploy into the report; '' or '; <kind> log: <headline>' for the message."""
+        if final.status == DeployStatus.CANCELED:
+            return ""
+        kind: Literal["build", "app"] = "app" if final.status == DeployStatus.UPDATE_FAILED else "build"
+        try:
+            owner_id = ctx.resources.render.get_service(outputs.service_id).owner_id
+        except DeployPipeError:
+            owner_id = ""
+        line = explain_failure(ctx, service=outputs.service, service_id=outputs.service_id, owner_id=owner_id,
+                               deploy_id=final.id, kind=kind, since=outputs.created_at or ctx.now())
+        return f"; {kind} log: {line}" if line else ""
 
     def compensate(self, ctx: StageContext, params: RenderDeploy.Params, outputs: DeployOutputs) -> Compensation:
         return undo_release(ctx, params.service, service_id=outputs.service_id, ours=outputs.deploy_id,

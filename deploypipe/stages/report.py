@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from deploypipe.errors import DeployPipeError, ExitCode
 from deploypipe.stages.base import DeployRecord
 
-__all__ = ["ErrorInfo", "Outcome", "Report", "RollbackItem", "RollbackReport", "StageReport", "StageStatus"]
+__all__ = ["Diagnostic", "ErrorInfo", "Outcome", "Report", "RollbackItem", "RollbackReport", "StageReport",
+           "StageStatus"]
 
 StageStatus = Literal["not_run", "succeeded", "failed", "errored", "skipped", "interrupted", "from_run"]
 
@@ -85,6 +86,17 @@ class StageReport(_Model):
         return self.status in ("failed", "errored")
 
 
+class Diagnostic(_Model):
+    """Why a release failed, in Render's own logs: the last lines of the deploy's build or app logs (redacted)."""
+
+    stage: str
+    service: str
+    deploy_id: str | None = None
+    kind: Literal["build", "app"]
+    headline: str = Field("", description="The most telling line (e.g. the app's ImportError).")
+    lines: list[str] = Field(default_factory=list, description="The last lines, oldest first.")
+
+
 class RollbackItem(_Model):
     """One step of a rollback: a compensation, or the health re-verification after it."""
 
@@ -117,6 +129,7 @@ class Report(_Model):
     stages: list[StageReport] = Field(default_factory=list)
     deploys: list[DeployRecord] = Field(default_factory=list)
     rollback: RollbackReport = Field(default_factory=RollbackReport)
+    diagnostics: list[Diagnostic] = Field(default_factory=list)
     run_dir: str = ""
 
     @property

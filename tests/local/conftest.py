@@ -23,9 +23,13 @@ def make_project(tmp: Path) -> Path:
     return tmp
 
 
-def invocation(project: Path, **kwargs) -> Invocation:
+def invocation(project: Path, *, traffic: bool = False, **kwargs) -> Invocation:
+    """An invocation of the project's local default; without ``traffic`` no traffic runs and the traffic window
+    is 2 s (the analysis then warns: inconclusive), so tests that are not about traffic stay quick and exact."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RENDER_", "DEPLOYPIPE_", "DATABASE_URL"))}
     env.update({"DEPLOYPIPE_OBSERVE_S": "2", "CI": "true"})
+    if not traffic:
+        env.update({"DEPLOYPIPE_LOCAL_TRAFFIC": "off", "DEPLOYPIPE_TRAFFIC_WINDOW_S": "2"})
     kwargs.setdefault("json_output", True)
     return Invocation(pipeline="pipelines/local.yaml", project_dir=project, env=env, stdout=io.StringIO(),
                       stderr=io.StringIO(), interactive=False, **kwargs)

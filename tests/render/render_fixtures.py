@@ -86,6 +86,7 @@ class StageHarness:
     targets: Any
     events: list[dict[str, Any]] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
+    diagnostics: list[Any] = field(default_factory=list)
 
     def context(self, stage_type: str, *, stage_id: str = "stage", prior: tuple = ()) -> Any:
         from deploypipe.stages.context import Resources
@@ -99,7 +100,8 @@ class StageHarness:
             self.events.append({"event": event, "stage": stage_id, **fields})
 
         return stage_context(resources, stage_id=stage_id, stage_type=stage_type, run_dir=self.project_dir / "run",
-                             earlier=self.outputs, emit=emit, sleep=self.render.clock.sleep,
+                             earlier=self.outputs, emit=emit, diagnose=self.diagnostics.append,
+                             sleep=self.render.clock.sleep,
                              clock=self.render.clock.time, prior_events=prior)
 
     def named(self, event: str) -> list[dict[str, Any]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 from deploypipe.emulator.app import apply_fault
@@ -89,9 +91,11 @@ def test_deploy_triggers_head_journals_it_before_waiting_and_reports_the_previou
     head = git_repo.commit("app.py", "print('v2')\n", "v2")
     result = _deploy(stages)
     deploy_id = result.outputs.deploy_id
-    assert result.outputs.model_dump() == {"service": "web", "service_id": SRV, "deploy_id": deploy_id, "commit": head,
-                              "previous_deploy_id": old, "previous_commit": "1" * 40,
-                              "url": "https://web.example.test", "status": "live"}
+    on_render = stages.render.client.get_deploy(SRV, deploy_id)
+    assert result.outputs.model_dump() == {
+        "service": "web", "service_id": SRV, "deploy_id": deploy_id, "commit": head, "previous_deploy_id": old,
+        "previous_commit": "1" * 40, "url": "https://web.example.test", "status": "live",
+        "created_at": datetime.fromisoformat(on_render.created_at), "live_at": datetime.fromisoformat(on_render.finished_at)}
     assert result.changed_production is True
     assert [d.model_dump() for d in result.deploys] == [{"service": "web", "deploy_id": deploy_id, "commit": head,
                                                           "status": "live"}]
@@ -120,9 +124,12 @@ def test_a_deploy_failing_on_render_fails_the_stage_without_changing_production(
     with pytest.raises(StageFailed) as info:
         _deploy(stages, commit="2" * 40)
     error = info.value
-    assert f"ended {status}: {reason}; commit 111111111111 keeps serving" in str(error)
+    assert f"ended {status}: {reason}" in str(error) and "; commit 111111111111 keeps serving" in str(error)
     assert error.production_changed is False and error.outputs.status == status
     assert error.outputs.previous_commit == "1" * 40
+    [diagnostic] = stages.diagnostics  # Render's own logs of the failed deploy, for the report
+    assert (diagnostic.kind, diagnostic.deploy_id) == ("app" if phase == "update" else "build", error.outputs.deploy_id)
+    assert diagnostic.lines
 
 
 def test_a_deploy_canceled_on_render_fails_the_stage_without_changing_production(stages):

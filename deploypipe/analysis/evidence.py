@@ -4,6 +4,10 @@ Metrics buckets are attributed by their start time. A bucket that straddles the 
 releases and is counted for neither; that is why the metrics windows are aligned to the bucket grid (Render's
 buckets start at multiples of the resolution): the new release's window starts at the first bucket boundary at
 or after the switch. Request logs carry exact times and are attributed to the release from the switch itself.
+
+When every request-log page of both windows was complete (none overflowed: light traffic, e.g. the local
+default's), the logs are exact per-request counts: :meth:`Evidence.count_from_logs` takes the service's counts
+from them, and the observation need not wait for the bucket grid to catch up with a short window.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ class Windows:
     new_logs: Window
     baseline_logs: Window
     resolution_s: int
+    requested_end: float = 0.0  # switched_at + window_s: where the exact (log) window ends
 
     @property
     def metrics_span(self) -> Window:
@@ -63,7 +68,8 @@ def plan_windows(switched_at: float, *, window_s: float, resolution_s: int,
     base_start = _align_up(baseline.start, resolution_s)
     base_end = max(_align_down(baseline.end, resolution_s), base_start)
     return Windows(switched_at=switched_at, new=Window(new_start, new_end), baseline=Window(base_start, base_end),
-                   new_logs=Window(switched_at, new_end), baseline_logs=baseline, resolution_s=resolution_s)
+                   new_logs=Window(switched_at, new_end), baseline_logs=baseline, resolution_s=resolution_s,
+                   requested_end=switched_at + window_s)
 
 
 @dataclass
@@ -96,6 +102,22 @@ class Evidence:
         values = [b for b in buckets if not math.isnan(b.ms)]
         self.latency_new_ms = tuple(b.ms for b in values if b.start in self.windows.new)
         self.latency_baseline_ms = tuple(b.ms for b in values if b.start in self.windows.baseline)
+
+    @property
+    def logs_complete(self) -> bool:
+        """Both windows' request logs were read and no page overflowed: the logs hold every request."""
+        paths = self.paths
+        return paths.baseline_read and not paths.new_sampled and not paths.baseline_sampled
+
+    def count_from_logs(self) -> None:
+        """Take the service's counts from complete request logs (exact) instead of the metrics buckets."""
+        paths = self.paths
+        self.requests = sum(p.requests for p in paths.new.values())
+        self.errors = sum(p.errors for p in paths.new.values())
+        self.baseline_requests = sum(p.requests for p in paths.baseline.values())
+        self.baseline_errors = sum(p.errors for p in paths.baseline.values())
+        self.counts_read = True
+        self.note("counts from the complete request logs (every request seen)")
 
     def note(self, text: str) -> None:
         if text not in self.notes:

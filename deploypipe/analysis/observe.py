@@ -167,20 +167,27 @@ class _Observation:
             self.sleep(max(0.0, next_look - self.clock()))
             next_look = self.clock() + config.interval_s
             looks += 1
-            over = self.clock() >= windows.new.end
+            exact = self.evidence.logs_complete
+            over = self.clock() >= (windows.requested_end if exact else windows.new.end)
             looks_after_end += over
             self._read_counts()
             self._read_logs()
+            if self.evidence.logs_complete:
+                self.evidence.count_from_logs()
             self._log_look(looks)
             if config.fail_fast:
                 verdict = judge(self.evidence, config, level=config.interim_level(), final=False)
                 if verdict is not None:
                     return self._finish(verdict, looks, early=True)
+            if over and exact and self.evidence.logs_complete and self.cursor >= windows.requested_end:
+                break  # every request of the window is in the logs already: no bucket to wait for
             if over and (self._settled(looks_after_end) or looks >= config.planned_looks() - 1):
                 break
         self.sleep(max(0.0, next_look - self.clock()))
         self._read_latency()
         self._read_logs()
+        if self.evidence.logs_complete:
+            self.evidence.count_from_logs()
         verdict = judge(self.evidence, config, level=config.final_level(), final=True)
         assert verdict is not None
         return self._finish(verdict, looks + 1, early=False)

@@ -208,3 +208,27 @@ def test_a_monotonic_clock_is_refused_because_render_dates_its_data() -> None:
     source = service(clock)
     with pytest.raises(ValueError, match="pass clock=time.time"):
         observe(source, FAST, switched_at=12345.0, clock=lambda: 12345.0, sleep=clock.sleep)
+
+
+# Light traffic (the local default's): every request-log page is complete, so the logs are the exact counts.
+LIGHT = TrafficConfig(interval_s=2, resolution_s=30, window_s=12, baseline_s=20, late_data_s=4, min_requests=20)
+
+
+def test_with_complete_request_logs_a_short_window_ends_at_the_window_not_at_the_metrics_bucket_grid() -> None:
+    clock = BoundedClock(SWITCH + 7)  # the switch lands mid-bucket: the metrics window would start 23 s later
+    source = service(clock, rate_per_s=4.0)
+    verdict = watch(source, clock, LIGHT)
+    assert verdict.status == "pass", verdict.reasons
+    assert LIGHT.window_s <= verdict.elapsed_s <= LIGHT.window_s + 2 * LIGHT.interval_s
+    assert any("complete request logs" in reason for reason in verdict.reasons)
+    exact = Window(source.scenario.switched_at, source.scenario.switched_at + verdict.elapsed_s)
+    requests, errors = true_counts(source, exact)
+    assert abs(verdict.figures.requests - requests) <= 8 and verdict.figures.errors == errors
+
+
+def test_once_a_log_page_overflows_the_counts_come_from_the_metrics_and_the_bucket_grid_is_awaited() -> None:
+    clock = BoundedClock(SWITCH + 7)
+    source = service(clock, rate_per_s=40.0)  # 800 requests in the 20 s baseline: its one log page overflows
+    verdict = watch(source, clock, LIGHT)
+    assert verdict.elapsed_s >= 23 + LIGHT.resolution_s  # waited for a whole bucket after the switch
+    assert not any("complete request logs" in reason for reason in verdict.reasons)

@@ -147,6 +147,7 @@ class Runner:
         bound = {"service": service} if isinstance(service, str) else {}
         structlog.contextvars.bind_contextvars(stage=stage.id, **bound)
         self.journal.emit("stage_started", stage=stage.id, type=stage.type, plan=impl.plan(params))
+        log.info("stage_started", stage=stage.id, type=stage.type)
         record.started_at = self.now()
         started = self.clock()
         try:
@@ -199,6 +200,7 @@ class Runner:
             self.state.caveats.append(f"{stage.id}: {result.caveat}")
         if result.changed_production:
             self.state.mark_changed(stage.id)
+        log.info("stage_succeeded", stage=stage.id, duration_s=duration_s, summary=result.summary)
         for warning in result.warnings:
             log.warning("stage_warning", stage=stage.id, warning=warning)
         self.journal.emit("stage_succeeded", stage=stage.id, attempts=record.attempts, duration_s=record.duration_s,
@@ -289,6 +291,7 @@ class Runner:
         self.journal.emit("run_started", pipeline=self.spec.name, path=str(self.loaded.path),
                           digest=pipeline_digest(self.loaded), stages=[s.id for s in self.spec.stages],
                           resumed_from=resumed_from)
+        log.info("run_started", pipeline=self.spec.name, run_dir=str(self.journal.run_dir))
         unfinished = self.restore(resume_events) if resume_events else {}
         failure: tuple[StageSpec, BaseException] | None = None
         unchanged: str | None = None
@@ -325,8 +328,9 @@ class Runner:
             done = ("deployed, NOT fully verified (" + "; ".join(self.state.caveats) + ")" if self.state.caveats
                     else "deployed and verified")
             self.state.message = unchanged or done + (f": {shipped}" if shipped else "")
-            self._finalizers(failed=False, outcome=Outcome.DEPLOYED)
-            return Outcome.DEPLOYED
+            outcome = Outcome.UNCHANGED if unchanged else Outcome.DEPLOYED
+            self._finalizers(failed=False, outcome=outcome)
+            return outcome
         stage, exc = failure
         detail = exc.detail() if isinstance(exc, DeployPipeError) else ErrorInfo.of(exc).message
         self.state.message = f"stage {stage.id} ({stage.type}) {self.state.records[stage.id].status}: {detail}"
@@ -416,4 +420,5 @@ class Runner:
             self.state.message = message
         report = self.state.report(outcome, finished_at=self.now())
         self.journal.emit("run_finished", outcome=outcome.value, exit_code=report.exit_code, message=report.message)
+        log.info("run_finished", outcome=outcome.value, exit_code=report.exit_code)
         return self.journal.write_report(report)

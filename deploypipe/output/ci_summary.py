@@ -27,7 +27,7 @@ from deploypipe.stages.report import Report, StageReport
 __all__ = ["main", "render_markdown", "render_missing", "write_step_summary"]
 
 _OUTCOME = {"deployed": "✅", "blocked": "⛔", "rolled_back": "↩️", "needs_human": "🚨",
-            "rollback_verified": "✅", "rollback_failed": "🚨"}
+            "rollback_verified": "✅", "rollback_failed": "🚨", "unchanged": "⏸️"}
 _STATUS = {"succeeded": "✅", "failed": "❌", "errored": "💥", "skipped": "⏭️", "not_run": "➖", "from_run": "↩️"}
 _CELL_MAX = 300
 _FENCE = "`" * 3

@@ -30,7 +30,7 @@ pre { background: #0f1720; color: #e6edf3; padding: 10px 12px; border-radius: 6p
   white-space: pre-wrap; word-break: break-all; }
 .outcome { display: inline-block; padding: 2px 10px; border-radius: 999px; color: #fff; font-weight: 600;
   background: var(--outcome, var(--info)); }
-body.outcome-deployed, body.outcome-rollback_verified { --outcome: var(--ok); }
+body.outcome-deployed, body.outcome-rollback_verified, body.outcome-unchanged { --outcome: var(--ok); }
 body.outcome-rolled_back { --outcome: var(--warn); }
 body.outcome-blocked { --outcome: #b26a00; }
 body.outcome-needs_human, body.outcome-rollback_failed { --outcome: var(--bad); }

@@ -36,7 +36,8 @@ class _StderrFile:
 
 
 #: events the console progress display already shows (a stage's end, its warnings): not logged again there
-PROGRESS_EVENTS = frozenset({"stage_succeeded", "stage_failed", "stage_errored", "stage_warning", "retrying",
+PROGRESS_EVENTS = frozenset({"stage_started", "stage_succeeded", "stage_failed", "stage_errored", "stage_warning",
+                             "retrying",
                              "compensation_succeeded", "compensation_failed"})
 
 

@@ -14,7 +14,8 @@ __all__ = ["ConsoleProgress", "print_summary"]
 
 _MARK = {"succeeded": "[green]✓[/]", "failed": "[red]✗[/]", "errored": "[red]![/]", "skipped": "[dim]-[/]",
          "not_run": "[dim]·[/]"}
-_OUTCOME = {"deployed": "green", "blocked": "yellow", "rolled_back": "yellow", "needs_human": "bold red"}
+_OUTCOME = {"deployed": "green", "unchanged": "green", "blocked": "yellow", "rolled_back": "yellow",
+            "needs_human": "bold red"}
 
 
 class ConsoleProgress:

@@ -34,7 +34,7 @@ from deploypipe.stages.report import Outcome, Report
 __all__ = ["NotifyWebhook", "run_outcome", "summary_text"]
 
 ATTEMPTS = 3
-SUCCESS_OUTCOMES = ("deployed", "rollback_verified")
+SUCCESS_OUTCOMES = ("deployed", "unchanged", "rollback_verified")
 RESULTS: tuple[Literal["success", "failure"], ...] = ("success", "failure")
 _MAX_RETRY_AFTER_S = 30.0
 

@@ -29,6 +29,7 @@ class Outcome(StrEnum):
 
     RUNNING = "running"  # provisional, while finalizers (notify) run
     DEPLOYED = "deployed"
+    UNCHANGED = "unchanged"  # nothing to release: the commit was live and no migration pending
     BLOCKED = "blocked"
     ROLLED_BACK = "rolled_back"
     NEEDS_HUMAN = "needs_human"
@@ -41,10 +42,10 @@ class Outcome(StrEnum):
 
     @property
     def succeeded(self) -> bool:
-        return self in (Outcome.DEPLOYED, Outcome.ROLLBACK_VERIFIED)
+        return self in (Outcome.DEPLOYED, Outcome.UNCHANGED, Outcome.ROLLBACK_VERIFIED)
 
 
-_EXIT = {Outcome.RUNNING: ExitCode.DEPLOYED, Outcome.DEPLOYED: ExitCode.DEPLOYED, Outcome.BLOCKED: ExitCode.BLOCKED,
+_EXIT = {Outcome.RUNNING: ExitCode.DEPLOYED, Outcome.DEPLOYED: ExitCode.DEPLOYED, Outcome.UNCHANGED: ExitCode.DEPLOYED, Outcome.BLOCKED: ExitCode.BLOCKED,
          Outcome.ROLLED_BACK: ExitCode.ROLLED_BACK, Outcome.NEEDS_HUMAN: ExitCode.NEEDS_HUMAN,
          Outcome.ROLLBACK_VERIFIED: ExitCode.DEPLOYED, Outcome.ROLLBACK_FAILED: ExitCode.NEEDS_HUMAN}
 

@@ -122,3 +122,56 @@ def test_rollback_run_undoes_a_deploy_triggered_by_a_run_that_was_killed(tmp_pat
     report = rollback(inv, service=None, to=None, run=run_dir.name, yes=True)
     assert report.exit_code == 0 and report.outcome == "rollback_verified", report.message
     assert _live(emulator, api) == GOOD
+
+
+UNCHANGED = """\
+version: 1
+name: one-service
+targets:
+  services:
+    api: {name: api, repo_dir: app}
+stages:
+  - id: preflight
+    type: render.preflight
+  - id: deploy
+    type: render.deploy
+    with: {service: api, poll_s: 0.01}
+  - id: after
+    type: shell.run
+    with: {command: "echo verified > after.txt"}
+  - id: notify
+    type: shell.run
+    when: always
+    with: {command: "echo notified > notified.txt"}
+"""
+
+
+def _git_repo(path) -> str:
+    """A git checkout on branch main with one commit; its sha."""
+    import subprocess
+
+    path.mkdir()
+    for args in (["init", "-q", "-b", "main"], ["-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q",
+                                                  "--allow-empty", "-m", "release"]):
+        subprocess.run(["git", "-C", str(path), *args], check=True)
+    return subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def test_a_release_whose_commit_is_already_live_is_skipped_and_force_releases_it(tmp_path, render):
+    emulator, services = render
+    live = _git_repo(tmp_path / "app")
+    emulator.trigger(services["api"], commit_id=live)  # production already runs the checkout's HEAD
+    deploys_before = len(emulator.service(services["api"].id).deploys)
+    inv = _run(tmp_path, emulator, UNCHANGED)
+    report = run_pipeline(inv)
+    assert report.exit_code == 0 and report.outcome == "unchanged", report.message
+    assert report.message.startswith(f"nothing to release: api at {live[:12]} already live")
+    assert [s.status for s in report.stages] == ["succeeded", "skipped", "skipped", "succeeded"]
+    assert len(emulator.service(services["api"].id).deploys) == deploys_before  # nothing was triggered
+    assert not (tmp_path / "after.txt").exists() and (tmp_path / "notified.txt").exists()
+
+    inv.force = True
+    forced = run_pipeline(inv)
+    assert forced.exit_code == 0 and forced.outcome == "deployed", forced.message
+    assert len(emulator.service(services["api"].id).deploys) == deploys_before + 1

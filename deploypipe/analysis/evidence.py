@@ -65,8 +65,8 @@ def plan_windows(switched_at: float, *, window_s: float, resolution_s: int,
         raise ValueError(f"the baseline window ends at {baseline.end}, after the switch at {switched_at}")
     new_start = _align_up(switched_at, resolution_s)
     new_end = max(_align_up(switched_at + window_s, resolution_s), new_start + resolution_s)
-    base_start = _align_up(baseline.start, resolution_s)
-    base_end = max(_align_down(baseline.end, resolution_s), base_start)
+    base_end = _align_down(baseline.end, resolution_s)
+    base_start = min(_align_up(baseline.start, resolution_s), base_end)  # empty when shorter than a bucket
     return Windows(switched_at=switched_at, new=Window(new_start, new_end), baseline=Window(base_start, base_end),
                    new_logs=Window(switched_at, new_end), baseline_logs=baseline, resolution_s=resolution_s,
                    requested_end=switched_at + window_s)

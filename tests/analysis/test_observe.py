@@ -232,3 +232,11 @@ def test_once_a_log_page_overflows_the_counts_come_from_the_metrics_and_the_buck
     verdict = watch(source, clock, LIGHT)
     assert verdict.elapsed_s >= 23 + LIGHT.resolution_s  # waited for a whole bucket after the switch
     assert not any("complete request logs" in reason for reason in verdict.reasons)
+
+
+def test_a_baseline_shorter_than_a_bucket_has_no_metrics_window_but_its_logs_still_count() -> None:
+    clock = BoundedClock(SWITCH + 20)  # 20 s into a bucket: a 15 s baseline starts and ends inside one bucket
+    source = service(clock, rate_per_s=4.0)
+    verdict = watch(source, clock, LIGHT.model_copy(update={"baseline_s": 15}))
+    assert verdict.status == "pass", verdict.reasons
+    assert verdict.figures.baseline_requests > 0  # from the complete baseline logs

@@ -73,12 +73,15 @@ def test_the_same_release_without_traffic_is_deployed_with_an_inconclusive_warni
 
 def test_a_release_that_cannot_start_shows_the_apps_own_error_line(local):
     _, inv = local
+    assert run_pipeline(inv).exit_code == 0  # the good release (and its migration) first
     repo = LocalRepo(Path(inv.env["DEPLOYPIPE_LOCAL_REPO"]))
     good = repo.head()
     app = "examples/sampleapp/app.py"
     source = (repo.path / app).read_text()
-    repo.commit_change({app: "import notes_audit_helpers  # removed in the refactor\n" + source},
-                       "Use the audit helpers")
+    broken = source.replace("from __future__ import annotations\n", "from __future__ import annotations\n\n"
+                            "import notes_audit_helpers  # removed in the refactor\n", 1)
+    assert broken != source
+    repo.commit_change({app: broken}, "Use the audit helpers")
     try:
         report = run_pipeline(inv)
     finally:
@@ -89,6 +92,7 @@ def test_a_release_that_cannot_start_shows_the_apps_own_error_line(local):
     [diagnostic] = report.diagnostics
     assert diagnostic.kind == "app" and diagnostic.stage == "deploy"
     assert diagnostic.headline == "ModuleNotFoundError: No module named 'notes_audit_helpers'"
-    assert any("Traceback" in line for line in diagnostic.lines)
+    assert len(diagnostic.lines) == 30 and diagnostic.headline in [line.strip() for line in diagnostic.lines]
+    assert any(line.strip().startswith('File "') for line in diagnostic.lines), diagnostic.lines  # the traceback
     written = json.loads((Path(report.run_dir) / "report.json").read_text())
     assert written["diagnostics"][0]["headline"] == diagnostic.headline

@@ -97,8 +97,9 @@ def test_the_default_is_the_pipeline_and_the_local_default_lints_clean_with_one_
         source = ROOT / name
         (shutil.copytree(source, tmp_path / name) if source.is_dir() else shutil.copy2(source, tmp_path / name))
     code, out = lint(tmp_path)
+    stage_line = (tmp_path / "pipelines" / "local.yaml").read_text().splitlines().index("  - id: migration-lint") + 1
     assert out.splitlines() == [
-        "pipelines/local.yaml:32: info [alembic-sql-not-checked] stage migration-lint: offline, only the Alembic "
+        f"pipelines/local.yaml:{stage_line}: info [alembic-sql-not-checked] stage migration-lint: offline, only the Alembic "
         "scripts are checked; the SQL rules, squawk and extension versions run on the pending revisions' SQL in the "
         "db.lint stage, against the production server",
         "1 info in 4 files"]

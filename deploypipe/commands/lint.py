@@ -27,7 +27,6 @@ import configparser
 import re
 import shutil
 import sys
-from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -44,7 +43,6 @@ __all__ = ["FORMATS", "LintResult", "lint_command", "lint_paths", "offline_env"]
 FORMATS = ("text", "json", "github", "sarif")
 _BLUEPRINT_KEYS = {"services", "databases", "envVarGroups", "projects"}
 _SKIP_DIRS = {".git", ".venv", "node_modules", "__pycache__", ".deploypipe"}
-_MAX_LOCATED_STATEMENTS = 500
 _IGNORE = re.compile(r"(?:#|--)\s*deploypipe:\s*ignore(?P<file>-file)?\[(?P<rules>[^\]]*)\](?P<reason>[^\n]*)")
 _LOCATED = re.compile(r"(?P<file>.+):(?P<line>\d+)")
 
@@ -105,17 +103,9 @@ def _at(finding: Finding, path: Path, **where: Any) -> Finding:
     return replace(finding, subject=subject, path=str(path), **where)
 
 
-def _line_col(text: str, offset: int) -> tuple[int, int]:
-    """1-based line and column of the first code after ``offset`` (blank space and comments skipped)."""
-    skip = re.compile(r"\s+|--[^\n]*|/\*.*?\*/", re.S)
-    while (match := skip.match(text, offset)) and match.end() > offset:
-        offset = match.end()
-    return text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1
-
-
 def _sql(path: Path, text: str, squawk: bool = True, excludes: tuple[str, ...] = dblint.DEFAULT_SQUAWK_EXCLUDES
          ) -> list[Finding]:
-    """deploypipe's SQL rules, each finding at its statement (lint_sql over growing prefixes), then squawk."""
+    """deploypipe's SQL rules (each finding at its statement), then squawk."""
     from pglast import ast
     from pglast.parser import ParseError, parse_sql
 
@@ -124,21 +114,12 @@ def _sql(path: Path, text: str, squawk: bool = True, excludes: tuple[str, ...] =
         statements = parse_sql(text)
     except ParseError as exc:
         offset = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else 0
-        line, col = _line_col(text, offset)
+        line, col = dblint.position(text, offset)
         return [Finding("sql-syntax", "error", f"PostgreSQL cannot parse it: {exc.args[0]}",
                         subject=f"migration {name}", path=str(path), line=line, col=col)]
-    found: list[Finding] = []
-    if len(statements) > _MAX_LOCATED_STATEMENTS:
-        found = [_at(f, path) for f in dblint.lint_sql(text, name, None)]
-        statements = ()
-    before: Counter[Finding] = Counter()
+    found = [_at(f, path) for f in dblint.lint_sql(text, name, None)]
     for raw in statements:
-        start = raw.stmt_location or 0
-        end = start + raw.stmt_len if raw.stmt_len else len(text)
-        now = Counter(dblint.lint_sql(text[:end], name, None))
-        line, col = _line_col(text, start)
-        found += [_at(f, path, line=line, col=col) for f in (now - before).elements()]
-        before = now
+        line, col = dblint.position(text, raw.stmt_location or 0)
         stmt = raw.stmt
         if isinstance(stmt, ast.CreateExtensionStmt):
             version = next((str(getattr(o.arg, "sval", o.arg)) for o in stmt.options or ()
@@ -155,14 +136,8 @@ def _sql(path: Path, text: str, squawk: bool = True, excludes: tuple[str, ...] =
 
 
 def _python(path: Path) -> list[Finding]:
-    """Alembic AST rules; their ``file:line`` (kept in ``field`` by lint_python) becomes the location."""
-    out = []
-    for finding in dblint.lint_python(path, path.stem):
-        where = _LOCATED.fullmatch(finding.field)
-        syntax = re.match(r"line (\d+): ", finding.message) if finding.rule == "python-syntax" else None
-        line = int(where["line"]) if where else int(syntax[1]) if syntax else None
-        out.append(_at(finding, path, field="" if where else finding.field, line=line))
-    return out
+    """Alembic AST rules, each finding at its file:line:col."""
+    return dblint.lint_python(path, path.stem)
 
 
 def _blueprint(path: Path, result: LintResult, deployed: set[str] | None = None) -> list[Finding]:

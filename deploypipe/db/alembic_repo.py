@@ -10,6 +10,7 @@ from typing import Any
 
 import psycopg
 
+from deploypipe.db.pg import table_exists
 from deploypipe.errors import StageErrored
 
 __all__ = ["AlembicRepo"]
@@ -48,7 +49,7 @@ class AlembicRepo:
 
     @staticmethod
     def db_revisions(conn: psycopg.Connection) -> list[str]:
-        exists = conn.execute("select to_regclass('alembic_version')").fetchone()[0]
+        exists = table_exists(conn, "alembic_version")
         if not exists:
             return []
         return [row[0] for row in conn.execute("select version_num from alembic_version")]

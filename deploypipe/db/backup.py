@@ -26,7 +26,7 @@ import structlog
 
 from deploypipe.core.embedded_pg import pg_bin
 from deploypipe.core.redact import mask_url
-from deploypipe.db.pg import connect, row_counts, run_tool, server_version, tool_target
+from deploypipe.db.pg import connect, row_counts, run_tool, scalar, server_version, tool_target
 from deploypipe.errors import StageErrored, StageFailed
 
 __all__ = ["Backup", "Verification", "create_backup", "file_sha256", "find_backup", "list_backups", "load_backup",
@@ -125,9 +125,9 @@ def create_backup(url: str, backups_dir: Path | str, *, fmt: Literal["custom", "
     with connect(url) as conn:
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
-        snapshot = conn.execute("select pg_export_snapshot()").fetchone()[0]
+        snapshot = scalar(conn, "select pg_export_snapshot()")
         version = server_version(conn)
-        size = conn.execute("select pg_database_size(current_database())").fetchone()[0]
+        size = scalar(conn, "select pg_database_size(current_database())")
         args = [pg_bin("pg_dump"), "--no-password", f"--snapshot={snapshot}", "-d", dump_url]
         if fmt == "custom":
             args += ["-Fc"]

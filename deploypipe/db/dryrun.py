@@ -25,7 +25,7 @@ import structlog
 from deploypipe.db.backup import Backup, file_sha256, restore_backup
 from deploypipe.db.compat import CompatResult, check_compat
 from deploypipe.db.migration_run import MigrationRun, run_migration
-from deploypipe.db.pg import connect, mask_url, same_database
+from deploypipe.db.pg import connect, mask_url, same_database, server_version
 from deploypipe.errors import StageErrored, StageFailed
 
 __all__ = ["DryRunResult", "compare_servers", "dry_run", "failure_hint", "staging_database"]
@@ -91,7 +91,7 @@ def compare_servers(production_url: str, staging_url: str) -> list[str]:
     query_available = "select name, version from pg_available_extension_versions"
     with connect(production_url) as prod, connect(staging_url) as stage:
         prod.read_only = True
-        versions = [int(c.execute("show server_version_num").fetchone()[0]) // 10000 for c in (prod, stage)]
+        versions = [server_version(c) // 10000 for c in (prod, stage)]
         installed = dict(prod.execute(query_installed).fetchall())
         prod_available: dict[str, set[str]] = {}
         for name, version in prod.execute(query_available):

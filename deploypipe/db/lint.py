@@ -16,14 +16,18 @@ from __future__ import annotations
 
 import ast as pyast
 import json
+import re
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from deploypipe.core.findings import Finding
 
-__all__ = ["lint_python", "lint_sql", "squawk"]
+__all__ = ["lint_python", "lint_sql", "position", "squawk"]
+
+_SKIP = re.compile(r"\s+|--[^\n]*|/\*.*?\*/", re.S)
 
 DEFAULT_SQUAWK_EXCLUDES = ("require-timeout-settings", "require-lock-timeout", "require-statement-timeout",
                            "prefer-robust-stmts", "prefer-text-field", "prefer-bigint-over-int",
@@ -62,27 +66,30 @@ def lint_sql(sql_text: str, migration: str, available: dict[str, set[str]] | Non
         return [Finding("sql-syntax", "error", f"PostgreSQL cannot parse it: {exc}", subject="migration " + migration)]
     findings: list[Finding] = []
     created: set[str] = set()
+    subject = "migration " + migration
+    encoded = sql_text.encode("utf-8")  # pglast's locations are byte offsets into the UTF-8 text
     for raw in statements:
         stmt = raw.stmt
+        at = _At(subject, *position(sql_text, len(encoded[:raw.stmt_location or 0].decode("utf-8", "replace"))))
         if isinstance(stmt, ast.CreateStmt):
-            created.add(stmt.relation.relname)
+            created.add(_relname(stmt.relation))
         elif isinstance(stmt, ast.CreateExtensionStmt):
             version = next((str(o.arg.sval if hasattr(o.arg, "sval") else o.arg) for o in stmt.options or ()
                             if o.defname == "new_version"), None)
             if version and available is not None:
-                offered = available.get(stmt.extname)
+                offered = available.get(stmt.extname or "")
                 if offered is None:
                     findings.append(Finding("extension-unavailable", "error", f"extension {stmt.extname} is not "
                                             "available on the production server", "install it on the server or drop "
-                                            "the migration", migration))
+                                            "the migration", subject=at.subject, line=at.line, col=at.col))
                 elif version not in offered:
                     findings.append(Finding(
                         "extension-version-unavailable", "error",
                         f'CREATE EXTENSION {stmt.extname} WITH VERSION "{version}": the production server offers '
                         f"{', '.join(sorted(offered))} (it would fail with 22023 'no installation script')",
                         "drop the VERSION clause (take the server's default) or pin a version the server has",
-                        migration))
-        elif isinstance(stmt, ast.AlterTableStmt) and stmt.relation.relname not in created:
+                        subject=at.subject, line=at.line, col=at.col))
+        elif isinstance(stmt, ast.AlterTableStmt) and _relname(stmt.relation) not in created:
             for cmd in stmt.cmds or ():
                 column = getattr(cmd, "def_", None)
                 if isinstance(column, ast.ColumnDef):
@@ -91,62 +98,99 @@ def lint_sql(sql_text: str, migration: str, available: dict[str, set[str]] | Non
 
                     if ConstrType.CONSTR_NOTNULL in kinds and ConstrType.CONSTR_DEFAULT not in kinds:
                         findings.append(Finding("not-null-without-default", "error",
-                                                f"ADD COLUMN {stmt.relation.relname}.{column.colname} NOT NULL without a "
-                                                "DEFAULT fails on a table that has rows",
+                                                f"ADD COLUMN {_relname(stmt.relation)}.{column.colname} NOT NULL "
+                                                "without a DEFAULT fails on a table that has rows",
                                                 "add it nullable, backfill, then SET NOT NULL; or give it a DEFAULT",
-                                                migration))
-                if isinstance(column, ast.Constraint) and column.contype.name == "CONSTR_UNIQUE":
-                    findings.append(_unique(stmt.relation.relname, migration))
-        elif isinstance(stmt, ast.IndexStmt) and stmt.unique and stmt.relation.relname not in created:
-            findings.append(_unique(stmt.relation.relname, migration))
+                                                subject=at.subject, line=at.line, col=at.col))
+                if isinstance(column, ast.Constraint) and column.contype is not None and \
+                        column.contype.name == "CONSTR_UNIQUE":
+                    findings.append(_unique(_relname(stmt.relation), at))
+        elif isinstance(stmt, ast.IndexStmt) and stmt.unique and _relname(stmt.relation) not in created:
+            findings.append(_unique(_relname(stmt.relation), at))
     return findings
 
 
-def _unique(table: str, migration: str) -> Finding:
+def position(text: str, offset: int) -> tuple[int, int]:
+    """1-based (line, column) of the first code at or after character ``offset`` (blanks and comments skipped)."""
+    while (match := _SKIP.match(text, offset)) and match.end() > offset:
+        offset = match.end()
+    return text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def _relname(relation: Any) -> str:
+    """The table a statement names (pglast gives it a RangeVar)."""
+    return str(getattr(relation, "relname", "") or "")
+
+
+@dataclass(frozen=True)
+class _At:
+    subject: str
+    line: int
+    col: int
+
+
+def _unique(table: str, at: _At) -> Finding:
     return Finding("unique-index-on-existing-table", "warning",
                    f"a unique index on existing table {table} fails if production already has duplicates",
-                   "the dry run on a copy of production data proves it; deduplicate first if it fails", migration)
+                   "the dry run on a copy of production data proves it; deduplicate first if it fails",
+                   subject=at.subject, line=at.line, col=at.col)
 
 
 def lint_python(path: Path, migration: str) -> list[Finding]:
-    """AST rules over an Alembic migration script."""
+    """AST rules over an Alembic migration script; findings point at the script's file and line."""
+    subject = "migration " + migration
     try:
         tree = pyast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     except SyntaxError as exc:
-        return [Finding("python-syntax", "error", f"line {exc.lineno}: {exc.msg}", subject="migration " + migration)]
+        return [Finding("python-syntax", "error", exc.msg, subject=subject, path=str(path), line=exc.lineno,
+                        col=exc.offset)]
     findings: list[Finding] = []
     for node in pyast.walk(tree):
-        targets = node.targets if isinstance(node, pyast.Assign) else [node.target] if isinstance(node, (pyast.AnnAssign, pyast.AugAssign)) else []
-        for target in targets:
+        for target in _assigned(node):
             if isinstance(target, pyast.Attribute) and isinstance(target.value, pyast.Name) and target.value.id == "op":
-                findings.append(_monkeypatch(path, node.lineno, f"op.{target.attr} = ...", migration))
+                findings.append(_monkeypatch(path, target, f"op.{target.attr} = ...", subject))
         if isinstance(node, pyast.Call) and isinstance(node.func, pyast.Name) and node.func.id == "setattr" and \
                 node.args and isinstance(node.args[0], pyast.Name) and node.args[0].id == "op":
-            findings.append(_monkeypatch(path, node.lineno, "setattr(op, ...)", migration))
+            findings.append(_monkeypatch(path, node, "setattr(op, ...)", subject))
     for function in (n for n in pyast.walk(tree) if isinstance(n, pyast.FunctionDef)):
-        batched: set[str] = set()
-        for node in pyast.walk(function):
-            if isinstance(node, pyast.With):
-                for item in node.items:
-                    call = item.context_expr
-                    if isinstance(call, pyast.Call) and getattr(call.func, "attr", "") == "batch_alter_table" and \
-                            call.args and isinstance(call.args[0], pyast.Constant):
-                        batched.add(str(call.args[0].value))
-            if isinstance(node, pyast.Call) and getattr(node.func, "attr", "") == "execute" and \
-                    isinstance(getattr(node.func, "value", None), pyast.Name) and node.func.value.id == "op":
-                text = pyast.unparse(node)
-                for table in batched:
-                    if table in text:
-                        findings.append(Finding("execute-after-batch-alter", "warning",
-                                                f"op.execute touches {table} after batch_alter_table({table!r}) "
-                                                f"(line {node.lineno}); on PostgreSQL both run in one transaction",
-                                                "do it inside the batch, or in a separate migration", migration,
-                                                f"{path.name}:{node.lineno}"))
+        findings += _execute_after_batch(path, function, subject)
     return findings
 
 
-def _monkeypatch(path: Path, line: int, what: str, migration: str) -> Finding:
+def _assigned(node: pyast.AST) -> list[pyast.expr]:
+    if isinstance(node, pyast.Assign):
+        return list(node.targets)
+    if isinstance(node, (pyast.AnnAssign, pyast.AugAssign)):
+        return [node.target]
+    return []
+
+
+def _execute_after_batch(path: Path, function: pyast.FunctionDef, subject: str) -> list[Finding]:
+    findings: list[Finding] = []
+    batched: set[str] = set()
+    for node in pyast.walk(function):
+        if isinstance(node, pyast.With):
+            for item in node.items:
+                call = item.context_expr
+                if isinstance(call, pyast.Call) and getattr(call.func, "attr", "") == "batch_alter_table" and \
+                        call.args and isinstance(call.args[0], pyast.Constant):
+                    batched.add(str(call.args[0].value))
+        if isinstance(node, pyast.Call) and isinstance(node.func, pyast.Attribute) and node.func.attr == "execute" \
+                and isinstance(node.func.value, pyast.Name) and node.func.value.id == "op":
+            text = pyast.unparse(node)
+            for table in batched:
+                if table in text:
+                    findings.append(Finding("execute-after-batch-alter", "warning",
+                                            f"op.execute touches {table} after batch_alter_table({table!r}); on "
+                                            "PostgreSQL both run in one transaction",
+                                            "do it inside the batch, or in a separate migration", subject=subject,
+                                            path=str(path), line=node.lineno, col=node.col_offset + 1))
+    return findings
+
+
+def _monkeypatch(path: Path, node: pyast.expr, what: str, subject: str) -> Finding:
     return Finding("alembic-op-monkeypatch", "error",
                    f"{what} replaces Alembic's operation for everything that runs after it; one failed statement "
                    "then aborts the transaction and every later operation fails with 'current transaction is aborted'",
-                   "call the safe helper explicitly where needed instead of patching op", migration, f"{path.name}:{line}")
+                   "call the safe helper explicitly where needed instead of patching op", subject=subject,
+                   path=str(path), line=node.lineno, col=node.col_offset + 1)

@@ -17,7 +17,7 @@ from typing import Callable, Mapping
 import psycopg
 
 from deploypipe.core.processes import run_command, tail
-from deploypipe.db.pg import schema_snapshot
+from deploypipe.db.pg import schema_snapshot, table_exists
 
 __all__ = ["MigrationRun", "current_revision", "failure_detail", "run_migration", "schema_diff"]
 
@@ -38,10 +38,10 @@ class MigrationRun:
 
 def current_revision(conn: psycopg.Connection) -> str | None:
     """The schema's migration revision: Alembic's version_num(s), else Prisma's newest finished migration."""
-    if conn.execute("select to_regclass('alembic_version')").fetchone()[0]:
+    if table_exists(conn, "alembic_version"):
         revs = [r[0] for r in conn.execute("select version_num from alembic_version order by 1")]
         return ",".join(revs) or None
-    if conn.execute("select to_regclass('_prisma_migrations')").fetchone()[0]:
+    if table_exists(conn, "_prisma_migrations"):
         row = conn.execute("select migration_name from _prisma_migrations where finished_at is not null and "
                            "rolled_back_at is null order by finished_at desc limit 1").fetchone()
         return row[0] if row else None

@@ -15,7 +15,8 @@ from deploypipe.core.redact import mask_url
 from deploypipe.errors import StageErrored
 
 __all__ = [
-    "available_extensions", "connect", "database_name", "mask_url", "revision_of", "row_counts", "run_tool",
+    "available_extensions", "connect", "database_name", "mask_url", "row_counts", "run_tool", "scalar",
+    "table_exists",
     "same_database", "schema_snapshot", "server_version", "tool_target", "with_database",
 ]
 
@@ -54,8 +55,22 @@ def with_database(url: str, name: str) -> str:
     return psycopg.conninfo.make_conninfo(**params)
 
 
-def server_version(conn: psycopg.Connection) -> int:
-    return int(conn.execute("show server_version_num").fetchone()[0])
+def scalar(conn: psycopg.Connection[Any], query: Any, params: Any = None) -> Any:
+    """The first column of the first row of ``query`` (a query that always returns a row)."""
+    row = conn.execute(query, params).fetchone()
+    if row is None:
+        raise RuntimeError(f"expected a row from {query!r}")
+    return row[0]
+
+
+def table_exists(conn: psycopg.Connection[Any], name: str) -> bool:
+    """Whether ``name`` (optionally schema-qualified) is a table the connection can see."""
+    return scalar(conn, "select to_regclass(%s)", (name,)) is not None
+
+
+def server_version(conn: psycopg.Connection[Any]) -> int:
+    """The server's version as ``server_version_num`` (160004 for 16.4)."""
+    return int(scalar(conn, "show server_version_num"))
 
 
 def available_extensions(conn: psycopg.Connection) -> dict[str, list[str]]:
@@ -71,8 +86,8 @@ def row_counts(conn: psycopg.Connection) -> dict[str, int]:
     tables = conn.execute(
         "select schemaname, tablename from pg_tables where schemaname not in ('pg_catalog', 'information_schema') "
         "order by 1, 2").fetchall()
-    return {f"{schema}.{table}": conn.execute(sql.SQL("select count(*) from {}.{}").format(
-        sql.Identifier(schema), sql.Identifier(table))).fetchone()[0] for schema, table in tables}
+    return {f"{schema}.{table}": scalar(conn, sql.SQL("select count(*) from {}.{}").format(
+        sql.Identifier(schema), sql.Identifier(table))) for schema, table in tables}
 
 
 def schema_snapshot(conn: psycopg.Connection) -> dict[str, list[str]]:
@@ -86,18 +101,6 @@ def schema_snapshot(conn: psycopg.Connection) -> dict[str, list[str]]:
     for table, column in rows:
         snapshot.setdefault(table, []).append(column)
     return snapshot
-
-
-def revision_of(conn: psycopg.Connection) -> dict[str, Any]:
-    """The schema's migration revision: Alembic's ``alembic_version`` and/or Prisma's last finished migration."""
-    found: dict[str, Any] = {}
-    if conn.execute("select to_regclass('alembic_version')").fetchone()[0]:
-        found["alembic"] = sorted(r[0] for r in conn.execute("select version_num from alembic_version"))
-    if conn.execute("select to_regclass('_prisma_migrations')").fetchone()[0]:
-        row = conn.execute("select migration_name from _prisma_migrations where finished_at is not null and "
-                           "rolled_back_at is null order by finished_at desc, migration_name desc limit 1").fetchone()
-        found["prisma"] = row[0] if row else None
-    return found
 
 
 def tool_target(url: str) -> tuple[str, dict[str, str]]:

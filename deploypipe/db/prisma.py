@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 
+from deploypipe.db.pg import table_exists
 from deploypipe.errors import StageErrored, StageFailed
 
 __all__ = ["PrismaRow", "created_objects", "db_rows", "disk_migrations", "missing_objects", "resolve_applied"]
@@ -44,7 +45,7 @@ def checksum(path: Path) -> str:
 
 
 def db_rows(conn: psycopg.Connection) -> list[PrismaRow]:
-    if not conn.execute("select to_regclass('_prisma_migrations')").fetchone()[0]:
+    if not table_exists(conn, "_prisma_migrations"):
         return []
     return [PrismaRow(*row) for row in conn.execute(
         "select migration_name, checksum, started_at, finished_at, rolled_back_at, logs from _prisma_migrations "

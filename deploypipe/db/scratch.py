@@ -35,5 +35,7 @@ class ScratchServer:
     def version(self) -> int:
         import psycopg
 
+        from deploypipe.db.pg import server_version
+
         with psycopg.connect(self.server.url()) as conn:
-            return int(conn.execute("show server_version_num").fetchone()[0])
+            return server_version(conn)

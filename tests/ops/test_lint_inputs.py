@@ -116,7 +116,7 @@ def test_a_migrations_directory_lints_every_sql_file_and_alembic_revision_in_it(
     sql = "db/prisma/migrations/20251101000000_vector/migration.sql"
     ours = [line for line in lines if "[squawk:" not in line]
     assert ours == [
-        "db/alembic/versions/0004_patch.py:3: error [alembic-op-monkeypatch] migration 0004_patch: op.execute = ... "
+        "db/alembic/versions/0004_patch.py:3:1: error [alembic-op-monkeypatch] migration 0004_patch: op.execute = ... "
         "replaces Alembic's operation for everything that runs after it; one failed statement then aborts the "
         "transaction and every later operation fails with 'current transaction is aborted'; instead: call the safe "
         "helper explicitly where needed instead of patching op",
@@ -155,7 +155,7 @@ def test_ignore_comments_silence_a_rule_on_their_line_the_next_line_or_a_yaml_ke
         "render.yaml:11:7: error [migration-in-start-command] " + MIGRATE]
     assert lines[5] == ("m/0001.sql:5:1: info [not-null-without-default] " + NOT_NULL.replace(
         "20251101000000_vector", "0001.sql") + " (ignored: users is empty)")
-    assert lines[-2].startswith("a/versions/0004.py:3: info [alembic-op-monkeypatch] ")
+    assert lines[-2].startswith("a/versions/0004.py:3:1: info [alembic-op-monkeypatch] ")
     assert lines[-2].endswith(" (ignored: test double)")
     assert code == 1  # the migration in startCommand is not ignored
     assert lint(tmp_path, "m/0001.sql", "a/versions/0004.py", "render.yaml", fail_on="info")[0] == 1

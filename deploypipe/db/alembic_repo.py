@@ -25,7 +25,10 @@ class AlembicRepo:
             raise StageErrored(f"{ini} not found", hint="set alembic_ini to the project's alembic.ini")
         self.ini = ini
         self.config = Config(str(ini))
-        self.config.set_main_option("script_location", str(ini.parent / self.config.get_main_option("script_location")))
+        location = self.config.get_main_option("script_location")
+        if not location:
+            raise StageErrored(f"{ini} has no script_location", hint="set script_location in [alembic]")
+        self.config.set_main_option("script_location", str(ini.parent / location))
         self.script = ScriptDirectory.from_config(self.config)
 
     def heads(self) -> list[str]:
@@ -34,7 +37,7 @@ class AlembicRepo:
     def knows(self, revision: str) -> bool:
         try:
             return self.script.get_revision(revision) is not None
-        except Exception:  # alembic raises several types for unknown/ambiguous ids
+        except Exception:  # noqa: BLE001 - alembic raises several types for unknown or ambiguous ids
             return False
 
     def path_of(self, revision: str) -> str:

@@ -50,7 +50,8 @@ def production_match(url: str, targets: Any) -> str | None:
 
 def backup_command(*, url: str, backups_dir: Path, run_id: str, scratch: Any | None = None, fmt: str = "custom",
                    jobs: int | None = None, keep: int | None = None, label: str = "manual") -> dict[str, Any]:
-    """Take a backup now; verify it when ``scratch`` (``.create(name)`` / ``.drop(name)``, e.g. ScratchServer) is given."""
+    """Take a backup now; verify it when ``scratch`` (``.create(name)``/``.drop(name)``, e.g. ScratchServer) is
+    given."""
     backup = create_backup(url, backups_dir, fmt=fmt, jobs=jobs, run_id=run_id, label=label)  # type: ignore[arg-type]
     result: dict[str, Any] = {"backup_id": backup.id, "path": backup.path, "sha256": backup.sha256,
                               "size_bytes": backup.size_bytes, "row_counts": backup.row_counts, "verified": False}
@@ -78,7 +79,8 @@ def restore_command(*, backups_dir: Path, backup_id: str, target: str, targets: 
     backup = find_backup(backups_dir, backup_id)
     production = production_match(url, targets)
     who = f"{user or getpass.getuser()}@{host or socket.gethostname()}"
-    record = {"action": "restore", "backup_id": backup.id, "target": mask_url(url), "production_target": production,
+    record: dict[str, Any] = {"action": "restore", "backup_id": backup.id, "target": mask_url(url),
+                              "production_target": production,
               "who": who, "when": now().isoformat(timespec="seconds"), "why": reason or ""}
     if production:
         if not yes_i_mean_production:

@@ -92,7 +92,7 @@ def compare_servers(production_url: str, staging_url: str) -> list[str]:
     with connect(production_url) as prod, connect(staging_url) as stage:
         prod.read_only = True
         versions = [server_version(c) // 10000 for c in (prod, stage)]
-        installed = dict(prod.execute(query_installed).fetchall())
+        installed: dict[str, str] = dict(prod.execute(query_installed).fetchall())
         prod_available: dict[str, set[str]] = {}
         for name, version in prod.execute(query_available):
             prod_available.setdefault(name, set()).add(version)
@@ -155,7 +155,8 @@ def dry_run(*, backup: Backup, production_url: str, command: str, cwd: Path,
                                               redact=redact, compat_command=compat_command,
                                               compat_health_path=compat_health_path, compat_timeout_s=compat_timeout_s)
     result = DryRunResult(ok=run.ok and (compat is None or compat.ok), backup_id=backup.id, staging=described,
-                          command=command, restore_s=restored["duration_s"], row_counts=restored["row_counts"], run=run, warnings=warnings,
+                          command=command, restore_s=restored["duration_s"], row_counts=restored["row_counts"],
+                          run=run, warnings=warnings,
                           duration_s=round(time.monotonic() - started, 3), compat=compat)
     log.info("dry_run_finished", ok=run.ok, backup_id=backup.id, revision_after=run.revision_after,
              duration_s=result.duration_s)

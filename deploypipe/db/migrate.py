@@ -98,7 +98,8 @@ def check_preconditions(backup: BackupEvidence | None, dry: DryRunEvidence | Non
         warnings.append("migrating production WITHOUT a verified backup (require_backup: false)")
     if not (dry and dry.ok):
         if require_dry_run:
-            raise StageFailed("refusing to migrate production: no successful db.dry_run in this run", where="db.migrate",
+            raise StageFailed("refusing to migrate production: no successful db.dry_run in this run",
+                              where="db.migrate",
                               hint="put db.dry_run before db.migrate, or set require_dry_run: false (logged)")
         warnings.append("migrating production WITHOUT a dry run (require_dry_run: false)")
     else:
@@ -159,7 +160,7 @@ def compensate_migration(result: MigrateResult, *, policy: Policy, url: str, cwd
                          timeout_s: float | None = None, redact: Callable[[str], str] = lambda text: text,
                          sleep: Callable[[float], None] = time.sleep,
                          clock: Callable[[], float] = time.monotonic) -> MigrationUndo:
-    """Undo (or knowingly keep) what ``migrate_production`` did, per ``policy``; the result says what and verifies it."""
+    """Undo (or knowingly keep) what ``migrate_production`` did, per ``policy``; the result says what, verified."""
     before, after = result.revision_before, result.revision_after
     details: dict[str, Any] = {"policy": policy, "revision_before": before, "revision_after": after}
     if not result.production_changed and before == after:

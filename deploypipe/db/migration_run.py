@@ -87,5 +87,8 @@ def run_migration(url: str, command: str, *, cwd: Path, env: Mapping[str, str], 
                        log=str(log_path), revision_before=before_rev, revision_after=after_rev,
                        schema_changes=schema_diff(before_schema, after_schema))
     if not run.ok:
-        run.error, run.statement = failure_detail(output) if code is not None else (f"timed out after {timeout_s:g}s", "")
+        if code is None:
+            run.error, run.statement = f"timed out after {timeout_s or 0:g}s", ""
+        else:
+            run.error, run.statement = failure_detail(output)
     return run

@@ -32,7 +32,7 @@ def connect(url: str, **kwargs: Any) -> psycopg.Connection:
 
 
 def database_name(url: str) -> str:
-    return psycopg.conninfo.conninfo_to_dict(url).get("dbname") or ""
+    return str(psycopg.conninfo.conninfo_to_dict(url).get("dbname") or "")
 
 
 def _server_key(url: str) -> tuple[str, str]:
@@ -52,7 +52,7 @@ def with_database(url: str, name: str) -> str:
         return urlunsplit((parts.scheme, parts.netloc, "/" + quote(name, safe=""), parts.query, parts.fragment))
     params = psycopg.conninfo.conninfo_to_dict(url)
     params["dbname"] = name
-    return psycopg.conninfo.make_conninfo(**params)
+    return psycopg.conninfo.make_conninfo("", **params)
 
 
 def scalar(conn: psycopg.Connection[Any], query: Any, params: Any = None) -> Any:
@@ -114,9 +114,9 @@ def tool_target(url: str) -> tuple[str, dict[str, str]]:
             netloc = f"{user}@{parts.netloc.rpartition('@')[2]}"
             url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
         if "password=" in parts.query:
-            url = psycopg.conninfo.make_conninfo(**params)
+            url = psycopg.conninfo.make_conninfo("", **params)
     else:
-        url = psycopg.conninfo.make_conninfo(**params)
+        url = psycopg.conninfo.make_conninfo("", **params)
     return url, ({"PGPASSWORD": str(password)} if password else {})
 
 

@@ -1,4 +1,4 @@
-"""Prisma migrations by their on-disk conventions: ``prisma/migrations/<name>/migration.sql`` and ``_prisma_migrations``.
+"""Prisma migrations by their conventions: ``prisma/migrations/<name>/migration.sql`` and ``_prisma_migrations``.
 
 The Prisma CLI is not needed to read the state; ``resolve_applied`` does what
 ``prisma migrate resolve --applied`` does, but only after proving from the
@@ -52,6 +52,10 @@ def db_rows(conn: psycopg.Connection) -> list[PrismaRow]:
         "order by started_at")]
 
 
+def _relname(relation: Any) -> str:
+    return str(getattr(relation, "relname", "") or "")
+
+
 def created_objects(sql_text: str) -> list[tuple[str, str, str | None]]:
     """(kind, name, parent) for what a migration creates: extension, type, table, column, index, constraint."""
     from pglast import ast, parse_sql
@@ -60,25 +64,25 @@ def created_objects(sql_text: str) -> list[tuple[str, str, str | None]]:
     for raw in parse_sql(sql_text):
         stmt = raw.stmt
         if isinstance(stmt, ast.CreateExtensionStmt):
-            objects.append(("extension", stmt.extname, None))
+            objects.append(("extension", stmt.extname or "", None))
         elif isinstance(stmt, ast.CreateEnumStmt):
-            objects.append(("type", stmt.typeName[-1].sval, None))
+            objects.append(("type", str(getattr((stmt.typeName or ())[-1], "sval", "")), None))
         elif isinstance(stmt, ast.CreateStmt):
-            table = stmt.relation.relname
+            table = _relname(stmt.relation)
             objects.append(("table", table, None))
             for element in stmt.tableElts or ():
                 if isinstance(element, ast.ColumnDef):
-                    objects.append(("column", element.colname, table))
+                    objects.append(("column", element.colname or "", table))
                 elif isinstance(element, ast.Constraint) and element.conname:
                     objects.append(("constraint", element.conname, table))
         elif isinstance(stmt, ast.IndexStmt) and stmt.idxname:
-            objects.append(("index", stmt.idxname, stmt.relation.relname))
+            objects.append(("index", stmt.idxname, _relname(stmt.relation)))
         elif isinstance(stmt, ast.AlterTableStmt):
-            table = stmt.relation.relname
+            table = _relname(stmt.relation)
             for cmd in stmt.cmds or ():
                 definition = getattr(cmd, "def_", None)
                 if isinstance(definition, ast.ColumnDef):
-                    objects.append(("column", definition.colname, table))
+                    objects.append(("column", definition.colname or "", table))
                 elif isinstance(definition, ast.Constraint) and definition.conname:
                     objects.append(("constraint", definition.conname, table))
     return objects
@@ -90,7 +94,8 @@ _EXISTS = {
     "table": "select 1 from pg_class where relname = %s and relkind in ('r', 'p')",
     "index": "select 1 from pg_class where relname = %s and relkind in ('i', 'I')",
     "column": "select 1 from information_schema.columns where column_name = %s and table_name = %s",
-    "constraint": "select 1 from pg_constraint c join pg_class t on t.oid = c.conrelid where c.conname = %s and t.relname = %s",
+    "constraint": "select 1 from pg_constraint c join pg_class t on t.oid = c.conrelid "
+                  "where c.conname = %s and t.relname = %s",
 }
 
 
@@ -116,7 +121,9 @@ def resolve_applied(conn: psycopg.Connection, migration: str, sql_path: Path) ->
                           "mark it rolled back and let it run again")
     verified = [f"{kind} {parent + '.' if parent else ''}{name}" for kind, name, parent in created_objects(sql_text)]
     conn.execute("update _prisma_migrations set finished_at = now(), applied_steps_count = 1, checksum = %s, "
-                 "logs = coalesce(logs, '') || %s where migration_name = %s and finished_at is null and rolled_back_at is null",
-                 (checksum(sql_path), f"\n[deploypipe] marked applied after verifying: {', '.join(verified)}", migration))
+                 "logs = coalesce(logs, '') || %s where migration_name = %s and finished_at is null and "
+                 "rolled_back_at is null",
+                 (checksum(sql_path), f"\n[deploypipe] marked applied after verifying: {', '.join(verified)}",
+                  migration))
     conn.commit()
     return verified

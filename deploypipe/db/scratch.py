@@ -8,19 +8,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from deploypipe.core.embedded_pg import EmbeddedPostgres, start_embedded
+
 __all__ = ["ScratchServer"]
 
 
 class ScratchServer:
     def __init__(self, data_dir: Path):
         self.data_dir = data_dir
-        self._server = None
+        self._server: EmbeddedPostgres | None = None
 
     @property
-    def server(self):
+    def server(self) -> EmbeddedPostgres:
         if self._server is None:
-            from deploypipe.core.embedded_pg import start_embedded
-
             self._server = start_embedded(self.data_dir)
         return self._server
 

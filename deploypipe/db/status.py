@@ -28,10 +28,11 @@ def alembic_status(conn: psycopg.Connection, repo: AlembicRepo) -> tuple[list[Fi
                                 "merge them with `alembic merge heads -m merge` and commit the merge revision"))
     unknown = [rev for rev in current if not repo.knows(rev)]
     for rev in unknown:
-        findings.append(Finding("alembic-unknown-db-revision", "error", f"the database is at revision {rev}, which this "
-                                "repository does not contain (is an older commit being deployed, or was a migration "
-                                "file deleted?)", "deploy a commit that contains the revision, or restore the migration "
-                                "file; never stamp blindly", subject="migration " + rev))
+        findings.append(Finding("alembic-unknown-db-revision", "error",
+                                f"the database is at revision {rev}, which this repository does not contain (is an "
+                                "older commit being deployed, or was a migration file deleted?)",
+                                "deploy a commit that contains the revision, or restore the migration file; never "
+                                "stamp blindly", subject="migration " + rev))
     pending = [] if unknown else repo.pending(current)
     if not current:
         findings.append(Finding("alembic-no-version-table", "info", "the database has no alembic_version: every "
@@ -66,7 +67,8 @@ def prisma_status(conn: psycopg.Connection, migrations_dir: Path) -> tuple[list[
         log_line = (row.logs or "").strip().splitlines()
         findings.append(Finding("prisma-failed-migration", "error", f"migration started {row.started_at} but never "
                                 f"finished{': ' + log_line[-1][:120] if log_line else ''}; Prisma refuses to apply "
-                                "anything until it is resolved (P3009/P3018)", remedy, subject="migration " + row.migration_name))
+                                "anything until it is resolved (P3009/P3018)", remedy,
+                                subject="migration " + row.migration_name))
     for row in rows:
         if row.rolled_back_at is not None:
             findings.append(Finding("prisma-rolled-back", "info", "marked rolled back; it will run again",
@@ -78,7 +80,8 @@ def prisma_status(conn: psycopg.Connection, migrations_dir: Path) -> tuple[list[
                                     subject="migration " + row.migration_name))
         elif row.finished_at is not None and row.checksum != prisma.checksum(path):
             findings.append(Finding("prisma-checksum-mismatch", "warning", "migration.sql changed after it was applied",
-                                    "never edit an applied migration; add a new one", subject="migration " + row.migration_name))
+                                    "never edit an applied migration; add a new one",
+                                    subject="migration " + row.migration_name))
     pending = [name for name in on_disk if name not in applied and name not in {r.migration_name for r in failed}]
     if pending:
         findings.append(Finding("prisma-pending", "info", f"{len(pending)} pending: {', '.join(pending)}",

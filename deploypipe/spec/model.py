@@ -79,7 +79,8 @@ class LocalSpec(_Frozen):
     )
     database: str | None = Field(None, description="Blueprint database that plays production (default: the "
                                                    "Blueprint's only database).")
-    traffic: TrafficSpec | None = Field(None, description="Traffic to send while the pipeline runs (for verify.traffic).")
+    traffic: TrafficSpec | None = Field(None,
+                                        description="Traffic to send while the pipeline runs (for verify.traffic).")
 
 
 class StageSpec(_Frozen):

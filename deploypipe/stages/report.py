@@ -45,7 +45,8 @@ class Outcome(StrEnum):
         return self in (Outcome.DEPLOYED, Outcome.UNCHANGED, Outcome.ROLLBACK_VERIFIED)
 
 
-_EXIT = {Outcome.RUNNING: ExitCode.DEPLOYED, Outcome.DEPLOYED: ExitCode.DEPLOYED, Outcome.UNCHANGED: ExitCode.DEPLOYED, Outcome.BLOCKED: ExitCode.BLOCKED,
+_EXIT = {Outcome.RUNNING: ExitCode.DEPLOYED, Outcome.DEPLOYED: ExitCode.DEPLOYED, Outcome.UNCHANGED: ExitCode.DEPLOYED,
+         Outcome.BLOCKED: ExitCode.BLOCKED,
          Outcome.ROLLED_BACK: ExitCode.ROLLED_BACK, Outcome.NEEDS_HUMAN: ExitCode.NEEDS_HUMAN,
          Outcome.ROLLBACK_VERIFIED: ExitCode.DEPLOYED, Outcome.ROLLBACK_FAILED: ExitCode.NEEDS_HUMAN}
 

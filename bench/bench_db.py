@@ -26,14 +26,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from deploypipe.core.embedded_pg import pg_bin, start_embedded
-from deploypipe.db.backup import create_backup, retain, verify_backup
-from deploypipe.db.dryrun import dry_run
+from deploypipe.db.backup import Backup, create_backup, retain, verify_backup
+from deploypipe.db.dryrun import DryRunResult, dry_run
 from deploypipe.db.scratch import ScratchServer
 
 BYTES_PER_ROW = 172  # heap + indexes per generated row (measured on PG 16; the actual size is printed)
@@ -120,6 +121,12 @@ def _runs(values: list[float]) -> str:
     return "[" + ", ".join(f"{v:.1f}" for v in values) + "]"
 
 
+def _scalar(conn: psycopg.Connection, query: str) -> Any:
+    row = conn.execute(query).fetchone()
+    assert row is not None
+    return row[0]
+
+
 def timed(fn):
     started = time.perf_counter()
     value = fn()
@@ -149,14 +156,14 @@ def main() -> None:
     try:
         url = server.create_database("bench")
         with psycopg.connect(url) as conn:
-            exists = conn.execute("select to_regclass('events')").fetchone()[0]
+            exists = _scalar(conn, "select to_regclass('events')")
         if not exists:
             seconds, _ = timed(lambda: generate(url, args.size_gb))
             print(f"generated in {seconds:.1f}s")
         with psycopg.connect(url) as conn:
-            size = conn.execute("select pg_database_size(current_database())").fetchone()[0]
-            rows = conn.execute("select (select count(*) from accounts) + (select count(*) from orders) + "
-                                "(select count(*) from events)").fetchone()[0]  # also warms the cache
+            size = _scalar(conn, "select pg_database_size(current_database())")
+            rows = _scalar(conn, "select (select count(*) from accounts) + (select count(*) from orders) + "
+                                 "(select count(*) from events)")  # also warms the cache
         print(f"database: {size / 1e9:.2f} GB, {rows:,} rows in 3 tables + 4 secondary indexes")
 
         dumps = work / "dumps"
@@ -170,6 +177,7 @@ def main() -> None:
             subprocess.run([pg_bin("pg_dump"), "-Fc", "-d", url, "-f", str(dumps / "bare.dump")], check=True)
 
         def bare_dry(*extra: str) -> None:
+            assert backup is not None
             target = scratch.create("bare_restore")
             subprocess.run([pg_bin("pg_restore"), "--no-owner", "--no-acl", *extra, "-d", target, backup.path],
                            check=True)
@@ -177,39 +185,48 @@ def main() -> None:
             scratch.drop("bare_restore")
 
         times: dict[str, list[float]] = {k: [] for k in ("bare_dump", "ours", "bare_dry", "bare_dry_j", "ours_dry")}
-        backup = result = None
+        backup: Backup | None = None
+        result: DryRunResult | None = None
+
+        def ours_dump() -> None:
+            nonlocal backup
+            backup = create_backup(url, work / "backups", run_id="bench")
+
+        def ours_dry() -> None:
+            nonlocal result
+            assert backup is not None
+            result = dry_run(backup=backup, production_url=url, command=command, cwd=project, env=env,
+                             log_path=work / "dry.log")
+
         for round_no in range(args.rounds):  # alternate the order so neither side always gets the warm cache
-            pair = [("bare_dump", bare_dump), ("ours", lambda: create_backup(url, work / "backups", run_id="bench"))]
+            pair = [("bare_dump", bare_dump), ("ours", ours_dump)]
             for name, fn in (pair if round_no % 2 == 0 else pair[::-1]):
-                seconds, value = timed(fn)
-                times[name].append(seconds)
-                backup = value if name == "ours" else backup
+                times[name].append(timed(fn)[0])
             retain(work / "backups", keep=1)
-            trio = [("bare_dry", bare_dry), ("bare_dry_j", lambda: bare_dry(f"-j{jobs}")),
-                    ("ours_dry", lambda: dry_run(backup=backup, production_url=url, command=command, cwd=project,
-                                                 env=env, log_path=work / "dry.log"))]
+            trio = [("bare_dry", bare_dry), ("bare_dry_j", lambda: bare_dry(f"-j{jobs}")), ("ours_dry", ours_dry)]
             for name, fn in (trio if round_no % 2 == 0 else trio[::-1]):
-                seconds, value = timed(fn)
-                times[name].append(seconds)
-                result = value if name == "ours_dry" else result
+                times[name].append(timed(fn)[0])
+        assert backup is not None and result is not None
         med = {k: statistics.median(v) for k, v in times.items()}
-        ours_verified, _ = timed(lambda: verify_backup(backup, scratch.create, scratch.drop))
+        verified = backup
+        ours_verified, _ = timed(lambda: verify_backup(verified, scratch.create, scratch.drop))
         print(f"medians of {args.rounds} round(s), order alternated:")
         print(f"bare pg_dump -Fc:                  {med['bare_dump']:7.1f}s  "
               f"({os.path.getsize(dumps / 'bare.dump') / 1e6:.0f} MB)  {_runs(times['bare_dump'])}")
         print(f"create_backup (no verification):   {med['ours']:7.1f}s  = {med['ours'] / med['bare_dump']:.3f}x bare  "
               f"(target <= 1.10x)  {_runs(times['ours'])}")
         print(f"create_backup + verify_backup:     {med['ours'] + ours_verified:7.1f}s  = "
-              f"{(med['ours'] + ours_verified) / med['bare_dump']:.3f}x bare (verification restores into a scratch server)")
+              f"{(med['ours'] + ours_verified) / med['bare_dump']:.3f}x bare (verification restores into scratch)")
         print(f"bare pg_restore + alembic upgrade: {med['bare_dry']:7.1f}s  {_runs(times['bare_dry'])}")
         print(f"bare pg_restore -j{jobs} + alembic:     {med['bare_dry_j']:7.1f}s  {_runs(times['bare_dry_j'])}")
         print(f"dry_run (ephemeral staging, -j{jobs}):  {med['ours_dry']:7.1f}s  = "
-              f"{med['ours_dry'] / med['bare_dry']:.3f}x bare, {med['ours_dry'] / med['bare_dry_j']:.3f}x bare -j{jobs} "
+              f"{med['ours_dry'] / med['bare_dry']:.3f}x bare, "
+              f"{med['ours_dry'] / med['bare_dry_j']:.3f}x bare -j{jobs} "
               f"(target <= 1.10x)  {_runs(times['ours_dry'])}")
-        restore_s, migrate_s = result.restore["duration_s"], result.run["duration_s"]
+        restore_s, migrate_s = result.restore_s, result.run.duration_s
         print(f"  last dry_run: restore {restore_s:.1f}s, migration {migrate_s:.1f}s, staging server + checks "
-              f"{times['ours_dry'][-1] - restore_s - migrate_s:.1f}s; revision {result.run['revision_after']}, "
-              f"changes {result.run['schema_changes']}")
+              f"{times['ours_dry'][-1] - restore_s - migrate_s:.1f}s; revision {result.run.revision_after}, "
+              f"changes {result.run.schema_changes}")
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak RSS of this Python process:   {peak_mb:7.1f} MB  (target < 150 MB)")
     finally:

@@ -136,20 +136,39 @@ def schema(c, output=None):
     return 0
 
 
-@task(help={"args": "Extra arguments for pytest, e.g. '-k lint -x'."})
-def test(c, args=""):
-    """Run the test suite (pytest); pytest's 'no tests collected' (exit 5) counts as a failure.
+_STATIC_CHECKS = (
+    ("ruff", "-m ruff check --quiet ."),
+    ("mypy", "-m mypy"),
+    ("lint-imports", "-c 'from importlinter.cli import lint_imports_command as main; raise SystemExit(main())'"),
+)
 
-    The report's browser test needs Debian's chromium: when it is missing and this runs as root (CI), it is
-    installed first (apt-get install -y chromium); elsewhere that test fails saying how to install it.
+
+@task(help={"args": "Extra arguments for pytest, e.g. '-k lint -x'.",
+            "static": "Run ruff, mypy and lint-imports first (default); --no-static skips them."})
+def test(c, args="", static=True):
+    """Run ruff, mypy and lint-imports (the layer contracts), then the test suite with pytest.
+
+    Every check runs even when an earlier one failed; the task exits with the first failure's code. pytest's
+    'no tests collected' (exit 5) counts as a failure. The report's browser test needs Debian's chromium: when it is
+    missing and this runs as root (CI), it is installed first (apt-get install -y chromium); elsewhere that test
+    fails saying how to install it.
     """
+    failed: list[tuple[str, int]] = []
+    for name, command in _STATIC_CHECKS if static else ():
+        result = c.run(f"{sys.executable} {command}", warn=True, pty=False)
+        if result is None or result.exited:
+            failed.append((name, result.exited if result else 1))
     _browser_for_tests(c)
     result = c.run(f"{sys.executable} -m pytest {args}", warn=True, pty=False)
     code = result.exited if result else 1
     if code == 5:
         sys.stderr.write("deploypipe: pytest collected no tests\n")
     if code:
-        raise Exit(code=code)
+        failed.append(("pytest", code))
+    if failed:
+        names = ", ".join(f"{name} (exit {status})" for name, status in failed)
+        sys.stderr.write(f"deploypipe: failed: {names}\n")
+        raise Exit(code=failed[0][1])
 
 
 @task(help={"pipeline": _PIPELINE_HELP, "service": "Service to roll back (target key or Render name); needed when "

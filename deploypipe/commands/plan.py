@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from deploypipe.commands.invocation import Invocation, load, redactor_for
 from deploypipe.stages.registry import STAGE_TYPES, get_stage
 
-__all__ = ["plan_steps", "show_plan", "show_types", "stage_types"]
+__all__ = ["plan_steps", "show_plan", "show_types", "stage_table", "stage_types"]
 
 
 def plan_steps(inv: Invocation) -> list[dict[str, Any]]:
@@ -78,3 +78,15 @@ def show_types(inv: Invocation, as_json: bool) -> int:
         out.write("  with: " + ", ".join(f["name"] for f in item["params"]) + "\n")
         out.write("  outputs: " + (", ".join(f"{f['name']} ({f['type']})" for f in item["outputs"]) or "none") + "\n")
     return 0
+
+
+def stage_table() -> str:
+    """The README's table of stage types, from the registry (a test keeps the README equal to it)."""
+    rows = ["| type | touches production | what it does | parameters | outputs |", "| --- | --- | --- | --- | --- |"]
+    for item in stage_types():
+        params = ", ".join(f"`{f['name']}`" for f in item["params"])
+        outputs = ", ".join(f"`{f['name']}`" for f in item["outputs"]) or "—"
+        description = item["description"].replace("|", "\\|")
+        rows.append(f"| `{item['type']}` | {'yes' if item['touches_production'] else 'no'} | {description} | "
+                    f"{params} | {outputs} |")
+    return "\n".join(rows)

@@ -84,7 +84,8 @@ def _list_notes() -> list[dict]:
 
 def _add_note(body: str, author: str | None) -> int:
     with _connect() as conn:
-        return conn.execute("insert into notes (body, author) values (%s, %s) returning id", (body, author)).fetchone()[0]
+        row = conn.execute("insert into notes (body, author) values (%s, %s) returning id", (body, author)).fetchone()
+        return row[0]
 
 
 def _prefers_html(request: Request) -> bool:

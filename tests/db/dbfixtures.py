@@ -1,6 +1,6 @@
 """Fixtures for the backup, dry-run, migrate and command tests: a real embedded PostgreSQL and Alembic projects.
 
-Imported by the test modules (``from dbfixtures import ...``) so they do not depend on conftest.py.
+Registered by conftest.py; test modules import its helpers (``from dbfixtures import sql``).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from dbfixtures import new_db, pg_server, sql  # noqa: F401 - fixtures
+from dbfixtures import sql
 
 from deploypipe.db.backup import (
     create_backup,

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from dbfixtures import new_db, pg_server, sql  # noqa: F401 - fixtures
+from dbfixtures import sql
 
 from deploypipe.db.commands import backup_command, production_match, restore_command
 from deploypipe.db.scratch import ScratchServer

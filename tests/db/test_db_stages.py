@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from dbfixtures import StageRunner, alembic_project, new_db, pg_server, sql  # noqa: F401 - fixtures
+from dbfixtures import StageRunner, sql
 
 from deploypipe.stages.db import DbBackup, DbDryRun, DbMigrate
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from dbfixtures import alembic_project, new_db, pg_server, sql  # noqa: F401 - fixtures
+from dbfixtures import sql
 
 from deploypipe.core.embedded_pg import pg_bin
 from deploypipe.db.backup import create_backup, load_backup

@@ -9,7 +9,7 @@ import threading
 from dataclasses import replace
 
 import pytest
-from dbfixtures import Sleeps, alembic_project, new_db, pg_server, sql  # noqa: F401 - fixtures
+from dbfixtures import Sleeps, sql
 
 from deploypipe.db.advisory import Holder, PgAdvisoryLock
 from deploypipe.db.backup import create_backup

@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from dbfixtures import StageRunner, alembic_project, new_db, pg_server, sql  # noqa: F401 - fixtures
+from dbfixtures import StageRunner, sql
 from pydantic import ValidationError
 
 from deploypipe.errors import StageFailed

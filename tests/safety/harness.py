@@ -117,8 +117,13 @@ class LocalRender:
         service = self.emulator.add_service(ServiceDef(type="web", name=name, branch="main", autoDeploy=True,
                                                        healthCheckPath="/health"),
                                             url=f"{self.health.base}/svc/{name}")
-        if live is not None:
-            self.deploy_now(name, live)
+        if live is not None:  # the first release goes live at once, whatever the runtime's durations
+            durations = (self.runtime.build_s, self.runtime.update_s)
+            self.runtime.build_s = self.runtime.update_s = 0.0
+            try:
+                self.deploy_now(name, live)
+            finally:
+                self.runtime.build_s, self.runtime.update_s = durations
         return service
 
     def service(self, name: str = "api") -> Any:
@@ -176,7 +181,7 @@ def deploy_pipeline(*, name: str = "release", commit: str = NEW, database: bool 
         text += ("  - id: verify\n    type: verify.health\n"
                  f"    with: {{service: api, successes: 1, interval_s: 0.1, healthy_within_s: 5, observe_s: {observe_s},"
                  " failure_threshold: 2}\n")
-    return text + textwrap.dedent(after)
+    return text + after
 
 
 # -- the real CLI ----------------------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ def test_a_second_process_on_the_same_lock_exits_1_naming_the_first_by_run_id_us
         second = Cli.start(tmp_path, "deploy", "--pipeline", "pipelines/p.yaml", "--json", env=cli_env(),
                            tag="second")
         try:
-            assert second.wait(60) == 1, second.stderr[-2000:]
+            assert second.wait(30) == 1, second.stderr[-2000:]
         finally:
             second.cleanup()
         blocked = next(d for d in run_dirs(tmp_path) if d != first_run)

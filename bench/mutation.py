@@ -250,11 +250,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tool", action="store_true", help="run the mutation tool (part 2) instead")
     parser.add_argument("--modules", nargs="*", default=list(TOOL_MODULES), help="modules the tool mutates")
     parser.add_argument("--budget-s", type=float, default=3600.0, help="time budget of the tool run")
+    parser.add_argument("--tests", nargs="*", help="tests the tool runs (default: bench/mutation_tool.TOOL_TESTS)")
+    parser.add_argument("--covered-only", action="store_true", help="tool: mutate only lines the tests cover")
+    parser.add_argument("--keep", action="store_true", help="tool: keep the temporary copy (to `mutmut show`)")
     args = parser.parse_args(argv)
     if args.tool:
-        from mutation_tool import run_tool  # bench/mutation_tool.py
+        from mutation_tool import TOOL_TESTS, run_tool  # bench/mutation_tool.py
 
-        return run_tool(ROOT, args.modules, budget_s=args.budget_s)
+        return run_tool(ROOT, args.modules, budget_s=args.budget_s, tests=tuple(args.tests or TOOL_TESTS),
+                        covered_only=args.covered_only, keep=args.keep)
     mutants = ([] if args.only_breaks else LISTED) + (BREAKS if args.breaks or args.only or args.only_breaks else [])
     if args.only:
         mutants = [m for m in mutants if m.id in args.only]

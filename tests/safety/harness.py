@@ -61,7 +61,7 @@ class HealthApp:
         app = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:  # http.server's naming
                 parts = self.path.strip("/").split("/")
                 app.requests.append(self.path)
                 commit = app.live_commit(parts[1]) if len(parts) >= 2 and parts[0] == "svc" else None
@@ -179,8 +179,8 @@ def deploy_pipeline(*, name: str = "release", commit: str = NEW, database: bool 
             f"    with: {{service: api, commit: \"{commit}\", poll_s: {poll_s}, timeout_s: 120}}\n")
     if verify:
         text += ("  - id: verify\n    type: verify.health\n"
-                 f"    with: {{service: api, successes: 1, interval_s: 0.1, healthy_within_s: 5, observe_s: {observe_s},"
-                 " failure_threshold: 2}\n")
+                 "    with: {service: api, successes: 1, interval_s: 0.1, healthy_within_s: 5, "
+                 f"observe_s: {observe_s}, failure_threshold: 2}}\n")
     return text + after
 
 

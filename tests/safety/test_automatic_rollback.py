@@ -3,7 +3,7 @@ that fails or cannot be verified is exit 4, never 3."""
 
 from __future__ import annotations
 
-from harness import GOOD, NEW, deploy_pipeline, named, events_of, run_in_process, write_pipeline
+from harness import GOOD, NEW, deploy_pipeline, events_of, named, run_in_process, write_pipeline
 
 
 def test_a_rollback_to_a_release_that_is_unhealthy_too_exits_4_and_says_the_health_was_not_verified(

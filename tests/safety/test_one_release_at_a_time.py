@@ -162,9 +162,9 @@ def test_two_working_directories_with_wait_lock_release_one_after_the_other_and_
         for p in procs:
             p.cleanup()
     spans = _releases([ci, laptop])
-    for (_, first_end, first_id), (second_start, _, second_id) in zip(spans, spans[1:]):
+    for (_, first_end, first_id), (second_start, _, second_id) in zip(spans, spans[1:], strict=False):
         assert second_start >= first_end, f"{second_id} deployed while {first_id} was still releasing"
     assert codes == [0, 0], [(p.proc.returncode, report_of(run_dirs(r)[0])["message"]) for p, r in
-                             zip(procs, (ci, laptop))]
+                             zip(procs, (ci, laptop), strict=True)]
     assert [d.trigger for d in render.deploys()] == ["manual", "api", "api"]
     assert render.live_commit() == OTHER

@@ -27,6 +27,13 @@ TOOL_TESTS = (
     "tests/render/test_client_waiting.py", "tests/render/test_render_stages.py",
     "tests/safety/test_automatic_rollback.py", "tests/safety/test_at_most_once.py",
     "tests/safety/test_health_commit.py", "tests/safety/test_lost_release_lock.py",
+    "tests/safety/test_journal_record.py", "tests/safety/test_journal_replay.py",
+    "tests/safety/test_interrupts_in_process.py", "tests/safety/test_health_observation.py",
+)
+# In-process tests that fail on current code because of a product bug they report (a clean run must pass).
+KNOWN_FAILING = (
+    "tests/safety/test_journal_replay.py::"
+    "test_resume_whose_journalled_outputs_do_not_fit_the_stage_is_refused_with_rollback_run_as_the_way_out",
 )
 
 KILLED = {1, 3, 37}
@@ -43,6 +50,7 @@ def _config(modules: list[str], tests: tuple[str, ...], covered_only: bool) -> s
             f"only_mutate=\n{listing(modules)}\n"
             f"pytest_add_cli_args_test_selection=\n{listing(tests)}\n"
             "pytest_add_cli_args=\n    -p\n    no:cacheprovider\n    -q\n"
+            + "".join(f"    --deselect\n    {node}\n" for node in KNOWN_FAILING)
             f"mutate_only_covered_lines={'true' if covered_only else 'false'}\n"
             # log lines say what happened to a person; they are not a safety promise (the journal is: mutated)
             "do_not_mutate_patterns=\n    ^\\s*\\(?(ctx\\.)?log\\.(debug|info|warning|error|exception)\\b\n"

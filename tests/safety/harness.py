@@ -52,11 +52,12 @@ class SafetyRuntime(SimulatedRuntime):
 
 class HealthApp:
     """``GET /svc/<name>/health`` answers like the sample app: 200 ``{status, commit}`` with the live commit, or
-    500 when that commit is listed in ``unhealthy``. Counts requests per service."""
+    500 when that commit is listed in ``unhealthy`` (or has used up its ``healthy_answers``). Records requests."""
 
     def __init__(self, emulator: Emulator):
         self.emulator = emulator
         self.unhealthy: set[str] = set()
+        self.healthy_answers: dict[str, int] = {}
         self.requests: list[str] = []
         app = self
 
@@ -65,6 +66,10 @@ class HealthApp:
                 parts = self.path.strip("/").split("/")
                 app.requests.append(self.path)
                 commit = app.live_commit(parts[1]) if len(parts) >= 2 and parts[0] == "svc" else None
+                if commit is not None and commit in app.healthy_answers:  # healthy N times, then broken
+                    app.healthy_answers[commit] -= 1
+                    if app.healthy_answers[commit] < 0:
+                        app.unhealthy.add(commit)
                 if commit is None or commit in app.unhealthy:
                     body, status = {"status": "broken", "commit": commit}, 500
                 else:

@@ -20,7 +20,12 @@ def test_a_rollback_to_a_release_that_is_unhealthy_too_exits_4_and_says_the_heal
     assert items[("verify", "health_unverified")] is False
     assert report.rollback.verified is False
     events = events_of(report.run_dir)
-    assert named(events, "rollback_unverified") and not named(events, "rollback_verified")
+    assert not named(events, "rollback_verified")
+    (unverified,) = named(events, "rollback_unverified")
+    url = f"{render.health.base}/svc/api/health"
+    assert unverified["details"] == {"service": "api", "url": url, "commit": GOOD}
+    assert unverified["summary"] == f"{url} failed 2 consecutive health checks: status 500, expected 200"
+    assert named(events, "rollback_finished")[-1]["verified"] is False
     after = [e for e in named(events, "health_probe") if e.get("phase") == "after_rollback"]
     assert after and not any(e["ok"] for e in after)  # the restored release really was probed
 

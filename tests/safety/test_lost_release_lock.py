@@ -67,6 +67,15 @@ def test_a_lost_release_lock_before_production_changed_stops_the_run_with_exit_1
     assert report.stage("deploy").status == "errored"
     assert [d.trigger for d in render.deploys()] == ["manual"]  # the deploy never ran
     assert render.live_commit() == GOOD
+    (errored,) = named(events_of(report.run_dir), "stage_errored")
+    assert {k: v for k, v in errored.items() if k not in ("seq", "ts", "run_id")} == {
+        "event": "stage_errored", "stage": "deploy", "attempts": 0, "duration_s": 0.0, "changed_production": False,
+        "outputs": {},
+        "error": {"type": "StageErrored", "where": "release lock", "message": errored["error"]["message"]}}
+    message = errored["error"]["message"]
+    assert message.startswith("release lock: the release lock was lost (the connection holding the release lock "
+                              "broke (") and "); stopped before this stage; hint: another run may now hold" in message
+    assert not named(events_of(report.run_dir), "stage_started")[1:]  # only the wait stage started
 
 
 @pytest.mark.e2e

@@ -46,11 +46,11 @@ def _config(modules: list[str], tests: tuple[str, ...], covered_only: bool) -> s
     def listing(items: list[str] | tuple[str, ...]) -> str:
         return "\n".join(f"    {item}" for item in items)
 
+    deselect = "".join(f"    --deselect\n    {node}\n" for node in KNOWN_FAILING)
     return ("[mutmut]\nsource_paths=deploypipe\n"
             f"only_mutate=\n{listing(modules)}\n"
             f"pytest_add_cli_args_test_selection=\n{listing(tests)}\n"
-            "pytest_add_cli_args=\n    -p\n    no:cacheprovider\n    -q\n"
-            + "".join(f"    --deselect\n    {node}\n" for node in KNOWN_FAILING)
+            f"pytest_add_cli_args=\n    -p\n    no:cacheprovider\n    -q\n{deselect}"
             f"mutate_only_covered_lines={'true' if covered_only else 'false'}\n"
             # log lines say what happened to a person; they are not a safety promise (the journal is: mutated)
             "do_not_mutate_patterns=\n    ^\\s*\\(?(ctx\\.)?log\\.(debug|info|warning|error|exception)\\b\n"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -122,10 +123,11 @@ def run_tool(root: Path, modules: list[str], *, budget_s: float, tests: tuple[st
     if checked:
         print(f"killed/checked: {killed}/{checked} = {100 * killed / checked:.1f} %  "
               f"(survivors and 'no tests' count as not killed)")
-    by_module = Counter(name.split(".x_")[0].split("__mutmut")[0] for name, code in results.items()
-                        if code is not None)
-    killed_by_module = Counter(name.split(".x_")[0].split("__mutmut")[0] for name, code in results.items()
-                               if code in KILLED or code in TIMEOUT)
+    def module(name: str) -> str:  # deploypipe.engine.runner.xǁRunnerǁundo__mutmut_3 -> deploypipe.engine.runner
+        return re.split(r"\.x[_\u01c1]", name, maxsplit=1)[0]
+
+    by_module = Counter(module(name) for name, code in results.items() if code is not None)
+    killed_by_module = Counter(module(name) for name, code in results.items() if code in KILLED or code in TIMEOUT)
     for module in sorted(by_module):
         print(f"  {module}: {killed_by_module[module]}/{by_module[module]}")
     survivors = sorted(name for name, code in results.items() if code in SURVIVED or code in NO_TESTS)

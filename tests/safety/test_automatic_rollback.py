@@ -51,3 +51,13 @@ def test_a_rollback_render_refuses_exits_4_never_3_and_names_what_is_live(tmp_pa
     assert render.live_commit() == NEW  # nothing was rolled back: a human must act
     assert "live now" in report.message and NEW[:12] in report.message
     assert '"exit_code": 4' in inv.stdout.getvalue()
+
+
+def test_a_change_to_production_that_nothing_can_undo_is_exit_4_not_3(tmp_path, clock):
+    write_pipeline(tmp_path, "version: 1\nname: p\nstages:\n"
+                   "  - id: change\n    type: shell.run\n    with: {command: 'true', changes_production: true}\n"
+                   "  - id: smoke\n    type: shell.run\n    with: {command: 'exit 1'}\n")
+    report, _ = run_in_process(tmp_path, None, clock)
+    assert report.exit_code == 4 and report.outcome == "needs_human", report.message
+    assert "ROLLBACK NOT VERIFIED: change: no compensate_command declared" in report.message
+    assert [(i.stage, i.action, i.verified) for i in report.rollback.items] == [("change", "nothing_to_undo", False)]

@@ -1,0 +1,148 @@
+"""The journal is a contract: `deploy --resume` and `rollback --run` read it back, and a person reads it after an
+incident. A release whose verification fails and is rolled back records exactly these events and fields, in order."""
+
+from __future__ import annotations
+
+from harness import NEW, deploy_pipeline, events_of, run_in_process, write_pipeline
+from journal_golden import normalized
+
+EXPECTED = [{'event': 'run_started', 'pipeline': 'release', 'stages': ['deploy', 'verify'], 'resumed_from': None},
+            {'event': 'stage_started',
+             'stage': 'deploy',
+             'type': 'render.deploy',
+             'plan': 'deploy api at bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb and wait up to 120s until live'},
+            {'event': 'deploy_triggered',
+             'stage': 'deploy',
+             'service': 'api',
+             'service_id': 'SRV1',
+             'deploy_id': 'DEP1',
+             'commit': 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb',
+             'url': 'URL/svc/api',
+             'previous_deploy_id': 'DEP2',
+             'previous_commit': 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa',
+             'status': None},
+            {'event': 'deploy_status', 'stage': 'deploy', 'service': 'api', 'deploy_id': 'DEP1', 'status': 'live'},
+            {'event': 'deploy_live',
+             'stage': 'deploy',
+             'service': 'api',
+             'deploy_id': 'DEP1',
+             'commit': 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb',
+             'status': 'live'},
+            {'event': 'stage_succeeded',
+             'stage': 'deploy',
+             'attempts': 1,
+             'outputs': {'service': 'api',
+                         'service_id': 'SRV1',
+                         'deploy_id': 'DEP1',
+                         'commit': 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb',
+                         'url': 'URL/svc/api',
+                         'previous_deploy_id': 'DEP2',
+                         'previous_commit': 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa',
+                         'status': 'live'},
+             'changed_production': True,
+             'warnings': [],
+             'summary': 'api: DEP1 live at commit bbbbbbbbbbbb',
+             'deploys': [{'service': 'api',
+                          'deploy_id': 'DEP1',
+                          'commit': 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb',
+                          'status': 'live'}]},
+            {'event': 'stage_started',
+             'stage': 'verify',
+             'type': 'verify.health',
+             'plan': 'probe api health path until 1 consecutive successes, observe 0s (fail after 2 failures)'},
+            {'event': 'health_probe',
+             'stage': 'verify',
+             'url': 'URL/svc/api/health',
+             'phase': 'verify',
+             'ok': False,
+             'status': 500,
+             'reason': 'status 500, expected 200'},
+            {'event': 'health_check_failed',
+             'stage': 'verify',
+             'url': 'URL/svc/api/health',
+             'reason': 'status 500, expected 200',
+             'consecutive_failures': 1},
+            {'event': 'health_probe',
+             'stage': 'verify',
+             'url': 'URL/svc/api/health',
+             'phase': 'verify',
+             'ok': False,
+             'status': 500,
+             'reason': 'status 500, expected 200'},
+            {'event': 'health_check_failed',
+             'stage': 'verify',
+             'url': 'URL/svc/api/health',
+             'reason': 'status 500, expected 200',
+             'consecutive_failures': 2},
+            {'event': 'stage_failed',
+             'stage': 'verify',
+             'attempts': 1,
+             'error': {'type': 'StageFailed',
+                       'message': 'stage verify: URL/svc/api/health failed 2 consecutive health checks: status 500, '
+                                  'expected 200',
+                       'where': 'stage verify'},
+             'changed_production': False,
+             'outputs': {}},
+            {'event': 'rollback_started', 'stages': ['deploy']},
+            {'event': 'compensation_started', 'stage': 'deploy', 'type': 'render.deploy'},
+            {'event': 'rollback_triggered',
+             'stage': 'deploy',
+             'service': 'api',
+             'service_id': 'SRV1',
+             'deploy_id': 'DEP3',
+             'to_deploy': 'DEP2',
+             'commit': 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'},
+            {'event': 'deploy_status', 'stage': 'deploy', 'service': 'api', 'deploy_id': 'DEP3', 'status': 'live'},
+            {'event': 'auto_deploy_disabled', 'stage': 'deploy', 'service': 'api', 'service_id': 'SRV1'},
+            {'event': 'compensation_succeeded',
+             'stage': 'deploy',
+             'type': 'render.deploy',
+             'action': 'rolled_back',
+             'verified': True,
+             'summary': 'api: rolled back to DEP2 (commit aaaaaaaaaaaa) as DEP3; auto-deploy turned off for api so '
+                        'the next push does not redeploy the bad commit; turn it back on (Render dashboard > '
+                        'Settings > Auto-Deploy, or PATCH /services/SRV1 autoDeploy=yes) when the fix is deployed',
+             'details': {'service': 'api',
+                         'from_deploy': 'DEP1',
+                         'to_deploy': 'DEP2',
+                         'commit': 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa',
+                         'rollback_deploy_id': 'DEP3',
+                         'auto_deploy_note': 'auto-deploy turned off for api so the next push does not redeploy the '
+                                             'bad commit; turn it back on (Render dashboard > Settings > '
+                                             'Auto-Deploy, or PATCH /services/SRV1 autoDeploy=yes) when the fix is '
+                                             'deployed'}},
+            {'event': 'health_probe',
+             'stage': 'verify',
+             'url': 'URL/svc/api/health',
+             'phase': 'after_rollback',
+             'ok': True,
+             'status': 200,
+             'reason': 'status 200 in N ms'},
+            {'event': 'rollback_verified',
+             'stage': 'verify',
+             'type': 'verify.health',
+             'action': 'health_verified',
+             'verified': True,
+             'summary': 'URL/svc/api/health: status 200 in N ms',
+             'details': {'service': 'api',
+                         'url': 'URL/svc/api/health',
+                         'commit': 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa',
+                         'probes': 1}},
+            {'event': 'rollback_finished', 'verified': True},
+            {'event': 'run_finished',
+             'outcome': 'rolled_back',
+             'exit_code': 3,
+             'message': 'stage verify (verify.health) failed: URL/svc/api/health failed 2 consecutive health '
+                        'checks: status 500, expected 200'}]
+
+
+def test_a_rolled_back_release_journals_every_step_with_the_fields_resume_and_rollback_run_read(
+        tmp_path, render, clock):
+    render.health.unhealthy = {NEW}
+    write_pipeline(tmp_path, deploy_pipeline())
+    report, _ = run_in_process(tmp_path, render, clock)
+    assert report.exit_code == 3, report.message
+    journal = normalized(events_of(report.run_dir), render.health.base)
+    assert [e["event"] for e in journal] == [e["event"] for e in EXPECTED]
+    for got, expected in zip(journal, EXPECTED, strict=True):
+        assert got == expected

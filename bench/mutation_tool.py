@@ -112,7 +112,7 @@ def run_tool(root: Path, modules: list[str], *, budget_s: float, tests: tuple[st
             stopped = True
     took = time.monotonic() - started
     results = _results(copy, modules)
-    counts = Counter()
+    counts: Counter[str] = Counter()
     for code in results.values():
         counts["not checked" if code is None else "killed" if code in KILLED else "survived" if code in SURVIVED
                else "no tests" if code in NO_TESTS else "timeout" if code in TIMEOUT else "other"] += 1
@@ -123,11 +123,12 @@ def run_tool(root: Path, modules: list[str], *, budget_s: float, tests: tuple[st
     if checked:
         print(f"killed/checked: {killed}/{checked} = {100 * killed / checked:.1f} %  "
               f"(survivors and 'no tests' count as not killed)")
-    def module(name: str) -> str:  # deploypipe.engine.runner.xǁRunnerǁundo__mutmut_3 -> deploypipe.engine.runner
+    def module_of(name: str) -> str:  # deploypipe.engine.runner.xǁRunnerǁundo__mutmut_3 -> deploypipe.engine.runner
         return re.split(r"\.x[_\u01c1]", name, maxsplit=1)[0]
 
-    by_module = Counter(module(name) for name, code in results.items() if code is not None)
-    killed_by_module = Counter(module(name) for name, code in results.items() if code in KILLED or code in TIMEOUT)
+    by_module = Counter(module_of(name) for name, code in results.items() if code is not None)
+    killed_by_module = Counter(module_of(name) for name, code in results.items()
+                               if code in KILLED or code in TIMEOUT)
     for module in sorted(by_module):
         print(f"  {module}: {killed_by_module[module]}/{by_module[module]}")
     survivors = sorted(name for name, code in results.items() if code in SURVIVED or code in NO_TESTS)

@@ -87,9 +87,7 @@ def deploy(c, pipeline=None, json=False, wait_lock=None, resume=None, dry_run=Fa
            verbose=False, force=False):
     """Run the pipeline: checks, backup, dry run, migrate, deploy, verify; roll back on failure."""
     if dry_run:
-        from deploypipe.commands.plan import show_plan
-
-        return show_plan(_invocation(pipeline=pipeline), json)
+        return _show_plan(pipeline, json)
     from deploypipe.commands.deploy import deploy as run_deploy
 
     inv = _invocation(pipeline=pipeline, json_output=json, keep_running=keep_running, verbose=verbose, force=force,
@@ -102,10 +100,18 @@ def deploy(c, pipeline=None, json=False, wait_lock=None, resume=None, dry_run=Fa
 @_boundary
 def plan(c, pipeline=None, json=False, types=False):
     """Show what each stage would do, with resolved parameters (secrets masked). Runs nothing."""
-    from deploypipe.commands.plan import show_plan, show_types
+    from deploypipe.commands.plan import show_types
+
+    return show_types(_invocation(pipeline=pipeline), json) if types else _show_plan(pipeline, json)
+
+
+def _show_plan(pipeline: str | None, as_json: bool) -> int:
+    from deploypipe.commands.plan import show_plan
+    from deploypipe.local.session import maybe_local
 
     inv = _invocation(pipeline=pipeline)
-    return show_types(inv, json) if types else show_plan(inv, json)
+    with maybe_local(inv, start=False):  # the local default's variables are described, nothing starts
+        return show_plan(inv, as_json)
 
 
 @task(help={"pipeline": _PIPELINE_HELP, "run": "Show one run in full.", "limit": "How many runs to list (default 20).",

@@ -75,11 +75,15 @@ def run_pipeline(inv: Invocation, *, resume: str | None = None, execute: Callabl
     lock = _release_lock(inv, loaded, run_id, resources.sleep, resources.clock)
     wait = loaded.spec.lock.wait_s if inv.wait_lock_s is None else inv.wait_lock_s
     runner = Runner(loaded, resources, journal, guard=lock, force=inv.force)
+    interrupted: KeyboardInterrupt | None = None
     try:
         try:
             lock.acquire(wait)
         except DeployPipeError as exc:  # held by another run, or the database cannot be reached to take it
             report = runner.finish(Outcome.BLOCKED, message=exc.render())
+        except KeyboardInterrupt as exc:  # recorded, then reported by the CLI's boundary like any early interrupt
+            interrupted = exc
+            report = runner.interrupted_before_start(str(exc))
         else:
             try:
                 report = execute(runner) if execute is not None else \
@@ -92,6 +96,8 @@ def run_pipeline(inv: Invocation, *, resume: str | None = None, execute: Callabl
         resources.close()
         journal.close()
     _write_html(journal.run_dir)
+    if interrupted is not None:
+        raise interrupted
     return report
 
 

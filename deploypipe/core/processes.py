@@ -70,14 +70,17 @@ def run_command(command: str, *, cwd: Path, env: Mapping[str, str], log_path: Pa
                 out.write(redact(raw.decode("utf-8", "replace")))
                 out.flush()
 
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
     try:
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
         code: int | None = proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         code = None
+    except BaseException:  # interrupted (SIGINT, SIGTERM): the command must not go on without us
+        stop_group(proc, grace_s=2.0)
+        raise
     reader.join(timeout=5)
     return code, time.monotonic() - start
 

@@ -24,7 +24,7 @@ Path_ = tuple[Any, ...]
 #: the largest YAML file deploypipe reads (pipelines and Blueprints are a few KiB)
 MAX_BYTES = 1_048_576
 #: the most nodes a document may expand to, aliases included
-MAX_NODES = 100_000
+MAX_NODES = 20_000
 
 
 @dataclass(frozen=True)
@@ -72,8 +72,10 @@ class _Builder:
             raise SpecError(f"invalid YAML: could not determine a constructor for the tag '{node.tag}'",
                             where=f"{self.source}:{node.start_mark.line + 1}")
         if isinstance(node, yaml.MappingNode):
+            own = {id(key_node) for key_node, _ in node.value}  # keys written here; merged ones (<<) may be overridden
             self.constructor.flatten_mapping(node)
             result: dict[Any, Any] = {}
+            seen: set[Any] = set()
             for key_node, value_node in node.value:
                 key = self.build(key_node, path + ("<key>",))
                 if not isinstance(key, (str, int, float, bool)) or key is None:
@@ -81,11 +83,13 @@ class _Builder:
                         f"mapping keys must be plain scalars, got {type(key).__name__}",
                         where=f"{self.source}:{key_node.start_mark.line + 1}",
                     )
-                if key in result:
+                if key in seen and id(key_node) in own:
                     raise SpecError(
                         f"duplicate key '{key}'", where=f"{self.source}:{key_node.start_mark.line + 1}",
                         hint="each key may appear once in a mapping",
                     )
+                if id(key_node) in own:
+                    seen.add(key)
                 self.lines[path + (key,)] = key_node.start_mark.line + 1
                 self.columns[path + (key,)] = key_node.start_mark.column + 1
                 result[key] = self.build(value_node, path + (key,))

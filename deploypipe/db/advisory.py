@@ -21,12 +21,15 @@ from datetime import datetime
 from typing import Any, Callable, Mapping
 
 import psycopg
+import structlog
 
 from deploypipe.core.polling import poll
 from deploypipe.db.pg import connect
 from deploypipe.errors import LockHeldError
 
 __all__ = ["Holder", "PgAdvisoryLock", "ci_job", "lock_key"]
+
+log = structlog.get_logger(__name__)
 
 _PREFIX = "deploypipe"
 _MAX_APPLICATION_NAME = 63  # PostgreSQL truncates application_name to NAMEDATALEN - 1
@@ -139,8 +142,13 @@ class PgAdvisoryLock:
         """Take the lock, waiting up to ``wait_s``; LockHeldError naming the holder otherwise."""
         conn = connect(self.url, autocommit=True, application_name=self.me.application_name(),
                        keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=3)
-        taken = poll(lambda: True if self._try(conn) else None, timeout_s=wait_s, interval_s=self.poll_s,
-                     clock=self.clock, sleep=self.sleep)
+        taken: bool | None = self._try(conn)
+        if not taken and wait_s > 0:  # say whom we queue behind, as the file lock does
+            who = self.holder(conn)
+            log.info("lock_waiting", lock=f"{self.what} '{self.name}'", wait_s=wait_s,
+                     holder=who.describe() if isinstance(who, Holder) else who)
+            taken = poll(lambda: True if self._try(conn) else None, timeout_s=wait_s, interval_s=self.poll_s,
+                         clock=self.clock, sleep=self.sleep)
         if not taken:
             who = self.holder(conn)
             conn.close()

@@ -208,14 +208,17 @@ class Runner:
                           warnings=record.warnings, summary=result.summary,
                           deploys=[d.model_dump(mode="json") for d in result.deploys])
 
-    def _interrupted(self, text: str, stage_id: str | None) -> None:
-        """Journal what a signal left undone, so ``rollback --run`` can finish the job after a SIGKILL."""
+    def _interrupted(self, text: str, during: str) -> None:
+        """Journal what a signal left undone, so ``rollback --run`` can finish the job after a SIGKILL.
+
+        ``during`` is the stage id, ``rollback`` or ``lock`` (waiting for the release lock).
+        """
         signum = int(text.split()[-1]) if text.startswith("signal ") else 2
         undone = [s for s in self.state.changed
                   if not any(i.stage == s and i.verified for i in self.state.rollback.items)]
-        self.journal.emit("interrupted", signal=signal_name(signum), during=stage_id or "rollback",
+        self.journal.emit("interrupted", signal=signal_name(signum), during=during,
                           left_undone=undone, hint=f"invoke rollback --run {self.journal.run_id}" if undone else "")
-        log.warning("interrupted", signal=signal_name(signum), during=stage_id or "rollback", left_undone=undone)
+        log.warning("interrupted", signal=signal_name(signum), during=during, left_undone=undone)
 
     # -- compensation ------------------------------------------------------------
     def compensate(self, stage_ids: list[str], prior: Mapping[str, Sequence[Mapping[str, Any]]] | None = None) -> bool:
@@ -230,7 +233,7 @@ class Runner:
         def context(stage: StageSpec) -> StageContext:
             return self._context(stage, prior=tuple((prior or {}).get(stage.id, ())))
 
-        with shielded(lambda signum: self._interrupted(f"signal {signum}", None)):
+        with shielded(lambda signum: self._interrupted(f"signal {signum}", "rollback")):
             items, deploys = compensate_stages(self.spec.stages, self.loaded.params, stage_ids,
                                                outputs=self.state.outputs, context=context, emit=self.journal.emit)
         rollback.items.extend(items)
@@ -253,7 +256,7 @@ class Runner:
                 continue
             if event["event"] == "stage_succeeded":
                 record = self.state.records[stage_id]
-                outputs = _outputs_of(by_id[stage_id], event.get("outputs"), self.journal.run_id)
+                outputs = _outputs_of(by_id[stage_id], event.get("outputs"), event.get("run_id") or "?")
                 record.status, record.outputs = "succeeded", outputs.model_dump(mode="json")
                 record.summary = "done in an earlier attempt of this run"
                 record.changed_production = bool(event.get("changed_production"))
@@ -288,6 +291,7 @@ class Runner:
         return self.finish(outcome)
 
     def _run_stages(self, resume_events: Sequence[Mapping[str, Any]] | None, resumed_from: str | None) -> Outcome:
+        self.state.started_at = self.now()  # once the release lock is held: a deploy made before is not a rival
         self.journal.emit("run_started", pipeline=self.spec.name, path=str(self.loaded.path),
                           digest=pipeline_digest(self.loaded), stages=[s.id for s in self.spec.stages],
                           resumed_from=resumed_from)
@@ -373,6 +377,7 @@ class Runner:
 
     def undo(self, previous: Sequence[Mapping[str, Any]], undoing: str) -> Report:
         """``rollback --run``: compensate what run ``undoing`` changed and did not already undo."""
+        self.state.started_at = self.now()
         self.journal.emit("run_started", pipeline=self.spec.name, path=str(self.loaded.path), kind="rollback",
                           undoing=undoing, digest=pipeline_digest(self.loaded))
         unfinished = self.restore(previous)
@@ -413,6 +418,12 @@ class Runner:
             if stage.when == "on_failure" and not failed:
                 continue
             self._run_stage(stage, outcome=outcome)
+
+    def interrupted_before_start(self, text: str) -> Report:
+        """A signal while waiting for the release lock: journal it and end blocked; no stage ran."""
+        self._interrupted(text, "lock")
+        return self.finish(Outcome.BLOCKED, message="interrupted before any stage ran (waiting for the release "
+                                                    "lock); nothing changed")
 
     def finish(self, outcome: Outcome, message: str | None = None) -> Report:
         """Journal the end of the run and write its report; returns the report as written (secrets masked)."""

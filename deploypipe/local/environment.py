@@ -189,6 +189,13 @@ class LocalEnvironment:
                              hint="send traffic to a web service of the Blueprint")
         return TrafficGenerator(service.url, self.traffic).start()
 
+    def planned(self) -> dict[str, str]:
+        """What :meth:`running` would provide, as descriptions (for ``plan``): nothing is started or read."""
+        database = self.production_database().name
+        return {"RENDER_API_URL": "http://127.0.0.1:0/v1", "RENDER_API_KEY": "rnd_local_default",
+                "DATABASE_URL": f"postgresql://{database}@localhost/{database}",
+                "DEPLOYPIPE_LOCAL_REPO": str(self.local_dir / "repo"), "DEPLOYPIPE_LOCAL_DIR": str(self.local_dir)}
+
     @contextlib.contextmanager
     def running(self) -> Iterator[dict[str, str]]:
         values = _load_secrets(self.local_dir)

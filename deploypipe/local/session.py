@@ -20,8 +20,11 @@ __all__ = ["maybe_local"]
 
 
 @contextlib.contextmanager
-def maybe_local(inv: Any) -> Iterator[None]:
-    """Run the block inside the local default when the invocation's pipeline has a ``local:`` section."""
+def maybe_local(inv: Any, *, start: bool = True) -> Iterator[None]:
+    """Run the block inside the local default when the invocation's pipeline has a ``local:`` section.
+
+    With ``start=False`` (``plan``) nothing starts: the variables the local default would set are descriptions.
+    """
     path = inv.pipeline_path()
     try:
         raw = load_yaml(path).data
@@ -31,6 +34,10 @@ def maybe_local(inv: Any) -> Iterator[None]:
         yield
         return
     env = LocalEnvironment.for_invocation(inv, raw.get("local") or {})
+    if not start:
+        inv.env = {**inv.env, **env.planned()}
+        yield
+        return
     with env.running() as overrides:
         inv.env = {**inv.env, **overrides}
         yield

@@ -137,7 +137,7 @@ def run_replay(name: str, *, env: dict[str, str], load: Callable[[], LoadedPipel
     ``load()`` loads the pipeline after the bad change is committed; ``run(pipeline)`` runs it and returns its report.
     """
     if name not in REPLAYS:
-        raise UsageError(f"no replay '{name}'", hint=f"one of: {', '.join(REPLAYS)} (see `invoke replay --list`)")
+        raise UsageError(f"no replay '{name}'", hint=f"one of: {', '.join(REPLAYS)} (see `invoke replay list`)")
     replay, change = REPLAYS[name], BAD_CHANGES[name]
     repo = LocalRepo(Path(env["DEPLOYPIPE_LOCAL_REPO"]))
     good = repo.head()

@@ -56,7 +56,13 @@ def roll_back(ctx: StageContext, key: str, service_id: str, to_deploy: str, *, t
         if resume_deploy_id is not None:
             ctx.emit("rollback_resumed", service=key, deploy_id=resume_deploy_id, to_deploy=to_deploy)
     if resume_deploy_id is None:
-        rollback = client.rollback(service_id, to_deploy)
+        try:
+            rollback = client.rollback(service_id, to_deploy)
+        except DeployPipeError as exc:  # refused (e.g. the target's build expired) or unanswered
+            raise RollbackFailed(f"Render did not roll {key} back to {to_deploy}: {exc.message}; live now: "
+                                 f"{live_now(ctx, service_id)}", where=ctx.where,
+                                 hint="pick another deploy (invoke rollback shows them), or redeploy a good commit "
+                                      "(invoke deploy)") from None
         ctx.emit("rollback_triggered", service=key, service_id=service_id, deploy_id=rollback.id, to_deploy=to_deploy,
                  commit=rollback.commit_id)
         resume_deploy_id = rollback.id

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 _VOLATILE = ("seq", "ts", "run_id", "elapsed_ms", "duration_s", "path", "digest")
+_TIMES = {"created_at", "live_at"}  # Render's timestamps: whether present, not when
 
 
 def normalized(events: list[dict[str, Any]], base_url: str) -> list[dict[str, Any]]:
@@ -19,7 +20,7 @@ def normalized(events: list[dict[str, Any]], base_url: str) -> list[dict[str, An
 
     def clean(value: Any) -> Any:
         if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items() if k not in _VOLATILE}
+            return {k: "TIME" if k in _TIMES and v else clean(v) for k, v in value.items() if k not in _VOLATILE}
         if isinstance(value, list):
             return [clean(v) for v in value]
         if isinstance(value, str):

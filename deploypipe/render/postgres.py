@@ -112,7 +112,7 @@ def delete_postgres(api: RenderApi, postgres_id: str, *, missing_ok: bool = Fals
     """Delete a Postgres (irreversible); True when this call deleted it, False when it was already gone.
 
     Retried like any idempotent request; a 404 after an attempt that may have been processed means that attempt
-    deleted it. Without ``missing_ok`` a 404 on the first attempt is a NotFoundError.
+    deleted it (True). Without ``missing_ok`` a 404 on the first attempt is a NotFoundError.
     """
     path, ambiguous = f"/postgres/{postgres_id}", False
     for attempt in api.retrying(f"DELETE {path}"):
@@ -123,7 +123,7 @@ def delete_postgres(api: RenderApi, postgres_id: str, *, missing_ok: bool = Fals
             except NotFoundError:
                 if not (missing_ok or ambiguous):
                     raise
-                deleted = False
+                deleted = ambiguous
             except TransientProviderError as exc:
                 ambiguous = ambiguous or exc.sent
                 raise

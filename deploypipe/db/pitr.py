@@ -147,7 +147,7 @@ def copy_database(source_url: str, target_url: str) -> None:
 def restore_production_from(client: PitrClient, postgres_id: str, restore_point: RestorePoint, production_url: str, *,
                             confirm: Callable[[str], bool], run_id: str, name: str = "deploypipe-restore",
                             min_age_s: float = 600.0, max_wait_s: float = 900.0, timeout_s: float = 3600.0,
-                            poll_s: float = 10.0, lock_wait_s: float = 60.0, clock_skew_s: float = 30.0,
+                            poll_s: float = 2.0, lock_wait_s: float = 60.0, clock_skew_s: float = 30.0,
                             sleep: Callable[[float], None] = time.sleep,
                             clock: Callable[[], float] = time.time) -> MigrationUndo:
     """Bring production back to ``restore_point``: a PITR clone at exactly that moment (waiting up to ``max_wait_s``

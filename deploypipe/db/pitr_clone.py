@@ -228,14 +228,15 @@ def _delete_clone(client: PitrClient, clone_id: str | None, restore_name: str, s
 @contextmanager
 def recovery_clone(client: PitrClient, postgres_id: str, restore_time: RestorePoint | datetime | float, name: str, *,
                    min_age_s: float = 600.0, exact: bool = False, max_wait_s: float = 900.0,
-                   timeout_s: float = 3600.0, poll_s: float = 10.0, clock_skew_s: float = 30.0,
+                   timeout_s: float = 3600.0, poll_s: float = 2.0, clock_skew_s: float = 30.0,
                    sleep: Callable[[float], None] = time.sleep,
                    clock: Callable[[], float] = time.time) -> Iterator[PitrClone]:
     """A PITR clone of ``postgres_id`` at ``restore_time`` while the block runs; deleted afterwards, always.
 
     The clone is named ``name`` plus a random suffix (how a lost answer is found again). The restore time is the one
     asked for when Render allows it, else (``exact=False``) the newest allowed one, said in ``PitrClone.note`` and the
-    log; with ``exact`` it waits up to ``max_wait_s`` for the asked one. ``clock`` is the wall clock (epoch seconds).
+    log; with ``exact`` it waits up to ``max_wait_s`` for the asked one. ``clock`` is the wall clock (epoch seconds);
+    the wait for the clone polls from ``poll_s`` (growing 1.5x up to 30 s) on the client's own clock.
     Raises StageFailed (recovery not available, no restorable time), the client's ProviderError (Render refused,
     the clone ended recovery_failed or did not become available within ``timeout_s``), StageErrored when the clone
     could not be deleted after a block that succeeded (an error of the block itself is never replaced).

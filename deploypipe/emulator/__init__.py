@@ -16,7 +16,8 @@ Public API (import from ``deploypipe.emulator``)::
              data_dir=None, telemetry=None)       # thread-safe state; .add_service(ServiceDef, service_id=None),
                                                   # .add_postgres(PostgresRec), .trigger(service, commit_id=) ->
                                                   # (DeployRec, queued), .service(id), .faults.add(...), .close(),
-                                                  # .telemetry (requests and logs, see telemetry.py)
+                                                  # .telemetry (requests and logs, see telemetry.py),
+                                                  # .recovery (point-in-time recovery knobs, see recovery.py)
     Telemetry(clock, *, max_requests=50_000, max_logs=50_000, retention_s=21600, ingest_delay_s=0)
                                                   # .request(RequestRec), .log(resource, line, type=, instance=)
     SimulatedRuntime(build_s=0, pre_deploy_s=0, update_s=0, failures={commit: phase}, job_s=0, job_exit=0,
@@ -25,19 +26,23 @@ Public API (import from ``deploypipe.emulator``)::
                    worker_settle_s=1.0, drain_s=5.0)
     build_emulator(*, blueprint=None, repo=None, data_dir=None, api_keys=("rnd_test_key",), databases=None,
                    clock=time.time, runtime=None, faults=None, health_grace_s=30.0, health_interval_s=0.25,
-                   auto_deploy_poll_s=1.0, ingest_delay_s=0.0)
+                   auto_deploy_poll_s=1.0, ingest_delay_s=0.0, recovery_min_age_s=600.0,
+                   recovery_window_days=7.0, recovery_creating_s=2.0)   # recovery_*: point-in-time recovery knobs
     create_app(emulator) -> starlette.applications.Starlette   # /v1/... and /_emulator/faults
     in_process_client(emulator, api_key="rnd_test_key") -> httpx.Client   # base_url http://render.local/v1
     EmulatorServer(emulator, *, host="127.0.0.1", port=0)  # .start() / .stop() / context manager; .url, .started
     serve(*, port=10000, blueprint, repo, data_dir, api_key, faults=None, databases=None, health_grace_s=30.0,
-          health_interval_s=0.25, auto_deploy_poll_s=1.0, ingest_delay_s=0.0, stop=None) -> int
+          health_interval_s=0.25, auto_deploy_poll_s=1.0, ingest_delay_s=0.0, recovery_min_age_s=600.0,
+          recovery_window_days=7.0, recovery_creating_s=2.0, stop=None) -> int
     main(argv=None) -> int                        # python -m deploypipe.emulator --port N --blueprint F --repo DIR
                                                   #   --data-dir DIR [--faults F] [--database NAME=URL]
                                                   #   [--api-key KEY] [--health-grace-s S]
                                                   #   [--health-interval-s S] [--auto-deploy-poll-s S]
-                                                  #   [--ingest-delay-s S]
+                                                  #   [--ingest-delay-s S] [--recovery-min-age-s S]
+                                                  #   [--recovery-window-days D] [--recovery-creating-s S]
     apply_fault(emulator, rule_mapping)           # status, latency, drop, accept_then_timeout, accept_then_status,
-                                                  # accept_then_drop, queued; also fail_deploy {service, phase}
+                                                  # accept_then_drop, queued; also fail_deploy {service, phase},
+                                                  # fail_recovery {postgres}
     push(emulator, service, commit_id, message)   # deploypipe.emulator.autodeploy: a git push (auto-deploy)
     load_blueprint(path) -> Blueprint;  ServiceDef, PostgresRec (records)
 
@@ -56,6 +61,7 @@ Modules, lowest first (each imports only modules before it)::
     process_runtime       real deploys as local processes
     autodeploy            new commits deploy while ``autoDeploy`` is on
     shapes, ratelimit     Render's JSON shapes and pages; rate limits
+    snapshots, recovery   Postgres point-in-time recovery: snapshots at restore points; clones, recovery info, DELETE
     queries, observability  metrics buckets, quantiles and log pages; their route handlers
     routes, app           the HTTP API (one handler per Render operation), faults applied
     transport, server     the in-process httpx transport; uvicorn on loopback, the command line

@@ -149,7 +149,16 @@ def create_app(emulator: Emulator) -> Starlette:
 
 
 def apply_fault(emulator: Emulator, rule: dict[str, Any]) -> None:
-    """Add a rule; ``fail_deploy`` marks the service's next deploy (by name or id) instead of matching requests."""
+    """Add a rule; ``fail_deploy`` / ``fail_recovery`` mark the next deploy of a service / recovery of a Postgres
+    (by name or id) instead of matching requests."""
+    if rule.get("action") == "fail_recovery":
+        target = rule.get("postgres")
+        for db in emulator.postgres.values():
+            if target in (db.id, db.name):
+                db.fail_next_recovery = True
+                return
+        known = ", ".join(db.name for db in emulator.postgres.values()) or "none"
+        raise ValueError(f"fail_recovery: no postgres {target!r} (postgres: {known})")
     if rule.get("action") == "fail_deploy":
         phase = rule.get("phase") or "update"
         if phase not in ("build", "pre_deploy", "update"):

@@ -7,6 +7,9 @@ emulator attaches to that database as is (the local default passes its own
 "production" database). ``connection_info`` answers Render's connection-info
 shape; ``export`` really ``pg_dump``s the database into ``<data_dir>/exports``
 in the background (Render answers 202 and lists the export when it is done).
+Provisioned databases are the local Render's own (``owned``: deleting the
+instance drops them); attached ones are only forgotten. Point-in-time
+recovery (snapshots, clones) is in ``recovery.py``.
 """
 
 from __future__ import annotations
@@ -77,7 +80,7 @@ def provision(emulator: Emulator, databases: list[DatabaseDef], *, attached: Map
                     out.write(password)
         emulator.add_postgres(PostgresRec(id=stable_id("dpg", db.name), name=db.name, database=database, user=user,
                                           password=password, url=url, version=str(db.postgresMajorVersion or "16"),
-                                          created_at=emulator.clock()))
+                                          created_at=emulator.clock(), owned=db.name not in (attached or {})))
         log.info("emulator_database_ready", name=db.name, url=_mask(url), attached=db.name in (attached or {}))
 
 

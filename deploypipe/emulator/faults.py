@@ -20,8 +20,10 @@ matching requests, first rule first:
 - ``queued``: answer a 201 trigger with 202 and no body (Render's "Queued").
 
 ``fail_deploy`` (not request-matched; see ``app.apply_fault``) makes the next deploy of ``service`` (name or id)
-fail at ``phase`` ``build``, ``pre_deploy`` or ``update``. Rules come from a YAML/JSON file (``--faults``; a list
-or ``{faults: [...]}``), ``POST /_emulator/faults`` (a rule or a list; ``DELETE`` clears) or ``Faults.add(**rule)``.
+fail at ``phase`` ``build``, ``pre_deploy`` or ``update``; ``fail_recovery`` makes the next point-in-time recovery
+of ``postgres`` (name or id) end ``recovery_failed`` (the POST still answers 200 with the new database).
+Rules come from a YAML/JSON file (``--faults``; a list or ``{faults: [...]}``), ``POST /_emulator/faults`` (a rule
+or a list; ``DELETE`` clears) or ``Faults.add(**rule)``.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = ["FaultRule", "Faults", "load_faults"]
 
 Action = Literal["status", "latency", "drop", "accept_then_timeout", "accept_then_status", "accept_then_drop", "queued",
-                 "fail_deploy"]
+                 "fail_deploy", "fail_recovery"]
+_NOT_MATCHED = ("fail_deploy", "fail_recovery")  # applied to a service or database, never to a request
 
 
 class FaultRule(BaseModel):
@@ -51,6 +54,7 @@ class FaultRule(BaseModel):
     retry_after_s: float | None = None
     latency_s: float = 0.0
     service: str | None = Field(None, description="fail_deploy: service name or id.")
+    postgres: str | None = Field(None, description="fail_recovery: Postgres name or id.")
     phase: Literal["build", "pre_deploy", "update"] | None = None
 
     def matches(self, method: str, path: str) -> bool:
@@ -80,7 +84,7 @@ class Faults:
         """The first rule matching this request, consuming one of its ``times``."""
         with self._lock:
             for rule in self.rules:
-                if rule.action != "fail_deploy" and rule.matches(method, path):
+                if rule.action not in _NOT_MATCHED and rule.matches(method, path):
                     rule.times -= 1
                     if rule.times <= 0:
                         self.rules.remove(rule)

@@ -8,8 +8,8 @@ from typing import Any
 from deploypipe.emulator.blueprint import ServiceDef
 from deploypipe.emulator.ids import iso
 
-__all__ = ["FAILED_STATUS", "IN_PROGRESS", "PHASE_STATUS", "STATUS_INT", "DeployRec", "JobRec", "PostgresRec",
-           "ServiceRec"]
+__all__ = ["FAILED_STATUS", "IN_PROGRESS", "PHASE_STATUS", "STATUS_INT", "DeployRec", "JobRec", "PitrState",
+           "PostgresRec", "ServiceRec"]
 
 IN_PROGRESS = {"created", "build_in_progress", "pre_deploy_in_progress", "update_in_progress"}
 FAILED_STATUS = {"build": "build_failed", "pre_deploy": "pre_deploy_failed", "update": "update_failed"}
@@ -80,6 +80,29 @@ class PostgresRec:
     version: str
     created_at: float
     exports: list[dict[str, Any]] = field(default_factory=list)
+    status: str = "available"
+    plan: str = "basic_256mb"
+    environment_id: str | None = None
+    owned: bool = False  # the local Render created the database: deleting the instance drops it
+    recovered_from: str | None = None  # a point-in-time recovery clone: the id of the database it was made from
+    ready_at: float | None = None  # a clone stays "creating" until then (emulator clock)
+    fail_next_recovery: bool = False  # injected: the next recovery made from this database fails
+
+
+@dataclass
+class PitrState:
+    """Point-in-time recovery of the local Render (``recovery.py``): its knobs and the clones being copied.
+
+    ``min_age_s``: a restoreTime must be at least this old (Render: 600, "not within the last 10 minutes");
+    ``window_days``: how far back one can restore (Render: 3 on Hobby, 7 on Professional workspaces);
+    ``creating_s``: how long a new clone stays ``creating`` on the emulator's clock.
+    """
+
+    min_age_s: float = 600.0
+    window_days: float = 7.0
+    creating_s: float = 2.0
+    copies: dict[str, Any] = field(default_factory=dict)  # clone id -> the thread copying its data
+    server: Any = None  # the embedded PostgreSQL holding the clones (``<data_dir>/pg``), started on demand
 
 
 @dataclass

@@ -153,8 +153,10 @@ def service_routes(emu: Emulator, method: str, parts: list[str], request: Reques
 
 
 def postgres_routes(emu: Emulator, method: str, parts: list[str], request: Request, body: dict) -> Response:
+    from deploypipe.emulator import recovery
     from deploypipe.emulator.databases import connection_info, export
 
+    recovery.advance(emu)  # recovery clones whose creating period has passed become available
     if len(parts) == 1 and method == "GET":
         names = set(multi(request, "name"))
         return page(request, [(p.id, postgres_json(emu, p)) for p in emu.postgres.values()
@@ -165,6 +167,8 @@ def postgres_routes(emu: Emulator, method: str, parts: list[str], request: Reque
     rest = parts[2:]
     if not rest and method == "GET":
         return JSONResponse(postgres_json(emu, db))
+    if not rest and method == "DELETE":
+        return recovery.delete_postgres(emu, db)
     if rest == ["connection-info"] and method == "GET":
         return JSONResponse(connection_info(db))
     if rest == ["export"] and method == "POST":
@@ -172,8 +176,8 @@ def postgres_routes(emu: Emulator, method: str, parts: list[str], request: Reque
         return Response(status_code=202)
     if rest == ["export"] and method == "GET":
         return JSONResponse([{k: v for k, v in e.items() if not k.startswith("_")} for e in reversed(db.exports)])
-    if rest == ["recovery"] and method == "GET":
-        return JSONResponse({"recoveryStatus": "NOT_AVAILABLE"})
+    if rest == ["recovery"]:
+        return recovery.recovery_routes(emu, method, db, body) or _no_route(method, parts)
     return _no_route(method, parts)
 
 

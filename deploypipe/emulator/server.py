@@ -37,7 +37,8 @@ def build_emulator(*, blueprint: Path | None = None, repo: Path | None = None, d
                    api_keys: tuple[str, ...] = ("rnd_test_key",), databases: Mapping[str, str] | None = None,
                    clock: Callable[[], float] = time.time, runtime: Any = None, faults: list[dict] | None = None,
                    health_grace_s: float = 30.0, health_interval_s: float = 0.25,
-                   auto_deploy_poll_s: float = 1.0, ingest_delay_s: float = 0.0) -> Emulator:
+                   auto_deploy_poll_s: float = 1.0, ingest_delay_s: float = 0.0, recovery_min_age_s: float = 600.0,
+                   recovery_window_days: float = 7.0, recovery_creating_s: float = 2.0) -> Emulator:
     """An Emulator loaded with the Blueprint's services and databases, its saved state restored.
 
     With ``repo`` (and no explicit ``runtime``) deploys are real processes (``ProcessRuntime``); otherwise
@@ -45,7 +46,9 @@ def build_emulator(*, blueprint: Path | None = None, repo: Path | None = None, d
     in an embedded PostgreSQL under ``data_dir``. ``faults``: rule mappings as in ``faults.py``. With ``repo``,
     new commits on a service's branch auto-deploy it (``autoDeploy: yes``), checked every ``auto_deploy_poll_s``
     seconds (0 turns the watcher off). ``ingest_delay_s``: metrics and logs appear that long after the fact, as
-    Render's arrive late.
+    Render's arrive late. Point-in-time recovery knobs (``recovery.py``): ``recovery_min_age_s`` (Render: 600, "not
+    within the last 10 minutes"; 0 lets the local default clone a restore point at once), ``recovery_window_days``
+    (Render: 3 or 7) and ``recovery_creating_s`` (how long a new clone stays ``creating``).
     """
     from deploypipe.emulator.databases import provision
     from deploypipe.emulator.process_runtime import ProcessRuntime
@@ -60,6 +63,8 @@ def build_emulator(*, blueprint: Path | None = None, repo: Path | None = None, d
     emulator = Emulator(runtime=runtime, clock=clock, api_keys=api_keys, data_dir=data_dir,
                         state_file=data_dir / "state.json" if data_dir is not None else None,
                         telemetry=Telemetry(clock, ingest_delay_s=ingest_delay_s))
+    emulator.recovery.min_age_s, emulator.recovery.window_days = recovery_min_age_s, recovery_window_days
+    emulator.recovery.creating_s = recovery_creating_s
     if blueprint is not None:
         spec = load_blueprint(blueprint)
         provision(emulator, spec.databases, attached=databases, data_dir=data_dir)
@@ -137,12 +142,14 @@ def serve(*, port: int = 10000, blueprint: Path = Path("render.yaml"), repo: Pat
           data_dir: Path = Path(".deploypipe/emulator"), api_key: str = "rnd_test_key",
           faults: Path | None = None, databases: Mapping[str, str] | None = None, health_grace_s: float = 30.0,
           health_interval_s: float = 0.25, auto_deploy_poll_s: float = 1.0, ingest_delay_s: float = 0.0,
+          recovery_min_age_s: float = 600.0, recovery_window_days: float = 7.0, recovery_creating_s: float = 2.0,
           stop: threading.Event | None = None) -> int:
     """Run the local Render for ``blueprint`` on 127.0.0.1:``port`` until ``stop`` is set (or SIGTERM/SIGINT).
 
     Services build from commits of the git repository ``repo``; builds, logs, exports, the embedded PostgreSQL and
     ``state.json`` go to ``data_dir``; ``faults`` is a YAML/JSON file of fault rules; ``databases`` maps Blueprint
-    database names to existing URLs. Returns the exit status (0).
+    database names to existing URLs; ``recovery_*`` are the point-in-time recovery knobs of ``build_emulator``.
+    Returns the exit status (0).
     """
     from deploypipe.emulator.faults import load_faults
 
@@ -150,7 +157,8 @@ def serve(*, port: int = 10000, blueprint: Path = Path("render.yaml"), repo: Pat
                               api_keys=(api_key,), databases=databases,
                               faults=load_faults(faults) if faults else None, health_grace_s=health_grace_s,
                               health_interval_s=health_interval_s, auto_deploy_poll_s=auto_deploy_poll_s,
-                              ingest_delay_s=ingest_delay_s)
+                              ingest_delay_s=ingest_delay_s, recovery_min_age_s=recovery_min_age_s,
+                              recovery_window_days=recovery_window_days, recovery_creating_s=recovery_creating_s)
     server = EmulatorServer(emulator, port=port).start()
     log.info("emulator_serving", url=server.url, services=len(emulator.services),
              databases=len(emulator.postgres), data_dir=str(data_dir))
@@ -167,7 +175,7 @@ def serve(*, port: int = 10000, blueprint: Path = Path("render.yaml"), repo: Pat
 def main(argv: list[str] | None = None) -> int:
     """``python -m deploypipe.emulator [--port N] [--blueprint F] [--repo DIR] [--data-dir DIR] [--faults F]
     [--database NAME=URL]... [--api-key KEY] [--health-grace-s S] [--health-interval-s S] [--auto-deploy-poll-s S]
-    [--ingest-delay-s S]``.
+    [--ingest-delay-s S] [--recovery-min-age-s S] [--recovery-window-days D] [--recovery-creating-s S]``.
 
     The API key comes from ``--api-key``, else ``DEPLOYPIPE_EMULATOR_API_KEY``, else ``RENDER_API_KEY``, else
     ``rnd_test_key`` (prefer the environment: a command line is visible to every user of the machine).
@@ -187,6 +195,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="how often new commits on a branch are looked for (auto-deploy); 0 turns it off")
     parser.add_argument("--ingest-delay-s", type=float, default=0.0,
                         help="metrics and logs become visible this long after the fact (Render's arrive late)")
+    parser.add_argument("--recovery-min-age-s", type=float, default=600.0,
+                        help="point-in-time recovery refuses restore times newer than this (Render: 600 s, not "
+                             "within the last 10 minutes); 0 lets a restore point be cloned at once")
+    parser.add_argument("--recovery-window-days", type=float, default=7.0,
+                        help="how far back point-in-time recovery reaches (Render: 3 Hobby, 7 Professional)")
+    parser.add_argument("--recovery-creating-s", type=float, default=2.0,
+                        help="how long a point-in-time recovery clone stays 'creating'")
     args = parser.parse_args(argv)
     api_key = (args.api_key or os.environ.get("DEPLOYPIPE_EMULATOR_API_KEY") or os.environ.get("RENDER_API_KEY")
                or "rnd_test_key")
@@ -197,4 +212,5 @@ def main(argv: list[str] | None = None) -> int:
     return serve(port=args.port, blueprint=args.blueprint, repo=args.repo, data_dir=args.data_dir, api_key=api_key,
                  faults=args.faults, databases=databases, health_grace_s=args.health_grace_s,
                  health_interval_s=args.health_interval_s, auto_deploy_poll_s=args.auto_deploy_poll_s,
-                 ingest_delay_s=args.ingest_delay_s)
+                 ingest_delay_s=args.ingest_delay_s, recovery_min_age_s=args.recovery_min_age_s,
+                 recovery_window_days=args.recovery_window_days, recovery_creating_s=args.recovery_creating_s)

@@ -98,10 +98,15 @@ def service_json(emu: Emulator, s: ServiceRec) -> dict[str, Any]:
 
 def postgres_json(emu: Emulator, p: PostgresRec) -> dict[str, Any]:
     owner = {"id": emu.owner_id, "name": "local", "email": "local@deploypipe.invalid", "type": "user"}
-    return {"id": p.id, "ipAllowList": [], "createdAt": iso(p.created_at), "updatedAt": iso(p.created_at),
-            "dashboardUrl": f"https://dashboard.render.com/d/{p.id}", "databaseName": p.database,
-            "databaseUser": p.user, "highAvailabilityEnabled": False, "name": p.name, "owner": owner,
-            "plan": "basic_256mb", "region": "oregon", "readReplicas": [], "role": "primary", "status": "available",
-            "version": p.version, "suspended": "not_suspended", "suspenders": [],
-            "project": {"id": "prj-local", "name": "local", "createdAt": iso(p.created_at),
-                        "updatedAt": iso(p.created_at), "environmentIds": [], "owner": owner}}
+    data: dict[str, Any] = {
+        "id": p.id, "ipAllowList": [], "createdAt": iso(p.created_at), "updatedAt": iso(p.created_at),
+        "dashboardUrl": f"https://dashboard.render.com/d/{p.id}", "databaseName": p.database,
+        "databaseUser": p.user, "highAvailabilityEnabled": False, "name": p.name, "owner": owner,
+        "plan": p.plan, "region": "oregon", "readReplicas": [], "role": "primary", "status": p.status,
+        "version": p.version, "suspended": "not_suspended", "suspenders": [],
+        "project": {"id": "prj-local", "name": "local", "createdAt": iso(p.created_at),
+                    "updatedAt": iso(p.created_at), "environmentIds": [], "owner": owner},
+    }
+    if p.environment_id:
+        data["environmentId"] = p.environment_id
+    return data

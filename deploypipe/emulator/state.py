@@ -30,6 +30,7 @@ from deploypipe.emulator.records import (
     STATUS_INT,
     DeployRec,
     JobRec,
+    PitrState,
     PostgresRec,
     ServiceRec,
 )
@@ -61,6 +62,7 @@ class Emulator:
         self.owner_id = owner_id
         self.services: dict[str, ServiceRec] = {}
         self.postgres: dict[str, PostgresRec] = {}
+        self.recovery = PitrState()  # point-in-time recovery knobs and clones (recovery.py)
         self.faults = Faults(clock=clock)
         self.telemetry = telemetry or Telemetry(clock)
         self.state_file = state_file

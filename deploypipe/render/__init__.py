@@ -9,6 +9,7 @@ Modules, lowest first (each imports only modules above it in this list)::
     deploys.py        list/get/cancel deploys, the live deploy, service events
     observability.py  HTTP request and latency metrics (TimeSeries), logs (LogPage, LogEntry)
     once.py           at-most-once deploy triggers and rollbacks
+    postgres.py       Postgres instances: point-in-time recovery (at most once), delete, wait_for_postgres
     waiting.py        wait_for_deploy, DeployTimeout, failure reasons from service events
     history.py        rollback candidates, the default rollback target, failure streaks
     client.py         RenderClient: the facade stages and commands use
@@ -28,6 +29,7 @@ from deploypipe.render.models import (
     ServiceEvent,
 )
 from deploypipe.render.observability import LogEntry, LogPage, TimeSeries
+from deploypipe.render.postgres import PostgresNotReady
 from deploypipe.render.retry import RetryPolicy
 from deploypipe.render.waiting import DeployTimeout
 
@@ -42,6 +44,7 @@ __all__ = [
     "Postgres",
     "PostgresConnectionInfo",
     "PostgresExport",
+    "PostgresNotReady",
     "RecoveryInfo",
     "RenderClient",
     "RetryPolicy",

@@ -4,9 +4,11 @@ The same code talks to api.render.com and to the local Render; only the base
 URL (``RENDER_API_URL``) differs. GETs, PATCHes and cancels retry transient
 failures (``retry.py``). Non-idempotent POSTs are never retried blindly:
 deploy triggers and rollbacks go through ``once.py`` (at most one deploy per
-call), other creations retry only when the request was certainly not sent.
-Requests, error mapping and pagination live in ``api.py``; deploy reads in
-``deploys.py``; waiting in ``waiting.py``; metrics and logs in ``observability.py``.
+call), point-in-time recoveries through ``postgres.py`` (at most one new
+database per call), other creations retry only when the request was
+certainly not sent. Requests, error mapping and pagination live in
+``api.py``; deploy reads in ``deploys.py``; waiting in ``waiting.py``;
+metrics and logs in ``observability.py``; Postgres instances in ``postgres.py``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from datetime import datetime
 from typing import Callable, Literal, Sequence
 
 from deploypipe.errors import NotFoundError, ProviderError
-from deploypipe.render import deploys, observability, once, waiting
+from deploypipe.render import deploys, observability, once, postgres, waiting
 from deploypipe.render.api import DEFAULT_API_URL, PAGE_LIMIT, RenderApi, iso_time, not_sent, read_json
 from deploypipe.render.models import (
     Deploy,
@@ -160,10 +162,10 @@ class RenderClient(RenderApi):
 
     # -- postgres --------------------------------------------------------------------------------
     def list_postgres(self, *, name: str | list[str] | None = None) -> list[Postgres]:
-        return [Postgres.from_json(p) for p in self.pages("/postgres", "postgres", {"name": name})]
+        return postgres.list_postgres(self, name=name)
 
     def get_postgres(self, postgres_id: str) -> Postgres:
-        return Postgres.from_json(self.call("GET", f"/postgres/{postgres_id}", resource=f"postgres {postgres_id}"))
+        return postgres.get_postgres(self, postgres_id)
 
     def find_postgres(self, name_or_id: str) -> Postgres:
         """By id when it starts with ``dpg-``, else by exact name (error when none or several match)."""
@@ -194,3 +196,22 @@ class RenderClient(RenderApi):
     def postgres_recovery_info(self, postgres_id: str) -> RecoveryInfo:
         data = self.call("GET", f"/postgres/{postgres_id}/recovery", resource=f"postgres {postgres_id}")
         return RecoveryInfo.from_json(data or {})
+
+    def recover_postgres(self, postgres_id: str, *, restore_time: TimeLike, restore_name: str,
+                         plan: str | None = None, environment_id: str | None = None,
+                         datadog_api_key: str | None = None, datadog_site: str | None = None) -> Postgres:
+        """Point-in-time recovery into a NEW database named ``restore_name``; at most one is created per call
+        (see ``postgres.recover_postgres``). Poll ``wait_for_postgres`` until it is available."""
+        return postgres.recover_postgres(self, postgres_id, restore_time=restore_time, restore_name=restore_name,
+                                         plan=plan, environment_id=environment_id,
+                                         datadog_api_key=datadog_api_key, datadog_site=datadog_site)
+
+    def delete_postgres(self, postgres_id: str, *, missing_ok: bool = False) -> bool:
+        """Delete a Postgres instance and all its data; False when it was already gone (see ``postgres.py``)."""
+        return postgres.delete_postgres(self, postgres_id, missing_ok=missing_ok)
+
+    def wait_for_postgres(self, postgres_id: str, *, timeout_s: float, poll_s: float = 5.0, max_poll_s: float = 30.0,
+                          on_status: Callable[[Postgres], None] | None = None) -> Postgres:
+        """Poll until ``available``; PostgresNotReady when it fails or times out (``postgres.wait_for_postgres``)."""
+        return postgres.wait_for_postgres(self, postgres_id, timeout_s=timeout_s, poll_s=poll_s,
+                                          max_poll_s=max_poll_s, on_status=on_status)

@@ -138,7 +138,7 @@ class ServiceEvent:
 
 @dataclass(frozen=True)
 class Postgres:
-    """A Render Postgres instance."""
+    """A Render Postgres instance; ``status`` is creating, available, recovery_failed, ... (databaseStatus)."""
 
     id: str
     name: str
@@ -148,12 +148,18 @@ class Postgres:
     database_user: str | None = None
     plan: str | None = None
     region: str | None = None
+    created_at: str | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Postgres:
         return cls(id=str(data["id"]), name=str(data.get("name") or ""), status=str(data.get("status") or ""),
                    version=_text(data, "version"), database_name=_text(data, "databaseName"),
-                   database_user=_text(data, "databaseUser"), plan=_text(data, "plan"), region=_text(data, "region"))
+                   database_user=_text(data, "databaseUser"), plan=_text(data, "plan"), region=_text(data, "region"),
+                   created_at=_text(data, "createdAt"))
+
+    @property
+    def available(self) -> bool:
+        return self.status == "available"
 
 
 _MASK = "***"

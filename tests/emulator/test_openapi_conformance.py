@@ -153,6 +153,42 @@ def test_postgres_operations_match_the_spec(http):
     check(http, "GET", f"/postgres/{pid}/recovery", "/postgres/{postgresId}/recovery", 200)
 
 
+@pytest.fixture
+def recoverable(tmp_path):
+    """A local Render with a data dir and a Blueprint database it provisions: point-in-time recovery is available."""
+    blueprint = tmp_path / "render.yaml"
+    blueprint.write_text("databases:\n  - name: db\n    databaseName: app\n    user: app\n")
+    emulator = build_emulator(blueprint=blueprint, data_dir=tmp_path / "render", recovery_min_age_s=0,
+                              recovery_creating_s=0)
+    client = in_process_client(emulator)
+    client.emulator = emulator
+    yield client
+    client.close()
+    emulator.close()
+
+
+def test_postgres_recovery_and_delete_operations_match_the_spec(recoverable):
+    http = recoverable
+    pid = next(iter(http.emulator.postgres))
+    info = check(http, "GET", f"/postgres/{pid}/recovery", "/postgres/{postgresId}/recovery", 200)
+    assert info["recoveryStatus"] == "AVAILABLE" and info["startsAt"]
+    clone = check(http, "POST", f"/postgres/{pid}/recovery", "/postgres/{postgresId}/recovery", 200,
+                  json={"restoreTime": info["startsAt"], "restoreName": "db-clone", "plan": "basic_1gb",
+                        "environmentId": "evm-local", "datadogApiKey": "", "datadogSite": ""})
+    assert (clone["name"], clone["status"], clone["plan"], clone["environmentId"]) == (
+        "db-clone", "creating", "basic_1gb", "evm-local")
+    listed = check(http, "GET", "/postgres", "/postgres", 200)
+    assert [row["postgres"]["name"] for row in listed] == ["db", "db-clone"]
+    assert check(http, "GET", f"/postgres/{clone['id']}", "/postgres/{postgresId}", 200)["status"] == "available"
+    check(http, "GET", f"/postgres/{clone['id']}/connection-info", "/postgres/{postgresId}/connection-info", 200)
+    check(http, "GET", f"/postgres/{clone['id']}/recovery", "/postgres/{postgresId}/recovery", 200)
+    assert check(http, "DELETE", f"/postgres/{clone['id']}", "/postgres/{postgresId}", 204) is None
+    assert "204" in SPEC["paths"]["/postgres/{postgresId}"]["delete"]["responses"]
+    refused = check(http, "POST", f"/postgres/{pid}/recovery", "/postgres/{postgresId}/recovery", 400,
+                    json={"restoreTime": "2020-01-01T00:00:00Z"})
+    assert set(refused) == {"id", "message"} and "before the recovery window" in refused["message"]
+
+
 @pytest.mark.parametrize("method, url, spec_path, status, kwargs", [
     ("GET", "/services/srv-nope", "/services/{serviceId}", 404, {}),
     ("POST", "/services/srv-nope/deploys", "/services/{serviceId}/deploys", 404, {"json": {}}),
@@ -163,6 +199,12 @@ def test_postgres_operations_match_the_spec(http):
     ("PATCH", "/services/{sid}", "/services/{serviceId}", 400, {"json": {"autoDeploy": True}}),
     ("GET", "/services/{sid}/events", "/services/{serviceId}/events", 400, {"params": {"startTime": "soon"}}),
     ("GET", "/postgres/dpg-nope", "/postgres/{postgresId}", 404, {}),
+    ("DELETE", "/postgres/dpg-nope", "/postgres/{postgresId}", 404, {}),
+    ("POST", "/postgres/dpg-nope/recovery", "/postgres/{postgresId}/recovery", 404,
+     {"json": {"restoreTime": "2026-01-01T00:00:00Z"}}),
+    ("POST", "/postgres/dpg-aaaaaaaaaaaaaaaaaaaa/recovery", "/postgres/{postgresId}/recovery", 400, {"json": {}}),
+    ("POST", "/postgres/dpg-aaaaaaaaaaaaaaaaaaaa/recovery", "/postgres/{postgresId}/recovery", 400,
+     {"json": {"restoreTime": "2026-01-01T00:00:00Z"}}),
 ])
 def test_error_bodies_match_the_spec(http, method, url, spec_path, status, kwargs):
     url = url.format(sid=http.service.id)

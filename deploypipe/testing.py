@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 
 import structlog
 
-from deploypipe.stages.base import Outputs
+from deploypipe.stages.base import Outputs, Params
 from deploypipe.stages.context import Resources, StageContext
 from deploypipe.stages.report import Diagnostic, Outcome, Report
 
@@ -49,7 +49,8 @@ def stage_context(resources: Resources, *, stage_id: str, stage_type: str, run_d
                   emit: Callable[..., None] | None = None, diagnose: Callable[[Diagnostic], None] | None = None,
                   sleep: Callable[[float], None] = time.sleep,
                   clock: Callable[[], float] = time.monotonic, prior_events: tuple[Mapping[str, Any], ...] = (),
-                  timeout_s: float | None = None, run_id: str = "run-1", pipeline_name: str = "test") -> StageContext:
+                  timeout_s: float | None = None, run_id: str = "run-1", pipeline_name: str = "test",
+                  later: Mapping[str, Params] | None = None) -> StageContext:
     """A StageContext for running one stage directly, outside a runner (events go to ``emit``, diagnostics to
     ``diagnose``, or nowhere)."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -61,4 +62,4 @@ def stage_context(resources: Resources, *, stage_id: str, stage_type: str, run_d
                         earlier=dict(earlier or {}), run=run, emit=emit or (lambda event, **fields: None),
                         diagnose=diagnose or (lambda diagnostic: None),
                         log=structlog.get_logger("deploypipe.test").bind(stage=stage_id), sleep=sleep, clock=clock,
-                        timeout_s=timeout_s, prior_events=prior_events)
+                        timeout_s=timeout_s, prior_events=prior_events, later=dict(later or {}))

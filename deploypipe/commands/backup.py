@@ -45,15 +45,21 @@ def list_backups(inv: Invocation, *, directory: str, as_json: bool) -> int:
 
 
 def backup(inv: Invocation, *, database: str | None, directory: str, verify: bool, as_json: bool) -> int:
+    import structlog
+
     from deploypipe.db.commands import backup_command
-    from deploypipe.db.scratch import ScratchServer
+    from deploypipe.output.progress import StepProgress
 
     with maybe_local(inv):
         loaded = load(inv)
         key = _database(loaded, database)
-        result = backup_command(url=loaded.spec.targets.databases[key].url, backups_dir=_backups_dir(inv, directory),
-                                run_id=new_run_id(),
-                                scratch=ScratchServer(inv.state_dir / "scratch-pg") if verify else None)
+        progress = StepProgress(inv.err, live=inv.err.isatty() and not inv.ci, log=structlog.get_logger("backup"))
+        try:
+            result = backup_command(url=loaded.spec.targets.databases[key].url,
+                                    backups_dir=_backups_dir(inv, directory), run_id=new_run_id(), verify=verify,
+                                    report=lambda step: progress(step.fields()))
+        finally:
+            progress.close()
     inv.out.write(json.dumps(result, indent=2, default=str) + "\n" if as_json else
                   f"backup {result['backup_id']}: {result['size_bytes']} bytes, verified={result['verified']} -> "
                   f"{result['path']}\n")

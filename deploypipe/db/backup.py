@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import psycopg
 import structlog
@@ -29,8 +29,8 @@ from deploypipe.core.redact import mask_url
 from deploypipe.db.pg import connect, row_counts, run_tool, scalar, server_version, tool_target
 from deploypipe.errors import StageErrored, StageFailed
 
-__all__ = ["Backup", "Verification", "create_backup", "file_sha256", "find_backup", "list_backups", "load_backup",
-           "restore_backup", "retain", "verify_backup"]
+__all__ = ["Backup", "create_backup", "file_sha256", "find_backup", "list_backups", "load_backup", "new_backup_id",
+           "private_open", "remove_backup_files", "restore_backup", "retain"]
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +56,7 @@ class Backup:
     created_at: str
     verified: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    compression: int = 6  #: pg_dump's gzip level (6, pg_dump's default, in metadata older than this field)
 
     @property
     def meta_path(self) -> Path:
@@ -68,22 +69,12 @@ class Backup:
         """Rewrite the metadata file (0600) atomically, e.g. after verification."""
         tmp = self.meta_path.with_suffix(".json.tmp")
         tmp.unlink(missing_ok=True)
-        with os.fdopen(_private_open(tmp), "w", encoding="utf-8") as meta:
+        with os.fdopen(private_open(tmp), "w", encoding="utf-8") as meta:
             json.dump(self.to_dict(), meta, indent=2, sort_keys=True)
         os.replace(tmp, self.meta_path)
 
 
-@dataclass
-class Verification:
-    """Result of verify_backup: each check with its detail; ``problem`` names the first failed one."""
-
-    ok: bool
-    checks: list[dict[str, Any]]
-    problem: str = ""
-    duration_s: float = 0.0
-
-
-def _private_open(path: Path, flags: int = os.O_WRONLY | os.O_CREAT | os.O_EXCL) -> int:
+def private_open(path: Path, flags: int = os.O_WRONLY | os.O_CREAT | os.O_EXCL) -> int:
     return os.open(path, flags, 0o600)
 
 
@@ -102,7 +93,7 @@ def file_sha256(path: Path | str) -> str:
     return digest.hexdigest()
 
 
-def _new_id(backups_dir: Path, run_id: str) -> str:
+def new_backup_id(backups_dir: Path, run_id: str) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     short = re.sub(r"[^A-Za-z0-9]", "", run_id)[:8] or "manual"
     base, n = f"{stamp}-{short}", 1
@@ -114,11 +105,14 @@ def _new_id(backups_dir: Path, run_id: str) -> str:
 
 
 def create_backup(url: str, backups_dir: Path | str, *, fmt: Literal["custom", "directory"] = "custom",
-                  jobs: int | None = None, run_id: str, label: str = "") -> Backup:
-    """pg_dump ``url`` into ``backups_dir``; row counts come from the snapshot pg_dump uses."""
+                  jobs: int | None = None, run_id: str, label: str = "", compress: int = 1) -> Backup:
+    """pg_dump ``url`` into ``backups_dir`` (gzip level ``compress``); row counts come from pg_dump's snapshot.
+
+    Not verified: :func:`deploypipe.db.verified.take_verified_backup` dumps and verifies in one pass.
+    """
     backups_dir = Path(backups_dir)
     backups_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    backup_id = _new_id(backups_dir, run_id)
+    backup_id = new_backup_id(backups_dir, run_id)
     target = backups_dir / (f"{backup_id}.dump" if fmt == "custom" else f"{backup_id}.dir")
     dump_url, dump_env = tool_target(url)
     started = time.monotonic()
@@ -128,10 +122,10 @@ def create_backup(url: str, backups_dir: Path | str, *, fmt: Literal["custom", "
         snapshot = scalar(conn, "select pg_export_snapshot()")
         version = server_version(conn)
         size = scalar(conn, "select pg_database_size(current_database())")
-        args = [pg_bin("pg_dump"), "--no-password", f"--snapshot={snapshot}", "-d", dump_url]
+        args = [pg_bin("pg_dump"), "--no-password", f"--snapshot={snapshot}", f"-Z{compress}", "-d", dump_url]
         if fmt == "custom":
             args += ["-Fc"]
-            out_fd = _private_open(target)
+            out_fd = private_open(target)
         else:
             args += ["-Fd", "-f", str(target)] + ([f"-j{jobs}"] if jobs else [])
             out_fd = subprocess.DEVNULL
@@ -146,12 +140,12 @@ def create_backup(url: str, backups_dir: Path | str, *, fmt: Literal["custom", "
         except BaseException:
             proc.kill()
             proc.wait()
-            shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
+            remove_backup_files(target)
             raise
         _, stderr = proc.communicate()
     duration = time.monotonic() - started
     if proc.returncode != 0:
-        shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
+        remove_backup_files(target)
         lines = stderr.decode("utf-8", "replace").strip().splitlines()
         raise StageErrored(f"pg_dump of {mask_url(url)} exited {proc.returncode}: {mask_url(' '.join(lines[-3:]))}",
                            where="db.backup", hint="check the pg_dump message; server and client versions must be "
@@ -160,11 +154,17 @@ def create_backup(url: str, backups_dir: Path | str, *, fmt: Literal["custom", "
     backup = Backup(id=backup_id, path=str(target), format=fmt, sha256=file_sha256(target), row_counts=counts,
                     server_version=version, database_size=int(size), size_bytes=size_bytes,
                     duration_s=round(duration, 3), run_id=run_id, label=label, database=mask_url(url),
-                    created_at=datetime.now(UTC).isoformat(timespec="seconds"))
+                    created_at=datetime.now(UTC).isoformat(timespec="seconds"), compression=compress)
     backup.save()
     log.info("backup_created", backup_id=backup_id, format=fmt, size_bytes=size_bytes, duration_s=backup.duration_s,
              tables=len(counts))
     return backup
+
+
+def remove_backup_files(path: Path) -> None:
+    """Delete a backup's dump (file or directory) and its metadata, e.g. after pg_dump failed."""
+    shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    path.with_suffix(".json").unlink(missing_ok=True)
 
 
 def load_backup(meta_path: Path | str) -> Backup:
@@ -238,51 +238,3 @@ def restore_backup(backup: Backup, target_url: str, *, clean: bool = True, jobs:
     log.info("backup_restored", backup_id=backup.id, target=mask_url(target_url), mismatched=len(mismatched))
     return {"backup_id": backup.id, "target": mask_url(target_url), "row_counts": counts,
             "mismatched": mismatched, "counted": True, "duration_s": round(time.monotonic() - started, 3)}
-
-
-def verify_backup(backup: Backup, create_scratch: Callable[[str], str],
-                  drop_scratch: Callable[[str], None]) -> Verification:
-    """sha256 matches, ``pg_restore --list`` reads it, and a restore into a scratch database has the recorded rows.
-
-    ``create_scratch(name)`` returns the URL of a new empty database; ``drop_scratch(name)`` removes it afterwards
-    (always, even when a check fails).
-    """
-    started = time.monotonic()
-    checks: list[dict[str, Any]] = []
-
-    def done(problem: str = "") -> Verification:
-        return Verification(ok=not problem, checks=checks, problem=problem,
-                            duration_s=round(time.monotonic() - started, 3))
-
-    actual = file_sha256(backup.path) if Path(backup.path).exists() else "missing"
-    checks.append({"check": "sha256", "ok": actual == backup.sha256, "expected": backup.sha256, "actual": actual})
-    if actual != backup.sha256:
-        return done(f"sha256 of {backup.path} is {actual}, recorded {backup.sha256}: the file is corrupt or changed")
-    try:
-        listing = run_tool("pg_restore", ["--list", backup.path], what=f"pg_restore --list {backup.id}")
-        entries = sum(1 for line in listing.stdout.decode("utf-8", "replace").splitlines()
-                      if line.strip() and not line.startswith(";"))
-        checks.append({"check": "pg_restore_list", "ok": True, "entries": entries})
-    except StageErrored as exc:
-        checks.append({"check": "pg_restore_list", "ok": False, "error": exc.message})
-        return done(f"pg_restore cannot read the archive: {exc.message}")
-    name = "deploypipe_verify_" + re.sub(r"[^a-z0-9]", "_", backup.id.lower())
-    scratch_url = create_scratch(name)
-    try:
-        restored = restore_backup(backup, scratch_url, clean=False)
-    except (StageErrored, StageFailed) as exc:
-        checks.append({"check": "restore", "ok": False, "error": exc.message})
-        return done(f"restore into a scratch database failed: {exc.message}")
-    finally:
-        try:
-            drop_scratch(name)
-        except Exception as exc:  # noqa: BLE001 - a leftover scratch db must not hide the verdict
-            log.warning("scratch_drop_failed", database=name, error=str(exc))
-    mismatched = restored["mismatched"]
-    checks.append({"check": "row_counts", "ok": not mismatched, "tables": len(backup.row_counts),
-                   "mismatched": mismatched})
-    if mismatched:
-        return done("restored row counts differ from the recorded ones: "
-                    + ", ".join(f"{t} {m['recorded']} -> {m['restored']}" for t, m in sorted(mismatched.items())))
-    log.info("backup_verified", backup_id=backup.id, tables=len(backup.row_counts))
-    return done()

@@ -14,13 +14,16 @@ import os
 import socket
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import structlog
 
-from deploypipe.db.backup import create_backup, find_backup, restore_backup, retain, verify_backup
+from deploypipe.db.backup import create_backup, find_backup, restore_backup, retain
 from deploypipe.db.pg import database_name, mask_url, same_database
-from deploypipe.errors import StageFailed, UsageError
+from deploypipe.db.progress import Progress
+from deploypipe.db.staging import Staging
+from deploypipe.db.verified import take_verified_backup, take_verified_directory_backup
+from deploypipe.errors import UsageError
 
 __all__ = ["backup_command", "production_match", "resolve_target", "restore_command"]
 
@@ -48,23 +51,29 @@ def production_match(url: str, targets: Any) -> str | None:
     return None
 
 
-def backup_command(*, url: str, backups_dir: Path, run_id: str, scratch: Any | None = None, fmt: str = "custom",
-                   jobs: int | None = None, keep: int | None = None, label: str = "manual") -> dict[str, Any]:
-    """Take a backup now; verify it when ``scratch`` (``.create(name)``/``.drop(name)``, e.g. ScratchServer) is
-    given."""
-    backup = create_backup(url, backups_dir, fmt=fmt, jobs=jobs, run_id=run_id, label=label)  # type: ignore[arg-type]
+def backup_command(*, url: str, backups_dir: Path, run_id: str, verify: bool = True,
+                   fmt: Literal["custom", "directory"] = "custom", jobs: int | None = None, keep: int | None = None,
+                   label: str = "manual", compress: int = 1,
+                   report: Callable[[Progress], None] = lambda progress: None) -> dict[str, Any]:
+    """Take a backup now; with ``verify`` it is restored into a throwaway staging server and compared (one pass)."""
+    if verify:
+        with Staging.start(None, url) as staging:
+            if fmt == "custom":
+                copy = take_verified_backup(url, backups_dir, run_id=run_id, staging=staging, label=label,
+                                            compress=compress, jobs=jobs, report=report)
+            else:
+                copy = take_verified_directory_backup(url, backups_dir, run_id=run_id, staging=staging, label=label,
+                                                      compress=compress, jobs=jobs)
+        backup, checks = copy.backup, copy.checks
+    else:
+        backup, checks = create_backup(url, backups_dir, fmt=fmt, jobs=jobs, run_id=run_id, label=label,
+                                       compress=compress), []
     result: dict[str, Any] = {"backup_id": backup.id, "path": backup.path, "sha256": backup.sha256,
-                              "size_bytes": backup.size_bytes, "row_counts": backup.row_counts, "verified": False}
-    if scratch is not None:
-        verification = verify_backup(backup, scratch.create, scratch.drop)
-        result["verification"] = {"ok": verification.ok, "problem": verification.problem,
-                                  "checks": verification.checks}
-        if not verification.ok:
-            raise StageFailed(f"backup {backup.id} failed verification: {verification.problem}", where="backup",
-                              hint="the backup file is kept for inspection; do not rely on it")
-        backup.verified = True
-        backup.save()
-        result["verified"] = True
+                              "size_bytes": backup.size_bytes, "row_counts": backup.row_counts,
+                              "verified": backup.verified, "compression": backup.compression,
+                              "duration_s": backup.duration_s}
+    if verify:
+        result["verification"] = {"ok": True, "checks": checks}
     if keep:
         result["removed"] = retain(backups_dir, keep)
     return result

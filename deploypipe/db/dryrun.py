@@ -11,24 +11,24 @@ can make the rehearsal lie (major version, extension versions) are warnings.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Callable, Mapping
 
 import structlog
 
 from deploypipe.db.backup import Backup, file_sha256, restore_backup
 from deploypipe.db.compat import CompatResult, check_compat
 from deploypipe.db.migration_run import MigrationRun, run_migration
-from deploypipe.db.pg import connect, mask_url, same_database, server_version
+from deploypipe.db.pg import connect, server_version
+from deploypipe.db.staging import Staging
+from deploypipe.db.verified import VerifiedCopy
 from deploypipe.errors import StageErrored, StageFailed
 
-__all__ = ["DryRunResult", "compare_servers", "dry_run", "failure_hint", "staging_database"]
+__all__ = ["DryRunResult", "compare_servers", "dry_run", "failure_hint"]
 
 log = structlog.get_logger(__name__)
 
@@ -47,42 +47,7 @@ class DryRunResult:
     warnings: list[str] = field(default_factory=list)
     duration_s: float = 0.0
     compat: CompatResult | None = None
-
-
-@contextmanager
-def staging_database(staging_url: str | None, production_url: str) -> Iterator[tuple[str, str]]:
-    """Yields (url, description): ``staging_url``, or a new embedded server in a temp dir (removed on exit)."""
-    if staging_url:
-        if same_database(staging_url, production_url):
-            raise StageFailed("staging_url points at the production database", where="db.dry_run",
-                              hint="give a separate staging database, or omit staging_url for an ephemeral one")
-        yield staging_url, mask_url(staging_url)
-        return
-    from deploypipe.core.embedded_pg import start_embedded
-
-    tmp = Path(tempfile.mkdtemp(prefix="deploypipe-staging-"))
-    server = None
-    try:
-        server = start_embedded(tmp / "pg")
-        with connect(server.url(), autocommit=True) as conn:  # a throwaway copy needs no durability
-            for setting in THROWAWAY_SETTINGS:
-                conn.execute(f"alter system set {setting}")
-            conn.execute("select pg_reload_conf()")
-        yield server.create_database("staging"), "ephemeral embedded PostgreSQL"
-    finally:
-        if server is not None:
-            _discard(server)
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-#: Settings of the ephemeral staging server (reloadable ones): its data is deleted afterwards, so no fsync, no
-#: full-page writes and no checkpoints forced by WAL volume during the restore. Migration semantics are unchanged.
-THROWAWAY_SETTINGS = ("fsync = off", "full_page_writes = off", "synchronous_commit = off", "max_wal_size = '8GB'")
-
-
-def _discard(server: Any) -> None:
-    """Stop the staging server; with fsync off its shutdown checkpoint only hands pages to the OS cache."""
-    server.stop()
+    reused_copy: bool = False
 
 
 def compare_servers(production_url: str, staging_url: str) -> list[str]:
@@ -128,36 +93,49 @@ def failure_hint(error: str, log_path: str) -> str:
     return f"fix the migration and dry-run again; full output in {log_path}. Production was not touched"
 
 
-def dry_run(*, backup: Backup, production_url: str, command: str, cwd: Path,
+def dry_run(*, backup: Backup, production_url: str, command: str, cwd: Path, copy: VerifiedCopy | None = None,
             env: Mapping[str, str], log_path: Path, staging_url: str | None = None, lock_timeout_s: float = 5.0,
             statement_timeout_s: float = 600.0, timeout_s: float | None = None,
             redact: Callable[[str], str] = lambda text: text, restore_jobs: int | None = None,
             compat_command: str | None = None, compat_health_path: str = "/health",
             compat_timeout_s: float = 30.0) -> DryRunResult:
-    """Restore ``backup`` into staging, run ``command`` there with DATABASE_URL/PGOPTIONS; StageFailed if it fails.
+    """Run ``command`` on a copy of production with DATABASE_URL/PGOPTIONS; StageFailed if it fails.
 
-    The restore runs with ``restore_jobs`` parallel jobs (default: up to 4, one per core) and does not recount
-    rows: the backup's verification already proved the counts. With ``compat_command`` (the live release's start
+    The copy is ``copy``, the staging copy ``backup`` was verified on (the usual path: nothing is restored
+    again); without one, ``backup`` is restored into ``staging_url`` or a throwaway server with ``restore_jobs``
+    parallel jobs (default: up to 4, one per core), without a recount (the backup's verification proved the
+    counts). The caller closes ``copy``. With ``compat_command`` (the live release's start
     command) the live release is then started against the migrated copy and must answer 200 on
     ``compat_health_path`` within ``compat_timeout_s`` (see deploypipe.db.compat).
     """
     jobs = restore_jobs or max(1, min(4, os.cpu_count() or 1))
     started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=1) as pool:  # hash the dump while the staging server starts
-        digest = pool.submit(file_sha256, backup.path)
-        with staging_database(staging_url, production_url) as (url, described):
-            warnings = compare_servers(production_url, url)
-            for warning in warnings:
-                log.warning("staging_differs", detail=warning)
-            restored, run, compat = _rehearse(backup, url, digest.result(), jobs=jobs, command=command, cwd=cwd,
-                                              env=env, log_path=log_path, lock_timeout_s=lock_timeout_s,
-                                              statement_timeout_s=statement_timeout_s, timeout_s=timeout_s,
-                                              redact=redact, compat_command=compat_command,
-                                              compat_health_path=compat_health_path, compat_timeout_s=compat_timeout_s)
+    rehearse = partial(_rehearse, command=command, cwd=cwd, env=env, log_path=log_path, lock_timeout_s=lock_timeout_s,
+                       statement_timeout_s=statement_timeout_s, timeout_s=timeout_s, redact=redact,
+                       compat_command=compat_command, compat_health_path=compat_health_path,
+                       compat_timeout_s=compat_timeout_s)
+    if copy is not None:
+        warnings = _warn(production_url, copy.url)
+        run, compat = rehearse(copy.url)
+        restore_s, counts, described = 0.0, copy.row_counts, copy.staging.described
+    else:
+        with ThreadPoolExecutor(max_workers=1) as pool, Staging.start(staging_url, production_url) as staging:
+            digest = pool.submit(file_sha256, backup.path)  # while the staging server starts
+            url = staging.ready()
+            warnings = _warn(production_url, url)
+            try:
+                restored = restore_backup(backup, url, clean=staging.overwrites, jobs=jobs, count_rows=False,
+                                          checked_sha256=digest.result())
+            except StageErrored as exc:
+                raise StageErrored(f"could not restore backup {backup.id} into staging: {exc.message}",
+                                   where="db.dry_run", hint="the dry run needs a restorable backup of production"
+                                   ) from None
+            run, compat = rehearse(url)
+            restore_s, counts, described = restored["duration_s"], restored["row_counts"], staging.described
     result = DryRunResult(ok=run.ok and (compat is None or compat.ok), backup_id=backup.id, staging=described,
-                          command=command, restore_s=restored["duration_s"], row_counts=restored["row_counts"],
-                          run=run, warnings=warnings,
-                          duration_s=round(time.monotonic() - started, 3), compat=compat)
+                          command=command, restore_s=restore_s, row_counts=counts, run=run, warnings=warnings,
+                          duration_s=round(time.monotonic() - started, 3), compat=compat,
+                          reused_copy=copy is not None)
     log.info("dry_run_finished", ok=run.ok, backup_id=backup.id, revision_after=run.revision_after,
              duration_s=result.duration_s)
     if not run.ok:
@@ -173,16 +151,18 @@ def dry_run(*, backup: Backup, production_url: str, command: str, cwd: Path,
     return result
 
 
-def _rehearse(backup: Backup, url: str, sha256: str, *, jobs: int, command: str, cwd: Path, env: Mapping[str, str],
-              log_path: Path, lock_timeout_s: float, statement_timeout_s: float, timeout_s: float | None,
-              redact: Callable[[str], str], compat_command: str | None, compat_health_path: str,
-              compat_timeout_s: float) -> tuple[dict[str, Any], MigrationRun, CompatResult | None]:
-    """Restore, migrate, and (optionally) check the live release, all on staging ``url``."""
-    try:
-        restored = restore_backup(backup, url, clean=True, jobs=jobs, count_rows=False, checked_sha256=sha256)
-    except StageErrored as exc:
-        raise StageErrored(f"could not restore backup {backup.id} into staging: {exc.message}",
-                           where="db.dry_run", hint="the dry run needs a restorable backup of production") from None
+def _warn(production_url: str, staging_url: str) -> list[str]:
+    warnings = compare_servers(production_url, staging_url)
+    for warning in warnings:
+        log.warning("staging_differs", detail=warning)
+    return warnings
+
+
+def _rehearse(url: str, *, command: str, cwd: Path, env: Mapping[str, str], log_path: Path, lock_timeout_s: float,
+              statement_timeout_s: float, timeout_s: float | None, redact: Callable[[str], str],
+              compat_command: str | None, compat_health_path: str,
+              compat_timeout_s: float) -> tuple[MigrationRun, CompatResult | None]:
+    """Migrate, and (optionally) check the live release, on staging ``url``."""
     run: MigrationRun = run_migration(url, command, cwd=cwd, env=env, log_path=log_path,
                                       lock_timeout_s=lock_timeout_s, statement_timeout_s=statement_timeout_s,
                                       timeout_s=timeout_s, redact=redact)
@@ -191,4 +171,4 @@ def _rehearse(backup: Backup, url: str, sha256: str, *, jobs: int, command: str,
         compat = check_compat(url, command=compat_command, cwd=cwd, env=env, health_path=compat_health_path,
                               timeout_s=compat_timeout_s, redact=redact,
                               log_path=log_path.with_name(log_path.stem + ".compat.log"))
-    return restored, run, compat
+    return run, compat

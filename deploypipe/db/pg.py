@@ -16,7 +16,7 @@ from deploypipe.errors import StageErrored
 
 __all__ = [
     "available_extensions", "connect", "database_name", "mask_url", "row_counts", "run_tool", "scalar",
-    "table_exists",
+    "table_exists", "table_hashes", "user_tables",
     "same_database", "schema_snapshot", "server_version", "tool_target", "with_database",
 ]
 
@@ -88,6 +88,37 @@ def row_counts(conn: psycopg.Connection) -> dict[str, int]:
         "order by 1, 2").fetchall()
     return {f"{schema}.{table}": scalar(conn, sql.SQL("select count(*) from {}.{}").format(
         sql.Identifier(schema), sql.Identifier(table))) for schema, table in tables}
+
+
+#: Session settings that make ``row::text`` the same on two servers (hashes compare rows across a dump/restore).
+_STABLE_TEXT = ("set TimeZone = 'UTC'", "set DateStyle = 'ISO, YMD'", "set IntervalStyle = 'postgres'",
+                "set extra_float_digits = 1", "set bytea_output = 'hex'")
+
+
+def user_tables(conn: psycopg.Connection) -> list[tuple[int, str, int, float]]:
+    """(oid, schema.table, pg_table_size, estimated rows) of every user table, as :func:`row_counts` sees them."""
+    return [(int(oid), name, int(size), float(rows)) for oid, name, size, rows in conn.execute(
+        "select c.oid, n.nspname || '.' || c.relname, pg_table_size(c.oid), greatest(c.reltuples, 0) "
+        "from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where c.relkind in ('r', 'p') and n.nspname not in ('pg_catalog', 'information_schema') "
+        "and n.nspname not like 'pg_toast%' order by 2").fetchall()]
+
+
+def table_hashes(conn: psycopg.Connection, tables: Sequence[str]) -> dict[str, str]:
+    """An order-independent hash of every row of each table (``sum(hashtextextended(row::text))``).
+
+    Costs about eight times a count(*), so callers hash small tables only. The session's text settings are
+    pinned so a restored copy hashes the same.
+    """
+    for statement in _STABLE_TEXT:
+        conn.execute(statement)
+    hashes = {}
+    for name in tables:
+        schema, _, table = name.partition(".")
+        hashes[name] = str(scalar(conn, sql.SQL(
+            "select coalesce(sum(hashtextextended(t::text, 0)::numeric), 0) from {}.{} t").format(
+            sql.Identifier(schema), sql.Identifier(table))))
+    return hashes
 
 
 def schema_snapshot(conn: psycopg.Connection) -> dict[str, list[str]]:

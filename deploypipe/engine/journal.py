@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -58,6 +59,7 @@ class Journal:
         self.redactor = redactor
         self._now = now or (lambda: datetime.now(UTC))
         self._seq = 0
+        self._emitting = threading.Lock()
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
         run_dir.mkdir(parents=True, exist_ok=True)
         self._file = open(run_dir / "events.jsonl", "a", encoding="utf-8")
@@ -66,15 +68,17 @@ class Journal:
         self._listeners.append(listener)
 
     def emit(self, event: str, **fields: Any) -> dict[str, Any]:
-        self._seq += 1
-        record = {"seq": self._seq, "ts": self._now().isoformat(), "run_id": self.run_id, "event": event}
-        record.update(fields)
-        record = self.redactor(json.loads(json.dumps(record, default=_default)))
-        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
-        self._file.flush()
-        for listener in self._listeners:
-            listener(record)
-        return record
+        """Append one event (thread-safe: stages report progress from worker threads)."""
+        with self._emitting:
+            self._seq += 1
+            record = {"seq": self._seq, "ts": self._now().isoformat(), "run_id": self.run_id, "event": event}
+            record.update(fields)
+            record = self.redactor(json.loads(json.dumps(record, default=_default)))
+            self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+            self._file.flush()
+            for listener in self._listeners:
+                listener(record)
+            return record
 
     def write_report(self, report: Report) -> Report:
         """Write ``report.json`` atomically, secrets masked; return the report as written."""

@@ -35,7 +35,7 @@ from deploypipe.engine.unchanged import nothing_to_release
 from deploypipe.errors import DeployPipeError, StageErrored, StageFailed, TransientError, UsageError
 from deploypipe.spec import when as when_language
 from deploypipe.spec.model import RetrySpec, StageSpec
-from deploypipe.stages.base import Outputs, StageResult
+from deploypipe.stages.base import Outputs, Params, StageResult
 from deploypipe.stages.context import Resources, StageContext
 from deploypipe.stages.protocols import Interruptible
 from deploypipe.stages.registry import get_stage
@@ -115,8 +115,12 @@ class Runner:
             pipeline_path=self.loaded.path, run_dir=self.journal.run_dir, resources=self.resources,
             earlier=dict(self.state.outputs), run=self.state.report(outcome), emit=emit, diagnose=diagnose,
             log=log.bind(stage=stage.id, stage_type=stage.type), sleep=self.sleep, clock=self.clock, now=self.now,
-            timeout_s=timeout, prior_events=prior, attempt=attempt,
+            timeout_s=timeout, prior_events=prior, attempt=attempt, later=self._later(stage),
         )
+
+    def _later(self, stage: StageSpec) -> dict[str, Params]:
+        ids = [s.id for s in self.spec.stages]
+        return {i: self.loaded.params[i] for i in ids[ids.index(stage.id) + 1:] if i in self.loaded.params}
 
     # -- one stage ---------------------------------------------------------------
     def _retrying(self, stage: StageSpec) -> Retrying:

@@ -37,7 +37,7 @@ class _StderrFile:
 
 #: events the console progress display already shows (a stage's end, its warnings): not logged again there
 PROGRESS_EVENTS = frozenset({"stage_started", "stage_succeeded", "stage_failed", "stage_errored", "stage_warning",
-                             "retrying",
+                             "retrying", "db_progress",
                              "compensation_succeeded", "compensation_failed"})
 
 

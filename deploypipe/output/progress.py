@@ -10,7 +10,7 @@ from typing import Any, Mapping, TextIO
 
 from deploypipe.stages.report import Report
 
-__all__ = ["ConsoleProgress", "print_summary"]
+__all__ = ["ConsoleProgress", "StepProgress", "print_summary", "progress_text"]
 
 _MARK = {"succeeded": "[green]✓[/]", "failed": "[red]✗[/]", "errored": "[red]![/]", "skipped": "[dim]-[/]",
          "not_run": "[dim]·[/]"}
@@ -27,12 +27,14 @@ class ConsoleProgress:
         self.console = Console(file=stream, highlight=False, soft_wrap=True)
         self.live = live
         self._status: Any = None
+        self._description = ""
 
     def _start(self, description: str) -> None:
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         self._status = Progress(SpinnerColumn(), TimeElapsedColumn(), TextColumn("{task.description}"),
                                 console=self.console, transient=True)
+        self._description = description
         self._status.add_task(description, total=None)
         self._status.start()
 
@@ -57,6 +59,9 @@ class ConsoleProgress:
             for warning in event.get("warnings") or []:
                 self.console.print("  [yellow]warning:[/] ", end="")
                 self.console.print(str(warning), markup=False)
+        elif kind == "db_progress" and self._status is not None:
+            self._status.update(self._status.task_ids[0],
+                                description=f"{self._description}  [cyan]{progress_text(event)}[/]")
         elif kind == "stage_retrying":
             self.console.print(f"  [yellow]↻[/] {stage} attempt {event.get('attempt')} failed; retrying in "
                                f"{event.get('wait_s')}s", highlight=False)
@@ -70,6 +75,44 @@ class ConsoleProgress:
 
     def close(self) -> None:
         self._stop()
+
+
+def progress_text(fields: Mapping[str, Any]) -> str:
+    """``dump 42% (ETA 12s)`` from a db_progress event's fields."""
+    eta = fields.get("eta_s")
+    return f"{fields.get('phase')} {fields.get('percent', 0):.0f}%" + (f" (ETA {eta:.0f}s)" if eta is not None else "")
+
+
+class StepProgress:
+    """A progress bar for a long database step outside a pipeline (``invoke backup``); a log line without a TTY."""
+
+    def __init__(self, stream: TextIO, *, live: bool, log: Any):
+        from rich.console import Console
+
+        self.console = Console(file=stream, highlight=False, soft_wrap=True)
+        self.live, self.log = live, log
+        self._bar: Any = None
+        self._tasks: dict[str, Any] = {}
+
+    def __call__(self, fields: Mapping[str, Any]) -> None:
+        if not self.live:
+            self.log.info("db_progress", **fields)
+            return
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+        if self._bar is None:
+            self._bar = Progress(TextColumn("{task.description:<8}"), BarColumn(), TaskProgressColumn(),
+                                 TimeRemainingColumn(), console=self.console, transient=True)
+            self._bar.start()
+        phase = str(fields.get("phase"))
+        if phase not in self._tasks:
+            self._tasks[phase] = self._bar.add_task(phase, total=fields.get("total") or None)
+        self._bar.update(self._tasks[phase], completed=fields.get("done", 0), total=fields.get("total") or None)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
 
 
 def print_summary(report: Report, stream: TextIO) -> None:

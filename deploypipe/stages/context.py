@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
 
 from deploypipe.core.redact import Redactor
 from deploypipe.spec.targets import Targets
-from deploypipe.stages.base import Outputs
+from deploypipe.stages.base import Outputs, Params
 from deploypipe.stages.report import Diagnostic, Report
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -57,6 +57,7 @@ class Resources:
     redactor: Redactor = field(default_factory=Redactor)
     _render: Any = field(default=None, repr=False)
     _http: Any = field(default=None, repr=False)
+    _held: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def path(self, value: str | Path) -> Path:
         """``value`` as a path: absolute as given, else relative to the project directory."""
@@ -89,7 +90,22 @@ class Resources:
                 self._http = self.http_factory()
         return self._http
 
+    def hold(self, key: str, resource: Any) -> None:
+        """Keep ``resource`` (it has ``close()``) for a later stage of this run; closed with the run otherwise."""
+        previous = self._held.pop(key, None)
+        if previous is not None:
+            previous.close()
+        self._held[key] = resource
+
+    def take(self, key: str) -> Any:
+        """The resource held under ``key`` (now the caller's to close), or None."""
+        return self._held.pop(key, None)
+
     def close(self) -> None:
+        """Close the clients and whatever is still held (also on SIGTERM and Ctrl-C: the run's ``finally``)."""
+        while self._held:
+            _, resource = self._held.popitem()
+            resource.close()
         for client in (self._render, self._http):
             if client is not None:
                 client.close()
@@ -105,7 +121,9 @@ class StageContext:
     until the end; finalizers such as notify.webhook see the provisional
     outcome); ``prior_events`` holds this stage's journal events from an
     interrupted run being resumed (e.g. ``deploy_triggered``, so a deploy is
-    never triggered twice); ``diagnose`` adds Render's log lines explaining a
+    never triggered twice); ``later`` holds the parameters of the stages after
+    this one by stage id (``db.backup`` prepares the copy a later
+    ``db.dry_run`` uses); ``diagnose`` adds Render's log lines explaining a
     failure to the run's report.
     """
 
@@ -127,6 +145,7 @@ class StageContext:
     timeout_s: float | None = None
     prior_events: tuple[Mapping[str, Any], ...] = ()
     attempt: int = 1
+    later: Mapping[str, Params] = field(default_factory=dict)
 
     @property
     def where(self) -> str:

@@ -133,7 +133,11 @@ Sleeps = FakeClock  # waits recorded, clock advanced, nothing slept
 
 @dataclass
 class StageRunner:
-    """Runs stages with a hand-built StageContext; keeps outputs by stage id and the emitted events."""
+    """Runs stages with a hand-built StageContext; keeps outputs by stage id and the emitted events.
+
+    One Resources serves every stage (as in a run), so what db.backup holds for a later db.dry_run reaches it;
+    ``later`` names the stages that will follow (stage id -> (stage class, params)).
+    """
 
     root: Path
     databases: dict[str, str]
@@ -142,29 +146,42 @@ class StageRunner:
     outputs: dict[str, Any] = field(default_factory=dict)
     events: list[dict] = field(default_factory=list)
     run_id: str = "run-0001"
+    _resources: Any = None
+
+    @property
+    def resources(self) -> Any:
+        if self._resources is None:
+            from deploypipe.spec.targets import DatabaseTarget, Targets
+            from deploypipe.stages.context import Resources
+
+            targets = Targets(databases={k: DatabaseTarget(url=u) for k, u in self.databases.items()})
+            self._resources = Resources(project_dir=self.root, state_dir=self.root / ".deploypipe", env=self.env,
+                                        targets=targets, confirm=self.confirm)
+        return self._resources
 
     def context(self, stage_id: str, stage_type: str, sleep: Callable[[float], None] | None = None,
-                clock: Callable[[], float] | None = None):
+                clock: Callable[[], float] | None = None, later: dict[str, Any] | None = None):
         import time
 
-        from deploypipe.spec.targets import DatabaseTarget, Targets
-        from deploypipe.stages.context import Resources
         from deploypipe.testing import stage_context
 
-        targets = Targets(databases={k: DatabaseTarget(url=u) for k, u in self.databases.items()})
-        resources = Resources(project_dir=self.root, state_dir=self.root / ".deploypipe", env=self.env,
-                              targets=targets, confirm=self.confirm)
-        return stage_context(resources, stage_id=stage_id, stage_type=stage_type, run_id=self.run_id,
+        return stage_context(self.resources, stage_id=stage_id, stage_type=stage_type, run_id=self.run_id,
                              run_dir=self.root / ".deploypipe" / "runs" / self.run_id, earlier=self.outputs,
                              emit=lambda event, **fields: self.events.append({"event": event, **fields}),
-                             sleep=sleep or time.sleep, clock=clock or time.monotonic)
+                             sleep=sleep or time.sleep, clock=clock or time.monotonic, later=later)
 
-    def run(self, stage_id: str, stage_cls: type, **params):
+    def run(self, stage_id: str, stage_cls: type, later: dict[str, tuple[type, dict]] | None = None, **params):
         stage = stage_cls()
         parsed = stage_cls.Params(**params)
-        result = stage.run(self.context(stage_id, stage_cls.type), parsed)
+        planned = {i: cls.Params(**p) for i, (cls, p) in (later or {}).items()}
+        result = stage.run(self.context(stage_id, stage_cls.type, later=planned), parsed)
         self.outputs[stage_id] = result.outputs
         return result
+
+    def close(self) -> None:
+        """Close what the run holds (a staging copy db.backup kept for a dry run that never came)."""
+        if self._resources is not None:
+            self._resources.close()
 
     def compensate(self, stage_id: str, stage_cls: type, outputs: Any, **params):
         return stage_cls().compensate(self.context(stage_id, stage_cls.type), stage_cls.Params(**params), outputs)

@@ -9,7 +9,6 @@ import pytest
 from dbfixtures import sql
 
 from deploypipe.db.commands import backup_command, production_match, restore_command
-from deploypipe.db.scratch import ScratchServer
 from deploypipe.errors import UsageError
 from deploypipe.spec.targets import DatabaseTarget, Targets
 
@@ -22,15 +21,15 @@ def _targets(prod: str, staging: str) -> Targets:
 def world(new_db, tmp_path):
     prod, staging = new_db("cmd_prod"), new_db("cmd_staging")
     sql(prod, "create table t (id int primary key); insert into t select generate_series(1, 50)")
-    scratch = ScratchServer(tmp_path / "scratch-pg")
-    result = backup_command(url=prod, backups_dir=tmp_path / "b", run_id="manual-1", scratch=scratch, keep=5)
+    result = backup_command(url=prod, backups_dir=tmp_path / "b", run_id="manual-1", keep=5)
     yield prod, staging, _targets(prod, staging), result
-    scratch.server.stop()
 
 
-def test_manual_backup_is_verified_in_a_scratch_server(world):
+def test_manual_backup_is_verified_on_a_throwaway_staging_server(world):
     _, _, _, result = world
     assert result["verified"] and result["verification"]["ok"] and result["row_counts"] == {"public.t": 50}
+    assert [c["check"] for c in result["verification"]["checks"]] == [
+        "restore", "sha256", "pg_restore_list", "post_data", "row_counts", "table_hashes"]
 
 
 def test_restore_into_a_non_production_target_needs_no_flag(world, tmp_path):

@@ -14,10 +14,12 @@ from typing import Any, Callable, ClassVar, Literal
 
 from pydantic import Field
 
+from deploypipe.core.polling import poll
 from deploypipe.db.compat import CompatResult
 from deploypipe.db.migration_run import MigrationRun
 from deploypipe.db.progress import Progress
 from deploypipe.errors import StageFailed
+from deploypipe.render.models import PostgresExport
 from deploypipe.stages.base import Compensation, StageResult
 from deploypipe.stages.base import Outputs as BaseOutputs
 from deploypipe.stages.base import Params as BaseParams
@@ -42,6 +44,49 @@ def _report_progress(ctx: StageContext) -> Callable[[Progress], None]:
     return report
 
 
+class _RenderExport:
+    """A Render Postgres export, requested before the dump (Render makes its copy while ours is made), then awaited.
+
+    Render answers 202 without an id, so the new export is the one listed that was not listed before.
+    """
+
+    def __init__(self, postgres_id: str, known: set[str], started: float):
+        self.postgres_id, self.known, self.started = postgres_id, known, started
+
+    @classmethod
+    def start(cls, ctx: StageContext, database: str, warnings: list[str]) -> _RenderExport | None:
+        name = ctx.resources.targets.databases[database].render_postgres
+        if not name:
+            warnings.append("render_export: set targets.databases.<key>.render_postgres to export on Render")
+            return None
+        client = ctx.resources.render
+        postgres = client.find_postgres(name)
+        known = {e.id for e in client.list_postgres_exports(postgres.id)}
+        client.create_postgres_export(postgres.id)
+        ctx.emit("render_export_requested", postgres_id=postgres.id)
+        return cls(postgres.id, known, ctx.clock())
+
+    def wait(self, ctx: StageContext, timeout_s: float, warnings: list[str]) -> PostgresExport | None:
+        client = ctx.resources.render
+
+        def listed() -> PostgresExport | None:
+            new = [e for e in client.list_postgres_exports(self.postgres_id) if e.id not in self.known]
+            elapsed = ctx.clock() - self.started
+            ctx.emit("db_progress", phase="render_export", done=len(new[:1]), total=1, unit="exports",
+                     percent=100.0 if new else 0.0, elapsed_s=round(elapsed, 1), eta_s=None)
+            return new[0] if new else None
+
+        exported = poll(listed, timeout_s=timeout_s, interval_s=5.0, growth=1.5, max_interval_s=30.0,
+                        clock=ctx.clock, sleep=ctx.sleep) if timeout_s > 0 else None
+        if exported is not None:
+            ctx.emit("render_export_listed", postgres_id=self.postgres_id, export_id=exported.id,
+                     created_at=exported.created_at)
+        elif timeout_s > 0:
+            warnings.append(f"Render has not listed the export of {self.postgres_id} after {timeout_s:g}s; it may "
+                            "still be running: check the database's Backups page (the verified dump is ours)")
+        return exported
+
+
 class DbBackup:
     type: ClassVar[str] = "db.backup"
     description: ClassVar[str] = ("pg_dump the database (0600, sha256) and verify it in the same pass: the growing "
@@ -61,8 +106,11 @@ class DbBackup:
                                                          "file about 6% larger (0 would hide damaged text).")
         keep: int = Field(10, ge=1, description="Backups to keep.")
         verify: bool = Field(True, description="Restore into staging and compare row counts and checksums.")
-        render_export: bool = Field(False,
-                                    description="Also trigger a Render Postgres export (render_postgres target).")
+        render_export: bool = Field(False, description="Also have Render export the database (render_postgres target), "
+                                                       "started before the dump so both copies are made at once.")
+        render_export_wait_s: float = Field(900.0, ge=0, description="How long to wait for Render to list the "
+                                                                     "export after our backup is verified (0: do "
+                                                                     "not wait).")
 
     class Outputs(BaseOutputs):
         backup_id: str
@@ -80,6 +128,8 @@ class DbBackup:
                                                                             "stream, indexes, verified.")
         removed: list[str] = Field(default_factory=list, description="Older backups removed by retention.")
         render_export: str | None = Field(None, description="Render Postgres id of a requested export.")
+        render_export_id: str | None = Field(None, description="The export Render listed (None: not waited for, or "
+                                                               "not listed in time).")
 
     def plan(self, params: DbBackup.Params) -> str:
         verify = ("verified by restoring it into staging while it is written" if params.verify
@@ -97,6 +147,7 @@ class DbBackup:
         warnings: list[str] = []
         checks: list[dict[str, Any]] = []
         timings: dict[str, float] = {}
+        export = _RenderExport.start(ctx, params.database, warnings) if params.render_export else None
         if params.verify:
             dry = _later_dry_run(ctx, params.database)
             if dry is not None and dry.staging_url:
@@ -128,23 +179,15 @@ class DbBackup:
         ctx.emit("backup_created", backup_id=backup.id, path=backup.path, sha256=backup.sha256,
                  size_bytes=backup.size_bytes, duration_s=backup.duration_s, server_version=backup.server_version)
         removed = retain(directory, params.keep)
-        export: str | None = None
-        target = ctx.resources.targets.databases[params.database]
-        if params.render_export:
-            if not target.render_postgres:
-                warnings.append("render_export: set targets.databases.<key>.render_postgres to export on Render")
-            else:
-                client = ctx.resources.render
-                postgres = client.find_postgres(target.render_postgres)
-                client.create_postgres_export(postgres.id)
-                export = postgres.id
-                ctx.emit("render_export_requested", postgres_id=postgres.id)
+        exported = export.wait(ctx, params.render_export_wait_s, warnings) if export is not None else None
         outputs = self.Outputs(backup_id=backup.id, path=backup.path, sha256=backup.sha256,
                                size_bytes=backup.size_bytes, duration_s=backup.duration_s,
                                verified=bool(backup.verified), verified_on=str(backup.extra.get("verified_on", "")),
                                server_version=backup.server_version, compression=backup.compression,
                                row_counts=backup.row_counts, checks=checks, timings=timings,
-                               removed=[str(r) for r in removed], render_export=export)
+                               removed=[str(r) for r in removed],
+                               render_export=export.postgres_id if export is not None else None,
+                               render_export_id=exported.id if exported is not None else None)
         return StageResult(outputs=outputs, warnings=tuple(warnings),
                            summary=f"{backup.id}: {backup.size_bytes} bytes, {sum(backup.row_counts.values())} rows, "
                                    f"{'verified' if backup.verified else 'UNVERIFIED'}")

@@ -4,6 +4,7 @@ runs, the database and the Render service are as they were."""
 from __future__ import annotations
 
 import functools
+import time
 import sys
 
 import psycopg
@@ -53,3 +54,26 @@ def test_a_dump_damaged_on_its_way_to_disk_blocks_the_combined_path_with_exit_1_
                                               "where table_name = 'notes' order by ordinal_position")]
         assert columns == ["id", "body"] and conn.execute("select count(*) from notes").fetchone()[0] == 4000
     assert [d.trigger for d in render.deploys()] == ["manual"] and render.live_commit() == GOOD
+
+
+@pytest.mark.e2e
+def test_a_render_export_is_requested_before_the_dump_and_awaited_after_it(tmp_path, render, clock, new_db):
+    from deploypipe.emulator.records import PostgresRec
+
+    url = new_db("exported")
+    render.emulator.add_postgres(PostgresRec(id="dpg-maindb", name="maindb", database="exported", user="u",
+                                             password="p", url=url, version="16", created_at=time.time()))
+    render.emulator.postgres["dpg-maindb"].exports.append({"id": "exp-older", "createdAt": "2026-11-01T00:00:00Z"})
+    pipeline = deploy_pipeline(database=True).replace('main: {url: "${DATABASE_URL}"}',
+                                                      'main: {url: "${DATABASE_URL}", render_postgres: maindb}')
+    pipeline = pipeline.replace("stages:\n", "stages:\n  - id: backup\n    type: db.backup\n"
+                                             "    with: {database: main, render_export: true}\n", 1)
+    write_pipeline(tmp_path, pipeline)
+    report, _ = run_in_process(tmp_path, render, clock, env={"DATABASE_URL": url})
+    assert report.exit_code == 0, report.message
+    outputs = report.stage("backup").outputs
+    listed = [e["id"] for e in render.emulator.postgres["dpg-maindb"].exports if e["id"] != "exp-older"]
+    assert outputs["render_export"] == "dpg-maindb" and [outputs["render_export_id"]] == listed
+    events = [e["event"] for e in events_of(report.run_dir)]
+    assert events.index("render_export_requested") < events.index("backup_verified") < \
+        events.index("render_export_listed")

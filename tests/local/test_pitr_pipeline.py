@@ -88,11 +88,17 @@ class PitrRender(LocalRender):
         self.health = HealthApp(self.emulator)
         self.server = EmulatorServer(self.emulator).start()
 
-    def postgres_names(self) -> list[str]:
-        """What ``GET /v1/postgres`` lists (clones included), by name."""
-        answer = httpx.get(f"{self.url}/postgres", headers={"Authorization": f"Bearer {API_KEY}"}, trust_env=False)
+    def api(self, method: str, path: str) -> Any:
+        answer = httpx.request(method, f"{self.url}{path}", headers={"Authorization": f"Bearer {API_KEY}"},
+                               trust_env=False)
         answer.raise_for_status()
-        return sorted(item["postgres"]["name"] for item in answer.json())
+        return answer.json() if answer.content else None
+
+    def clones_of(self, postgres_id: str) -> list[str]:
+        """The clones of ``postgres_id`` that ``GET /v1/postgres`` lists, by name."""
+        listed = {item["postgres"]["id"]: item["postgres"]["name"] for item in self.api("GET", "/postgres")}
+        return sorted(name for pid, name in listed.items()
+                      if pid in self.emulator.postgres and self.emulator.postgres[pid].recovered_from == postgres_id)
 
 
 @dataclass
@@ -110,6 +116,10 @@ class Release:
     url: str
     service: str
     evidence: Path
+
+    @property
+    def postgres_id(self) -> str:
+        return f"dpg-{self.name}"
 
     def env(self, render: PitrRender) -> dict[str, str]:
         return cli_env(**render.env(), DATABASE_URL=self.url)
@@ -129,7 +139,7 @@ def world() -> Iterator[World]:
 
 
 @pytest.fixture
-def release(world: World, tmp_path: Path) -> Release:
+def release(world: World, tmp_path: Path) -> Iterator[Release]:
     number = next(_names)
     name, service = f"bigdb{number}", f"api{number}"
     url = world.production.create_database(name, owner="app", password=PASSWORD)
@@ -141,7 +151,11 @@ def release(world: World, tmp_path: Path) -> Release:
                                                    password=PASSWORD, url=url, version="16", created_at=0.0))
     world.render.add_service(service, live=GOOD)
     (tmp_path / "migrate.py").write_text(MIGRATION)
-    return Release(tmp_path, name, url, service, tmp_path / "evidence.txt")
+    made = Release(tmp_path, name, url, service, tmp_path / "evidence.txt")
+    yield made
+    for pid, rec in list(world.render.emulator.postgres.items()):  # a clone left behind must not fail later tests
+        if rec.recovered_from == made.postgres_id:
+            world.render.api("DELETE", f"/postgres/{pid}")
 
 
 def sql(url: str, statement: str) -> list[tuple]:
@@ -198,10 +212,9 @@ def production_state(release: Release) -> tuple[str, list[str], int]:
     return revision, columns, sql(release.url, "select count(*) from notes")[0][0]
 
 
-def no_clones(world: World) -> bool:
-    """``GET /v1/postgres`` lists no clone deploypipe made, and the local Render holds no clone at all."""
-    return not [name for name in world.render.postgres_names() if name.startswith("deploypipe-")] and not [
-        p for p in world.render.emulator.postgres.values() if p.recovered_from]
+def clones(world: World, release: Release) -> list[str]:
+    """The clones of the release's production database that ``GET /v1/postgres`` lists."""
+    return world.render.clones_of(release.postgres_id)
 
 
 def the_run(release: Release) -> tuple[Path, list[dict[str, Any]]]:
@@ -220,7 +233,7 @@ def test_a_pitr_release_dry_runs_on_a_clone_at_the_journaled_restore_point_and_d
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir, events = the_run(release)
     (point,) = named(events, "restore_point_recorded")
-    assert point["postgres_id"] == f"dpg-{release.name}" and point["at"].endswith("Z")
+    assert point["postgres_id"] == release.postgres_id and point["at"].endswith("Z")
     # the restore point is journaled before the dry run and the migration start
     assert index(events, "restore_point_recorded") < index(events, "stage_started", "dry-run") < index(
         events, "stage_started", "migrate") < index(events, "migration_finished")
@@ -241,7 +254,7 @@ def test_a_pitr_release_dry_runs_on_a_clone_at_the_journaled_restore_point_and_d
     assert not report["stages"][2]["outputs"]["warnings"]  # the same command, the same restore point
     assert [d["status"] for d in report["deploys"]] == ["live"] and world.render.live_commit(release.service) == NEW
     # the clone is gone: GET /v1/postgres lists only the databases that are not clones
-    assert named(events, "pitr_clone_deleted") and no_clones(world)
+    assert named(events, "pitr_clone_deleted") and not clones(world, release)
     for text in (result.stdout, result.stderr, (run_dir / "events.jsonl").read_text()):
         assert PASSWORD not in text
 
@@ -260,7 +273,7 @@ def test_a_failed_dry_run_on_the_clone_blocks_with_exit_1_deletes_the_clone_and_
     assert not [e for e in events if e.get("stage") == "migrate"]
     assert [db for db, _ in ran_on(release)] == [ran_on(release)[0][0]] and ran_on(release)[0][0] != release.name
     assert production_state(release) == ("a1", ["body", "id"], 5)
-    assert no_clones(world) and world.render.live_commit(release.service) == GOOD
+    assert not clones(world, release) and world.render.live_commit(release.service) == GOOD
 
 
 def test_sigterm_during_the_dry_run_deletes_the_clone_and_exits_1(world, release):
@@ -269,14 +282,14 @@ def test_sigterm_during_the_dry_run_deletes_the_clone_and_exits_1(world, release
     try:
         wait_until(lambda: Path(f"{release.evidence}.sleeping").exists(), timeout=60,
                    what="the dry run's migration to run on the clone")
-        assert not no_clones(world)  # the clone exists now, and GET /v1/postgres lists it
-        assert [name for name in world.render.postgres_names() if name.startswith("deploypipe-dry-run-")]
+        (clone,) = clones(world, release)  # the clone exists now, and GET /v1/postgres lists it
+        assert clone.startswith("deploypipe-dry-run-")
         cli.signal(signal.SIGTERM)
         code = cli.wait(30)
     finally:
         cli.cleanup()
     assert code == 1, cli.stderr[-3000:]
-    assert no_clones(world)
+    assert not clones(world, release)
     (_, _, pid) = release.evidence.read_text().split()
     with pytest.raises(ProcessLookupError):  # the migration command was stopped too
         os.kill(int(pid), 0)
@@ -300,7 +313,7 @@ def test_a_failed_release_restores_production_to_the_restore_point_through_pitr_
     assert (restore["action"], restore["verified"]) == ("restored", True), restore
     assert restore["details"]["restore_point"] == named(events, "restore_point_recorded")[0]["at"]
     assert production_state(release) == ("a1", ["body", "id"], 5)
-    assert no_clones(world)
+    assert not clones(world, release)
 
 
 def test_an_unconfirmed_restore_to_the_restore_point_is_refused_and_needs_a_human(world, release):
@@ -316,7 +329,7 @@ def test_an_unconfirmed_restore_to_the_restore_point_is_refused_and_needs_a_huma
     restore = {item["stage"]: item for item in report_of(run_dir)["rollback"]["items"]}["migrate"]
     assert (restore["action"], restore["verified"]) == ("restore_refused", False)
     assert production_state(release) == ("b2", ["body", "id", "priority"], 5)  # left for a human to decide
-    assert no_clones(world)
+    assert not clones(world, release)
 
 
 def test_plan_says_which_path_each_database_takes_and_that_the_clone_bills(tmp_path):

@@ -346,3 +346,31 @@ def test_plan_says_which_path_each_database_takes_and_that_the_clone_bills(tmp_p
         "auto: mode: auto: Render point-in-time recovery of big-db if pg_database_size > 100 GB when the run starts, "
         f"else pg_dump; with pitr, {BILLING_NOTE}")
     assert "database_path" not in steps[3]  # render.deploy
+
+
+def test_auto_takes_pitr_above_its_threshold_and_the_dry_run_follows_the_backup(release, tmp_path):
+    from types import SimpleNamespace
+
+    from deploypipe.spec.targets import DatabaseTarget, Targets
+    from deploypipe.stages.context import Resources
+    from deploypipe.stages.db_pitr import takes_pitr
+    from deploypipe.testing import stage_context
+
+    size_gb = sql(release.url, "select pg_database_size(current_database())")[0][0] / 1024 ** 3
+    events: list[tuple[str, dict[str, Any]]] = []
+
+    def context(threshold_gb: float) -> Any:
+        target = DatabaseTarget(url=release.url, render_postgres=release.name, mode="auto", pitr_above_gb=threshold_gb)
+        resources = Resources(project_dir=tmp_path, state_dir=tmp_path, env={},
+                              targets=Targets(databases={"main": target}))
+        return stage_context(resources, stage_id="backup", stage_type="db.backup", run_dir=tmp_path / "run",
+                             emit=lambda event, **fields: events.append((event, fields)))
+
+    assert takes_pitr(context(size_gb / 2), "main") is True
+    assert takes_pitr(context(size_gb * 2), "main") is False
+    assert [(e, f["path"]) for e, f in events] == [("database_path_chosen", "pitr"), ("database_path_chosen", "dump")]
+    assert f"> {size_gb / 2:g} GB, Render point-in-time recovery of {release.name}" in events[0][1]["reason"]
+    restore_point, dump = SimpleNamespace(kind="restore_point"), SimpleNamespace(kind="dump")
+    assert takes_pitr(context(size_gb * 2), "main", restore_point) is True  # the dry run follows the backup
+    assert takes_pitr(context(size_gb / 2), "main", dump) is False
+    assert len(events) == 2  # following the backup measures nothing

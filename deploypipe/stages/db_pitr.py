@@ -99,6 +99,7 @@ def backup(ctx: StageContext, params: Any, outputs_type: type[OutputsT]) -> Stag
         warnings.append("verify: false has no effect in mode pitr: Render's recovery status is the verification")
     outputs = outputs_type.model_validate({
         "backup_id": backup_id, "path": "", "sha256": "", "size_bytes": size, "verified": True,
+        "verified_on": f"Render point-in-time recovery of {postgres_id}: AVAILABLE",
         "duration_s": round(time.monotonic() - started, 3), "server_version": version, "render_export": export,
         "kind": RESTORE_POINT, "restore_time": point.iso, "postgres_id": postgres_id})
     return StageResult(outputs=outputs, warnings=tuple(warnings),

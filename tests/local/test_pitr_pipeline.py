@@ -248,6 +248,7 @@ def test_a_pitr_release_dry_runs_on_a_clone_at_the_journaled_restore_point_and_d
     backup, dry = report["stages"][0]["outputs"], report["stages"][1]["outputs"]
     assert (backup["kind"], backup["verified"], backup["restore_time"], backup["path"]) == (
         "restore_point", True, point["at"], "")
+    assert backup["verified_on"] == f"Render point-in-time recovery of {release.postgres_id}: AVAILABLE"
     assert dry["ok"] and dry["backup_id"] == backup["backup_id"] and ready["clone_id"] in dry["staging"]
     assert dry["run"]["revision_before"] == "a1" and dry["run"]["revision_after"] == "b2"
     assert dry["run"]["schema_changes"] == {"columns_added": ["public.notes.priority integer"]}

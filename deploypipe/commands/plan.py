@@ -12,24 +12,30 @@ from typing import Any
 from pydantic import BaseModel
 
 from deploypipe.commands.invocation import Invocation, load, redactor_for
+from deploypipe.stages.db_pitr import plan_line
 from deploypipe.stages.registry import STAGE_TYPES, get_stage
 
 __all__ = ["plan_steps", "show_plan", "show_types", "stage_table", "stage_types"]
 
+#: Stage types whose work depends on the database's safety path (dump or Render point-in-time recovery).
+_PATH_STAGES = ("db.backup", "db.dry_run", "db.migrate")
+
 
 def plan_steps(inv: Invocation) -> list[dict[str, Any]]:
-    """One dict per stage: id, type, when, on_failure, touches_production, would, params (masked)."""
+    """One dict per stage: id, type, when, on_failure, touches_production, would, params (masked); and for
+    db.backup/db.dry_run/db.migrate, database_path: which path the database takes (dump or pitr) and why."""
     redactor = redactor_for(inv)
     loaded = load(inv, redactor)
     steps = []
     for stage in loaded.spec.stages:
         impl = get_stage(stage.type)
         params = loaded.params[stage.id]
-        steps.append(redactor({
-            "id": stage.id, "type": stage.type, "when": stage.when, "on_failure": stage.on_failure,
-            "touches_production": impl.touches_production, "would": impl.plan(params),
-            "params": params.model_dump(mode="json"),
-        }))
+        step = {"id": stage.id, "type": stage.type, "when": stage.when, "on_failure": stage.on_failure,
+                "touches_production": impl.touches_production, "would": impl.plan(params),
+                "params": params.model_dump(mode="json")}
+        if stage.type in _PATH_STAGES:
+            step["database_path"] = plan_line(loaded.spec.targets.databases[params.database])
+        steps.append(redactor(step))
     return steps
 
 
@@ -44,6 +50,8 @@ def show_plan(inv: Invocation, as_json: bool) -> int:
         marker = " [touches production]" if step["touches_production"] else ""
         when = "" if step["when"] == "on_success" else f" (when: {step['when']})"
         out.write(f"{number:>2}. {step['id']} ({step['type']}){marker}{when}: {step['would']}\n")
+        if "database_path" in step:
+            out.write(f"      database path: {step['database_path']}\n")
         for key, value in step["params"].items():
             out.write(f"      {key}: {json.dumps(value)}\n")
     return 0

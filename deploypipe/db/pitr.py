@@ -77,7 +77,8 @@ def choose_mode(mode: Literal["dump", "pitr", "auto"], *, render_postgres: str |
                 threshold_gb: float | None = None) -> ModeChoice:
     """The path for a database target and why; SpecError for a target that cannot take the path it asks for."""
     if mode == "dump":
-        return ModeChoice("dump", "mode: dump (pg_dump, verified by a restore; the dry run restores it)")
+        return ModeChoice("dump", "mode: dump (pg_dump, verified on the staging copy it is restored into as it is "
+                                  "written; the dry run migrates that copy)")
     if mode == "pitr" and not render_postgres:
         raise SpecError("mode: pitr needs targets.databases.<key>.render_postgres", where="pitr",
                         hint="name the Render Postgres (or its dpg- id) whose point-in-time recovery to use")

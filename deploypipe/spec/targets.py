@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 __all__ = ["DatabaseTarget", "ServiceTarget", "Targets"]
 
@@ -42,6 +44,38 @@ class DatabaseTarget(_Frozen):
         None, description="Render Postgres name or id (dpg-...), for Render exports and recovery info."
     )
     production: bool = Field(True, description="Whether this database is production (guards restores).")
+    mode: Literal["dump", "pitr", "auto"] = Field(
+        "dump", description="Safety path of db.backup/db.dry_run/db.migrate: dump (pg_dump, restored for the dry run), "
+                            "pitr (Render point-in-time recovery of render_postgres: a restore point and a clone, "
+                            "which bills while it exists), or auto (pitr above pitr_above_gb, else dump)."
+    )
+    pitr_above_gb: float | None = Field(
+        None, gt=0, validate_default=True,
+        description="mode auto: above this pg_database_size (GB) when the run starts, take pitr; else dump."
+    )
+    pitr_min_age_s: float = Field(
+        600.0, ge=0, description="How recent a restore time Render accepts (Render: 600 s; the local Render's "
+                                 "--recovery-min-age-s may be 0)."
+    )
+
+    @field_validator("mode")
+    @classmethod
+    def _pitr_needs_render_postgres(cls, value: str, info: ValidationInfo) -> str:
+        if value != "dump" and not info.data.get("render_postgres"):
+            raise ValueError("'dump' unless render_postgres names the Render Postgres whose point-in-time recovery "
+                             "to use")
+        return value
+
+    @field_validator("pitr_above_gb")
+    @classmethod
+    def _threshold_only_with_auto(cls, value: float | None, info: ValidationInfo) -> float | None:
+        mode = info.data.get("mode")
+        if mode == "auto" and value is None:
+            raise ValueError("a size in GB with mode auto (above it, Render's point-in-time recovery replaces "
+                             "pg_dump)")
+        if mode in ("dump", "pitr") and value is not None:
+            raise ValueError("no value unless mode is auto")
+        return value
 
 
 class Targets(_Frozen):

@@ -20,6 +20,7 @@ from deploypipe.db.migration_run import MigrationRun
 from deploypipe.db.progress import Progress
 from deploypipe.errors import StageFailed
 from deploypipe.render.models import PostgresExport
+from deploypipe.stages import db_pitr
 from deploypipe.stages.base import Compensation, StageResult
 from deploypipe.stages.base import Outputs as BaseOutputs
 from deploypipe.stages.base import Params as BaseParams
@@ -130,6 +131,10 @@ class DbBackup:
         render_export: str | None = Field(None, description="Render Postgres id of a requested export.")
         render_export_id: str | None = Field(None, description="The export Render listed (None: not waited for, or "
                                                                "not listed in time).")
+        kind: Literal["dump", "restore_point"] = Field("dump", description="dump: a pg_dump file; restore_point: a "
+                                                                           "moment Render can recover to (mode pitr).")
+        restore_time: str | None = Field(None, description="restore_point: the moment, UTC (ISO 8601).")
+        postgres_id: str | None = Field(None, description="restore_point: the Render Postgres it belongs to.")
 
     def plan(self, params: DbBackup.Params) -> str:
         verify = ("verified by restoring it into staging while it is written" if params.verify
@@ -138,6 +143,8 @@ class DbBackup:
                f"keep {params.keep}"
 
     def run(self, ctx: StageContext, params: DbBackup.Params) -> StageResult[DbBackup.Outputs]:
+        if db_pitr.takes_pitr(ctx, params.database):  # a restore point, not a dump
+            return db_pitr.backup(ctx, params, self.Outputs)
         from deploypipe.db.backup import create_backup, retain
         from deploypipe.db.staging import Staging
         from deploypipe.db.verified import take_verified_backup, take_verified_directory_backup
@@ -235,6 +242,8 @@ class DbDryRun:
         return f"run `{params.command}` on the backup's verified copy in {where}{compat}"
 
     def run(self, ctx: StageContext, params: DbDryRun.Params) -> StageResult[DbDryRun.Outputs]:
+        if db_pitr.takes_pitr(ctx, params.database, ctx.latest(DbBackup.Outputs)):  # on a PITR clone
+            return db_pitr.dry_run(ctx, params, self.Outputs, ctx.latest(DbBackup.Outputs))
         from deploypipe.db.backup import load_backup
         from deploypipe.db.dryrun import dry_run
 
@@ -346,6 +355,9 @@ class DbMigrate:
                            changed_production=changed, warnings=tuple(result.warnings), summary=summary)
 
     def compensate(self, ctx: StageContext, params: DbMigrate.Params, outputs: DbMigrate.Outputs) -> Compensation:
+        point = ctx.latest(DbBackup.Outputs, lambda b: b.backup_id == outputs.backup_id and b.kind == "restore_point")
+        if params.on_rollback == "restore" and point is not None:  # back to the restore point through Render's PITR
+            return db_pitr.restore(ctx, params, outputs, point)
         from deploypipe.db.migrate import MigrateResult, compensate_migration
 
         undo = compensate_migration(

@@ -1,22 +1,27 @@
-"""Benchmark of deploypipe's database safety against the bare PostgreSQL tools it wraps.
+"""Benchmark of deploypipe's database safety path against the bare PostgreSQL tools it wraps.
 
-    python bench/bench_db.py [--size-gb 1.0] [--rounds 1] [--keep-dir DIR]
+    python bench/bench_db.py [--size-gb 1.0] [--rounds 3] [--keep-dir DIR]
 
-Generates a database of about ``--size-gb`` (several tables with indexes, rows
-made server-side with generate_series) in an embedded PostgreSQL, then times:
+Generates a database of about ``--size-gb`` (3 tables, 4 primary keys, 4 secondary indexes; rows made server-side
+with generate_series) in an embedded PostgreSQL (reused when ``--keep-dir`` already holds it), then runs each
+comparison in adjacent pairs, deploypipe and bare alternating which goes first, and prints the median of the
+per-pair ratios with every ratio:
 
-- ``create_backup`` (pg_dump -Fc streamed to a 0600 file + row counts in the same snapshot + sha256),
-  without and with verification, against a bare ``pg_dump -Fc -f`` of the same database (target: within 1.10x);
-- ``dry_run`` (ephemeral staging server, restore, ``alembic upgrade head`` of a small migration, schema diff)
-  against a bare ``pg_restore`` into a fresh database plus the same command (target: within 1.10x);
-- the peak RSS of this Python process (target: < 150 MB; the dump never passes through Python).
+A  the verified backup + dry run (db.backup's one pass, then db.dry_run on the same copy) against
+   ``pg_dump -Fc -f``; ``pg_restore -j N`` into a fresh database; the migration          target <= 1.10x, stretch 0.85x
+B  ``invoke backup`` (dump + verification on a throwaway server) against ``pg_dump -Fc``    target <= 1.9x
+C  the dump alone (create_backup, -Z1, no verification) against ``pg_dump -Fc``
+D  peak RSS of this process (deploypipe runs in-process) and files left in the backups dir   target < 150 MB
+E  progress events during A and how far the dump's ETA at 50 % was off
+F  a corrupt and a truncated dump on the combined path: verdicts, production unchanged
 
-Prints the figures; nothing is asserted (speed is not a test).
+Figures vary with the machine's load; nothing is asserted (speed is not a test).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import resource
 import shutil
@@ -26,16 +31,21 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import psycopg
+import structlog
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from deploypipe.core.embedded_pg import pg_bin, start_embedded
-from deploypipe.db.backup import Backup, create_backup, retain, verify_backup
-from deploypipe.db.dryrun import DryRunResult, dry_run
-from deploypipe.db.scratch import ScratchServer
+from deploypipe.core.embedded_pg import EmbeddedPostgres, pg_bin, start_embedded
+from deploypipe.db.backup import create_backup, retain
+from deploypipe.db.commands import backup_command
+from deploypipe.db.dryrun import dry_run
+from deploypipe.db.progress import Progress
+from deploypipe.db.staging import Staging, template_dir
+from deploypipe.db.verified import take_verified_backup
+from deploypipe.errors import StageFailed
 
 BYTES_PER_ROW = 172  # heap + indexes per generated row (measured on PG 16; the actual size is printed)
 
@@ -117,17 +127,14 @@ def generate(url: str, size_gb: float) -> None:
         conn.execute("vacuum analyze")
 
 
-def _runs(values: list[float]) -> str:
-    return "[" + ", ".join(f"{v:.1f}" for v in values) + "]"
-
-
-def _scalar(conn: psycopg.Connection, query: str) -> Any:
-    row = conn.execute(query).fetchone()
+def _scalar(url: str, query: str) -> Any:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(query).fetchone()
     assert row is not None
     return row[0]
 
 
-def timed(fn):
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     started = time.perf_counter()
     value = fn()
     return time.perf_counter() - started, value
@@ -142,98 +149,157 @@ def alembic_project(root: Path) -> str:
     return f"{sys.executable} -m alembic upgrade head"
 
 
+def paired(rounds: int, ours: Callable[[], Any], bare: Callable[[], Any]) -> tuple[list[float], list[float]]:
+    """Run both ``rounds`` times in adjacent pairs, alternating which goes first; wall seconds of each."""
+    mine: list[float] = []
+    theirs: list[float] = []
+    for n in range(rounds):
+        order = [(mine, ours), (theirs, bare)]
+        for sink, fn in order if n % 2 == 0 else order[::-1]:
+            sink.append(timed(fn)[0])
+    return mine, theirs
+
+
+def line(label: str, mine: list[float], theirs: list[float], target: str) -> str:
+    ratios = [m / t for m, t in zip(mine, theirs, strict=True)]
+    return (f"{label:<46} {statistics.median(mine):6.1f}s  {statistics.median(ratios):.2f}x bare "
+            f"[{' '.join(f'{r:.2f}' for r in ratios)}]  {target}\n"
+            f"{'':<6}bare median {statistics.median(theirs):.1f}s, min {min(theirs):.1f}s; ours min {min(mine):.1f}s")
+
+
+DAMAGE = r"""
+import subprocess, sys
+kind, argv = sys.argv[1], sys.argv[2:]
+data = subprocess.run(argv, stdout=subprocess.PIPE, check=True).stdout
+cut = len(data) * 4 // 5
+data = data[:cut] + bytes([data[cut] ^ 0xFF]) + data[cut + 1:] if kind == "corrupt" else data[:cut]
+sys.stdout.buffer.write(data)
+"""
+
+
+def damage_checks(server: EmbeddedPostgres, work: Path) -> str:
+    url = server.create_database("bench_damage")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("create table notes (id serial primary key, body text); "
+                     "insert into notes (body) select md5(g::text) || repeat('x', 200) "
+                     "from generate_series(1, 20000) g")
+    verdicts = []
+    for kind in ("corrupt", "truncated"):
+        def damaged(argv: list[str], kind: str = kind) -> list[str]:
+            return [sys.executable, "-c", DAMAGE, kind, *argv]
+
+        with Staging.start(None, url) as staging:
+            try:
+                take_verified_backup(url, work / "damaged", run_id=kind, staging=staging, dump_argv=damaged)
+                verdicts.append(f"{kind} dump -> VERIFIED (wrong)")
+            except StageFailed as exc:
+                verdicts.append(f"{kind} dump -> exit {exc.exit_code} ({exc.message.split(': ', 2)[-1][:60]})")
+    rows = _scalar(url, "select count(*) from notes")
+    server.drop_database("bench_damage")
+    shutil.rmtree(work / "damaged", ignore_errors=True)
+    return ", ".join(verdicts) + f"; production rows {rows} of 20000"
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--size-gb", type=float, default=1.0)
-    parser.add_argument("--rounds", type=int, default=1, help="repeat the timings; medians are printed")
+    parser.add_argument("--rounds", type=int, default=3, help="pairs per comparison (medians of ratios)")
     parser.add_argument("--keep-dir", help="work directory to reuse/keep (default: a temp dir, removed)")
     args = parser.parse_args()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     work = Path(args.keep_dir or tempfile.mkdtemp(prefix="bench-db-"))
     work.mkdir(parents=True, exist_ok=True)
     env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}
+    load_start = os.getloadavg()[0]
+    template_dir()  # made once per machine; not part of any timing
     server = start_embedded(work / "pg")
-    scratch = ScratchServer(work / "scratch-pg")
+    bare_server = start_embedded(work / "bare-pg")
     try:
         url = server.create_database("bench")
-        with psycopg.connect(url) as conn:
-            exists = _scalar(conn, "select to_regclass('events')")
-        if not exists:
+        if not _scalar(url, "select to_regclass('events') is not null"):
             seconds, _ = timed(lambda: generate(url, args.size_gb))
             print(f"generated in {seconds:.1f}s")
-        with psycopg.connect(url) as conn:
-            size = _scalar(conn, "select pg_database_size(current_database())")
-            rows = _scalar(conn, "select (select count(*) from accounts) + (select count(*) from orders) + "
-                                 "(select count(*) from events)")  # also warms the cache
-        print(f"database: {size / 1e9:.2f} GB, {rows:,} rows in 3 tables + 4 secondary indexes")
-
-        dumps = work / "dumps"
+        size = _scalar(url, "select pg_database_size(current_database())")
+        rows = _scalar(url, "select (select count(*) from accounts) + (select count(*) from orders) + "
+                            "(select count(*) from events)")  # also warms the cache
+        print(f"database: {size / 1e9:.2f} GB, {rows / 1e6:.2f} M rows (3 tables, 8 indexes)    "
+              f"machine: {os.cpu_count()} cores, load avg {load_start:.1f} at start")
+        dumps, backups = work / "dumps", work / "backups"
         dumps.mkdir(exist_ok=True)
         project = work / "app"
         shutil.rmtree(project, ignore_errors=True)
         command = alembic_project(project)
         jobs = max(1, min(4, os.cpu_count() or 1))
+        bare_dump_file = dumps / "bare.dump"
 
         def bare_dump() -> None:
-            subprocess.run([pg_bin("pg_dump"), "-Fc", "-d", url, "-f", str(dumps / "bare.dump")], check=True)
+            subprocess.run([pg_bin("pg_dump"), "-Fc", "-d", url, "-f", str(bare_dump_file)], check=True)
 
-        def bare_dry(*extra: str) -> None:
-            assert backup is not None
-            target = scratch.create("bare_restore")
-            subprocess.run([pg_bin("pg_restore"), "--no-owner", "--no-acl", *extra, "-d", target, backup.path],
-                           check=True)
+        def bare_path() -> None:
+            bare_dump()
+            target = bare_server.create_database("bare_restore")
+            subprocess.run([pg_bin("pg_restore"), "--no-owner", "--no-acl", f"-j{jobs}", "-d", target,
+                            str(bare_dump_file)], check=True)
             subprocess.run(command, shell=True, cwd=project, check=True, env={**env, "DATABASE_URL": target})
-            scratch.drop("bare_restore")
+            bare_server.drop_database("bare_restore")
 
-        times: dict[str, list[float]] = {k: [] for k in ("bare_dump", "ours", "bare_dry", "bare_dry_j", "ours_dry")}
-        backup: Backup | None = None
-        result: DryRunResult | None = None
+        progress: list[Progress] = []
+        last: dict[str, Any] = {}
 
-        def ours_dump() -> None:
-            nonlocal backup
-            backup = create_backup(url, work / "backups", run_id="bench")
+        def ours_path() -> None:
+            progress.clear()
+            started = time.perf_counter()
+            with Staging.start(None, url) as staging:
+                copy = take_verified_backup(url, backups, run_id="bench", staging=staging, report=progress.append)
+                result = dry_run(backup=copy.backup, production_url=url, command=command, cwd=project, env=env,
+                                 log_path=work / "dry.log", copy=copy)
+                done = time.perf_counter()
+            last.update(copy=copy, result=result, teardown_s=time.perf_counter() - done,
+                        total_s=time.perf_counter() - started)
+            retain(backups, keep=1)
 
-        def ours_dry() -> None:
-            nonlocal result
-            assert backup is not None
-            result = dry_run(backup=backup, production_url=url, command=command, cwd=project, env=env,
-                             log_path=work / "dry.log")
+        print(f"paired rounds: {args.rounds} (order alternates); figure = median of per-pair ratios [all ratios]")
+        mine, theirs = paired(args.rounds, ours_path, bare_path)
+        print(line("A  verified backup + dry run (one restore)", mine, theirs, "target <= 1.10x, stretch <= 0.85x"))
+        print(f"{'':<6}bare: pg_dump -Fc; pg_restore -j{jobs}; alembic upgrade head")
+        timings, result = last["copy"].timings, last["result"]
+        print(f"{'':<6}phases (last round, seconds from the start): snapshot counted {timings['counted_s']:.1f} | "
+              f"dump {timings['dump_s']:.1f} | stream done {timings['stream_done_s']:.1f} | "
+              f"indexes {timings['post_data_s']:.1f} | verified {timings['verified_s']:.1f} | "
+              f"migration {result.run.duration_s:.1f}s | teardown {last['teardown_s']:.1f}s")
+        dump_events = [p for p in progress if p.phase == "dump"]
+        index_events = [p for p in progress if p.phase == "indexes"]
+        half = next((p for p in dump_events if p.fraction >= 0.5), None)
+        eta_error = "n/a (the dump took less than two reports)"
+        if half is not None and timings["dump_s"] > half.elapsed_s:
+            actual = timings["dump_s"] - half.elapsed_s
+            eta_error = f"{100 * ((half.eta_s or 0) - actual) / actual:+.0f} %"
 
-        for round_no in range(args.rounds):  # alternate the order so neither side always gets the warm cache
-            pair = [("bare_dump", bare_dump), ("ours", ours_dump)]
-            for name, fn in (pair if round_no % 2 == 0 else pair[::-1]):
-                times[name].append(timed(fn)[0])
-            retain(work / "backups", keep=1)
-            trio = [("bare_dry", bare_dry), ("bare_dry_j", lambda: bare_dry(f"-j{jobs}")), ("ours_dry", ours_dry)]
-            for name, fn in (trio if round_no % 2 == 0 else trio[::-1]):
-                times[name].append(timed(fn)[0])
-        assert backup is not None and result is not None
-        med = {k: statistics.median(v) for k, v in times.items()}
-        verified = backup
-        ours_verified, _ = timed(lambda: verify_backup(verified, scratch.create, scratch.drop))
-        print(f"medians of {args.rounds} round(s), order alternated:")
-        print(f"bare pg_dump -Fc:                  {med['bare_dump']:7.1f}s  "
-              f"({os.path.getsize(dumps / 'bare.dump') / 1e6:.0f} MB)  {_runs(times['bare_dump'])}")
-        print(f"create_backup (no verification):   {med['ours']:7.1f}s  = {med['ours'] / med['bare_dump']:.3f}x bare  "
-              f"(target <= 1.10x)  {_runs(times['ours'])}")
-        print(f"create_backup + verify_backup:     {med['ours'] + ours_verified:7.1f}s  = "
-              f"{(med['ours'] + ours_verified) / med['bare_dump']:.3f}x bare (verification restores into scratch)")
-        print(f"bare pg_restore + alembic upgrade: {med['bare_dry']:7.1f}s  {_runs(times['bare_dry'])}")
-        print(f"bare pg_restore -j{jobs} + alembic:     {med['bare_dry_j']:7.1f}s  {_runs(times['bare_dry_j'])}")
-        print(f"dry_run (ephemeral staging, -j{jobs}):  {med['ours_dry']:7.1f}s  = "
-              f"{med['ours_dry'] / med['bare_dry']:.3f}x bare, "
-              f"{med['ours_dry'] / med['bare_dry_j']:.3f}x bare -j{jobs} "
-              f"(target <= 1.10x)  {_runs(times['ours_dry'])}")
-        restore_s, migrate_s = result.restore_s, result.run.duration_s
-        print(f"  last dry_run: restore {restore_s:.1f}s, migration {migrate_s:.1f}s, staging server + checks "
-              f"{times['ours_dry'][-1] - restore_s - migrate_s:.1f}s; revision {result.run.revision_after}, "
-              f"changes {result.run.schema_changes}")
+        mine_b, theirs_b = paired(args.rounds, lambda: backup_command(url=url, backups_dir=backups, run_id="bench",
+                                                                      keep=1), bare_dump)
+        print(line("B  invoke backup (dump + verification)", mine_b, theirs_b, "target <= 1.9x bare pg_dump -Fc"))
+        mine_c, theirs_c = paired(args.rounds, lambda: create_backup(url, backups, run_id="bench"), bare_dump)
+        newest = sorted(backups.glob("*.dump"))[-1]
+        print(line("C  dump alone (create_backup, -Z1)", mine_c, theirs_c,
+                   f"{newest.stat().st_size / 1e6:.0f} MB vs {bare_dump_file.stat().st_size / 1e6:.0f} MB at -Z6"))
+        retain(backups, keep=1)
+        extra = [p.name for p in backups.iterdir() if p.suffix not in (".dump", ".json")]
+        staging_left = list(Path(tempfile.gettempdir()).glob("deploypipe-staging-*"))
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"peak RSS of this Python process:   {peak_mb:7.1f} MB  (target < 150 MB)")
+        print(f"D  peak RSS of this process (deploypipe in-process): {peak_mb:.0f} MB  target < 150 MB\n"
+              f"{'':<6}files in the backups dir besides <id>.dump/.json: {len(extra)}; staging directories left: "
+              f"{len(staging_left)}")
+        print(f"E  progress (last A round): {len(progress)} db_progress events (dump {len(dump_events)}, "
+              f"indexes {len(index_events)}, every 2 s); the dump's ETA at 50 % was off by {eta_error}")
+        print(f"F  damage on the combined path: {damage_checks(server, work)}")
+        print(f"load avg at end: {os.getloadavg()[0]:.1f}")
     finally:
-        scratch.server.stop() if scratch._server is not None else None
         server.stop()
+        bare_server.stop()
         if not args.keep_dir:
             shutil.rmtree(work, ignore_errors=True)
+        else:
+            shutil.rmtree(work / "bare-pg", ignore_errors=True)
 
 
 if __name__ == "__main__":

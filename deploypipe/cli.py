@@ -8,6 +8,7 @@ and ``--list`` stay fast.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -30,7 +31,6 @@ def _boundary(func: Callable[..., int | None]) -> Callable[..., None]:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> None:
-        import os
         import signal
 
         from deploypipe.errors import DeployPipeError
@@ -150,12 +150,14 @@ _STATIC_CHECKS = (
 
 
 @task(help={"args": "Extra arguments for pytest, e.g. '-k lint -x'.",
-            "static": "Run ruff, mypy and lint-imports first (default); --no-static skips them."})
-def test(c, args="", static=True):
+            "static": "Run ruff, mypy and lint-imports first (default); --no-static skips them.",
+            "workers": "pytest worker processes (default: one per core, up to 4; 1 runs in this process)."})
+def test(c, args="", static=True, workers=None):
     """Run ruff, mypy and lint-imports (the layer contracts), then the test suite with pytest.
 
     Every check runs even when an earlier one failed; the task exits with the first failure's code. pytest's
-    'no tests collected' (exit 5) counts as a failure. The report's browser test needs Debian's chromium: when it is
+    'no tests collected' (exit 5) counts as a failure. Test files run in parallel worker processes (pytest-xdist),
+    one per core up to 4. The report's browser test needs Debian's chromium: when it is
     missing and this runs as root (CI), it is installed first (apt-get install -y chromium); elsewhere that test
     fails saying how to install it.
     """
@@ -165,7 +167,9 @@ def test(c, args="", static=True):
         if result is None or result.exited:
             failed.append((name, result.exited if result else 1))
     _browser_for_tests(c)
-    result = c.run(f"{sys.executable} -m pytest {args}", warn=True, pty=False)
+    count = int(workers) if workers else max(1, min(4, os.cpu_count() or 1))
+    parallel = f"-n {count} --dist loadfile " if count > 1 else ""  # a test file's tests share one worker
+    result = c.run(f"{sys.executable} -m pytest {parallel}{args}", warn=True, pty=False)
     code = result.exited if result else 1
     if code == 5:
         sys.stderr.write("deploypipe: pytest collected no tests\n")
@@ -298,7 +302,7 @@ def replay(c, name, json=False, keep_running=False):
             "dir": f"Backups directory (default {_BACKUPS_DIR}).", "json": "Print JSON."})
 @_boundary
 def backup(c, pipeline=None, database=None, list=False, no_verify=False, dir=_BACKUPS_DIR, json=False):
-    """Take a verified backup of a pipeline database now (pg_dump, 0600, sha256, restore-and-count check)."""
+    """Take a verified backup of a database now (pg_dump, 0600, sha256; restored and compared as it is written)."""
     from deploypipe.commands.backup import backup as take_backup
     from deploypipe.commands.backup import list_backups
 
@@ -338,7 +342,6 @@ def emulator(c, port=10000, blueprint="render.yaml", faults=None, repo=".", data
 
 
 def _browser_for_tests(c: Any) -> None:
-    import os
     import shutil
 
     if os.environ.get("DEPLOYPIPE_CHROMIUM") or shutil.which("chromium") or os.geteuid() != 0:

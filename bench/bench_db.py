@@ -46,6 +46,7 @@ from deploypipe.db.progress import Progress
 from deploypipe.db.staging import Staging, template_dir
 from deploypipe.db.verified import take_verified_backup
 from deploypipe.errors import StageFailed
+from deploypipe.testing import damaging
 
 BYTES_PER_ROW = 172  # heap + indexes per generated row (measured on PG 16; the actual size is printed)
 
@@ -167,16 +168,6 @@ def line(label: str, mine: list[float], theirs: list[float], target: str) -> str
             f"{'':<6}bare median {statistics.median(theirs):.1f}s, min {min(theirs):.1f}s; ours min {min(mine):.1f}s")
 
 
-DAMAGE = r"""
-import subprocess, sys
-kind, argv = sys.argv[1], sys.argv[2:]
-data = subprocess.run(argv, stdout=subprocess.PIPE, check=True).stdout
-cut = len(data) * 4 // 5
-data = data[:cut] + bytes([data[cut] ^ 0xFF]) + data[cut + 1:] if kind == "corrupt" else data[:cut]
-sys.stdout.buffer.write(data)
-"""
-
-
 def damage_checks(server: EmbeddedPostgres, work: Path) -> str:
     url = server.create_database("bench_damage")
     with psycopg.connect(url, autocommit=True) as conn:
@@ -185,12 +176,9 @@ def damage_checks(server: EmbeddedPostgres, work: Path) -> str:
                      "from generate_series(1, 20000) g")
     verdicts = []
     for kind in ("corrupt", "truncated"):
-        def damaged(argv: list[str], kind: str = kind) -> list[str]:
-            return [sys.executable, "-c", DAMAGE, kind, *argv]
-
         with Staging.start(None, url) as staging:
             try:
-                take_verified_backup(url, work / "damaged", run_id=kind, staging=staging, dump_argv=damaged)
+                take_verified_backup(url, work / "damaged", run_id=kind, staging=staging, dump_argv=damaging(kind))
                 verdicts.append(f"{kind} dump -> VERIFIED (wrong)")
             except StageFailed as exc:
                 verdicts.append(f"{kind} dump -> exit {exc.exit_code} ({exc.message.split(': ', 2)[-1][:60]})")

@@ -6,11 +6,12 @@ other half of deploypipe's test kit.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Literal, Mapping
 
 import structlog
 
@@ -18,7 +19,7 @@ from deploypipe.stages.base import Outputs, Params
 from deploypipe.stages.context import Resources, StageContext
 from deploypipe.stages.report import Diagnostic, Outcome, Report
 
-__all__ = ["FakeClock", "stage_context"]
+__all__ = ["FakeClock", "damaging", "stage_context"]
 
 
 @dataclass
@@ -63,3 +64,22 @@ def stage_context(resources: Resources, *, stage_id: str, stage_type: str, run_d
                         diagnose=diagnose or (lambda diagnostic: None),
                         log=structlog.get_logger("deploypipe.test").bind(stage=stage_id), sleep=sleep, clock=clock,
                         timeout_s=timeout_s, prior_events=prior_events, later=dict(later or {}))
+
+
+_DAMAGE = r"""
+import subprocess, sys
+kind, argv = sys.argv[1], sys.argv[2:]
+data = subprocess.run(argv, stdout=subprocess.PIPE, check=True).stdout
+cut = len(data) * 4 // 5
+data = data[:cut] + bytes([data[cut] ^ 0xFF]) + data[cut + 1:] if kind == "corrupt" else data[:cut]
+sys.stdout.buffer.write(data)
+"""
+
+
+def damaging(kind: Literal["corrupt", "truncated"]) -> Callable[[list[str]], list[str]]:
+    """A ``dump_argv`` for :func:`deploypipe.db.verified.take_verified_backup` that damages pg_dump's output on its
+    way to the backup file, as a bad disk or a broken network would: ``corrupt`` flips the byte at 80 % of it (past
+    the table of contents, inside table data), ``truncated`` cuts it there."""
+    def argv(command: list[str]) -> list[str]:
+        return [sys.executable, "-c", _DAMAGE, kind, *command]
+    return argv

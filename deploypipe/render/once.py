@@ -1,4 +1,4 @@
-"""At-most-once deploy triggers and rollbacks: a flaky network never produces two deploys.
+"""At-most-once creation through Render's API: a flaky network never produces two deploys or two databases.
 
 A POST that creates a deploy is repeated only when Render surely did not
 process it (connection refused, 429). After an *ambiguous* failure (read
@@ -8,12 +8,14 @@ timestamp taken just before the first POST (minus ``lookup_skew_s`` for clock
 skew) that match the commit (trigger) or ``trigger == "rollback"`` and the
 target's commit (rollback). It POSTs again only when none is found, and looks
 again after the back-off before that next POST. A ``202`` without a body is
-answered the same way: the queued deploy is looked up.
+answered the same way: the queued deploy is looked up. :func:`create_once` is
+that mechanism for anything Render creates; point-in-time recoveries use it too
+(``render/postgres.py``: the new database is found again by its restoreName).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import structlog
 
@@ -23,15 +25,65 @@ from deploypipe.render.api import RenderApi, not_sent, read_json
 from deploypipe.render.deploys import get_deploy, list_deploys
 from deploypipe.render.models import Deploy
 
-__all__ = ["rollback_once", "trigger_deploy_once"]
+__all__ = ["create_once", "rollback_once", "trigger_deploy_once"]
 
 log = structlog.get_logger("deploypipe.render")
 
+T = TypeVar("T")
 
-def _create_once(api: RenderApi, *, what: str, path: str, body: dict[str, Any], service_id: str,
-                 matches: Callable[[Deploy], bool]) -> Deploy:
-    since = api.wall_clock() - api.retry.lookup_skew_s
+
+def create_once(api: RenderApi, *, what: str, path: str, body: dict[str, Any], resource: str,
+                lookup: Callable[[], T | None], parse: Callable[[Any], T | None], names: tuple[str, str, str],
+                describe: Callable[[T], dict[str, Any]], context: dict[str, Any], missing_hint: str) -> T:
+    """POST ``body`` to ``path`` so that Render creates at most one thing (see the module docstring).
+
+    ``lookup()`` finds what a lost request may have created; ``parse(json)`` reads the answer (None: no id in it);
+    ``names`` are the log events for an ambiguous failure, a find after one, and an answer without an id that a
+    lookup resolved; ``describe(found)`` and ``context`` are their fields.
+    """
+    ambiguous_event, found_event, queued_event = names
     ambiguous = False
+
+    def found_after_ambiguity() -> T | None:
+        found = lookup()
+        if found is not None:
+            log.info(found_event, **context, **describe(found))
+        return found
+
+    def attempt_once() -> T:
+        nonlocal ambiguous
+        if ambiguous and (found := found_after_ambiguity()) is not None:
+            return found
+        try:
+            response = api.send("POST", path, json=body, resource=resource)
+        except TransientProviderError as exc:
+            if not_sent(exc):
+                raise
+            ambiguous = True
+            log.warning(ambiguous_event, **context, reason=exc.message)
+            if (found := found_after_ambiguity()) is not None:
+                return found
+            raise
+        created = parse(read_json(response))
+        if created is not None:
+            return created
+        found = lookup()
+        if found is None:
+            raise ProviderError(f"{what}: Render answered {response.status_code} without an id, and nothing new "
+                                f"is listed", where=f"POST {response.request.url.path}",
+                                status_code=response.status_code, hint=missing_hint)
+        log.info(queued_event, **context, **describe(found))
+        return found
+
+    for attempt in api.retrying(what):
+        with attempt:
+            result = attempt_once()
+    return result
+
+
+def _create_deploy_once(api: RenderApi, *, what: str, path: str, body: dict[str, Any], service_id: str,
+                        matches: Callable[[Deploy], bool]) -> Deploy:
+    since = api.wall_clock() - api.retry.lookup_skew_s
 
     def lookup() -> Deploy | None:
         for deploy in list_deploys(api, service_id, created_after=since, max_items=20):  # newest first
@@ -39,43 +91,13 @@ def _create_once(api: RenderApi, *, what: str, path: str, body: dict[str, Any], 
                 return deploy
         return None
 
-    def attempt_once() -> Deploy:
-        nonlocal ambiguous
-        if ambiguous:
-            found = lookup()
-            if found is not None:
-                log.info("deploy_found_after_ambiguous_trigger", request=what, service_id=service_id,
-                         deploy_id=found.id, status=found.status)
-                return found
-        try:
-            response = api.send("POST", path, json=body, resource=f"service {service_id}")
-        except TransientProviderError as exc:
-            if not_sent(exc):
-                raise
-            ambiguous = True
-            log.warning("deploy_trigger_ambiguous", request=what, service_id=service_id, reason=exc.message)
-            found = lookup()
-            if found is not None:
-                log.info("deploy_found_after_ambiguous_trigger", request=what, service_id=service_id,
-                         deploy_id=found.id, status=found.status)
-                return found
-            raise
-        data = read_json(response)
-        if isinstance(data, dict) and data.get("id"):
-            return Deploy.from_json(data)
-        found = lookup()
-        if found is None:
-            raise ProviderError(f"{what}: Render answered {response.status_code} without a deploy, and no new "
-                                f"deploy is listed", where=f"POST {response.request.url.path}",
-                                status_code=response.status_code,
-                                hint="look at the service's deploys in the Render dashboard before retrying")
-        log.info("deploy_queued", request=what, service_id=service_id, deploy_id=found.id, status=found.status)
-        return found
-
-    for attempt in api.retrying(what):
-        with attempt:
-            deploy = attempt_once()
-    return deploy
+    return create_once(api, what=what, path=path, body=body, resource=f"service {service_id}", lookup=lookup,
+                       parse=lambda data: Deploy.from_json(data) if isinstance(data, dict) and data.get("id")
+                       else None,
+                       names=("deploy_trigger_ambiguous", "deploy_found_after_ambiguous_trigger", "deploy_queued"),
+                       describe=lambda deploy: {"deploy_id": deploy.id, "status": deploy.status},
+                       context={"request": what, "service_id": service_id},
+                       missing_hint="look at the service's deploys in the Render dashboard before retrying")
 
 
 def trigger_deploy_once(api: RenderApi, service_id: str, *, commit_id: str | None = None,
@@ -91,8 +113,8 @@ def trigger_deploy_once(api: RenderApi, service_id: str, *, commit_id: str | Non
             return False
         return commit_id is None or same_commit(deploy.commit_id, commit_id)
 
-    return _create_once(api, what="trigger deploy", path=f"/services/{service_id}/deploys", body=body,
-                        service_id=service_id, matches=matches)
+    return _create_deploy_once(api, what="trigger deploy", path=f"/services/{service_id}/deploys", body=body,
+                               service_id=service_id, matches=matches)
 
 
 def rollback_once(api: RenderApi, service_id: str, deploy_id: str) -> Deploy:
@@ -105,5 +127,5 @@ def rollback_once(api: RenderApi, service_id: str, deploy_id: str) -> Deploy:
             target_commit.append(get_deploy(api, service_id, deploy_id).commit_id)
         return target_commit[0] is None or same_commit(deploy.commit_id, target_commit[0])
 
-    return _create_once(api, what="rollback", path=f"/services/{service_id}/rollback", body={"deployId": deploy_id},
-                        service_id=service_id, matches=matches)
+    return _create_deploy_once(api, what="rollback", path=f"/services/{service_id}/rollback",
+                               body={"deployId": deploy_id}, service_id=service_id, matches=matches)

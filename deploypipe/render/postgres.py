@@ -25,9 +25,10 @@ import structlog
 
 from deploypipe.core.polling import poll
 from deploypipe.errors import NotFoundError, ProviderError, TransientProviderError
-from deploypipe.render.api import RenderApi, iso_time, not_sent, read_json
+from deploypipe.render.api import RenderApi, iso_time
 from deploypipe.render.models import Postgres
 from deploypipe.render.observability import parse_time
+from deploypipe.render.once import create_once
 
 __all__ = ["PostgresNotReady", "delete_postgres", "get_postgres", "list_postgres", "recover_postgres",
            "wait_for_postgres"]
@@ -68,41 +69,23 @@ def recover_postgres(api: RenderApi, postgres_id: str, *, restore_time: TimeLike
     body = {"restoreTime": iso_time(restore_time), "restoreName": restore_name,
             **{key: value for key, value in optional.items() if value is not None}}
     path, since = f"/postgres/{postgres_id}/recovery", api.wall_clock() - api.retry.lookup_skew_s
-    ambiguous = False
 
     def lookup() -> Postgres | None:
         for found in list_postgres(api, name=restore_name):
             created = parse_time(found.created_at).timestamp() if found.created_at else None
             if found.id != postgres_id and found.name == restore_name and (created is None or created >= since):
-                log.info("recovery_found_after_ambiguous_request", postgres_id=postgres_id, new_postgres_id=found.id,
-                         status=found.status)
                 return found
         return None
 
-    def attempt_once() -> Postgres:
-        nonlocal ambiguous
-        if ambiguous and (found := lookup()) is not None:
-            return found
-        try:
-            response = api.send("POST", path, json=body, resource=f"postgres {postgres_id}")
-        except TransientProviderError as exc:
-            if not_sent(exc):
-                raise
-            ambiguous = True
-            log.warning("recovery_request_ambiguous", postgres_id=postgres_id, reason=exc.message)
-            if (found := lookup()) is not None:
-                return found
-            raise
-        data = read_json(response)
-        if not isinstance(data, dict) or not data.get("id"):
-            raise ProviderError(f"Render answered {response.status_code} without the new database",
-                                where=f"POST {path}", status_code=response.status_code,
-                                hint=f"look for a database named {restore_name} in the Render dashboard")
-        return Postgres.from_json(data)
-
-    for attempt in api.retrying("recover postgres"):
-        with attempt:
-            created = attempt_once()
+    created = create_once(api, what="recover postgres", path=path, body=body, resource=f"postgres {postgres_id}",
+                          lookup=lookup,
+                          parse=lambda data: Postgres.from_json(data) if isinstance(data, dict) and data.get("id")
+                          else None,
+                          names=("recovery_request_ambiguous", "recovery_found_after_ambiguous_request",
+                                 "recovery_queued"),
+                          describe=lambda found: {"new_postgres_id": found.id, "status": found.status},
+                          context={"postgres_id": postgres_id},
+                          missing_hint=f"look for a database named {restore_name} in the Render dashboard")
     log.info("recovery_started", postgres_id=postgres_id, new_postgres_id=created.id, restore_time=body["restoreTime"],
              status=created.status)
     return created

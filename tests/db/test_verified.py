@@ -1,15 +1,13 @@
 """One dump, one restore: the verified backup against a real PostgreSQL, damaged dumps included.
 
-The damage goes in through ``dump_argv``, the seam that may rewrite pg_dump's command line: a wrapper runs the
-real pg_dump and flips a byte or cuts the output before it reaches the backup file, as a bad disk or a broken
-network would.
+The damage goes in through ``dump_argv``, the seam that may rewrite pg_dump's command line
+(``deploypipe.testing.damaging``: the real pg_dump, its output flipped or cut before it reaches the backup file).
 """
 
 from __future__ import annotations
 
 import os
 import stat
-import sys
 from pathlib import Path
 
 import psycopg
@@ -21,22 +19,7 @@ from deploypipe.db.progress import Progress
 from deploypipe.db.staging import Staging
 from deploypipe.db.verified import take_verified_backup, take_verified_directory_backup
 from deploypipe.errors import StageErrored, StageFailed
-
-DAMAGE = r"""
-import subprocess, sys
-kind, argv = sys.argv[1], sys.argv[2:]
-data = subprocess.run(argv, stdout=subprocess.PIPE, check=True).stdout
-cut = len(data) * 4 // 5
-if kind == "flip":
-    data = data[:cut] + bytes([data[cut] ^ 0xFF]) + data[cut + 1:]
-else:
-    data = data[:cut]
-sys.stdout.buffer.write(data)
-"""
-
-
-def damaged(kind: str):
-    return lambda argv: [sys.executable, "-c", DAMAGE, kind, *argv]
+from deploypipe.testing import damaging
 
 
 def _populate(url: str) -> None:
@@ -91,10 +74,10 @@ def test_one_pass_leaves_a_verified_private_backup_and_a_staging_copy_equal_to_p
     assert directory is not None and not directory.exists()
 
 
-@pytest.mark.parametrize("kind", ["flip", "cut"])
+@pytest.mark.parametrize("kind", ["corrupt", "truncated"])
 def test_a_damaged_dump_fails_verification_and_no_index_is_built_on_a_failed_load(source, staging, tmp_path, kind):
     with pytest.raises(StageFailed, match="failed verification: its restore into staging failed") as caught:
-        take_verified_backup(source, tmp_path / "b", run_id="run-2", staging=staging, dump_argv=damaged(kind))
+        take_verified_backup(source, tmp_path / "b", run_id="run-2", staging=staging, dump_argv=damaging(kind))
     assert "production is untouched" in (caught.value.hint or "")
     assert sql(staging.ready(), "select count(*) from pg_class where relkind in ('r', 'i') "
                                 "and relnamespace = 'public'::regnamespace") == [(0,)]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import time
-import sys
 
 import psycopg
 import pytest
@@ -13,19 +12,11 @@ from harness import GOOD, deploy_pipeline, events_of, named, run_in_process, wri
 
 import deploypipe.db.verified as verified
 from deploypipe.core.embedded_pg import pg_bin
-
-DAMAGE = r"""
-import subprocess, sys
-kind, argv = sys.argv[1], sys.argv[2:]
-data = subprocess.run(argv, stdout=subprocess.PIPE, check=True).stdout
-cut = len(data) * 4 // 5
-data = data[:cut] + bytes([data[cut] ^ 0xFF]) + data[cut + 1:] if kind == "corrupted" else data[:cut]
-sys.stdout.buffer.write(data)
-"""
+from deploypipe.testing import damaging
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("damage", ["corrupted", "truncated"])
+@pytest.mark.parametrize("damage", ["corrupt", "truncated"])
 def test_a_dump_damaged_on_its_way_to_disk_blocks_the_combined_path_with_exit_1_and_production_is_untouched(
         tmp_path, render, clock, new_db, monkeypatch, damage):
     url = new_db("backupprod")
@@ -34,7 +25,7 @@ def test_a_dump_damaged_on_its_way_to_disk_blocks_the_combined_path_with_exit_1_
         conn.execute("insert into notes (body) select 'note ' || g || repeat(md5(g::text), 4) "
                      "from generate_series(1, 4000) g")
     monkeypatch.setattr(verified, "take_verified_backup", functools.partial(
-        verified.take_verified_backup, dump_argv=lambda argv: [sys.executable, "-c", DAMAGE, damage, *argv]))
+        verified.take_verified_backup, dump_argv=damaging(damage)))
     alter = "-c 'alter table notes add column touched int'"
     pipeline = deploy_pipeline(database=True).replace("stages:\n", (
         "stages:\n  - id: backup\n    type: db.backup\n    with: {database: main}\n"

@@ -120,6 +120,11 @@ class Staging:
         return cls(_future=future, _directory=directory)
 
     @property
+    def directory(self) -> Path | None:
+        """Where a throwaway server keeps its files (removed by :meth:`close`); None for a database given by URL."""
+        return self._directory
+
+    @property
     def overwrites(self) -> bool:
         """Whether the copy goes into an existing database (objects are dropped first)."""
         return self.url_given is not None

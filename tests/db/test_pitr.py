@@ -300,8 +300,8 @@ def test_restore_point_round_trips_through_the_journal_as_json():
 
 
 @pytest.mark.parametrize("mode, render_postgres, size_gb, threshold, path, line", [
-    ("dump", "main-db", None, None, "dump", "dump: mode: dump (pg_dump, verified by a restore; the dry run restores "
-                                            "it)"),
+    ("dump", "main-db", None, None, "dump", "dump: mode: dump (pg_dump, verified on the staging copy it is restored "
+                                            "into as it is written; the dry run migrates that copy)"),
     ("pitr", "main-db", None, None, "pitr", f"pitr: mode: pitr (Render point-in-time recovery of main-db); "
                                             f"{BILLING_NOTE}"),
     ("auto", "main-db", 250.0, 100.0, "pitr", f"pitr: mode: auto: 250.0 GB > 100 GB, Render point-in-time recovery "

@@ -69,7 +69,7 @@ def test_one_pass_leaves_a_verified_private_backup_and_a_staging_copy_equal_to_p
     assert _indexes(source) == _indexes(copy.url)
     dump = [r for r in reports if r.phase == "dump"]
     assert dump and dump[0].unit == "bytes" and dump[0].total > 0
-    directory = staging._directory
+    directory = staging.directory
     copy.close()
     assert directory is not None and not directory.exists()
 

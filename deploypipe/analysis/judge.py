@@ -182,10 +182,14 @@ def judge(evidence: Evidence, config: TrafficConfig, *, level: float, final: boo
                         f"are needed to pass")
     else:
         status = "pass"
-        message = (f"passed: {evidence.requests} requests, {percent(figures.success_rate)} succeeded (baseline "
-                   f"{percent(figures.baseline_success_rate)})")
+        message = f"passed: {evidence.requests} requests, {percent(figures.success_rate)} succeeded"
+        if evidence.baseline_requests:
+            message += f" (baseline {percent(figures.baseline_success_rate)})"
         if figures.latency_ms is not None:
-            base = "-" if figures.baseline_latency_ms is None else f"{figures.baseline_latency_ms:.0f} ms"
-            message += f", {config.latency_label} {figures.latency_ms:.0f} ms (baseline {base})"
+            message += f", {config.latency_label} {figures.latency_ms:.0f} ms"
+            if figures.baseline_latency_ms is not None:
+                message += f" (baseline {figures.baseline_latency_ms:.0f} ms)"
+        if not evidence.baseline_requests:
+            message += "; the previous release had no traffic to compare with"
     return Verdict(status=status, outcome=outcome_of(status, config.on_inconclusive), message=message,
                    reasons=tuple(notes), figures=figures, worst_paths=worst)

@@ -145,6 +145,13 @@ def test_a_release_without_latency_data_says_latency_was_not_judged() -> None:
     assert "latency not judged: no p99 data for the new release" in verdict.reasons
 
 
+def test_a_first_release_says_there_was_no_baseline_traffic_instead_of_a_baseline_of_zero() -> None:
+    verdict = judge(evidence(600, 0, 0, 0, latency_ms=([85.0] * 12, [])), FAST, level=FINAL, final=True)
+    assert verdict is not None and verdict.status == "pass"
+    assert verdict.message == ("passed: 600 requests, 100.00 % succeeded, p99 85 ms; the previous release had no "
+                               "traffic to compare with")
+
+
 def test_the_verdict_is_json_ready_with_figures_of_both_releases() -> None:
     verdict = judge(ROWS[1].evidence, FAST, level=FINAL, final=True)
     assert verdict is not None

@@ -98,3 +98,20 @@ def test_ci_output_stays_json_lines_at_info(tmp_path, ci):
     assert [(e["event"], e.get("stage")) for e in events if e["level"] == "info"][:3] == [
         ("run_started", None), ("stage_started", "first"), ("stage_succeeded", "first")]
     assert any(e["event"] == "stage_failed" and e["level"] == "error" for e in events)
+
+
+def test_a_long_database_step_shows_its_phase_percentage_and_eta_in_the_stage_line():
+    import io
+
+    from deploypipe.output.progress import ConsoleProgress
+
+    console = ConsoleProgress(io.StringIO(), live=True)
+    console({"event": "stage_started", "stage": "backup", "type": "db.backup", "plan": "pg_dump main"})
+    console({"event": "db_progress", "stage": "backup", "phase": "dump", "done": 420, "total": 1000,
+             "unit": "bytes", "percent": 42.0, "elapsed_s": 8.7, "eta_s": 12.0})
+    [task] = console._status.tasks
+    assert task.description.endswith("pg_dump main  [cyan]dump 42% (ETA 12s)[/]")
+    console({"event": "db_progress", "stage": "backup", "phase": "indexes", "done": 1, "total": 9, "unit": "items",
+             "percent": 11.1, "elapsed_s": 0.4, "eta_s": None})
+    assert console._status.tasks[0].description.endswith("[cyan]indexes 11%[/]")
+    console.close()

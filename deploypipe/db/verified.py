@@ -25,6 +25,7 @@ dry run (:mod:`deploypipe.db.dryrun`), so the pipeline restores once.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import tempfile
 import threading
@@ -67,6 +68,7 @@ log = structlog.get_logger(__name__)
 HASH_LIMIT_BYTES = 16 << 20
 CHUNK = 1 << 20
 _TAIL_LINES = 20
+_VERBOSE = re.compile(r"pg_restore: (processing|finished|launching|creating|connecting|executing|implied) ")
 
 
 @dataclass
@@ -109,10 +111,7 @@ class _Restore:
         for raw in iter(self.proc.stderr.readline, b""):
             line = raw.decode("utf-8", "replace").rstrip()
             self._on_line(line)
-            if not line.startswith("pg_restore: ") or "error" in line or "warning" in line or "could not" in line:
-                self.tail.append(line)
-            elif not any(word in line for word in ("processing", "finished", "launching", "creating", "connecting",
-                                                   "executing", "implied data-only")):
+            if not _VERBOSE.match(line):  # -v's progress lines would push the error out of the tail
                 self.tail.append(line)
 
     def wait(self) -> int:
@@ -262,12 +261,13 @@ def take_verified_backup(url: str, backups_dir: Path | str, *, run_id: str, stag
                         duration_s=timings["dump_s"], run_id=run_id, label=label, database=mask_url(url),
                         created_at=datetime.now(UTC).isoformat(timespec="seconds"), compression=compress)
         checks: list[dict[str, Any]] = []
+        if follower.error is not None or follower.code != 0:
+            backup.sha256 = file_sha256(path)
+            backup.save()  # kept, unverified, for whoever investigates
         if follower.error is not None:
             raise follower.error
         assert follower.restore is not None
         if follower.code != 0:
-            backup.sha256 = file_sha256(path)
-            backup.save()
             checks.append({"check": "restore", "ok": False, "error": follower.restore.message()})
             raise StageFailed(f"backup {backup_id} failed verification: its restore into staging failed: "
                               f"{follower.restore.message()}", where="db.backup",
@@ -284,6 +284,8 @@ def take_verified_backup(url: str, backups_dir: Path | str, *, run_id: str, stag
             follower.join(timeout=10)
         if follower.restore is not None:
             follower.restore.stop()
+        if not path.with_suffix(".json").exists():  # interrupted before it was described: a partial dump
+            remove_backup_files(path)
         raise
 
 

@@ -130,3 +130,12 @@ def test_the_directory_format_is_dumped_in_parallel_then_verified_on_staging(sou
     copy = take_verified_directory_backup(source, tmp_path / "b", run_id="run-8", staging=staging, jobs=2)
     assert copy.backup.verified and Path(copy.backup.path).is_dir()
     assert sql(copy.url, "select count(*) from events") == [(8000,)]
+
+
+def test_an_interrupted_backup_leaves_no_partial_dump_behind(source, staging, tmp_path):
+    def interrupted(argv: list[str]) -> list[str]:
+        raise KeyboardInterrupt  # as Ctrl-C or SIGTERM would, once the file exists and before pg_dump starts
+
+    with pytest.raises(KeyboardInterrupt):
+        take_verified_backup(source, tmp_path / "b", run_id="run-9", staging=staging, dump_argv=interrupted)
+    assert list((tmp_path / "b").iterdir()) == []

@@ -260,7 +260,6 @@ def take_verified_backup(url: str, backups_dir: Path | str, *, run_id: str, stag
                         server_version=version, database_size=database_size, size_bytes=path.stat().st_size,
                         duration_s=timings["dump_s"], run_id=run_id, label=label, database=mask_url(url),
                         created_at=datetime.now(UTC).isoformat(timespec="seconds"), compression=compress)
-        checks: list[dict[str, Any]] = []
         if follower.error is not None or follower.code != 0:
             backup.sha256 = file_sha256(path)
             backup.save()  # kept, unverified, for whoever investigates
@@ -268,12 +267,12 @@ def take_verified_backup(url: str, backups_dir: Path | str, *, run_id: str, stag
             raise follower.error
         assert follower.restore is not None
         if follower.code != 0:
-            checks.append({"check": "restore", "ok": False, "error": follower.restore.message()})
             raise StageFailed(f"backup {backup_id} failed verification: its restore into staging failed: "
                               f"{follower.restore.message()}", where="db.backup",
                               hint="production is untouched; the dump is damaged or incomplete (disk, network, "
                                    f"server); it is kept unverified at {path}")
-        checks.append({"check": "restore", "ok": True, "section": "pre-data, data", "single_transaction": True})
+        checks: list[dict[str, Any]] = [{"check": "restore", "ok": True, "section": "pre-data, data",
+                                         "single_transaction": True}]
         return _finish(backup, staging, follower.url, checks, counts, hashes, jobs=jobs, report=report,
                        interval_s=interval_s, timings=timings, started=started)
     except BaseException:

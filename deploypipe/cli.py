@@ -298,7 +298,7 @@ def replay(c, name, json=False, keep_running=False):
 
 
 @task(help={"pipeline": _PIPELINE_HELP, "database": "Database target key (needed when the pipeline has several).",
-            "list": "List backups instead of taking one.", "no_verify": "Skip the restore-and-count verification.",
+            "list": "List backups instead of taking one.", "no_verify": "Skip the verification (restore and compare).",
             "dir": f"Backups directory (default {_BACKUPS_DIR}).", "json": "Print JSON."})
 @_boundary
 def backup(c, pipeline=None, database=None, list=False, no_verify=False, dir=_BACKUPS_DIR, json=False):

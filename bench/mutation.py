@@ -147,7 +147,7 @@ BREAKS: list[Mutant] = [
            "deploypipe/db/verified.py", "        if follower.code != 0:\n", "        if False:  # MUTANT\n",
            (f"{S}/test_backup_verification.py",)),
     Mutant("rollback-not-shielded", "signals interrupt a rollback under way", "deploypipe/engine/runner.py",
-           'with shielded(lambda signum: self._interrupted(f"signal {signum}", None)):', "if True:  # MUTANT",
+           'with shielded(lambda signum: self._interrupted(f"signal {signum}", "rollback")):', "if True:  # MUTANT",
            (f"{S}/test_signals.py::test_signals_during_a_short_rollback_are_journalled_and_the_rollback_finishes_with_exit_3",)),
     Mutant("interrupt-not-journalled", "an interrupted stage is not journalled as interrupted",
            "deploypipe/engine/runner.py",

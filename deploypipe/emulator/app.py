@@ -148,26 +148,27 @@ def create_app(emulator: Emulator) -> Starlette:
     ])
 
 
+def _named(records: Any, target: Any, action: str, kind: str, plural: str) -> Any:
+    """The record whose id or name is ``target``; ValueError naming the known ones otherwise."""
+    found = next((r for r in records if target in (r.id, r.name)), None)
+    if found is None:
+        known = ", ".join(r.name for r in records) or "none"
+        raise ValueError(f"{action}: no {kind} {target!r} ({plural}: {known})")
+    return found
+
+
 def apply_fault(emulator: Emulator, rule: dict[str, Any]) -> None:
     """Add a rule; ``fail_deploy`` / ``fail_recovery`` mark the next deploy of a service / recovery of a Postgres
     (by name or id) instead of matching requests."""
     if rule.get("action") == "fail_recovery":
-        target = rule.get("postgres")
-        for db in emulator.postgres.values():
-            if target in (db.id, db.name):
-                db.fail_next_recovery = True
-                return
-        known = ", ".join(db.name for db in emulator.postgres.values()) or "none"
-        raise ValueError(f"fail_recovery: no postgres {target!r} (postgres: {known})")
+        _named(list(emulator.postgres.values()), rule.get("postgres"), "fail_recovery", "postgres",
+               "postgres").fail_next_recovery = True
+        return
     if rule.get("action") == "fail_deploy":
         phase = rule.get("phase") or "update"
         if phase not in ("build", "pre_deploy", "update"):
             raise ValueError(f"fail_deploy: phase must be build, pre_deploy or update, got {phase!r}")
-        target = rule.get("service")
-        for service in emulator.services.values():
-            if target in (service.id, service.name):
-                service.fail_next = phase
-                return
-        known = ", ".join(s.name for s in emulator.services.values()) or "none"
-        raise ValueError(f"fail_deploy: no service {target!r} (services: {known})")
+        _named(list(emulator.services.values()), rule.get("service"), "fail_deploy", "service",
+               "services").fail_next = phase
+        return
     emulator.faults.add(**rule)

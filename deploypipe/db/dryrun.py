@@ -28,7 +28,7 @@ from deploypipe.db.staging import Staging
 from deploypipe.db.verified import VerifiedCopy
 from deploypipe.errors import StageErrored, StageFailed
 
-__all__ = ["DryRunResult", "compare_servers", "dry_run", "failure_hint"]
+__all__ = ["DryRunResult", "compare_servers", "dry_run", "failure_hint", "rehearsal_failure", "rehearse"]
 
 log = structlog.get_logger(__name__)
 
@@ -110,13 +110,13 @@ def dry_run(*, backup: Backup, production_url: str, command: str, cwd: Path, cop
     """
     jobs = restore_jobs or max(1, min(4, os.cpu_count() or 1))
     started = time.monotonic()
-    rehearse = partial(_rehearse, command=command, cwd=cwd, env=env, log_path=log_path, lock_timeout_s=lock_timeout_s,
-                       statement_timeout_s=statement_timeout_s, timeout_s=timeout_s, redact=redact,
-                       compat_command=compat_command, compat_health_path=compat_health_path,
-                       compat_timeout_s=compat_timeout_s)
+    rehearse_here = partial(rehearse, command=command, cwd=cwd, env=env, log_path=log_path,
+                            lock_timeout_s=lock_timeout_s, statement_timeout_s=statement_timeout_s,
+                            timeout_s=timeout_s, redact=redact, compat_command=compat_command,
+                            compat_health_path=compat_health_path, compat_timeout_s=compat_timeout_s)
     if copy is not None:
         warnings = _warn(production_url, copy.url)
-        run, compat = rehearse(copy.url)
+        run, compat = rehearse_here(copy.url)
         restore_s, counts, described = 0.0, copy.row_counts, copy.staging.described
     else:
         with ThreadPoolExecutor(max_workers=1) as pool, Staging.start(staging_url, production_url) as staging:
@@ -130,7 +130,7 @@ def dry_run(*, backup: Backup, production_url: str, command: str, cwd: Path, cop
                 raise StageErrored(f"could not restore backup {backup.id} into staging: {exc.message}",
                                    where="db.dry_run", hint="the dry run needs a restorable backup of production"
                                    ) from None
-            run, compat = rehearse(url)
+            run, compat = rehearse_here(url)
             restore_s, counts, described = restored["duration_s"], restored["row_counts"], staging.described
     result = DryRunResult(ok=run.ok and (compat is None or compat.ok), backup_id=backup.id, staging=described,
                           command=command, restore_s=restore_s, row_counts=counts, run=run, warnings=warnings,
@@ -138,17 +138,26 @@ def dry_run(*, backup: Backup, production_url: str, command: str, cwd: Path, cop
                           reused_copy=copy is not None)
     log.info("dry_run_finished", ok=run.ok, backup_id=backup.id, revision_after=run.revision_after,
              duration_s=result.duration_s)
+    error = rehearsal_failure(run, compat, described, where="db.dry_run", outputs=result)
+    if error is not None:
+        raise error
+    return result
+
+
+def rehearsal_failure(run: MigrationRun, compat: CompatResult | None, described: str, *, where: str,
+                      outputs: object) -> StageFailed | None:
+    """The error a failed rehearsal on the copy ``described`` blocks the deploy with; None when it passed."""
     if not run.ok:
         statement = f"; failed statement: {run.statement}" if run.statement else ""
-        raise StageFailed(f"the migration failed on a copy of production ({described}): {run.error}{statement}",
-                          where="db.dry_run", hint=failure_hint(run.error, run.log), outputs=result)
+        return StageFailed(f"the migration failed on a copy of production ({described}): {run.error}{statement}",
+                           where=where, hint=failure_hint(run.error, run.log), outputs=outputs)
     if compat is not None and not compat.ok:
-        raise StageFailed(f"the migration ran on the copy, but the live release is not healthy on the migrated "
-                          f"schema: {compat.error}", where="db.dry_run compat",
-                          hint="during the deploy (and after a rollback with on_rollback: leave) the live release "
-                               "runs on this schema: make the migration backward compatible (expand now, contract "
-                               f"in a later deploy); output in {compat.log}", outputs=result)
-    return result
+        return StageFailed(f"the migration ran on the copy, but the live release is not healthy on the migrated "
+                           f"schema: {compat.error}", where=f"{where} compat",
+                           hint="during the deploy (and after a rollback with on_rollback: leave) the live release "
+                                "runs on this schema: make the migration backward compatible (expand now, contract "
+                                f"in a later deploy); output in {compat.log}", outputs=outputs)
+    return None
 
 
 def _warn(production_url: str, staging_url: str) -> list[str]:
@@ -158,10 +167,10 @@ def _warn(production_url: str, staging_url: str) -> list[str]:
     return warnings
 
 
-def _rehearse(url: str, *, command: str, cwd: Path, env: Mapping[str, str], log_path: Path, lock_timeout_s: float,
+def rehearse(url: str, *, command: str, cwd: Path, env: Mapping[str, str], log_path: Path, lock_timeout_s: float,
               statement_timeout_s: float, timeout_s: float | None, redact: Callable[[str], str],
               compat_command: str | None, compat_health_path: str,
-              compat_timeout_s: float) -> tuple[MigrationRun, CompatResult | None]:
+              compat_timeout_s: float = 30.0) -> tuple[MigrationRun, CompatResult | None]:
     """Migrate, and (optionally) check the live release, on staging ``url``."""
     run: MigrationRun = run_migration(url, command, cwd=cwd, env=env, log_path=log_path,
                                       lock_timeout_s=lock_timeout_s, statement_timeout_s=statement_timeout_s,

@@ -100,8 +100,6 @@ def choose_mode(mode: Literal["dump", "pitr", "auto"], *, render_postgres: str |
     return ModeChoice("dump", f"mode: auto: {size} <= {threshold_gb:g} GB, pg_dump")
 
 
-
-
 # -- the restore compensation ---------------------------------------------------------------------------------
 def _schemas(url: str) -> list[str]:
     """The clone's own schemas (not the system's, not an extension's): what the copy restores."""

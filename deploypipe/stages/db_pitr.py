@@ -110,9 +110,7 @@ def backup(ctx: StageContext, params: Any, outputs_type: type[OutputsT]) -> Stag
 # -- db.dry_run: the migration on a PITR clone ---------------------------------------------------------------------
 def dry_run(ctx: StageContext, params: Any, outputs_type: type[OutputsT], backup: Any | None) -> StageResult[OutputsT]:
     """Run the migration command on a PITR clone at this run's restore point; the clone is deleted afterwards."""
-    from deploypipe.db.compat import check_compat
-    from deploypipe.db.dryrun import compare_servers, failure_hint
-    from deploypipe.db.migration_run import run_migration
+    from deploypipe.db.dryrun import compare_servers, rehearsal_failure, rehearse
     from deploypipe.db.pitr import BILLING_NOTE, RestorePoint, recovery_clone
     from deploypipe.db.pitr_clone import iso
 
@@ -123,7 +121,6 @@ def dry_run(ctx: StageContext, params: Any, outputs_type: type[OutputsT], backup
     target = ctx.resources.targets.databases[params.database]
     point = RestorePoint.from_dict({"postgres_id": backup.postgres_id, "at": backup.restore_time})
     warnings = ["staging_url is not used in mode pitr: the staging copy is a PITR clone"] if params.staging_url else []
-    cwd, env = ctx.resources.path(params.cwd), {**ctx.resources.env, **params.env}
     log_path = ctx.run_dir / f"{ctx.stage_id}.dry_run.log"
     started = time.monotonic()
     with recovery_clone(ctx.resources.render, point.postgres_id, point, f"deploypipe-{ctx.stage_id}",
@@ -140,30 +137,19 @@ def dry_run(ctx: StageContext, params: Any, outputs_type: type[OutputsT], backup
         warnings += compare_servers(target.url, clone.url)
         for warning in warnings:
             ctx.emit("staging_differs", warning=warning)
-        run = run_migration(clone.url, params.command, cwd=cwd, env=env, log_path=log_path,
-                            lock_timeout_s=params.lock_timeout_s, statement_timeout_s=params.statement_timeout_s,
-                            timeout_s=ctx.timeout_s, redact=ctx.resources.redactor.text)
-        compat = None
-        if run.ok and params.compat_command:
-            compat = check_compat(clone.url, command=params.compat_command, cwd=cwd, env=env,
-                                  health_path=params.compat_health_path, timeout_s=30.0,
-                                  redact=ctx.resources.redactor.text,
-                                  log_path=log_path.with_name(log_path.stem + ".compat.log"))
+        run, compat = rehearse(clone.url, command=params.command, cwd=ctx.resources.path(params.cwd),
+                               env={**ctx.resources.env, **params.env}, log_path=log_path,
+                               lock_timeout_s=params.lock_timeout_s, statement_timeout_s=params.statement_timeout_s,
+                               timeout_s=ctx.timeout_s, redact=ctx.resources.redactor.text,
+                               compat_command=params.compat_command, compat_health_path=params.compat_health_path)
         outputs = outputs_type.model_validate({
             "ok": run.ok and (compat is None or compat.ok), "command": params.command, "backup_id": backup.backup_id,
             "staging": staging, "duration_s": round(time.monotonic() - started, 3), "restore_s": made_s, "run": run,
             "warnings": warnings, "compat": compat})
-        if not run.ok:  # raised inside the block: the clone is deleted and this error is the one reported
-            ctx.emit("dry_run_finished", ok=False, error=run.error, staging=staging)
-            statement = f"; failed statement: {run.statement}" if run.statement else ""
-            raise StageFailed(f"the migration failed on a copy of production ({staging}): {run.error}{statement}",
-                              where=ctx.where, hint=failure_hint(run.error, run.log), outputs=outputs)
-        if compat is not None and not compat.ok:
-            ctx.emit("dry_run_finished", ok=False, error=compat.error, staging=staging)
-            raise StageFailed(f"the migration ran on the PITR clone, but the live release is not healthy on the "
-                              f"migrated schema: {compat.error}", where=ctx.where,
-                              hint="make the migration backward compatible (expand now, contract in a later deploy); "
-                                   f"output in {compat.log}", outputs=outputs)
+        error = rehearsal_failure(run, compat, staging, where=ctx.where, outputs=outputs)
+        if error is not None:  # raised inside the block: the clone is deleted and this error is the one reported
+            ctx.emit("dry_run_finished", ok=False, error=error.message, staging=staging)
+            raise error
     ctx.emit("pitr_clone_deleted", clone_id=clone.postgres_id, name=clone.name)
     ctx.emit("dry_run_finished", ok=True, duration_s=round(time.monotonic() - started, 3),
              revision_after=run.revision_after, staging=staging)

@@ -27,6 +27,7 @@ from deploypipe.spec.targets import DatabaseTarget
 from deploypipe.stages.base import Compensation, StageResult
 from deploypipe.stages.base import Outputs as BaseOutputs
 from deploypipe.stages.context import StageContext
+from deploypipe.stages.render_export import RenderExport
 
 __all__ = ["backup", "dry_run", "plan_line", "restore", "takes_pitr"]
 
@@ -86,21 +87,20 @@ def backup(ctx: StageContext, params: Any, outputs_type: type[OutputsT]) -> Stag
     size = database_size_bytes(target.url)
     with connect(target.url) as conn:
         version = server_version(conn)
+    warnings: list[str] = []
+    export = RenderExport.start(ctx, params.database, warnings) if params.render_export else None
     point = record_restore_point(client, postgres_id, now=_wall(ctx))
     backup_id = f"restore-point-{postgres_id}-{point.at.strftime('%Y%m%dT%H%M%S%fZ')}"
     ctx.emit("restore_point_recorded", backup_id=backup_id, database=params.database, **point.to_dict())
-    warnings: list[str] = []
-    export: str | None = None
-    if params.render_export:
-        client.create_postgres_export(postgres_id)
-        export = postgres_id
-        ctx.emit("render_export_requested", postgres_id=postgres_id)
+    exported = export.wait(ctx, params.render_export_wait_s, warnings) if export is not None else None
     if not params.verify:
         warnings.append("verify: false has no effect in mode pitr: Render's recovery status is the verification")
     outputs = outputs_type.model_validate({
         "backup_id": backup_id, "path": "", "sha256": "", "size_bytes": size, "verified": True,
         "verified_on": f"Render point-in-time recovery of {postgres_id}: AVAILABLE",
-        "duration_s": round(time.monotonic() - started, 3), "server_version": version, "render_export": export,
+        "duration_s": round(time.monotonic() - started, 3), "server_version": version,
+        "render_export": export.postgres_id if export is not None else None,
+        "render_export_id": exported.id if exported is not None else None,
         "kind": RESTORE_POINT, "restore_time": point.iso, "postgres_id": postgres_id})
     return StageResult(outputs=outputs, warnings=tuple(warnings),
                        summary=f"restore point {point.iso} of {postgres_id} ({size / 1024 ** 3:.1f} GB): Render "

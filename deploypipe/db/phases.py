@@ -217,8 +217,8 @@ def _objects(objects: Any) -> str:
 def split_alembic_sql(offline_sql: str) -> list[tuple[str, str]]:
     """Alembic's ``upgrade --sql`` output cut per migration at its ``-- Running upgrade a -> b`` lines."""
     marks = list(_ALEMBIC_STEP.finditer(offline_sql))
-    return [(mark.group("rev"), offline_sql[mark.end():nxt.start() if nxt else len(offline_sql)])
-            for mark, nxt in zip(marks, [*marks[1:], None], strict=True)]
+    ends = [mark.start() for mark in marks[1:]] + [len(offline_sql)]
+    return [(mark.group("rev"), offline_sql[mark.end():end]) for mark, end in zip(marks, ends, strict=True)]
 
 
 def order_problem(chain: Sequence[MigrationPhase]) -> str | None:

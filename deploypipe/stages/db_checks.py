@@ -121,9 +121,8 @@ class DbMigrationStatus:
 
 def _alembic_pending_sources(ctx: StageContext, params: Any, conn: Any) -> list[tuple[str, str | None, Path | None]]:
     """(migration, its offline SQL, its script) for each pending Alembic revision."""
-    import re
-
     from deploypipe.db.alembic_repo import AlembicRepo
+    from deploypipe.db.phases import split_alembic_sql
 
     repo = AlembicRepo(ctx.resources.path(params.alembic_ini))
     current = AlembicRepo.db_revisions(conn)
@@ -135,10 +134,7 @@ def _alembic_pending_sources(ctx: StageContext, params: Any, conn: Any) -> list[
     except StageErrored as exc:  # e.g. a migration whose upgrade() cannot run offline: the AST rules still run
         ctx.emit("offline_sql_unavailable", error=exc.message)
         sql = ""
-    chunks: dict[str, str] = {}
-    parts = re.split(r"^-- Running upgrade (?:\S*) -> (\S+)\s*$", sql, flags=re.M)
-    for index in range(1, len(parts), 2):
-        chunks[parts[index]] = parts[index + 1]
+    chunks = dict(split_alembic_sql(sql))
     return [(rev.revision, chunks.get(rev.revision), Path(rev.path)) for rev in pending]
 
 
@@ -158,6 +154,9 @@ class DbLint:
     class Outputs(BaseOutputs):
         migrations: list[str] = Field(default_factory=list, description="The pending migrations linted.")
         findings: list[Finding] = Field(default_factory=list)
+        phases: dict[str, str] = Field(default_factory=dict, description=(
+            "Each pending migration's phase (deploypipe.db.phases): 'expand', or 'contract: ' and what the live "
+            "release may not survive; absent where its SQL could not be read."))
 
     def plan(self, params: DbLint.Params) -> str:
         squawk = " with squawk" if params.squawk else ""
@@ -186,6 +185,7 @@ class DbLint:
         excludes = lint.DEFAULT_SQUAWK_EXCLUDES if params.squawk_excludes is None else tuple(params.squawk_excludes)
         if params.tool == "alembic" and params.squawk_excludes is None:
             excludes += ("transaction-nesting",)  # Alembic's offline SQL wraps the range in BEGIN/COMMIT
+        phases: dict[str, str] = {}
         for name, sql_text, script in sources:
             if script is not None:
                 findings += lint.lint_python(script, name)
@@ -193,12 +193,37 @@ class DbLint:
                 findings += lint.lint_sql(sql_text, name, available)
                 if params.squawk:
                     findings += lint.squawk(sql_text, name, excludes)
+                source = script.read_text(encoding="utf-8") if script is not None else sql_text
+                phase, problem = _phase_of(name, sql_text, source)
+                if phase is not None:
+                    phases[name] = phase
+                findings += [problem] if problem is not None else []
         findings = apply_ignores(findings, params.ignore)
         for finding in findings:
             ctx.emit("lint_finding", **finding.as_dict())
+        for name, phase in phases.items():
+            ctx.emit("migration_phase", migration=name, phase=phase.split(":")[0], detail=phase)
         _fail_on_findings(ctx, findings, f"migration lint of {len(sources)} pending migration(s)")
-        return StageResult(outputs=self.Outputs(migrations=[s[0] for s in sources], findings=findings),
+        contract = [name for name, phase in phases.items() if phase.startswith("contract")]
+        return StageResult(outputs=self.Outputs(migrations=[s[0] for s in sources], findings=findings, phases=phases),
                            warnings=tuple(f.render() for f in findings if f.severity == "warning"),
-                           summary=f"{len(sources)} pending migration(s): {summarize(findings)}")
+                           summary=f"{len(sources)} pending migration(s): {summarize(findings)}"
+                                   + (f"; contract: {', '.join(contract)}" if contract else ""))
+
+
+def _phase_of(name: str, sql_text: str, source: str) -> tuple[str | None, Finding | None]:
+    """A migration's phase line, or the finding that says why it has none (an override without a reason)."""
+    from pglast.parser import ParseError
+
+    from deploypipe.db.phases import OverrideError, classify
+
+    try:
+        return classify(name, sql_text, source=source).summary(), None
+    except OverrideError as exc:
+        return None, Finding("phase-override-without-reason", "error", str(exc),
+                             "say why the live release keeps working on the migrated schema",
+                             subject="migration " + name)
+    except ParseError:
+        return None, None  # lint_sql already reports the syntax error
 
 

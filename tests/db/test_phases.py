@@ -124,3 +124,8 @@ def test_alembic_offline_sql_is_cut_per_migration_as_alembic_prints_it() -> None
     assert [revision for revision, _ in steps] == ["0001", "0002"]
     assert "CREATE TABLE notes" in steps[0][1] and "ADD COLUMN author" not in steps[0][1]
     assert [classify(revision, sql).phase for revision, sql in steps] == ["expand", "expand"]
+
+
+def test_offline_sql_without_a_migration_step_has_no_migrations() -> None:
+    assert split_alembic_sql("") == []
+    assert split_alembic_sql("BEGIN;\nCOMMIT;\n") == []

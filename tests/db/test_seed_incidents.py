@@ -299,3 +299,26 @@ def test_backup_dry_run_and_migrate_stages_migrate_production_once_with_a_verifi
                              downgrade_command=alembic_project.downgrade)
     assert comp.action == "downgraded" and comp.verified
     assert sql(url, "select version_num from alembic_version") == [("0001",)]
+
+
+# -- each pending migration's phase (expand / contract) --------------------------------------------------------------
+
+def test_lint_names_each_pending_alembic_migrations_phase_from_the_sql_it_will_run(alembic_project, new_db):
+    url = new_db("phases")
+    _users_at_0001(alembic_project, url, duplicates=False)
+    alembic_project.revision("0002", "0001", 'op.add_column("users", sa.Column("nick", sa.Text))')
+    alembic_project.revision("0003", "0002", 'op.drop_column("users", "name")')
+    alembic_project.revision("0004", "0003", 'op.drop_column("users", "nick")',
+                             header="# deploypipe: expand (reason: no release ever read users.nick)")
+    result = _runner(alembic_project.root, url).run("lint", DbLint, database="main", tool="alembic", squawk=False)
+    assert result.outputs.phases == {"0002": "expand", "0003": "contract: drop-column users.name (line 2)",
+                                     "0004": "expand (override: no release ever read users.nick)"}
+    assert result.summary.endswith("; contract: 0003")
+
+
+def test_a_phase_override_without_a_reason_is_a_lint_error(alembic_project, new_db):
+    url = new_db("phase_noreason")
+    _users_at_0001(alembic_project, url, duplicates=False)
+    alembic_project.revision("0002", "0001", 'op.drop_column("users", "name")', header="# deploypipe: expand")
+    with pytest.raises(StageFailed, match="phase-override-without-reason"):
+        _runner(alembic_project.root, url).run("lint", DbLint, database="main", tool="alembic", squawk=False)

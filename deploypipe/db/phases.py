@@ -218,7 +218,7 @@ def split_alembic_sql(offline_sql: str) -> list[tuple[str, str]]:
     """Alembic's ``upgrade --sql`` output cut per migration at its ``-- Running upgrade a -> b`` lines."""
     marks = list(_ALEMBIC_STEP.finditer(offline_sql))
     ends = [mark.start() for mark in marks[1:]] + [len(offline_sql)]
-    return [(mark.group("rev"), offline_sql[mark.end():end]) for mark, end in zip(marks, ends, strict=True)]
+    return [(mark.group("rev"), offline_sql[mark.end():end]) for mark, end in zip(marks, ends, strict=False)]
 
 
 def order_problem(chain: Sequence[MigrationPhase]) -> str | None:

@@ -9,6 +9,12 @@ instance is started with ``PORT`` set and must answer ``healthCheckPath`` with
 then does the proxy switch to it; the old instance stops once drained. Rollbacks start
 the target deploy's existing build directory without rebuilding.
 
+A live instance that exits is restarted from the same build, as Render does:
+each crash records a ``server_failed`` event (its exit status) and the next
+start waits ``restart_backoff_s`` doubling up to ``restart_max_s``.
+``build_s`` makes the builds of named services last at least that long, so
+parallel releases can be measured.
+
 Output is recorded as Render exposes it (``telemetry.py``): build and
 pre-deploy output as ``build`` logs of the service, an instance's stdout and
 stderr as ``app`` logs with its instance id (``srv-...-xxxxx``), a job's
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +70,9 @@ class ProcessRuntime:
     keep_builds: int = 10  # builds kept per service; older ones expire and cannot be rolled back to
     worker_settle_s: float = 1.0  # a worker still running after this long is live
     drain_s: float = 5.0  # at most this long the replaced instance finishes answers in flight (Render: 60 s)
+    restart_backoff_s: float = 1.0  # a crashed live instance is started again after this, doubling per crash
+    restart_max_s: float = 30.0
+    build_s: dict[str, float] = field(default_factory=dict)  # service name -> least seconds its build takes
     proxies: dict[str, ServiceProxy] = field(default_factory=dict)
     instances: dict[str, _Instance] = field(default_factory=dict)
     generated: GeneratedValues | None = None
@@ -71,6 +81,7 @@ class ProcessRuntime:
     _threads: list[threading.Thread] = field(default_factory=list)
     _draining: list[subprocess.Popen] = field(default_factory=list)
     _closing: bool = False
+    _closed: threading.Event = field(default_factory=threading.Event)
 
     # -- wiring --------------------------------------------------------------------------
     def proxy_for(self, service: ServiceRec, emulator: Lifecycle, port: int = 0) -> ServiceProxy:
@@ -129,7 +140,7 @@ class ProcessRuntime:
         return _Instance(instance_id, deploy.id, port, proc)
 
     def _build(self, emulator: Lifecycle, service: ServiceRec, deploy: DeployRec, log_path: Path) -> bool:
-        deploy.build_id = f"bld-{deploy.id[4:]}"
+        deploy.build_id, began = f"bld-{deploy.id[4:]}", time.monotonic()
         emulator.phase_started(service, deploy, "build")
         env = self._env(emulator, service, deploy.commit_id, 0)
         lines = _build_lines(emulator, service)
@@ -140,6 +151,7 @@ class ProcessRuntime:
         ok = ok and self._run(service.spec.buildCommand, self.build_dir(deploy.build_id, service), env, log_path,
                               deploy.id, lines) == 0
         ok = ok and deploy.fail_at != "build"
+        self._take_at_least(self.build_s.get(service.name, 0.0), deploy.id, began)
         if deploy.id not in self._cancelled:
             lines("==> Build successful 🎉" if ok else "==> Build failed 😞")
         if deploy.id in self._cancelled:
@@ -150,6 +162,13 @@ class ProcessRuntime:
         if not ok:
             emulator.finish(service, deploy, FAILED_STATUS["build"], reason=reason)
         return ok
+
+    def _take_at_least(self, seconds: float, deploy_id: str, started: float | None = None) -> None:
+        """Wait until ``seconds`` have passed since ``started`` (default: now), unless cancelled or closing."""
+        until = (time.monotonic() if started is None else started) + seconds
+        while deploy_id not in self._cancelled and not self._closed.wait(min(0.1, max(0.0, until - time.monotonic()))):
+            if time.monotonic() >= until:
+                return
 
     def _pre_deploy(self, emulator: Lifecycle, service: ServiceRec, deploy: DeployRec, log_path: Path) -> bool:
         emulator.phase_started(service, deploy, "pre_deploy")
@@ -214,11 +233,32 @@ class ProcessRuntime:
         threading.Thread(target=self._watch, args=(emulator, service, instance), daemon=True).start()
 
     def _watch(self, emulator: Lifecycle, service: ServiceRec, instance: _Instance) -> None:
-        code = instance.proc.wait()
-        if self.instances.get(service.name) is instance and not self._closing:
-            log.warning("emulator_instance_died", service=service.name, deploy_id=instance.deploy_id, exit_code=code)
+        """While ``instance`` is the live one: on each exit record ``server_failed``, back off, start it again."""
+        crashes = 0
+        while True:
+            code = instance.proc.wait()
+            if self.instances.get(service.name) is not instance or self._closing:
+                return
+            crashes += 1
+            log.warning("emulator_instance_died", service=service.name, deploy_id=instance.deploy_id, exit_code=code,
+                        crashes=crashes)
             emulator.server_failed(service, {"failure": {"evicted": False, **(
                 {"nonZeroExit": code} if code > 0 else {"earlyExit": True})}}, instance=instance.id)
+            if self._closed.wait(min(self.restart_max_s, self.restart_backoff_s * 2 ** (crashes - 1))):
+                return
+            deploy = next((d for d in service.deploys if d.id == instance.deploy_id), None)
+            if deploy is None or self.instances.get(service.name) is not instance or self._closing:
+                return
+            instance = self._restart(emulator, service, deploy, instance)
+
+    def _restart(self, emulator: Lifecycle, service: ServiceRec, deploy: DeployRec, old: _Instance) -> _Instance:
+        """Start ``deploy``'s build again in place of the crashed ``old`` instance; the stable URL follows it."""
+        new = self._start_instance(emulator, service, deploy, self.build_dir(deploy.build_id or "", service),
+                                   self._log(deploy))
+        if service.spec.type not in ("worker", "cron"):
+            self.proxy_for(service, emulator).switch(new.port, instance=new.id, deploy=new.deploy_id)
+        self.instances[service.name] = new
+        return new
 
     def has_build(self, service: ServiceRec, deploy: DeployRec) -> bool:
         """Whether ``deploy``'s build is still kept (a rollback needs it)."""
@@ -291,6 +331,7 @@ class ProcessRuntime:
     def close(self) -> None:
         """Stop every running command, instance and proxy, and wait for the deploy threads."""
         self._closing = True
+        self._closed.set()
         for proc in list(self._running.values()):
             stop_group(proc, grace_s=2.0)
         for proc in [*self._draining, *(instance.proc for instance in self.instances.values())]:

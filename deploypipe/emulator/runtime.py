@@ -37,6 +37,7 @@ class SimulatedRuntime:
 
     A rollback skips the build (it reuses the target's). ``job_s`` is how long a one-off job runs; ``job_exit``
     its exit status (0 succeeded, else failed). ``output`` maps a commit to the lines its new instance prints.
+    ``service_build_s`` sets the build time of named services (others take ``build_s``).
     """
 
     build_s: float = 0.0
@@ -46,9 +47,11 @@ class SimulatedRuntime:
     job_s: float = 0.0
     job_exit: int = 0
     output: dict[str, list[str]] = field(default_factory=dict)  # commit -> lines its new instance prints
+    service_build_s: dict[str, float] = field(default_factory=dict)  # service name -> its build's seconds
 
     def _phases(self, service: ServiceRec, deploy: DeployRec) -> list[tuple[str, float]]:
-        phases = [] if deploy.trigger == "rollback" else [("build", self.build_s)]
+        build_s = self.service_build_s.get(service.name, self.build_s)
+        phases = [] if deploy.trigger == "rollback" else [("build", build_s)]
         if service.spec.preDeployCommand:
             phases.append(("pre_deploy", self.pre_deploy_s))
         phases.append(("update", self.update_s))

@@ -18,6 +18,7 @@ from deploypipe.core.yamlio import LoadedYaml, load_yaml
 from deploypipe.errors import SpecError
 from deploypipe.spec import when as when_language
 from deploypipe.spec.interpolate import Interpolator
+from deploypipe.spec.kinds import check_service_kinds
 from deploypipe.spec.model import Pipeline
 from deploypipe.stages.registry import get_stage, known_types
 
@@ -184,4 +185,5 @@ def load_pipeline(path: Path | str, env: Mapping[str, str]) -> LoadedPipeline:
             raise _validation_error(exc, source, stage_cls.Params, ("stages", index, "with")) from None
         params.setdefault(stage.id, stage_params)
     _check_cross_references(spec, params, source)
+    check_service_kinds(spec, params, source.where)
     return LoadedPipeline(Path(path), spec, params, frozenset(s for s in secrets if s), source)

@@ -6,7 +6,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-__all__ = ["DatabaseTarget", "ServiceTarget", "Targets"]
+__all__ = ["KINDS_WITHOUT_URL", "DatabaseTarget", "ServiceKind", "ServiceTarget", "Targets"]
+
+ServiceKind = Literal["web", "private", "worker", "cron"]
+#: kinds Render gives no public URL: verified from Render's events and logs, never by HTTP
+KINDS_WITHOUT_URL: tuple[str, ...] = ("private", "worker", "cron")
 
 
 class _Frozen(BaseModel):
@@ -23,6 +27,12 @@ class ServiceTarget(_Frozen):
     )
     health_path: str = Field("/health", description="Path of the health endpoint on the service.")
     repo_dir: str = Field(".", description="Local git checkout whose HEAD is deployed when no commit is given.")
+    kind: ServiceKind = Field(
+        "web", description="web (a public URL), private (a private service), worker (a background worker) or cron "
+                           "(a cron job). Decides how a release of it is verified; a stage that needs a URL is "
+                           "refused at load time for the kinds without one.")
+    depends_on: list[str] = Field(
+        default_factory=list, description="Service target keys released before this one (render.release waves).")
 
     @model_validator(mode="after")
     def _needs_name_or_id(self) -> ServiceTarget:
@@ -81,3 +91,12 @@ class DatabaseTarget(_Frozen):
 class Targets(_Frozen):
     services: dict[str, ServiceTarget] = Field(default_factory=dict, description="Render services by key.")
     databases: dict[str, DatabaseTarget] = Field(default_factory=dict, description="Databases by key.")
+
+    @model_validator(mode="after")
+    def _dependencies_are_known(self) -> Targets:
+        for key, target in self.services.items():
+            unknown = [name for name in target.depends_on if name not in self.services or name == key]
+            if unknown:
+                raise ValueError(f"services.{key}.depends_on: unknown service target '{unknown[0]}'; expected one "
+                                 f"of: {', '.join(k for k in sorted(self.services) if k != key) or 'none'}")
+        return self

@@ -74,4 +74,13 @@ REPLAYS: dict[str, Replay] = {r.name: r for r in (
                 "fix went live at 14:15 UTC (~65 minutes)."),
         seed_minutes=65, expected_exit=1, expected_stage="db.lint",
     ),
+    Replay(
+        name="worker-crash",
+        seed="003_760050b9ee1a4eb1.txt",
+        title="background worker calls a removed helper and crashes 5 s after it starts",
+        before=("Seed 003's removed export, in the worker released with the web service: the web service stays "
+                "healthy while the worker crashes and restarts in a loop; a check that only asks whether the deploy "
+                "went live calls it deployed and verified."),
+        seed_minutes=254, expected_exit=3, expected_stage="render.release",
+    ),
 )}

@@ -101,6 +101,15 @@ def _partial_outage(app_source: str) -> str:
     )
 
 
+def _crashing_worker(worker_source: str) -> str:
+    """Seed 003's removed helper in the worker: its first digest, one interval (5 s) after it starts, raises."""
+    return worker_source.replace(
+        "        time.sleep(interval_s)\n",
+        "        time.sleep(interval_s)\n"
+        "        send_digest(count)  # removed from the codebase in the refactor\n",
+    )
+
+
 BAD_CHANGES: dict[str, dict[str, Any]] = {
     "pgvector-version": {"files": {f"{MIGRATIONS}/0003_enable_pgvector.py": PGVECTOR},
                          "message": "Add pgvector (migration generated locally with VERSION 0.5.1)"},
@@ -114,6 +123,8 @@ BAD_CHANGES: dict[str, dict[str, Any]] = {
                        "message": "Phase 2: remove the retry wrapper layer"},
     "partial-outage": {"transform": {f"{APP}/app.py": _partial_outage},
                        "message": "Phase 3: drop the audit helpers"},
+    "worker-crash": {"transform": {f"{APP}/worker.py": _crashing_worker},
+                     "message": "Phase 4: the worker sends note digests"},
     "failed-migration-state": {"files": {f"{APP}/prisma/migrations/{PRISMA_MIGRATION}/migration.sql": PRISMA_INIT_SQL},
                                "message": "Add the Prisma schema of the API service",
                                "production_sql": PRISMA_INIT_SQL + """

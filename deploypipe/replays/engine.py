@@ -122,10 +122,10 @@ def _variants(name: str, loaded: LoadedPipeline, repo: Path) -> list[LoadedPipel
 
 
 def served_service(loaded: LoadedPipeline) -> tuple[str, str]:
-    """(Render service name, health path) of the pipeline's one service target."""
-    targets = list(loaded.spec.targets.services.values())
+    """(Render service name, health path) of the pipeline's one web service target."""
+    targets = [t for t in loaded.spec.targets.services.values() if t.kind == "web"]
     if len(targets) != 1 or not targets[0].name:
-        raise UsageError(f"pipeline {loaded.spec.name}: a replay needs exactly one service target with a name",
+        raise UsageError(f"pipeline {loaded.spec.name}: a replay needs exactly one web service target with a name",
                          where=str(loaded.path))
     return targets[0].name, targets[0].health_path
 

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from deploypipe.spec.waves import plan_waves
+
 __all__ = ["KINDS_WITHOUT_URL", "DatabaseTarget", "ServiceKind", "ServiceTarget", "Targets"]
 
 ServiceKind = Literal["web", "private", "worker", "cron"]
@@ -99,4 +101,5 @@ class Targets(_Frozen):
             if unknown:
                 raise ValueError(f"services.{key}.depends_on: unknown service target '{unknown[0]}'; expected one "
                                  f"of: {', '.join(k for k in sorted(self.services) if k != key) or 'none'}")
+        plan_waves(list(self.services), {k: t.depends_on for k, t in self.services.items()})
         return self

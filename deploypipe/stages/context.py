@@ -153,8 +153,10 @@ class StageContext:
         return f"stage {self.stage_id}"
 
     def latest(self, kind: type[OutputsT], where: Callable[[OutputsT], bool] | None = None) -> OutputsT | None:
-        """The outputs of the most recent earlier stage whose outputs are a ``kind`` (and satisfy ``where``)."""
+        """The outputs of the most recent earlier stage whose outputs are a ``kind`` (and satisfy ``where``); the
+        per-service outputs a stage lists in ``parts()`` (``render.release``'s deploys) count as its outputs too."""
         for outputs in reversed(list(self.earlier.values())):
-            if isinstance(outputs, kind) and (where is None or where(outputs)):
-                return outputs
+            for candidate in (outputs, *getattr(outputs, "parts", tuple)()):
+                if isinstance(candidate, kind) and (where is None or where(candidate)):
+                    return candidate
         return None

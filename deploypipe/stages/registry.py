@@ -21,12 +21,13 @@ from deploypipe.stages.protocols import Compensating, Interruptible, Stage
 from deploypipe.stages.render import RenderDeploy, RenderPreflight, RenderRollback
 from deploypipe.stages.shell import ShellRun
 from deploypipe.stages.traffic import VerifyTraffic
+from deploypipe.stages.waves import RenderRelease
 
 __all__ = ["STAGE_TYPES", "check_stage", "get_stage", "known_types"]
 
 _CLASSES: tuple[type, ...] = (
     ShellRun, HttpCheck, VerifyHealth, RenderPreflight, RenderDeploy, RenderRollback, DbBackup, DbMigrationStatus,
-    DbLint, DbDryRun, DbMigrate, LintBlueprint, NotifyWebhook, VerifyTraffic,
+    DbLint, DbDryRun, DbMigrate, LintBlueprint, NotifyWebhook, VerifyTraffic, RenderRelease,
 )
 
 

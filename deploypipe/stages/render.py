@@ -29,7 +29,8 @@ from deploypipe.stages.context import StageContext
 from deploypipe.stages.diagnostics import explain_failure
 from deploypipe.stages.rollbacks import deploy_record, live_now, roll_back, short, undo_release, wait_for
 
-__all__ = ["RenderDeploy", "RenderPreflight", "RenderRollback"]
+__all__ = ["DeployOutputs", "RenderDeploy", "RenderPreflight", "RenderRollback", "commit_to_deploy",
+           "refuse_a_concurrent_release", "service_target"]
 
 
 def _target(ctx: StageContext, key: str) -> ServiceTarget:
@@ -56,6 +57,52 @@ def _when(text: str | None) -> datetime | None:
 
 def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=False)
+
+
+def commit_to_deploy(ctx: StageContext, key: str, commit: str | None, allow_dirty: bool) -> str:
+    """``commit``, else HEAD of the target's repo_dir (refused when tracked files are changed, unless allowed)."""
+    if commit:
+        return commit
+    repo = _repo(ctx, key)
+    head = _git(repo, "rev-parse", "HEAD")
+    if head.returncode != 0:
+        raise StageErrored(f"cannot read HEAD of {repo}: {head.stderr.strip()}", where=ctx.where,
+                           hint=f"set commit, or targets.services.{key}.repo_dir to a git checkout")
+    status = _git(repo, "status", "--porcelain", "--untracked-files=no").stdout
+    dirty = [line for line in status.splitlines() if line]
+    if dirty and not allow_dirty:
+        files = ", ".join(line[3:] for line in dirty[:5])
+        raise StageFailed(f"{repo} has uncommitted changes ({files}); Render would build HEAD without them",
+                          where=ctx.where, hint="commit and push them, or set allow_dirty: true")
+    return head.stdout.strip()
+
+
+def refuse_a_concurrent_release(ctx: StageContext, key: str, service_id: str) -> None:
+    """Render's side of one-release-at-a-time: no deploy in progress, none created since this run started.
+
+    This holds even without a database target (and so without the release lock), for releases made by
+    anyone: another machine, the dashboard, an auto-deploy. A deploy created between this check and the
+    trigger is not seen; the release lock (a database target) closes that window for deploypipe runs.
+    """
+    recent = ctx.resources.render.list_deploys(service_id, max_items=10)
+    busy = next((d for d in recent if d.in_progress), None)
+    if busy is not None:
+        raise StageFailed(f"{key}: deploy {busy.id} (commit {short(busy.commit_id)}, trigger "
+                          f"{busy.trigger or '?'}) is {busy.status}; another release is under way",
+                          where=ctx.where, hint="wait for it to finish, then release again")
+    started = ctx.run.started_at
+    newer = [d for d in recent if d.created_at and datetime.fromisoformat(d.created_at) >= started]
+    if newer:
+        other = newer[0]
+        raise StageFailed(f"{key}: deploy {other.id} (commit {short(other.commit_id)}, trigger "
+                          f"{other.trigger or '?'}) was created at {other.created_at}, after this run started "
+                          f"at {started.isoformat(timespec='seconds')}; someone else is releasing",
+                          where=ctx.where, hint="look at the service's deploys, then release again")
+
+
+def service_target(ctx: StageContext, key: str) -> ServiceTarget:
+    """The pipeline's service target ``key`` (StageErrored naming the known ones)."""
+    return _target(ctx, key)
 
 
 class ServiceState(BaseOutputs):
@@ -206,42 +253,7 @@ class RenderDeploy:
         return DeployOutputs.model_validate({k: v for k, v in event.items() if k in DeployOutputs.model_fields})
 
     def _commit(self, ctx: StageContext, params: RenderDeploy.Params) -> str:
-        if params.commit:
-            return params.commit
-        repo = _repo(ctx, params.service)
-        head = _git(repo, "rev-parse", "HEAD")
-        if head.returncode != 0:
-            raise StageErrored(f"cannot read HEAD of {repo}: {head.stderr.strip()}", where=ctx.where,
-                               hint=f"set commit, or targets.services.{params.service}.repo_dir to a git checkout")
-        status = _git(repo, "status", "--porcelain", "--untracked-files=no").stdout
-        dirty = [line for line in status.splitlines() if line]
-        if dirty and not params.allow_dirty:
-            files = ", ".join(line[3:] for line in dirty[:5])
-            raise StageFailed(f"{repo} has uncommitted changes ({files}); Render would build HEAD without them",
-                              where=ctx.where, hint="commit and push them, or set allow_dirty: true")
-        return head.stdout.strip()
-
-    def _refuse_a_concurrent_release(self, ctx: StageContext, key: str, service_id: str) -> None:
-        """Render's side of one-release-at-a-time: no deploy in progress, none created since this run started.
-
-        This holds even without a database target (and so without the release lock), for releases made by
-        anyone: another machine, the dashboard, an auto-deploy. A deploy created between this check and the
-        trigger is not seen; the release lock (a database target) closes that window for deploypipe runs.
-        """
-        recent = ctx.resources.render.list_deploys(service_id, max_items=10)
-        busy = next((d for d in recent if d.in_progress), None)
-        if busy is not None:
-            raise StageFailed(f"{key}: deploy {busy.id} (commit {short(busy.commit_id)}, trigger "
-                              f"{busy.trigger or '?'}) is {busy.status}; another release is under way",
-                              where=ctx.where, hint="wait for it to finish, then release again")
-        started = ctx.run.started_at
-        newer = [d for d in recent if d.created_at and datetime.fromisoformat(d.created_at) >= started]
-        if newer:
-            other = newer[0]
-            raise StageFailed(f"{key}: deploy {other.id} (commit {short(other.commit_id)}, trigger "
-                              f"{other.trigger or '?'}) was created at {other.created_at}, after this run started "
-                              f"at {started.isoformat(timespec='seconds')}; someone else is releasing",
-                              where=ctx.where, hint="look at the service's deploys, then release again")
+        return commit_to_deploy(ctx, params.service, params.commit, params.allow_dirty)
 
     def _trigger(self, ctx: StageContext, params: RenderDeploy.Params) -> DeployOutputs:
         """Trigger the deploy (journalled before any wait), or take over the one an interrupted run triggered."""
@@ -254,7 +266,7 @@ class RenderDeploy:
         target = _target(ctx, key)
         service = client.find_service(target.id or target.name or key)
         commit = self._commit(ctx, params)
-        self._refuse_a_concurrent_release(ctx, key, service.id)
+        refuse_a_concurrent_release(ctx, key, service.id)
         preflight = ctx.latest(RenderPreflight.Outputs)
         before = preflight.services.get(key) if preflight else None
         previous_id: str | None

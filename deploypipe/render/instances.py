@@ -1,0 +1,77 @@
+"""What Render says about a service's running instances: crashes (``server_failed``), restarts, error log lines.
+
+Services without a URL (background workers, private services, cron jobs) cannot be probed over HTTP; they are
+judged from these: an instance that crashed or was restarted since a moment, the app's log lines that match an
+error pattern, and for a cron job the outcome of its last run (``cron_job_run_ended``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from deploypipe.render.models import ServiceEvent
+
+if TYPE_CHECKING:  # pragma: no cover
+    from deploypipe.render.client import RenderClient
+
+__all__ = ["CRASH_EVENTS", "DEFAULT_ERROR_PATTERN", "Instances", "describe_crash", "look"]
+
+CRASH_EVENTS = ["server_failed", "server_restarted"]
+#: app log lines that count as errors unless a pipeline says otherwise
+DEFAULT_ERROR_PATTERN = r"Traceback \(most recent call last\)|\b\w*(Error|Exception)\b:|\bFATAL\b|\bpanic:|\bCRITICAL\b"
+_ACCESS_LINE = re.compile(r'"[A-Z]+ \S+ HTTP/\d(\.\d)?" \d{3}')
+
+
+@dataclass(frozen=True)
+class Instances:
+    """One look at a service since ``since``: its crash events (newest first), matching error lines (oldest first)
+    and, for a cron job, the status of its last run (None when none ended)."""
+
+    crashes: tuple[ServiceEvent, ...]
+    errors: tuple[str, ...]
+    cron_status: str | None = None
+
+    @property
+    def quiet(self) -> bool:
+        return not self.crashes and not self.errors and self.cron_status in (None, "successful", "succeeded")
+
+
+def _at(event: ServiceEvent) -> datetime | None:
+    try:
+        return datetime.fromisoformat(event.timestamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def describe_crash(event: ServiceEvent) -> str:
+    """``exit status 1`` / ``exited early`` / ``restarted`` from a server_failed or server_restarted event."""
+    if event.type == "server_restarted":
+        return "restarted"
+    reason = event.details.get("reason") or {}
+    if not isinstance(reason, dict):
+        return "failed"
+    if reason.get("nonZeroExit") is not None:
+        return f"exit status {reason['nonZeroExit']}"
+    if reason.get("oomKilled"):
+        return "out of memory"
+    if reason.get("earlyExit"):
+        return "exited early"
+    return str(reason.get("unhealthy") or reason.get("timedOutReason") or "failed")
+
+
+def look(client: RenderClient, *, service_id: str, owner_id: str, since: datetime, until: datetime,
+         pattern: re.Pattern[str], cron: bool = False) -> Instances:
+    """Crash events, error lines (uvicorn-style access lines never count) and the last cron run since ``since``."""
+    events = client.list_events(service_id, types=[*CRASH_EVENTS, *(["cron_job_run_ended"] if cron else [])],
+                                start_time=since, max_items=100)
+    recent = [e for e in events if (_at(e) or since) >= since]
+    crashes = tuple(e for e in recent if e.type in CRASH_EVENTS)
+    runs = [e for e in recent if e.type == "cron_job_run_ended"]
+    page = client.list_logs(owner_id, resources=service_id, start=since, end=until, types=["app"], limit=100)
+    errors = tuple(e.message.strip() for e in sorted(page.logs, key=lambda e: e.timestamp)
+                   if pattern.search(e.message) and not _ACCESS_LINE.search(e.message))
+    status = str(runs[0].details.get("status") or "") if runs else None
+    return Instances(crashes=crashes, errors=errors, cron_status=status)

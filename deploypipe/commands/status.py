@@ -5,8 +5,11 @@ the branch Render builds and how old the oldest missing one is (from the target'
 ``origin/<branch>``, else ``<branch>``); the last deploys and how they ended; auto-deploy; a deploy in progress.
 
 Production is FROZEN when the last ``failed`` deploys (default 2) all failed, or the live commit trails the branch
-by more than ``max_behind_commits`` commits or ``max_behind_hours`` hours (both off unless given). Exit 0 healthy,
-1 frozen, 2 usage or configuration, or Render could not be asked (nothing was checked).
+by more than ``max_behind_commits`` commits or ``max_behind_hours`` hours (both off unless given). A service is
+FAILING when its live release's instances failed (``server_failed``/``server_restarted``) within the last
+``crash_window_s`` (default 15 min): a crash-looping worker, whose deploy went live, is named with the app's own
+error line. Exit 0 healthy, 1 frozen or failing, 2 usage or configuration, or Render could not be asked (nothing
+was checked).
 
 Read-only: no run directory, no lock. Watch mode (``notify_env``): post to the webhook ONCE per new problem and once
 "recovered" when it clears. The problem's fingerprint (service, kind, live deploy: not counts or ages, which move
@@ -18,9 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +35,7 @@ from deploypipe.commands.invocation import Invocation, redactor_for
 from deploypipe.commands.lint import offline_env
 from deploypipe.errors import ExitCode, ProviderError, UsageError
 from deploypipe.render.history import failure_streak
+from deploypipe.render.instances import DEFAULT_ERROR_PATTERN, describe_crash, look
 from deploypipe.render.models import Deploy
 
 __all__ = ["Behind", "DeployView", "ServiceStatus", "StatusReport", "Thresholds", "check_status", "show_status",
@@ -75,7 +80,11 @@ class ServiceStatus(BaseModel):
     in_progress: DeployView | None = None
     recent: list[DeployView] = Field(default_factory=list, description="The last deploys, newest first.")
     failed: list[DeployView] = Field(default_factory=list, description="Failed deploys since the last success.")
-    problems: list[str] = Field(default_factory=list, description="failed_deploys, behind_commits, behind_hours.")
+    problems: list[str] = Field(default_factory=list,
+                                description="failed_deploys, behind_commits, behind_hours, crashing.")
+    crashes: int = Field(0, description="Instance failures of the live release within the crash window.")
+    crash: str = Field("", description="The last one, in words (exit status 1, restarted, ...).")
+    error_line: str = Field("", description="The app's last error line in the crash window.")
     message: str = ""
 
 
@@ -95,6 +104,7 @@ class Thresholds:
     max_behind_commits: int | None = None
     max_behind_hours: float | None = None
     history: int = 10
+    crash_window_s: float = 900.0
 
     @classmethod
     def parse(cls, failed: Any = None, commits: Any = None, hours: Any = None, history: Any = None) -> Thresholds:
@@ -176,7 +186,13 @@ def _message(status: ServiceStatus, limits: Thresholds) -> str:
         where += f", up to date with {gap.branch}"
     elif gap.note and live:
         where += f" ({gap.note})"
-    head = "FROZEN — " + "; ".join(parts) + "; " if parts else "healthy — "
+    if "crashing" in status.problems:
+        failing = (f"FAILING — {status.crashes} instance failure{'s' if status.crashes != 1 else ''} in the last "
+                   f"{limits.crash_window_s / 60:g} min ({status.crash})"
+                   + (f"; app log: {status.error_line}" if status.error_line else "") + "; ")
+        head = failing + ("FROZEN — " + "; ".join(parts) + "; " if parts else "")
+    else:
+        head = "FROZEN — " + "; ".join(parts) + "; " if parts else "healthy — "
     return f"{status.key}: {head}{where}"
 
 
@@ -199,8 +215,23 @@ def service_status(client: Any, key: str, target: Any, repo: Path, limits: Thres
         status.problems.append("behind_commits")
     if limits.max_behind_hours is not None and (gap.hours or 0) > limits.max_behind_hours:
         status.problems.append("behind_hours")
+    if live is not None:
+        _crashing(client, status, service.owner_id, live, limits, now)
     status.message = _message(status, limits)
     return status
+
+
+def _crashing(client: Any, status: ServiceStatus, owner_id: str, live: Deploy, limits: Thresholds,
+              now: datetime) -> None:
+    """Instance failures of the live release in the crash window, and the app's last error line then."""
+    went_live = datetime.fromisoformat((live.finished_at or live.created_at or now.isoformat()).replace("Z", "+00:00"))
+    since = max(went_live, now - timedelta(seconds=limits.crash_window_s))
+    seen = look(client, service_id=status.service_id, owner_id=owner_id, since=since, until=now,
+                pattern=re.compile(DEFAULT_ERROR_PATTERN))
+    if seen.crashes:
+        status.problems.append("crashing")
+        status.crashes, status.crash = len(seen.crashes), describe_crash(seen.crashes[0])
+        status.error_line = seen.errors[-1] if seen.errors else ""
 
 
 def check_status(inv: Invocation, limits: Thresholds, *, now: datetime | None = None) -> StatusReport:

@@ -227,7 +227,7 @@ def _crashing(client: Any, status: ServiceStatus, owner_id: str, live: Deploy, l
     went_live = datetime.fromisoformat((live.finished_at or live.created_at or now.isoformat()).replace("Z", "+00:00"))
     since = max(went_live, now - timedelta(seconds=limits.crash_window_s))
     seen = look(client, service_id=status.service_id, owner_id=owner_id, since=since, until=now,
-                pattern=re.compile(DEFAULT_ERROR_PATTERN))
+                pattern=re.compile(DEFAULT_ERROR_PATTERN), logs=False)
     if seen.crashes:
         status.problems.append("crashing")
         status.crashes, status.crash = len(seen.crashes), describe_crash(seen.crashes[0])

@@ -9,11 +9,7 @@ instance is started with ``PORT`` set and must answer ``healthCheckPath`` with
 then does the proxy switch to it; the old instance stops once drained. Rollbacks start
 the target deploy's existing build directory without rebuilding.
 
-A live instance that exits is restarted from the same build, as Render does:
-each crash records a ``server_failed`` event (its exit status) and the next
-start waits ``restart_backoff_s`` doubling up to ``restart_max_s``.
-``build_s`` makes the builds of named services last at least that long, so
-parallel releases can be measured.
+A crashed live instance is restarted with backoff (``supervisor.py``).
 
 Output is recorded as Render exposes it (``telemetry.py``): build and
 pre-deploy output as ``build`` logs of the service, an instance's stdout and
@@ -35,6 +31,7 @@ from urllib.parse import urlsplit
 import structlog
 
 from deploypipe.core.processes import free_port, stop_group
+from deploypipe.emulator.buildtime import take_at_least
 from deploypipe.emulator.health import probe, settled
 from deploypipe.emulator.ids import new_id
 from deploypipe.emulator.lifecycle import Lifecycle
@@ -42,19 +39,13 @@ from deploypipe.emulator.proclogs import LineSink, run_logged, start_logged
 from deploypipe.emulator.procs import GeneratedValues, checkout, prune_builds, resolve_commit, service_env
 from deploypipe.emulator.proxy import Served, ServiceProxy
 from deploypipe.emulator.records import FAILED_STATUS, DeployRec, JobRec, ServiceRec
+from deploypipe.emulator.supervisor import Instance as _Instance
+from deploypipe.emulator.supervisor import supervise
 from deploypipe.emulator.telemetry import RequestRec
 
 __all__ = ["ProcessRuntime"]
 
 log = structlog.get_logger("deploypipe.emulator")
-
-
-@dataclass
-class _Instance:
-    id: str  # Render's instance id: the service id and five characters
-    deploy_id: str
-    port: int
-    proc: subprocess.Popen
 
 
 def _build_lines(emulator: Lifecycle, service: ServiceRec) -> LineSink:
@@ -70,8 +61,7 @@ class ProcessRuntime:
     keep_builds: int = 10  # builds kept per service; older ones expire and cannot be rolled back to
     worker_settle_s: float = 1.0  # a worker still running after this long is live
     drain_s: float = 5.0  # at most this long the replaced instance finishes answers in flight (Render: 60 s)
-    restart_backoff_s: float = 1.0  # a crashed live instance is started again after this, doubling per crash
-    restart_max_s: float = 30.0
+    restart_backoff_s: float = 1.0  # a crashed live instance is started again after this, doubling up to 30 s
     build_s: dict[str, float] = field(default_factory=dict)  # service name -> least seconds its build takes
     proxies: dict[str, ServiceProxy] = field(default_factory=dict)
     instances: dict[str, _Instance] = field(default_factory=dict)
@@ -81,7 +71,7 @@ class ProcessRuntime:
     _threads: list[threading.Thread] = field(default_factory=list)
     _draining: list[subprocess.Popen] = field(default_factory=list)
     _closing: bool = False
-    _closed: threading.Event = field(default_factory=threading.Event)
+    closed: threading.Event = field(default_factory=threading.Event)
 
     # -- wiring --------------------------------------------------------------------------
     def proxy_for(self, service: ServiceRec, emulator: Lifecycle, port: int = 0) -> ServiceProxy:
@@ -151,7 +141,8 @@ class ProcessRuntime:
         ok = ok and self._run(service.spec.buildCommand, self.build_dir(deploy.build_id, service), env, log_path,
                               deploy.id, lines) == 0
         ok = ok and deploy.fail_at != "build"
-        self._take_at_least(self.build_s.get(service.name, 0.0), deploy.id, began)
+        take_at_least(self.build_s.get(service.name, 0.0), began, cancelled=lambda: deploy.id in self._cancelled,
+                      closed=self.closed)
         if deploy.id not in self._cancelled:
             lines("==> Build successful 🎉" if ok else "==> Build failed 😞")
         if deploy.id in self._cancelled:
@@ -162,13 +153,6 @@ class ProcessRuntime:
         if not ok:
             emulator.finish(service, deploy, FAILED_STATUS["build"], reason=reason)
         return ok
-
-    def _take_at_least(self, seconds: float, deploy_id: str, started: float | None = None) -> None:
-        """Wait until ``seconds`` have passed since ``started`` (default: now), unless cancelled or closing."""
-        until = (time.monotonic() if started is None else started) + seconds
-        while deploy_id not in self._cancelled and not self._closed.wait(min(0.1, max(0.0, until - time.monotonic()))):
-            if time.monotonic() >= until:
-                return
 
     def _pre_deploy(self, emulator: Lifecycle, service: ServiceRec, deploy: DeployRec, log_path: Path) -> bool:
         emulator.phase_started(service, deploy, "pre_deploy")
@@ -230,28 +214,9 @@ class ProcessRuntime:
                 stop_group(old.proc)
 
             threading.Thread(target=drain_then_stop, name=f"drain-{old.deploy_id}", daemon=True).start()
-        threading.Thread(target=self._watch, args=(emulator, service, instance), daemon=True).start()
+        threading.Thread(target=supervise, args=(self, emulator, service, instance), daemon=True).start()
 
-    def _watch(self, emulator: Lifecycle, service: ServiceRec, instance: _Instance) -> None:
-        """While ``instance`` is the live one: on each exit record ``server_failed``, back off, start it again."""
-        crashes = 0
-        while True:
-            code = instance.proc.wait()
-            if self.instances.get(service.name) is not instance or self._closing:
-                return
-            crashes += 1
-            log.warning("emulator_instance_died", service=service.name, deploy_id=instance.deploy_id, exit_code=code,
-                        crashes=crashes)
-            emulator.server_failed(service, {"failure": {"evicted": False, **(
-                {"nonZeroExit": code} if code > 0 else {"earlyExit": True})}}, instance=instance.id)
-            if self._closed.wait(min(self.restart_max_s, self.restart_backoff_s * 2 ** (crashes - 1))):
-                return
-            deploy = next((d for d in service.deploys if d.id == instance.deploy_id), None)
-            if deploy is None or self.instances.get(service.name) is not instance or self._closing:
-                return
-            instance = self._restart(emulator, service, deploy, instance)
-
-    def _restart(self, emulator: Lifecycle, service: ServiceRec, deploy: DeployRec, old: _Instance) -> _Instance:
+    def restart(self, emulator: Lifecycle, service: ServiceRec, deploy: DeployRec, old: _Instance) -> _Instance:
         """Start ``deploy``'s build again in place of the crashed ``old`` instance; the stable URL follows it."""
         new = self._start_instance(emulator, service, deploy, self.build_dir(deploy.build_id or "", service),
                                    self._log(deploy))
@@ -331,7 +296,7 @@ class ProcessRuntime:
     def close(self) -> None:
         """Stop every running command, instance and proxy, and wait for the deploy threads."""
         self._closing = True
-        self._closed.set()
+        self.closed.set()
         for proc in list(self._running.values()):
             stop_group(proc, grace_s=2.0)
         for proc in [*self._draining, *(instance.proc for instance in self.instances.values())]:

@@ -17,7 +17,7 @@ from deploypipe.render.models import ServiceEvent
 if TYPE_CHECKING:  # pragma: no cover
     from deploypipe.render.client import RenderClient
 
-__all__ = ["CRASH_EVENTS", "DEFAULT_ERROR_PATTERN", "Instances", "describe_crash", "look"]
+__all__ = ["CRASH_EVENTS", "DEFAULT_ERROR_PATTERN", "Instances", "describe_crash", "error_lines", "look"]
 
 CRASH_EVENTS = ["server_failed", "server_restarted"]
 #: app log lines that count as errors unless a pipeline says otherwise
@@ -62,16 +62,25 @@ def describe_crash(event: ServiceEvent) -> str:
     return str(reason.get("unhealthy") or reason.get("timedOutReason") or "failed")
 
 
+def error_lines(client: RenderClient, *, service_id: str, owner_id: str, since: datetime, until: datetime,
+                pattern: re.Pattern[str]) -> tuple[str, ...]:
+    """The app's log lines matching ``pattern`` between ``since`` and ``until``, oldest first (access lines never
+    count)."""
+    page = client.list_logs(owner_id, resources=service_id, start=since, end=until, types=["app"], limit=100)
+    return tuple(e.message.strip() for e in sorted(page.logs, key=lambda e: e.timestamp)
+                 if pattern.search(e.message) and not _ACCESS_LINE.search(e.message))
+
+
 def look(client: RenderClient, *, service_id: str, owner_id: str, since: datetime, until: datetime,
-         pattern: re.Pattern[str], cron: bool = False) -> Instances:
-    """Crash events, error lines (uvicorn-style access lines never count) and the last cron run since ``since``."""
+         pattern: re.Pattern[str], cron: bool = False, logs: bool = True) -> Instances:
+    """Crash events, error lines (unless ``logs`` is off: then only with a crash) and the last cron run since
+    ``since``."""
     events = client.list_events(service_id, types=[*CRASH_EVENTS, *(["cron_job_run_ended"] if cron else [])],
                                 start_time=since, max_items=100)
     recent = [e for e in events if (_at(e) or since) >= since]
     crashes = tuple(e for e in recent if e.type in CRASH_EVENTS)
     runs = [e for e in recent if e.type == "cron_job_run_ended"]
-    page = client.list_logs(owner_id, resources=service_id, start=since, end=until, types=["app"], limit=100)
-    errors = tuple(e.message.strip() for e in sorted(page.logs, key=lambda e: e.timestamp)
-                   if pattern.search(e.message) and not _ACCESS_LINE.search(e.message))
+    errors = error_lines(client, service_id=service_id, owner_id=owner_id, since=since, until=until,
+                         pattern=pattern) if logs or crashes else ()
     status = str(runs[0].details.get("status") or "") if runs else None
     return Instances(crashes=crashes, errors=errors, cron_status=status)

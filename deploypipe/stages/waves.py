@@ -191,16 +191,23 @@ class RenderRelease:
             with lock:
                 return ReleaseOutputs.model_validate(state)
 
-        def one(key: str) -> tuple[DeployOutputs | None, str | None, str]:
+        def trigger(key: str) -> DeployOutputs | str:
+            """The service's deploy (triggered now, or by the interrupted run), or why it could not be triggered."""
             try:
                 if key in state["releases"]:
                     outputs = DeployOutputs.model_validate(state["releases"][key])
                     ctx.emit("deploy_resumed", service=key, deploy_id=outputs.deploy_id, commit=outputs.commit)
-                else:
-                    outputs = self._trigger(ctx, params, key, record)
+                    return outputs
+                return self._trigger(ctx, params, key, record)
+            except DeployPipeError as exc:
+                return f"{key}: {exc.message}"
+
+        def finish(key: str) -> tuple[DeployOutputs, str | None, str]:
+            outputs = DeployOutputs.model_validate(state["releases"][key])
+            try:
                 done, problem, summary = self._finish(ctx, params, outputs, state["kinds"].get(key, "web"))
             except DeployPipeError as exc:
-                return None, f"{key}: {exc.message}", ""
+                return outputs, f"{key}: {exc.message}", ""
             with lock:
                 state["releases"][key] = done.model_dump(mode="json")
             return done, problem, summary
@@ -209,13 +216,16 @@ class RenderRelease:
         for number, wave in enumerate(waves, 1):
             ctx.emit("wave_started", wave=number, of=len(waves), services=wave)
             try:
-                results = in_parallel(wave, one)
+                triggered = in_parallel(wave, trigger)  # every deploy of the wave exists before any wait
+                refused = {k: v for k, v in triggered.items() if isinstance(v, str)}
+                results = {} if refused else in_parallel(wave, finish)
             except KeyboardInterrupt as exc:
                 raise StageFailed(f"interrupted during wave {number} of {len(waves)} ({', '.join(wave)})",
                                   where=ctx.where, outputs=current(), production_changed=bool(state["releases"]),
                                   hint="the release's services are rolled back") from exc
+            state["failed"].update(refused)
             for key, (done, problem, summary) in results.items():
-                if done is not None and done.deploy_id:
+                if done.deploy_id:
                     deploys.append(DeployRecord(service=key, deploy_id=done.deploy_id, commit=done.commit,
                                                 status=done.status))
                 state["failed" if problem else "verified"][key] = problem or summary

@@ -90,6 +90,9 @@ class FakeRender:
     def live_deploy(self, service_id: str) -> Deploy | None:
         return next((d for d in self.deploys if d.status == "live"), None)
 
+    def list_events(self, service_id: str, **_: object) -> list[object]:
+        return []
+
 
 def _deploy(number: int, status: str, commit: str = "a" * 40) -> Deploy:
     stamp = f"2026-11-30T0{number}:16:00Z"

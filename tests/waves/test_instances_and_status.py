@@ -1,0 +1,77 @@
+"""Render's crash events and error lines: access-log lines never count; status calls a crash-looping service
+FAILING (exit 1) with the app's own error line."""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from deploypipe.commands.invocation import Invocation
+from deploypipe.commands.status import Thresholds, check_status
+from deploypipe.render.instances import DEFAULT_ERROR_PATTERN, look
+from deploypipe.render.models import Deploy, Service, ServiceEvent
+from deploypipe.render.observability import LogEntry, LogPage
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+LIVE_AT = NOW - timedelta(minutes=5)
+LINES = [
+    'INFO:     127.0.0.1:5000 - "GET /health HTTP/1.1" 500 Internal Server Error',
+    "heartbeat: 3 notes",
+    "Traceback (most recent call last):",
+    "NameError: name 'send_digest' is not defined",
+]
+
+
+class FakeRender:
+    """A worker whose live release crashed ``crashes`` times since it went live."""
+
+    def __init__(self, crashes: int):
+        self.crashes = crashes
+
+    def find_service(self, name_or_id: str) -> Service:
+        return Service(id="srv-1", name=name_or_id, type="background_worker", owner_id="tea-1", branch="main")
+
+    def list_deploys(self, service_id: str, max_items: int | None = None, **_: object) -> list[Deploy]:
+        stamp = LIVE_AT.isoformat()
+        return [Deploy(id="dep-1", status="live", commit_id="c" * 40, created_at=stamp, finished_at=stamp)]
+
+    def live_deploy(self, service_id: str) -> Deploy | None:
+        return self.list_deploys(service_id)[0]
+
+    def list_events(self, service_id: str, **_: object) -> list[ServiceEvent]:
+        return [ServiceEvent(id=f"evt-{i}", type="server_failed", timestamp=(NOW - timedelta(seconds=30 * i)).isoformat(),
+                             details={"reason": {"nonZeroExit": 1}}) for i in range(self.crashes)]
+
+    def list_logs(self, owner_id: str, **_: object) -> LogPage:
+        entries = [LogEntry(id=str(i), timestamp=LIVE_AT + timedelta(seconds=i), message=line, labels={})
+                   for i, line in enumerate(LINES)]
+        return LogPage(logs=entries, has_more=False, next_start_time=NOW, next_end_time=NOW)
+
+
+def test_access_log_lines_never_count_as_the_apps_errors():
+    seen = look(FakeRender(0), service_id="srv-1", owner_id="tea-1", since=LIVE_AT, until=NOW,
+                pattern=re.compile(DEFAULT_ERROR_PATTERN))
+    assert seen.errors == ("Traceback (most recent call last):", "NameError: name 'send_digest' is not defined")
+
+
+def _invocation(tmp_path: Path, crashes: int) -> Invocation:
+    (tmp_path / "p.yaml").write_text("version: 1\nname: p\ntargets:\n  services:\n    worker: {name: w, kind: worker, "
+                                     f"repo_dir: '{tmp_path}'}}\nstages:\n  - id: pre\n    type: render.preflight\n")
+    return Invocation(pipeline="p.yaml", project_dir=tmp_path, env={}, stdout=io.StringIO(), stderr=io.StringIO(),
+                      render_factory=lambda: FakeRender(crashes))
+
+
+def test_status_calls_a_crash_looping_worker_failing_with_its_error_line(tmp_path):
+    report = check_status(_invocation(tmp_path, 3), Thresholds(), now=NOW)
+    assert report.exit_code == 1 and not report.healthy and report.fingerprint
+    worker = report.services[0]
+    assert worker.problems == ["crashing"]
+    assert worker.message.startswith("worker: FAILING — 3 instance failures in the last 15 min (exit status 1); "
+                                     "app log: NameError: name 'send_digest' is not defined; live dep-1 at commit ")
+
+
+def test_status_calls_a_quiet_worker_healthy(tmp_path):
+    report = check_status(_invocation(tmp_path, 0), Thresholds(), now=NOW)
+    assert report.exit_code == 0 and report.services[0].message.startswith("worker: healthy — live dep-1")

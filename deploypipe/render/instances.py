@@ -17,12 +17,13 @@ from deploypipe.render.models import ServiceEvent
 if TYPE_CHECKING:  # pragma: no cover
     from deploypipe.render.client import RenderClient
 
-__all__ = ["CRASH_EVENTS", "DEFAULT_ERROR_PATTERN", "Instances", "describe_crash", "error_lines", "look"]
+__all__ = ["ACCESS_LINE", "CRASH_EVENTS", "DEFAULT_ERROR_PATTERN", "Instances", "describe_crash", "error_lines", "look"]
 
 CRASH_EVENTS = ["server_failed", "server_restarted"]
 #: app log lines that count as errors unless a pipeline says otherwise
 DEFAULT_ERROR_PATTERN = r"Traceback \(most recent call last\)|\b\w*(Error|Exception)\b:|\bFATAL\b|\bpanic:|\bCRITICAL\b"
-_ACCESS_LINE = re.compile(r'"[A-Z]+ \S+ HTTP/\d(\.\d)?" \d{3}')
+#: an HTTP server's access-log line (uvicorn, gunicorn): the request, not the app's own words
+ACCESS_LINE = re.compile(r'"[A-Z]+ \S+ HTTP/\d(\.\d)?" \d{3}')
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ def error_lines(client: RenderClient, *, service_id: str, owner_id: str, since: 
     count)."""
     page = client.list_logs(owner_id, resources=service_id, start=since, end=until, types=["app"], limit=100)
     return tuple(e.message.strip() for e in sorted(page.logs, key=lambda e: e.timestamp)
-                 if pattern.search(e.message) and not _ACCESS_LINE.search(e.message))
+                 if pattern.search(e.message) and not ACCESS_LINE.search(e.message))
 
 
 def look(client: RenderClient, *, service_id: str, owner_id: str, since: datetime, until: datetime,

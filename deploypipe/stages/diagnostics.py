@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from deploypipe.errors import DeployPipeError
+from deploypipe.render.instances import ACCESS_LINE
 from deploypipe.render.observability import LogEntry
 from deploypipe.stages.base import ServiceRelease
 from deploypipe.stages.context import StageContext
@@ -30,11 +31,11 @@ _BEFORE_S = 600  # how far before the deploy to look for the instances that serv
 
 def headline(lines: list[str]) -> str:
     """The most telling line: the last one naming an error in the app's or build's own words (Render's ``==>``
-    status lines only when there is nothing else), else the last line."""
+    status lines and HTTP access lines only when there is nothing else), else the last line."""
     for own_words in (True, False):
         for line in reversed(lines):
             text = line.strip()
-            if own_words and text.startswith("==>"):
+            if own_words and (text.startswith("==>") or ACCESS_LINE.search(text)):
                 continue
             if _TELLING.search(text) and not text.startswith("File "):
                 return text

@@ -13,6 +13,7 @@ from deploypipe.commands.status import Thresholds, check_status
 from deploypipe.render.instances import DEFAULT_ERROR_PATTERN, look
 from deploypipe.render.models import Deploy, Service, ServiceEvent
 from deploypipe.render.observability import LogEntry, LogPage
+from deploypipe.stages.diagnostics import headline
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 LIVE_AT = NOW - timedelta(minutes=5)
@@ -51,9 +52,14 @@ class FakeRender:
 
 
 def test_access_log_lines_never_count_as_the_apps_errors():
-    seen = look(FakeRender(0), service_id="srv-1", owner_id="tea-1", since=LIVE_AT, until=NOW,
-                pattern=re.compile(DEFAULT_ERROR_PATTERN))
-    assert seen.errors == ("Traceback (most recent call last):", "NameError: name 'send_digest' is not defined")
+    for pattern in (DEFAULT_ERROR_PATTERN, r"Error|Traceback|500"):
+        seen = look(FakeRender(0), service_id="srv-1", owner_id="tea-1", since=LIVE_AT, until=NOW,
+                    pattern=re.compile(pattern))
+        assert seen.errors == ("Traceback (most recent call last):", "NameError: name 'send_digest' is not defined")
+
+
+def test_the_failure_headline_prefers_the_apps_error_line_over_an_access_line():
+    assert headline([LINES[2], LINES[3], LINES[0]]) == "NameError: name 'send_digest' is not defined"
 
 
 def _invocation(tmp_path: Path, crashes: int) -> Invocation:

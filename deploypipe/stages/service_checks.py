@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Callable
 
 from deploypipe.core.polling import poll
 from deploypipe.core.probe import Probe, probe
@@ -23,7 +24,7 @@ from deploypipe.errors import StageFailed
 from deploypipe.render.instances import Instances, describe_crash, look
 from deploypipe.stages.context import StageContext
 
-__all__ = ["KIND_OF_TYPE", "CheckSpec", "Released", "verify_service"]
+__all__ = ["KIND_OF_TYPE", "STOPPED", "CheckSpec", "Released", "verify_service"]
 
 #: Render's service ``type`` -> the pipeline's ``kind``
 KIND_OF_TYPE = {"web_service": "web", "private_service": "private", "background_worker": "worker",
@@ -89,13 +90,20 @@ def _healthy(ctx: StageContext, service: Released, spec: CheckSpec) -> str:
     return target.url
 
 
-def verify_service(ctx: StageContext, service: Released, spec: CheckSpec, *, phase: str = "verify") -> str:
-    """Verify ``service`` by its kind; its summary, or StageFailed naming the problem."""
+STOPPED = "watch stopped early: another service of the release failed"
+
+
+def verify_service(ctx: StageContext, service: Released, spec: CheckSpec, *, phase: str = "verify",
+                   stopped: Callable[[], bool] = lambda: False) -> str:
+    """Verify ``service`` by its kind; its summary (``STOPPED`` when ``stopped()`` ended the watch early), or
+    StageFailed naming the problem."""
     url = _healthy(ctx, service, spec) if service.kind == "web" and service.url else ""
     pattern = re.compile(spec.error_pattern)
     failures = [0]
 
     def trouble() -> str | None:
+        if stopped():
+            return STOPPED
         now = ctx.now()
         seen = look(ctx.resources.render, service_id=service.service_id, owner_id=service.owner_id,
                     since=service.since, until=now + timedelta(seconds=1), pattern=pattern,
@@ -114,6 +122,8 @@ def verify_service(ctx: StageContext, service: Released, spec: CheckSpec, *, pha
 
     problem = poll(trouble, timeout_s=spec.observe_s, interval_s=spec.interval_s, clock=ctx.clock, sleep=ctx.sleep,
                    wait_first=spec.observe_s > 0)
+    if problem == STOPPED:
+        return f"{service.key}: {STOPPED}"
     if problem is not None:
         raise StageFailed(problem, where=ctx.where)
     if service.kind == "web":

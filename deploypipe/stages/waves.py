@@ -138,9 +138,9 @@ class RenderRelease:
         record(key, outputs, KIND_OF_TYPE.get(service.type, target.kind))
         return outputs
 
-    def _finish(self, ctx: StageContext, params: RenderRelease.Params, outputs: DeployOutputs, kind: str
-                ) -> tuple[DeployOutputs, str | None, str]:
-        """Wait for the deploy and verify the service: (outputs, problem or None, summary)."""
+    def _finish(self, ctx: StageContext, params: RenderRelease.Params, outputs: DeployOutputs, kind: str,
+                stopped: Callable[[], bool]) -> tuple[DeployOutputs, str | None, str]:
+        """Wait for the deploy and verify the service (until ``stopped()``): (outputs, problem or None, summary)."""
         client, key = ctx.resources.render, outputs.service
         assert outputs.deploy_id is not None
         final = wait_for(ctx, key, outputs.service_id, outputs.deploy_id, timeout_s=params.timeout_s,
@@ -162,7 +162,7 @@ class RenderRelease:
         released = Released(key=key, kind=kind, service_id=outputs.service_id, owner_id=owner_id, since=live_at,
                             url=target.url or outputs.url, health_path=target.health_path)
         try:
-            return outputs, None, verify_service(ctx, released, self._check(params))
+            return outputs, None, verify_service(ctx, released, self._check(params), stopped=stopped)
         except StageFailed as exc:
             explain_failure(ctx, service=key, service_id=outputs.service_id, owner_id=owner_id, deploy_id=final.id,
                             kind="app", since=outputs.created_at or live_at)
@@ -173,7 +173,7 @@ class RenderRelease:
         targets = ctx.resources.targets.services
         keys = params.services or list(targets)
         waves = plan_waves(keys, {k: t.depends_on for k, t in targets.items()}, params.waves)
-        lock = threading.Lock()
+        lock, failing = threading.Lock(), threading.Event()  # one failed service ends the others' watch
         state: dict[str, Any] = {"waves": waves, "releases": {}, "kinds": {}, "verified": {}, "failed": {}}
         for event in ctx.prior_events:
             if event.get("event") == self.point_of_no_return:
@@ -205,9 +205,13 @@ class RenderRelease:
         def finish(key: str) -> tuple[DeployOutputs, str | None, str]:
             outputs = DeployOutputs.model_validate(state["releases"][key])
             try:
-                done, problem, summary = self._finish(ctx, params, outputs, state["kinds"].get(key, "web"))
+                done, problem, summary = self._finish(ctx, params, outputs, state["kinds"].get(key, "web"),
+                                                      failing.is_set)
             except DeployPipeError as exc:
+                failing.set()
                 return outputs, f"{key}: {exc.message}", ""
+            if problem:
+                failing.set()
             with lock:
                 state["releases"][key] = done.model_dump(mode="json")
             return done, problem, summary

@@ -178,3 +178,13 @@ def test_rollback_run_reads_every_triggered_service_from_the_last_deploy_trigger
     outputs = RenderRelease().outputs_from_event(last)
     assert set(outputs.releases) == set(NAMES) and outputs.waves == [["w1", "w2"], ["w3"]]
     assert outputs.releases["w2"].previous_commit == OLD
+
+
+def test_a_crash_in_wave_1_ends_the_other_watches_and_the_next_wave_never_starts(harness):
+    harness.crash_when_live["w1"] = 1
+    with pytest.raises(StageFailed) as caught:
+        RenderRelease().run(harness.context(), PARAMS)
+    outputs = caught.value.outputs
+    assert caught.value.message.startswith("wave 1 of 2: w1: 1 instance failure")
+    assert set(outputs.releases) == {"w1", "w2"} and harness.live_commit("w3") == OLD
+    assert outputs.verified["w2"] == "w2: watch stopped early: another service of the release failed"

@@ -73,5 +73,5 @@ def test_production_pipeline_example_plans_cleanly_with_its_secrets_masked():
     assert result.returncode == 0, result.stderr
     steps = json.loads(result.stdout)
     assert [s["type"] for s in steps][:2] == ["lint.blueprint", "render.preflight"]
-    assert {"db.backup", "db.dry_run", "db.migrate", "render.deploy", "verify.health", "notify.webhook"} <= {s["type"] for s in steps}
+    assert {"db.backup", "db.dry_run", "db.migrate", "render.release", "verify.health", "notify.webhook"} <= {s["type"] for s in steps}
     assert "pw-plan-99" not in result.stdout + result.stderr

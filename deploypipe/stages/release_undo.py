@@ -21,13 +21,14 @@ __all__ = ["undo_service"]
 
 
 def undo_service(ctx: StageContext, release: DeployOutputs, kind: str, check: CheckSpec, timeout_s: float,
-                 poll_s: float, disable_auto_deploy: bool) -> Compensation:
+                 poll_s: float, disable_auto_deploy: bool, max_poll_s: float = 15.0) -> Compensation:
     """Roll ``release``'s service back and verify it by ``kind``; a Compensation saying what it went back to."""
     key = release.service
     try:
         comp = undo_release(ctx, key, service_id=release.service_id, ours=release.deploy_id,
                             previous=release.previous_deploy_id, previous_commit=release.previous_commit,
-                            timeout_s=timeout_s, poll_s=poll_s, disable_auto_deploy=disable_auto_deploy)
+                            timeout_s=timeout_s, poll_s=poll_s, disable_auto_deploy=disable_auto_deploy,
+                            max_poll_s=max_poll_s)
     except DeployPipeError as exc:
         return Compensation(action="failed", verified=False, summary=f"{key}: {exc.message}",
                             details={"service": key, "from_deploy": release.deploy_id})

@@ -35,15 +35,17 @@ def live_now(ctx: StageContext, service_id: str) -> str:
 
 
 def wait_for(ctx: StageContext, key: str, service_id: str, deploy_id: str, *, timeout_s: float, poll_s: float,
-             cancel: bool) -> Deploy:
+             cancel: bool, max_poll_s: float = 15.0) -> Deploy:
     """Wait until the deploy is terminal, journalling each status it passes through."""
     return ctx.resources.render.wait_for_deploy(
-        service_id, deploy_id, timeout_s=timeout_s, poll_s=poll_s, cancel_on_timeout=cancel,
+        service_id, deploy_id, timeout_s=timeout_s, poll_s=poll_s, max_poll_s=max(poll_s, max_poll_s),
+        cancel_on_timeout=cancel,
         on_status=lambda d: ctx.emit("deploy_status", service=key, deploy_id=d.id, status=d.status))
 
 
 def roll_back(ctx: StageContext, key: str, service_id: str, to_deploy: str, *, timeout_s: float, poll_s: float,
-              disable_auto_deploy: bool, resume_deploy_id: str | None = None) -> tuple[Deploy, str]:
+              disable_auto_deploy: bool, resume_deploy_id: str | None = None,
+              max_poll_s: float = 15.0) -> tuple[Deploy, str]:
     """POST rollback to ``to_deploy`` (or resume waiting on one), wait until live; (final deploy, auto-deploy note).
 
     Raises RollbackFailed naming what is live now when the rollback does not go live.
@@ -67,7 +69,8 @@ def roll_back(ctx: StageContext, key: str, service_id: str, to_deploy: str, *, t
                  commit=rollback.commit_id)
         resume_deploy_id = rollback.id
     try:
-        final = wait_for(ctx, key, service_id, resume_deploy_id, timeout_s=timeout_s, poll_s=poll_s, cancel=False)
+        final = wait_for(ctx, key, service_id, resume_deploy_id, timeout_s=timeout_s, poll_s=poll_s, cancel=False,
+                         max_poll_s=max_poll_s)
     except DeployPipeError as exc:
         raise RollbackFailed(f"rollback {resume_deploy_id} of {key} to {to_deploy} did not finish ({exc.message}); "
                              f"live now: {live_now(ctx, service_id)}", where=ctx.where, pending=True,
@@ -90,7 +93,7 @@ def roll_back(ctx: StageContext, key: str, service_id: str, to_deploy: str, *, t
 
 def undo_release(ctx: StageContext, key: str, *, service_id: str, ours: str | None, previous: str | None,
                  previous_commit: str | None, timeout_s: float, poll_s: float,
-                 disable_auto_deploy: bool) -> Compensation:
+                 disable_auto_deploy: bool, max_poll_s: float = 15.0) -> Compensation:
     """Return ``key`` to deploy ``previous``: cancel our deploy ``ours`` if still running, else roll back."""
     client = ctx.resources.render
     details: dict[str, Any] = {"service": key, "from_deploy": ours, "to_deploy": previous, "commit": previous_commit}
@@ -102,7 +105,8 @@ def undo_release(ctx: StageContext, key: str, *, service_id: str, ours: str | No
         if current.in_progress:  # e.g. the wait timed out without cancelling: stop it before it goes live
             client.cancel_deploy(service_id, ours)
             cancelled = True
-            current = wait_for(ctx, key, service_id, ours, timeout_s=timeout_s, poll_s=poll_s, cancel=False)
+            current = wait_for(ctx, key, service_id, ours, timeout_s=timeout_s, poll_s=poll_s, cancel=False,
+                               max_poll_s=max_poll_s)
         if current.status in DeployStatus.FAILURE:  # it never went live: the previous release still serves
             live = client.live_deploy(service_id)
             verified = live is not None and live.id == previous
@@ -112,7 +116,7 @@ def undo_release(ctx: StageContext, key: str, *, service_id: str, ours: str | No
                                         f"live now: {live_now(ctx, service_id)}")
     try:
         final, note = roll_back(ctx, key, service_id, previous, timeout_s=timeout_s, poll_s=poll_s,
-                                disable_auto_deploy=disable_auto_deploy)
+                                disable_auto_deploy=disable_auto_deploy, max_poll_s=max_poll_s)
     except RollbackFailed:
         raise
     except DeployPipeError as exc:  # say exactly what is live now, as far as Render can tell us

@@ -34,7 +34,7 @@ from deploypipe.stages.render import (
     refuse_a_concurrent_release,
     service_target,
 )
-from deploypipe.stages.rollbacks import short, wait_for
+from deploypipe.stages.rollbacks import short
 from deploypipe.stages.service_checks import KIND_OF_TYPE, CheckSpec, Released, verify_service
 
 __all__ = ["ReleaseOutputs", "RenderRelease", "in_parallel"]
@@ -84,7 +84,10 @@ class RenderRelease:
         allow_dirty: bool = Field(False, description="Deploy HEAD even when tracked files have uncommitted changes.")
         clear_cache: bool = Field(False, description="Clear Render's build cache for these deploys.")
         timeout_s: float = Field(900.0, gt=0, description="How long to wait for each deploy to be live.")
-        poll_s: float = Field(2.0, gt=0, description="First polling interval of each wait; it grows to 15 s.")
+        poll_s: float = Field(2.0, gt=0, description="First polling interval of each wait; it grows to max_poll_s.")
+        max_poll_s: float = Field(5.0, gt=0, description="Longest polling interval: the next wave starts at most this "
+                                                         "late (6 services polling every 5 s use 72 of Render's 400 "
+                                                         "GETs a minute).")
         observe_s: float = Field(30.0, ge=0, description="Observation window after each service is live (and "
                                                          "after each rollback).")
         interval_s: float = Field(2.0, gt=0, description="Time between looks in the observation window.")
@@ -143,8 +146,10 @@ class RenderRelease:
         """Wait for the deploy and verify the service (until ``stopped()``): (outputs, problem or None, summary)."""
         client, key = ctx.resources.render, outputs.service
         assert outputs.deploy_id is not None
-        final = wait_for(ctx, key, outputs.service_id, outputs.deploy_id, timeout_s=params.timeout_s,
-                         poll_s=params.poll_s, cancel=True)
+        final = client.wait_for_deploy(
+            outputs.service_id, outputs.deploy_id, timeout_s=params.timeout_s, poll_s=params.poll_s,
+            max_poll_s=max(params.poll_s, params.max_poll_s), cancel_on_timeout=True,
+            on_status=lambda d: ctx.emit("deploy_status", service=key, deploy_id=d.id, status=d.status))
         outputs = outputs.model_copy(update={"status": final.status})
         owner_id = client.get_service(outputs.service_id).owner_id
         if final.status in DeployStatus.FAILURE:
@@ -253,7 +258,7 @@ class RenderRelease:
             keys = [k for k in wave if k in outputs.releases]
             items.update(in_parallel(keys, lambda key: undo_service(
                 ctx, outputs.releases[key], outputs.kinds.get(key, "web"), self._check(params), params.timeout_s,
-                params.poll_s, params.disable_auto_deploy_on_rollback)))
+                params.poll_s, params.disable_auto_deploy_on_rollback, params.max_poll_s)))
         verified = all(c.verified for c in items.values())
         deploys = tuple(d for c in items.values() for d in c.deploys)
         return Compensation(action="rolled_back" if verified else "failed", verified=verified,

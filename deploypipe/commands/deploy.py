@@ -24,4 +24,5 @@ def _print_local_urls(inv: Invocation) -> None:
 
     with RenderClient.from_env(inv.env) as client:
         for service in client.list_services():
-            inv.err.write(f"{service.name}: {service.url} (kept running; stop with `invoke clean`)\n")
+            where = service.url or f"{service.type.replace('_', ' ') or 'service'} (no URL)"
+            inv.err.write(f"{service.name}: {where} (kept running; stop with `invoke clean`)\n")

@@ -310,7 +310,8 @@ class RenderDeploy:
             keeps = f"commit {short(outputs.previous_commit)}" if outputs.previous_deploy_id else "the previous release"
             raise StageFailed(f"deploy {final.id} of {key} (commit {short(outputs.commit)}) ended {final.status}: "
                               f"{reason}{logged}; {keeps} keeps serving", where=ctx.where, outputs=outputs,
-                              hint="the last log lines are in the run report (diagnostics); nothing to roll back")
+                              hint="the last log lines are in the run report (diagnostics); this deploy never went "
+                                   "live, so it needs no rollback of its own")
         warnings: tuple[str, ...] = ()
         if final.status == DeployStatus.DEACTIVATED:
             warnings = (f"{key}: deploy {final.id} went live but a newer deploy has already replaced it",)

@@ -1,4 +1,5 @@
-"""Refuse, at load time, a stage given a service of a kind it cannot check (a URL stage on a worker).
+"""Refuse, at load time, a stage given a service of a kind it cannot check (a URL stage on a worker), or waves
+that name an unknown service or put a service before one it depends on.
 
 ``verify.health`` probes a URL and ``verify.traffic`` judges HTTP requests: on a worker or a cron job (and
 ``verify.health`` on a private service with no ``url`` set) they could only fail after the deploy, and that failure
@@ -13,6 +14,7 @@ from typing import Any, Callable, Mapping
 from deploypipe.errors import SpecError
 from deploypipe.spec.model import Pipeline
 from deploypipe.spec.targets import KINDS_WITHOUT_URL, ServiceTarget
+from deploypipe.spec.waves import plan_waves
 
 __all__ = ["URL_STAGES", "check_service_kinds", "refusal"]
 
@@ -36,9 +38,27 @@ def refusal(stage_type: str, key: str, target: ServiceTarget) -> str | None:
     return None
 
 
+def _check_waves(spec: Pipeline, index: int, waves: list[list[str]], where: Callable[[tuple[Any, ...]], str]) -> None:
+    declared = spec.targets.services
+    loc = ("stages", index, "with", "waves")
+    for name in (s for wave in waves for s in wave):
+        if name not in declared:
+            raise SpecError(f"stages[{index}].with.waves: unknown service '{name}'; expected one of: "
+                            f"{', '.join(sorted(declared)) or 'none (declare targets.services)'}", where=where(loc))
+    try:
+        plan_waves([], {k: t.depends_on for k, t in declared.items()}, waves)
+    except ValueError as exc:
+        raise SpecError(f"stages[{index}].with.waves: {exc}; expected each service after the ones it depends_on",
+                        where=where(loc)) from None
+
+
 def check_service_kinds(spec: Pipeline, params: Mapping[str, Any], where: Callable[[tuple[Any, ...]], str]) -> None:
-    """SpecError (exit 2) for the first stage whose ``with.service`` is a kind the stage cannot check."""
+    """SpecError (exit 2) for the first stage whose ``with.service`` is a kind the stage cannot check, or whose
+    ``with.waves`` names an unknown service or breaks ``depends_on``."""
     for index, stage in enumerate(spec.stages):
+        waves = getattr(params[stage.id], "waves", None)
+        if isinstance(waves, list):
+            _check_waves(spec, index, waves, where)
         key = getattr(params[stage.id], "service", None)
         target = spec.targets.services.get(key) if isinstance(key, str) else None
         problem = refusal(stage.type, key, target) if target is not None and key is not None else None

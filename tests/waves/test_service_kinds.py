@@ -73,6 +73,20 @@ def test_an_unknown_dependency_is_refused(tmp_path):
         in caught.value.render()
 
 
+@pytest.mark.parametrize("waves,problem", [
+    ("[[web], [wokrer]]", "unknown service 'wokrer'; expected one of: internal, jobs, web, worker"),
+    ("[[worker, web]]", "service 'worker' (wave 1) depends on 'web', which is not in an earlier wave; expected each "
+                        "service after the ones it depends_on"),
+])
+def test_release_waves_naming_an_unknown_service_or_breaking_depends_on_are_refused(tmp_path, waves, problem):
+    path = tmp_path / "p.yaml"
+    path.write_text(PIPELINE.replace("kind: worker}", "kind: worker, depends_on: [web]}")
+                    .replace("{type}", "render.release").replace("with: {service: {service}}", f"with: {{waves: {waves}}}"))
+    with pytest.raises(SpecError) as caught:
+        load_pipeline(path, {})
+    assert caught.value.render() == f"{path}:12: stages[0].with.waves: {problem}"
+
+
 def _invoke(task: str, path: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RENDER_")}
     args = [sys.executable, "-m", "invoke", task, "--pipeline", str(path)]

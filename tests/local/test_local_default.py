@@ -51,7 +51,7 @@ def test_deploy_redeploy_rollback_and_history_on_the_local_default(local):
     assert _serving(inv)["version"] == "1.0.1"
     assert httpx.get(health["url"] + "/notes").json()[0]["body"] == "kept across deploys"
 
-    back = rollback(inv, service=None, to=None, run=None, yes=True)
+    back = rollback(inv, service="web", to=None, run=None, yes=True)
     assert back.exit_code == 0 and back.outcome == "rollback_verified", back.message
     assert back.stages[0].outputs["to_deploy"] == deployed.deploy_id
     assert _serving(inv)["commit"] == deployed.commit and _serving(inv)["version"] == "1.0.0"

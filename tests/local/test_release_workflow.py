@@ -29,7 +29,7 @@ def test_release_job_deploys_the_local_default_and_writes_json_and_a_step_summar
     report = Report.model_validate_json(stdout)  # stdout is the report alone: logs went to stderr
     assert report.outcome == "deployed" and report.exit_code == 0
     assert [d.status for d in report.deploys] == ["live"]
-    assert "deployed (exit 0)" in job.summary and "| deploy | `render.deploy` |" in job.summary
+    assert "deployed (exit 0)" in job.summary and "| deploy | `render.release` |" in job.summary
     assert f"Run directory: `{report.run_dir}`" in job.summary
     local = project / ".deploypipe" / "local"
     secrets = json.loads((local / "secrets.json").read_text())

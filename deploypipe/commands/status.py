@@ -35,8 +35,9 @@ from deploypipe.commands.invocation import Invocation, redactor_for
 from deploypipe.commands.lint import offline_env
 from deploypipe.errors import ExitCode, ProviderError, UsageError
 from deploypipe.render.history import failure_streak
-from deploypipe.render.instances import DEFAULT_ERROR_PATTERN, describe_crash, look
+from deploypipe.render.instances import DEFAULT_ERROR_PATTERN, describe_crash, during, look
 from deploypipe.render.models import Deploy
+from deploypipe.stages.diagnostics import headline
 
 __all__ = ["Behind", "DeployView", "ServiceStatus", "StatusReport", "Thresholds", "check_status", "show_status",
            "watch_notify"]
@@ -216,22 +217,30 @@ def service_status(client: Any, key: str, target: Any, repo: Path, limits: Thres
     if limits.max_behind_hours is not None and (gap.hours or 0) > limits.max_behind_hours:
         status.problems.append("behind_hours")
     if live is not None:
-        _crashing(client, status, service.owner_id, live, limits, now)
+        _crashing(client, status, service.owner_id, live, recent, limits, now)
     status.message = _message(status, limits)
     return status
 
 
-def _crashing(client: Any, status: ServiceStatus, owner_id: str, live: Deploy, limits: Thresholds,
-              now: datetime) -> None:
-    """Instance failures of the live release in the crash window, and the app's last error line then."""
-    went_live = datetime.fromisoformat((live.finished_at or live.created_at or now.isoformat()).replace("Z", "+00:00"))
+def _at(text: str | None, default: datetime) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else default
+
+
+def _crashing(client: Any, status: ServiceStatus, owner_id: str, live: Deploy, recent: list[Deploy],
+              limits: Thresholds, now: datetime) -> None:
+    """Instance failures of the live release in the crash window (not those of other deploys' new instances while
+    they were health-checked), and the app's error line then."""
+    went_live = _at(live.finished_at or live.created_at, now)
     since = max(went_live, now - timedelta(seconds=limits.crash_window_s))
     seen = look(client, service_id=status.service_id, owner_id=owner_id, since=since, until=now,
                 pattern=re.compile(DEFAULT_ERROR_PATTERN), logs=False)
-    if seen.crashes:
+    others = [(_at(d.created_at, now), _at(d.finished_at, now) + timedelta(seconds=2)) for d in recent
+              if d.id != live.id]
+    crashes = [e for e in seen.crashes if not during(e, others)]
+    if crashes:
         status.problems.append("crashing")
-        status.crashes, status.crash = len(seen.crashes), describe_crash(seen.crashes[0])
-        status.error_line = seen.errors[-1] if seen.errors else ""
+        status.crashes, status.crash = len(crashes), describe_crash(crashes[0])
+        status.error_line = headline(list(seen.errors)) if seen.errors else ""
 
 
 def check_status(inv: Invocation, limits: Thresholds, *, now: datetime | None = None) -> StatusReport:

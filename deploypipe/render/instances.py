@@ -17,7 +17,8 @@ from deploypipe.render.models import ServiceEvent
 if TYPE_CHECKING:  # pragma: no cover
     from deploypipe.render.client import RenderClient
 
-__all__ = ["ACCESS_LINE", "CRASH_EVENTS", "DEFAULT_ERROR_PATTERN", "Instances", "describe_crash", "error_lines", "look"]
+__all__ = ["ACCESS_LINE", "CRASH_EVENTS", "DEFAULT_ERROR_PATTERN", "Instances", "describe_crash", "during",
+           "error_lines", "look"]
 
 CRASH_EVENTS = ["server_failed", "server_restarted"]
 #: app log lines that count as errors unless a pipeline says otherwise
@@ -45,6 +46,13 @@ def _at(event: ServiceEvent) -> datetime | None:
         return datetime.fromisoformat(event.timestamp.replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+def during(event: ServiceEvent, windows: list[tuple[datetime, datetime]]) -> bool:
+    """Whether ``event`` happened inside one of ``windows`` (e.g. while another deploy's new instance was being
+    health-checked: its failures are that deploy's, not the live release's)."""
+    at = _at(event)
+    return at is not None and any(start <= at <= end for start, end in windows)
 
 
 def describe_crash(event: ServiceEvent) -> str:

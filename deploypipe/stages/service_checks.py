@@ -23,6 +23,7 @@ from deploypipe.core.probe import Probe, probe
 from deploypipe.errors import StageFailed
 from deploypipe.render.instances import Instances, describe_crash, look
 from deploypipe.stages.context import StageContext
+from deploypipe.stages.diagnostics import headline
 
 __all__ = ["KIND_OF_TYPE", "STOPPED", "CheckSpec", "Released", "verify_service"]
 
@@ -60,7 +61,7 @@ def _crash_line(service: Released, seen: Instances) -> str:
     crashes = seen.crashes
     what = (f"{service.key}: {len(crashes)} instance failure{'s' if len(crashes) != 1 else ''} since it went live "
             f"at {service.since:%H:%M:%S} ({describe_crash(crashes[-1])})")
-    return what + (f"; app log: {seen.errors[-1]}" if seen.errors else "")
+    return what + (f"; app log: {headline(list(seen.errors))}" if seen.errors else "")
 
 
 def _problem(service: Released, seen: Instances) -> str | None:

@@ -28,18 +28,22 @@ LINES = [
 class FakeRender:
     """A worker whose live release crashed ``crashes`` times since it went live."""
 
-    def __init__(self, crashes: int):
+    def __init__(self, crashes: int, failed_deploy: bool = False):
         self.crashes = crashes
+        self.failed_deploy = failed_deploy  # a newer deploy whose new instance failed while the crashes happened
 
     def find_service(self, name_or_id: str) -> Service:
         return Service(id="srv-1", name=name_or_id, type="background_worker", owner_id="tea-1", branch="main")
 
     def list_deploys(self, service_id: str, max_items: int | None = None, **_: object) -> list[Deploy]:
         stamp = LIVE_AT.isoformat()
-        return [Deploy(id="dep-1", status="live", commit_id="c" * 40, created_at=stamp, finished_at=stamp)]
+        live = Deploy(id="dep-1", status="live", commit_id="c" * 40, created_at=stamp, finished_at=stamp)
+        failed = Deploy(id="dep-2", status="update_failed", commit_id="d" * 40,
+                        created_at=(NOW - timedelta(minutes=2)).isoformat(), finished_at=NOW.isoformat())
+        return [failed, live] if self.failed_deploy else [live]
 
     def live_deploy(self, service_id: str) -> Deploy | None:
-        return self.list_deploys(service_id)[0]
+        return next(d for d in self.list_deploys(service_id) if d.status == "live")
 
     def list_events(self, service_id: str, **_: object) -> list[ServiceEvent]:
         return [ServiceEvent(id=f"evt-{i}", type="server_failed", timestamp=(NOW - timedelta(seconds=30 * i)).isoformat(),
@@ -62,11 +66,11 @@ def test_the_failure_headline_prefers_the_apps_error_line_over_an_access_line():
     assert headline([LINES[2], LINES[3], LINES[0]]) == "NameError: name 'send_digest' is not defined"
 
 
-def _invocation(tmp_path: Path, crashes: int) -> Invocation:
+def _invocation(tmp_path: Path, crashes: int, failed_deploy: bool = False) -> Invocation:
     (tmp_path / "p.yaml").write_text("version: 1\nname: p\ntargets:\n  services:\n    worker: {name: w, kind: worker, "
                                      f"repo_dir: '{tmp_path}'}}\nstages:\n  - id: pre\n    type: render.preflight\n")
     return Invocation(pipeline="p.yaml", project_dir=tmp_path, env={}, stdout=io.StringIO(), stderr=io.StringIO(),
-                      render_factory=lambda: FakeRender(crashes))
+                      render_factory=lambda: FakeRender(crashes, failed_deploy))
 
 
 def test_status_calls_a_crash_looping_worker_failing_with_its_error_line(tmp_path):
@@ -81,3 +85,8 @@ def test_status_calls_a_crash_looping_worker_failing_with_its_error_line(tmp_pat
 def test_status_calls_a_quiet_worker_healthy(tmp_path):
     report = check_status(_invocation(tmp_path, 0), Thresholds(), now=NOW)
     assert report.exit_code == 0 and report.services[0].message.startswith("worker: healthy — live dep-1")
+
+
+def test_instance_failures_of_a_newer_deploy_being_health_checked_are_not_the_live_releases(tmp_path):
+    report = check_status(_invocation(tmp_path, 3, failed_deploy=True), Thresholds(), now=NOW)
+    assert report.services[0].problems == [] and report.exit_code == 0

@@ -28,7 +28,7 @@ def test_release_job_deploys_the_local_default_and_writes_json_and_a_step_summar
     stdout = (project / "report-stdout.json").read_text()
     report = Report.model_validate_json(stdout)  # stdout is the report alone: logs went to stderr
     assert report.outcome == "deployed" and report.exit_code == 0
-    assert [d.status for d in report.deploys] == ["live"]
+    assert [d.status for d in report.deploys] == ["live", "live"]  # the web service and its worker
     assert "deployed (exit 0)" in job.summary and "| deploy | `render.release` |" in job.summary
     assert f"Run directory: `{report.run_dir}`" in job.summary
     local = project / ".deploypipe" / "local"

@@ -86,7 +86,8 @@ def test_a_release_that_cannot_start_shows_the_apps_own_error_line(local):
         report = run_pipeline(inv)
     finally:
         repo.reset_to(good)
-    assert report.exit_code == 1, report.message  # Render never switched: nothing to roll back
+    # Render never switched the web service; the worker, released with it, went live and is rolled back
+    assert report.exit_code == 3 and report.rollback.verified, report.message
     assert "ended update_failed" in report.message
     assert "ModuleNotFoundError: No module named 'notes_audit_helpers'" in report.message
     [diagnostic] = report.diagnostics

@@ -225,8 +225,8 @@ def test_services_inside_projects_are_linted_too(tmp_path):
 
 def test_the_repository_render_yaml_is_clean():
     assert lint_blueprint(ROOT / "render.yaml") == []
-    assert lint_blueprint(ROOT / "render.yaml", deployed_services={"sampleapp"}) == []
-    assert service_names(ROOT / "render.yaml") == {"sampleapp"}
+    assert lint_blueprint(ROOT / "render.yaml", deployed_services={"sampleapp", "sampleapp-worker"}) == []
+    assert service_names(ROOT / "render.yaml") == {"sampleapp", "sampleapp-worker"}
 
 
 def test_split_commands_keeps_an_or_alternative_with_its_command_and_respects_quotes():

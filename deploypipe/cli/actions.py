@@ -120,7 +120,11 @@ def lint(*, paths: Sequence[str] = (), pipeline: str | None = None, format: str 
          fail_on: str | None = None, json: bool = False) -> int:
     """Lint ``paths`` (none: the pipeline)."""
     from deploypipe.commands.lint import lint_command
+    from deploypipe.errors import UsageError
 
+    if "-" in paths:
+        raise UsageError("- (standard input): lint reads files; what a file is and where its migrations are come "
+                         "from its name and place", where="lint", hint="pass the file's path")
     fmt = format or ("json" if json else None)
     inv = _invocation(pipeline=pipeline, json_output=fmt in ("json", "sarif"))
     return lint_command(inv, list(paths), fmt=fmt, fail_on=fail_on)

@@ -111,8 +111,9 @@ def _check_commands(commands: Any) -> None:
                    "lint render.yaml files, migrations and pipelines: one finding per line",
                    "deploypipe lint render.yaml migrations/ --format github",
                    details="Each PATH is a render.yaml, a pipeline, a .sql or Alembic .py migration, or a directory "
-                           "of migrations;\n- reads one from standard input (its kind from its content). Options "
-                           "may come before or after the paths.", intermixed=True)
+                           "of migrations\n(told by name and content; a pipeline's migrations are found from its "
+                           "place, so lint reads files, not stdin).\nOptions may come before or after the paths.",
+                   intermixed=True)
     sub.add_argument("paths", nargs="*", metavar="PATH", help="what to lint (default: the pipeline)")
     _pipeline(sub)
     sub.add_argument("-f", "--format", choices=LINT_FORMATS,

@@ -2,4 +2,4 @@
 
 from deploypipe.cli.entry import main
 
-raise SystemExit(main())
+main()

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from deploypipe.cli.boundary import run_action
 from deploypipe.cli.completion import completion_script
 from deploypipe.cli.parser import build_parser
 
-__all__ = ["main"]
+__all__ = ["main", "run"]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """The ``deploypipe`` script: run the command line (default: ``sys.argv``) and exit with its code."""
+    raise SystemExit(run(argv))
+
+
+def run(argv: Sequence[str] | None = None) -> int:
     """``deploypipe [COMMAND] [OPTIONS]``; returns the exit code (usage errors exit 2 from the parser)."""
     parser = build_parser()
     args, extras = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))

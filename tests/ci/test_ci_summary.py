@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import deploypipe.output.ci_summary as ci_summary
-from deploypipe.cli import main as deploypipe
+from deploypipe.cli.entry import run as deploypipe
 from deploypipe.output.ci_summary import render_markdown, write_step_summary
 from deploypipe.stages.report import Report
 

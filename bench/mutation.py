@@ -151,7 +151,8 @@ BREAKS: list[Mutant] = [
            (f"{S}/test_signals.py::test_signals_during_a_short_rollback_are_journalled_and_the_rollback_finishes_with_exit_3",)),
     Mutant("interrupt-not-journalled", "an interrupted stage is not journalled as interrupted",
            "deploypipe/engine/runner.py",
-           "            if isinstance(exc, KeyboardInterrupt):\n                self._interrupted(signum_of(exc), stage.id)",
+           "            if isinstance(exc, KeyboardInterrupt):\n"
+           "                self._interrupted(signum_of(exc), stage.id)",
            "            if False:  # MUTANT\n                self._interrupted(signum_of(exc), stage.id)",
            (f"{S}/test_signals.py::test_a_signal_during_a_stage_after_production_changed_rolls_back_and_exits_3",)),
     Mutant("sigterm-not-handled", "SIGTERM kills the process instead of stopping the stage and rolling back",

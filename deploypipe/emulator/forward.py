@@ -82,6 +82,11 @@ class Peer:
         except ConnectionError as exc:
             raise PeerGone(str(exc)) from exc
 
+    def skip_arrived_body(self) -> None:
+        """Read past what already arrived of the request's body (all of it for a request without one)."""
+        while self.h11.their_state is h11.SEND_BODY and self.h11.next_event() not in (h11.NEED_DATA, h11.PAUSED):
+            pass
+
     def reusable(self) -> bool:
         """Both messages of the exchange are complete and neither side asked to close."""
         return self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE

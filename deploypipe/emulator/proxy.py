@@ -143,12 +143,14 @@ class ServiceProxy:
 
         route = self._route()
         if route is None:
+            client.skip_arrived_body()
             await answer(client, 503, b"no live instance\n", finish_as(None))
             return
         try:
             try:
                 up_reader, up_writer = await asyncio.open_connection("127.0.0.1", route.port)
             except OSError:
+                client.skip_arrived_body()
                 await answer(client, 502, b"bad gateway: the instance refused the connection\n", finish_as(None))
                 return
             try:

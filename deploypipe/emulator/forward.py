@@ -50,11 +50,12 @@ class PeerGone(Exception):
 
 
 class Peer:
-    """One side of an HTTP/1.1 connection: bytes read into h11 events, events sent as bytes (buffered until ``flush``)."""
+    """Our side of an HTTP/1.1 connection (``serving``: the server's side): bytes read into h11 events, events sent
+    as bytes (buffered until ``flush``)."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, role: type[h11.Sentinel]):
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, serving: bool):
         self.reader, self.writer = reader, writer
-        self.h11 = h11.Connection(role, max_incomplete_event_size=_MAX_HEAD)
+        self.h11 = h11.Connection(h11.SERVER if serving else h11.CLIENT, max_incomplete_event_size=_MAX_HEAD)
         self._out = bytearray()
 
     async def next_event(self, before_wait: Callable[[], Awaitable[None]] | None = None) -> object:

@@ -113,7 +113,7 @@ class ServiceProxy:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
-        client = Peer(reader, writer, h11.SERVER)
+        client = Peer(reader, writer, serving=True)
         try:
             while isinstance(request := await client.next_event(), h11.Request):
                 await self._exchange(client, request)
@@ -154,7 +154,7 @@ class ServiceProxy:
                 await answer(client, 502, b"bad gateway: the instance refused the connection\n", finish_as(None))
                 return
             try:
-                await forward(client, request, Peer(up_reader, up_writer, h11.CLIENT), finish_as(route))
+                await forward(client, request, Peer(up_reader, up_writer, serving=False), finish_as(route))
             finally:
                 up_writer.close()
         finally:

@@ -9,11 +9,13 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from deploypipe.core.polling import poll
 from deploypipe.emulator import EmulatorServer, build_emulator
 from deploypipe.local.repo import LocalRepo
 from deploypipe.render.client import RenderClient
 
 pytestmark = pytest.mark.e2e
+WAIT_S = 30.0  # a safety bound on waiting for an event, never a timed assertion
 
 APP = textwrap.dedent('''\
     import os, sys
@@ -104,8 +106,12 @@ def test_requests_through_the_stable_url_show_up_in_metrics_and_request_logs_wit
     failing_instance = page.logs[0].labels["instance"]
     assert failing_instance.startswith(service.id + "-")
 
-    app_lines = client.list_logs(service.owner_id, resources=[service.id], start=started, end=end, types=["app"],
-                                 direction="forward").logs
+    def app_lines_with_both_errors() -> list | None:  # an instance's output is piped: it may trail the answer
+        lines = client.list_logs(service.owner_id, resources=[service.id], start=started, types=["app"],
+                                 end=datetime.now(UTC) + timedelta(seconds=1), direction="forward").logs
+        return lines if sum(e.labels.get("level") == "error" for e in lines) >= 2 else None
+
+    app_lines = poll(app_lines_with_both_errors, timeout_s=WAIT_S, interval_s=0.02) or []
     assert f"booting release {good[:7]}" in [e.message for e in app_lines]
     errors = [e for e in app_lines if e.labels.get("level") == "error"]
     assert [e.message for e in errors] == ["ERROR cannot save note: NameError: name 'db' is not defined"] * 2
@@ -130,7 +136,7 @@ def test_a_kept_alive_client_reaches_the_new_release_with_its_first_request_afte
         after = app.post("/notes", json={"body": "y"})
         second = after.extensions["network_stream"].get_extra_info("client_addr")
     assert (before.status_code, after.status_code, first) == (201, 500, second)
-    assert old.proc.wait(timeout=30) is not None  # the old release drained, then stopped
+    assert old.proc.wait(timeout=WAIT_S) is not None  # the old release drained, then stopped
 
 
 def test_the_stable_url_records_its_own_503_before_anything_is_live(notes):

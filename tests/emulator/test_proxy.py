@@ -4,6 +4,7 @@ the old one, messages keep their framing, and every request is recorded with who
 from __future__ import annotations
 
 import hashlib
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -211,3 +212,12 @@ def test_an_instance_that_refuses_or_hangs_up_gets_a_recorded_502(two):
     assert {first, *(connection for _, connection in sent)} == {first}  # the client's connection stays usable
     assert [(s.exchange.path, s.exchange.status, s.instance) for s in served] == [
         ("/", 502, ""), ("/hang-up", 502, "rude"), ("/after", 200, "rude")]
+
+
+def test_bytes_that_are_not_http_get_a_400_and_reach_no_instance(two):
+    proxy, one, _other, served = two
+    proxy.switch(one.port)
+    with socket.create_connection(("127.0.0.1", proxy.port)) as raw:
+        raw.sendall(b"HELLO THERE\r\n\r\n")
+        assert raw.makefile("rb").readline().startswith(b"HTTP/1.1 400 ")
+    assert served == []

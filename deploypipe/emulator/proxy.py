@@ -123,7 +123,7 @@ class ServiceProxy:
         except h11.RemoteProtocolError as exc:  # not HTTP/1.x: say so when an answer can still go out
             if client.h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
                 await answer(client, exc.error_status_hint, b"bad request\n", lambda status: None)
-        except PeerGone:
+        except (PeerGone, asyncio.CancelledError):  # the client left, or close() ends the connection
             pass
         finally:
             self._tasks.discard(task)

@@ -56,7 +56,7 @@ Modules, lowest first (each imports only modules before it)::
     runtime               the simulated runtime (phases on the clock)
     state                 Emulator: the deploy lifecycle rules, events, jobs, persistence
     databases, procs      Blueprint databases; checkouts and a service's environment
-    health, sniff, proxy  health checks of new instances; HTTP exchanges read from bytes; the stable URL
+    health, forward, proxy  health checks of new instances; one request forwarded over h11; the stable URL
     proclogs              child processes whose output lines become logs
     process_runtime       real deploys as local processes
     autodeploy            new commits deploy while ``autoDeploy`` is on

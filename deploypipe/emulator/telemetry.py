@@ -16,11 +16,11 @@ whole microseconds, strictly increasing (a line recorded after a later one is
 stamped one microsecond after it), so a page boundary never splits two lines
 with the same time. A request line is stamped when the request arrived.
 
-With a ``store`` (``telemetry_file.TelemetryFile``; the local Render keeps
-``telemetry.jsonl`` in its data directory) both stores outlive the process:
-every entry is appended to the file as it is recorded, and a new ``Telemetry``
-starts with what the file holds, within the same bounds, so a release is judged
-against the traffic the previous run of the local Render saw.
+With a ``store`` (a ``TelemetryStore`` such as ``telemetry_file.TelemetryFile``:
+the local Render keeps ``telemetry.jsonl`` in its data directory) both stores
+outlive the process: every entry goes to the store as it is recorded, and a new
+``Telemetry`` starts with what the store holds, within the same bounds, so a
+release is judged against the traffic the previous run of the local Render saw.
 """
 
 from __future__ import annotations
@@ -32,12 +32,9 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Callable, Generic, Iterable, TypeVar
+from typing import Callable, Generic, Iterable, Iterator, Protocol, TypeVar
 
-if TYPE_CHECKING:
-    from deploypipe.emulator.telemetry_file import TelemetryFile
-
-__all__ = ["LogRec", "RequestRec", "Telemetry", "iso_us", "level_of"]
+__all__ = ["LogRec", "RequestRec", "Telemetry", "TelemetryStore", "iso_us", "level_of"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LEVEL = re.compile(r'(?:^|[\s\[{,"])(?:level"?\s*[=:]\s*"?)?(DEBUG|INFO|WARN(?:ING)?|ERROR|CRITICAL|FATAL)\b',
@@ -91,6 +88,18 @@ class LogRec:
         return next((value for key, value in self.labels if key == name), None)
 
 
+class TelemetryStore(Protocol):
+    """Where a ``Telemetry`` keeps its entries across runs (``telemetry_file.TelemetryFile``)."""
+
+    lines: int  # entries written since the last rewrite
+
+    def read(self) -> Iterator[RequestRec | LogRec]: ...
+
+    def append(self, rec: RequestRec | LogRec) -> None: ...
+
+    def rewrite(self, records: Iterable[RequestRec | LogRec]) -> None: ...
+
+
 T = TypeVar("T")
 
 
@@ -117,7 +126,7 @@ class Telemetry:
 
     def __init__(self, clock: Callable[[], float] = time.time, *, max_requests: int = 50_000,
                  max_logs: int = 50_000, retention_s: float = 6 * 3600.0, ingest_delay_s: float = 0.0,
-                 store: TelemetryFile | None = None):
+                 store: TelemetryStore | None = None):
         self.clock = clock
         self.ingest_delay_s = ingest_delay_s
         self._lock = threading.Lock()
@@ -130,7 +139,7 @@ class Telemetry:
         if store is not None:
             self._restore(store)
 
-    def _restore(self, store: TelemetryFile) -> None:
+    def _restore(self, store: TelemetryStore) -> None:
         """Start with what ``store`` holds (count and age bounds applied), then rewrite it with just that."""
         last_id = 0
         for rec in store.read():

@@ -34,7 +34,8 @@ def _invoke(project: Path, *args: str) -> tuple[int, dict]:
     try:
         return done.returncode, json.loads(done.stdout)
     except json.JSONDecodeError:
-        raise AssertionError(f"exit {done.returncode}; stdout: {done.stdout[-2000:]}; stderr: {done.stderr[-4000:]}")
+        raise AssertionError(f"exit {done.returncode}; stdout: {done.stdout[-2000:]}; "
+                             f"stderr: {done.stderr[-4000:]}") from None
 
 
 @pytest.fixture(scope="module")

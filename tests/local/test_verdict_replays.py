@@ -59,6 +59,8 @@ def test_a_healthy_release_of_an_app_with_a_chronically_failing_endpoint_is_depl
     assert code == 0, report["message"]
     assert body["unharmed"] and body["after"]["commit"] == report["deploys"][0]["commit"]
     assert verdict["status"] == "pass" and verdict["figures"]["baseline_requests"] > 0, verdict
+    flaky = [path for path in verdict["worst_paths"] if path["route"] == "GET /flaky"]
+    assert flaky and flaky[0]["errors"] >= 1, verdict  # the new release's first GET /flaky answered 500: seen, not held
     assert "deployed and verified" in report["message"], report["message"]
 
 

@@ -34,7 +34,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Callable, Generic, Iterable, Iterator, Protocol, TypeVar
 
+import structlog
+
 __all__ = ["LogRec", "RequestRec", "Telemetry", "TelemetryStore", "iso_us", "level_of"]
+
+log = structlog.get_logger("deploypipe.emulator")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LEVEL = re.compile(r'(?:^|[\s\[{,"])(?:level"?\s*[=:]\s*"?)?(DEBUG|INFO|WARN(?:ING)?|ERROR|CRITICAL|FATAL)\b',
@@ -160,12 +164,20 @@ class Telemetry:
         return [*self._requests.items, *self._logs.items]
 
     def _persist(self, rec: RequestRec | LogRec) -> None:
-        """Append ``rec`` to the store (under the lock); rewrite it once it holds twice what the stores keep."""
+        """Append ``rec`` to the store (under the lock); rewrite it once it holds twice what the stores keep.
+
+        A store that fails (disk full, permissions) is dropped with one warning: serving and recording go on, only
+        in memory."""
         if self._store is None:
             return
-        self._store.append(rec)
-        if self._store.lines >= self._store_max_lines:
-            self._store.rewrite(self._kept())
+        try:
+            self._store.append(rec)
+            if self._store.lines >= self._store_max_lines:
+                self._store.rewrite(self._kept())
+        except OSError as exc:
+            self._store = None
+            log.warning("telemetry_not_kept", error=f"{type(exc).__name__}: {exc}",
+                        hint="requests and logs are kept in memory only until the local Render stops")
 
     # -- recording ---------------------------------------------------------------------------------
     def request(self, rec: RequestRec) -> None:

@@ -253,3 +253,12 @@ def test_the_local_render_keeps_its_telemetry_in_its_data_directory(tmp_path):
     restarted = build_emulator(data_dir=tmp_path)
     assert restarted.telemetry.counts() == (1, 1) and (tmp_path / "telemetry.jsonl").exists()
     restarted.close()
+
+
+def test_a_store_that_fails_is_dropped_and_recording_goes_on_in_memory(tmp_path):
+    store = _store(tmp_path)
+    telemetry = Telemetry(lambda: T0, store=store)
+    store.path = tmp_path / "gone" / "telemetry.jsonl"  # its directory removed under the running local Render
+    telemetry.request(_request(T0))
+    telemetry.request(_request(T0 + 1))
+    assert telemetry.counts() == (2, 2)

@@ -18,7 +18,7 @@ Public API (import from ``deploypipe.emulator``)::
                                                   # (DeployRec, queued), .service(id), .faults.add(...), .close(),
                                                   # .telemetry (requests and logs, see telemetry.py),
                                                   # .recovery (point-in-time recovery knobs, see recovery.py)
-    Telemetry(clock, *, max_requests=50_000, max_logs=50_000, retention_s=21600, ingest_delay_s=0)
+    Telemetry(clock, *, max_requests=50_000, max_logs=50_000, retention_s=21600, ingest_delay_s=0, store=None)
                                                   # .request(RequestRec), .log(resource, line, type=, instance=)
     SimulatedRuntime(build_s=0, pre_deploy_s=0, update_s=0, failures={commit: phase}, job_s=0, job_exit=0,
                      output={commit: [lines its new instance prints]})

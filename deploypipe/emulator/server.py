@@ -27,6 +27,7 @@ from deploypipe.emulator.blueprint import load_blueprint
 from deploypipe.emulator.databases import stable_id
 from deploypipe.emulator.state import Emulator
 from deploypipe.emulator.telemetry import Telemetry
+from deploypipe.emulator.telemetry_file import TelemetryFile
 
 __all__ = ["EmulatorServer", "build_emulator", "in_process_client", "main", "serve"]
 
@@ -46,9 +47,10 @@ def build_emulator(*, blueprint: Path | None = None, repo: Path | None = None, d
     in an embedded PostgreSQL under ``data_dir``. ``faults``: rule mappings as in ``faults.py``. With ``repo``,
     new commits on a service's branch auto-deploy it (``autoDeploy: yes``), checked every ``auto_deploy_poll_s``
     seconds (0 turns the watcher off). ``ingest_delay_s``: metrics and logs appear that long after the fact, as
-    Render's arrive late. Point-in-time recovery knobs (``recovery.py``): ``recovery_min_age_s`` (Render: 600, "not
-    within the last 10 minutes"; 0 lets the local default clone a restore point at once), ``recovery_window_days``
-    (Render: 3 or 7) and ``recovery_creating_s`` (how long a new clone stays ``creating``).
+    Render's arrive late; with ``data_dir`` they are kept across runs in its ``telemetry.jsonl``. Point-in-time
+    recovery knobs (``recovery.py``): ``recovery_min_age_s`` (Render: 600, "not within the last 10 minutes"; 0 lets
+    the local default clone a restore point at once), ``recovery_window_days`` (Render: 3 or 7) and
+    ``recovery_creating_s`` (how long a new clone stays ``creating``).
     """
     from deploypipe.emulator.databases import provision
     from deploypipe.emulator.process_runtime import ProcessRuntime
@@ -62,7 +64,8 @@ def build_emulator(*, blueprint: Path | None = None, repo: Path | None = None, d
         data_dir.mkdir(parents=True, exist_ok=True)
     emulator = Emulator(runtime=runtime, clock=clock, api_keys=api_keys, data_dir=data_dir,
                         state_file=data_dir / "state.json" if data_dir is not None else None,
-                        telemetry=Telemetry(clock, ingest_delay_s=ingest_delay_s))
+                        telemetry=Telemetry(clock, ingest_delay_s=ingest_delay_s, store=TelemetryFile(
+                            data_dir / "telemetry.jsonl") if data_dir is not None else None))
     emulator.recovery.min_age_s, emulator.recovery.window_days = recovery_min_age_s, recovery_window_days
     emulator.recovery.creating_s = recovery_creating_s
     if blueprint is not None:

@@ -127,8 +127,8 @@ class VerifyHealth:
 
     type: ClassVar[str] = "verify.health"
     description: ClassVar[str] = (
-        "Verify a deployed service's health (status, JSON, deployed commit), observe it for a window, run smoke "
-        "requests."
+        "Verify a deployed service's health (status, JSON, deployed commit) and its smoke requests from the moment "
+        "it is live (a 5xx from the deployed commit fails at once), observe it for a window."
     )
     touches_production: ClassVar[bool] = False
 

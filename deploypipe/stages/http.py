@@ -46,7 +46,7 @@ def _probe_once(ctx: StageContext, spec: Probe, phase: str = "verify") -> ProbeR
     """One probe, journalled (``health_probe``) so the report can chart health over the run."""
     result = probe(ctx.resources.http, spec)
     ctx.emit("health_probe", url=spec.url, phase=phase, ok=result.ok, status=result.status,
-             elapsed_ms=round(result.elapsed_ms, 1), reason=result.reason)
+             elapsed_ms=round(result.elapsed_ms, 1), reason=result.reason, commit=result.commit)
     return result
 
 

@@ -1,11 +1,12 @@
 """Smoke requests of ``verify.health``: sent from the moment a release is live; a 5xx from its commit fails at once.
 
-While the health probes wait for N consecutive successes, the first probe that reports the expected commit is
-followed by one round of smoke requests. A smoke answer is *certain* to come from the new release when it is a 5xx
-and either its own JSON reports the expected commit (``commit_field``), or the health probe just before it and one
-sent just after it both report that commit. Such an answer fails the stage at once. Any other failure (another
-status, wrong JSON, a network error, a stale instance, or no commit to check) waits for the health verdict, after
-which every smoke request must pass (``check_all``).
+While the health probes wait for N consecutive successes, each probe that reports the expected commit is followed
+by a round of smoke requests, until a round has no 5xx left undecided. A smoke answer is *certain* to come from the
+new release when it is a 5xx and either its own JSON reports the expected commit (``commit_field``), or the health
+probe just before it and one sent just after it both report that commit (that one is sent again at once when it got
+no answer, e.g. on a kept-alive connection the server had closed). Such an answer fails the stage at once. Any other
+failure (another status, wrong JSON, a network error, a stale instance, or no commit to check) waits for the health
+verdict, after which every smoke request must pass (``check_all``).
 """
 
 from __future__ import annotations
@@ -58,9 +59,10 @@ def check_all(ctx: StageContext, requests: Sequence[tuple[SmokeRequest, Probe]],
 
 @dataclass
 class EarlySmoke:
-    """One round of smoke requests as soon as a health probe reports the expected commit; certain failures raise.
+    """Rounds of smoke requests after health probes that report the expected commit; certain failures raise.
 
-    Called after every health probe; ``confirm`` sends one more (journalled) health probe.
+    Called after every health probe; ``confirm`` sends one more (journalled) health probe. Rounds stop once one had
+    no 5xx left undecided (from a stale instance, or with no probe to confirm the commit).
     """
 
     ctx: StageContext
@@ -74,14 +76,21 @@ class EarlySmoke:
             return
         if not same_commit(health.commit, self.commit):
             return  # the stable URL still serves another release (or reports none): wait for the next probe
-        self.done = True
+        undecided = False
         for smoke, spec in self.requests:
             result = _send(self.ctx, smoke, spec, "live")
-            if result.server_error and self._from_release(result):
+            if not result.server_error:
+                continue
+            if self._from_release(result):
                 raise StageFailed(f"smoke {smoke.method} {smoke.path}: {result.reason} from commit "
                                   f"{self.commit[:12]}, the new release", where=self.ctx.where)
+            undecided = True
+        self.done = not undecided
 
     def _from_release(self, result: ProbeResult) -> bool:
         if result.commit is not None:
             return same_commit(result.commit, self.commit)
-        return same_commit(self.confirm().commit, self.commit)
+        confirmed = self.confirm()
+        if confirmed.status is None:  # no answer at all: once more, on a fresh connection
+            confirmed = self.confirm()
+        return same_commit(confirmed.commit, self.commit)

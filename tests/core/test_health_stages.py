@@ -12,8 +12,8 @@ import pytest
 
 class Behaviour:
     def __init__(self) -> None:
-        self.respond: Callable[[], tuple[int, dict]] = lambda: (200, {"status": "healthy", "commit": "abc1234def"})
-        self.paths: dict[str, Callable[[], tuple[int, dict]]] = {}  # other answers per path
+        self.respond: Callable[[], tuple[int, dict] | None] = lambda: (200, {"status": "healthy", "commit": "abc1234def"})
+        self.paths: dict[str, Callable[[], tuple[int, dict] | None]] = {}  # other answers per path
         self.hits = 0
         self.log: list[str] = []
 
@@ -26,7 +26,11 @@ def server():
         def do_GET(self):
             behaviour.hits += 1
             behaviour.log.append(self.path)
-            status, body = behaviour.paths.get(self.path, behaviour.respond)()
+            answer = behaviour.paths.get(self.path, behaviour.respond)()
+            if answer is None:  # hang up without an answer, as a server closing a kept-alive connection does
+                self.close_connection = True
+                return
+            status, body = answer
             data = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -149,7 +153,7 @@ def _verify_stage(tmp_path, server, **params):
     return VerifyHealth().run(ctx, VerifyHealth.Params(**settings)), clock
 
 
-def _answers(*answers: tuple[int, dict]) -> Callable[[], tuple[int, dict]]:
+def _answers(*answers: tuple[int, dict] | None) -> Callable[[], tuple[int, dict] | None]:
     """Each answer in turn, then the last one for ever."""
     queue = list(answers)
     return lambda: queue.pop(0) if len(queue) > 1 else queue[0]
@@ -185,9 +189,10 @@ def test_a_smoke_5xx_counts_only_when_the_probes_on_both_sides_report_the_deploy
     server.respond = _answers((200, {"status": "healthy", "commit": COMMIT}),
                               (200, {"status": "healthy", "commit": "fff0000aaa"}),  # the stable URL flipped back
                               (200, {"status": "healthy", "commit": COMMIT}))
-    server.paths["/api"] = _answers((500, {}), (200, {}))
-    result, clock = _verify_stage(tmp_path, server)
-    assert server.log[:3] == ["/health", "/api", "/health"] and result.outputs.commit == COMMIT  # passed
+    server.paths["/api"] = lambda: (500, {})
+    with pytest.raises(StageFailed, match="from commit abc1234def, the new release"):
+        _verify_stage(tmp_path, server)  # undecided at the first probe; the round is sent again at the next one
+    assert server.log == ["/health", "/api", "/health"] * 2
     server.respond = lambda: (200, {"status": "healthy", "commit": "fff0000aaa"})  # a stale instance throughout
     server.paths["/api"] = lambda: (500, {})
     server.log.clear()
@@ -208,3 +213,14 @@ def test_other_smoke_failures_wait_for_the_health_verdict(tmp_path, server, answ
         _verify_stage(tmp_path, server, **settings)
     assert "the new release" not in failed.value.message
     assert server.log.count("/health") == 3 and server.log[-1] == "/api"
+
+
+def test_a_confirming_probe_that_got_no_answer_is_sent_once_more(tmp_path, server):
+    from deploypipe.errors import StageFailed
+
+    server.respond = _answers((200, {"status": "healthy", "commit": COMMIT}), None,
+                              (200, {"status": "healthy", "commit": COMMIT}))
+    server.paths["/api"] = lambda: (500, {})
+    with pytest.raises(StageFailed, match="from commit abc1234def, the new release"):
+        _verify_stage(tmp_path, server)
+    assert server.log == ["/health", "/api", "/health", "/health"]  # no wait: the hang-up is asked again at once

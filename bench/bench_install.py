@@ -46,9 +46,11 @@ def measure(extras: str, workdir: Path) -> tuple[float, float, dict[str, float],
     python = env / "bin" / "python"
     target = f"{ROOT}[{extras}]" if extras else str(ROOT)
     started = time.perf_counter()
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", target],
-                   check=True, stdout=subprocess.DEVNULL)
+    installed = subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", target],
+                               capture_output=True, text=True)
     seconds = time.perf_counter() - started
+    if installed.returncode != 0:
+        raise SystemExit(f"pip install {target} failed:\n{installed.stderr}")
     size, largest = _project_size(_site_packages(env))
     frozen = subprocess.run([str(python), "-m", "pip", "freeze", "--disable-pip-version-check"], check=True,
                             capture_output=True, text=True).stdout.split()
@@ -57,7 +59,8 @@ def measure(extras: str, workdir: Path) -> tuple[float, float, dict[str, float],
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--extras", nargs="*", default=["", "local"], help='extras to measure ("" is the plain install)')
+    parser.add_argument("--extras", nargs="*", default=["", "local"],
+                        help='extras to measure ("" is the plain install)')
     parser.add_argument("--keep", action="store_true", help="keep the venvs and print where they are")
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="deploypipe-install-"))

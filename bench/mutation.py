@@ -164,6 +164,12 @@ BREAKS: list[Mutant] = [
            "deploypipe/db/copy_check.py", "for t, n in counts.items() if staged.get(t) != n}",
            "for t, n in counts.items() if t in staged and staged.get(t) != n}  # MUTANT",
            ("tests/db/test_verified.py::test_a_table_over_the_hash_limit_missing_from_the_copy_fails_on_its_count",)),
+    Mutant("rollback-reverify-ignores-commit", "the re-verification after a rollback accepts any reported commit",
+           "deploypipe/stages/http.py",
+           "        commit = restored[params.service].commit\n        spec = self._probe(ctx, params, commit)",
+           "        commit = restored[params.service].commit\n        spec = self._probe(ctx, params, None)  # MUTANT",
+           (f"{S}/test_automatic_rollback.py::"
+            "test_a_restored_release_reporting_another_commit_fails_the_re_verification_with_exit_4",)),
     Mutant("secret-name-only-at-start", "a secret-looking variable name is recognised only at the start of the name",
            "deploypipe/core/redact.py", "SECRET_NAME_PATTERN.search(name)", "SECRET_NAME_PATTERN.match(name)  # MUTANT",
            (f"{S}/test_redaction.py::test_an_undeclared_variable_with_a_secret_looking_name_is_masked_in_every_output",)),

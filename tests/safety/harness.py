@@ -52,11 +52,13 @@ class SafetyRuntime(SimulatedRuntime):
 
 class HealthApp:
     """``GET /svc/<name>/health`` answers like the sample app: 200 ``{status, commit}`` with the live commit, or
-    500 when that commit is listed in ``unhealthy`` (or has used up its ``healthy_answers``). Records requests."""
+    500 when that commit is listed in ``unhealthy`` (or has used up its ``healthy_answers``). Records requests.
+    ``reported`` maps a live commit to the commit its instance claims instead (a stale instance)."""
 
     def __init__(self, emulator: Emulator):
         self.emulator = emulator
         self.unhealthy: set[str] = set()
+        self.reported: dict[str, str] = {}
         self.healthy_answers: dict[str, int] = {}
         self.requests: list[str] = []
         app = self
@@ -70,10 +72,11 @@ class HealthApp:
                     app.healthy_answers[commit] -= 1
                     if app.healthy_answers[commit] < 0:
                         app.unhealthy.add(commit)
+                claimed = app.reported.get(commit, commit) if commit is not None else None
                 if commit is None or commit in app.unhealthy:
-                    body, status = {"status": "broken", "commit": commit}, 500
+                    body, status = {"status": "broken", "commit": claimed}, 500
                 else:
-                    body, status = {"status": "healthy", "commit": commit}, 200
+                    body, status = {"status": "healthy", "commit": claimed}, 200
                 raw = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

@@ -170,6 +170,9 @@ BREAKS: list[Mutant] = [
            "        commit = restored[params.service].commit\n        spec = self._probe(ctx, params, None)  # MUTANT",
            (f"{S}/test_automatic_rollback.py::"
             "test_a_restored_release_reporting_another_commit_fails_the_re_verification_with_exit_4",)),
+    Mutant("squawk-missing-silent", "a missing squawk binary passes silently", "deploypipe/db/lint.py",
+           'return [squawk_missing("migration " + migration)]', "return []  # MUTANT",
+           ("tests/db/test_squawk_missing.py",)),
     Mutant("secret-name-only-at-start", "a secret-looking variable name is recognised only at the start of the name",
            "deploypipe/core/redact.py", "SECRET_NAME_PATTERN.search(name)", "SECRET_NAME_PATTERN.match(name)  # MUTANT",
            (f"{S}/test_redaction.py::test_an_undeclared_variable_with_a_secret_looking_name_is_masked_in_every_output",)),

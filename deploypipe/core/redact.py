@@ -19,8 +19,8 @@ MASK = "***"
 
 #: Environment variable names treated as secret even when the pipeline does not say so, wherever the secret-looking
 #: part stands in the name (``STRIPE_SECRET_KEY``, ``SECRET_KEY_BASE``, ``GITHUB_TOKEN_V2``); used with ``search``.
-SECRET_NAME_PATTERN = re.compile(r"(?:^|_)(?:API_?)?KEY(?:_|$)|TOKEN(?:_|$)|SECRET|PASSW(?:OR)?D|CREDENTIAL|DATABASE_URL"
-                                 r"|(?:^|_)DSN(?:_|$)", re.I)
+SECRET_NAME_PATTERN = re.compile(r"(?:^|_)(?:API_?)?KEY(?:_|$)|TOKEN(?:_|$)|SECRET|PASSW(?:OR)?D|CREDENTIAL"
+                                 r"|DATABASE_URL|(?:^|_)DSN(?:_|$)", re.I)
 
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s/]+)@")
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")

@@ -3,43 +3,29 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
 import pytest
+from helpers import LoopbackApp
 
 
 class Behaviour:
     def __init__(self) -> None:
         self.respond: Callable[[], tuple[int, dict]] = lambda: (200, {"status": "healthy", "commit": "abc1234def"})
         self.hits = 0
+        self.url = ""
+
+    def answer(self, request: object) -> tuple[int, dict]:
+        self.hits += 1
+        return self.respond()
 
 
 @pytest.fixture
 def server():
     behaviour = Behaviour()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            behaviour.hits += 1
-            status, body = behaviour.respond()
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    behaviour.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    yield behaviour
-    httpd.shutdown()
+    with LoopbackApp(behaviour.answer) as app:
+        behaviour.url = app.base
+        yield behaviour
 
 
 def _verify_pipeline(url: str, **params) -> str:

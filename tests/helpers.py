@@ -6,6 +6,8 @@ Importable as ``helpers`` from any test (pyproject's pytest ``pythonpath``), lik
     LoopbackApp(respond)        a ThreadingHTTPServer on 127.0.0.1:0 in a thread; ``respond(request)`` answers each
                                 GET and POST with (status, body): bytes as they are, anything else as JSON; None
                                 answers nothing. ``.base``, ``.close()``, a context manager.
+    service_app(answer, prelude) the source of a tiny web service the local Render runs as a process: every GET
+                                is answered with ``answer``, an expression over ``self`` giving (status, JSON body)
     invocation(project, ...)    an in-process Invocation: output captured in StringIO, nobody at a terminal
 """
 
@@ -20,7 +22,7 @@ from typing import Any, Callable, Mapping
 
 from deploypipe.commands.invocation import Invocation
 
-__all__ = ["SEED_000", "LoopbackApp", "invocation"]
+__all__ = ["SEED_000", "LoopbackApp", "invocation", "service_app"]
 
 SEED_000 = """\
 services:
@@ -37,6 +39,31 @@ services:
 """
 
 Answer = tuple[int, Any] | None
+
+_SERVICE = """\
+import json, os
+from http.server import BaseHTTPRequestHandler, HTTPServer
+{prelude}
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        status, answer = {answer}
+        body = json.dumps(answer).encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+HTTPServer((os.environ.get("HOST", "127.0.0.1"), int(os.environ["PORT"])), Handler).serve_forever()
+"""
+
+
+def service_app(answer: str, prelude: str = "") -> str:
+    """A web service's source for the local Render: listens on $HOST:$PORT, answers each GET with ``answer``."""
+    return _SERVICE.replace("{prelude}", prelude).replace("{answer}", answer)
 
 
 class LoopbackApp:

@@ -9,6 +9,8 @@ Importable as ``helpers`` from any test (pyproject's pytest ``pythonpath``), lik
     service_app(answer, prelude) the source of a tiny web service the local Render runs as a process: every GET
                                 is answered with ``answer``, an expression over ``self`` giving (status, JSON body)
     invocation(project, ...)    an in-process Invocation: output captured in StringIO, nobody at a terminal
+    change_then_check(check)    a pipeline that changes "production" (state.txt; its compensation writes "undone")
+                                and then runs the shell command ``check``
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any, Callable, Mapping
 
 from deploypipe.commands.invocation import Invocation
 
-__all__ = ["SEED_000", "LoopbackApp", "invocation", "service_app"]
+__all__ = ["SEED_000", "LoopbackApp", "change_then_check", "invocation", "service_app"]
 
 SEED_000 = """\
 services:
@@ -123,3 +125,12 @@ def invocation(project: Path, *, env: Mapping[str, str] | None = None, pipeline:
     options.setdefault("interactive", False)
     return Invocation(pipeline=pipeline, project_dir=project, env=dict(env or {}), stdout=io.StringIO(),
                       stderr=io.StringIO(), **options)
+
+
+def change_then_check(check: str, *, name: str = "change-then-check") -> str:
+    """A two-stage pipeline: a compensable change to production (state.txt), then the shell command ``check``."""
+    return (f"version: 1\nname: {name}\nstages:\n"
+            "  - id: change\n    type: shell.run\n"
+            '    with: {command: "echo changed > state.txt", changes_production: true, '
+            'compensate_command: "echo undone > state.txt"}\n'
+            f"  - id: check\n    type: shell.run\n    with: {{command: {json.dumps(check)}}}\n")

@@ -8,6 +8,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+from helpers import change_then_check
+
 LOCAL_ONLY = ("starlette", "uvicorn", "numpy", "scipy")
 
 # A meta-path finder that refuses the local-only packages, as if the plain `pip install deploypipe` were all there is.
@@ -30,19 +32,6 @@ RELEASE_MODULES = [
     "deploypipe.output.ci_summary", "deploypipe.output.html",
 ]
 
-PIPELINE = """\
-version: 1
-name: lean
-stages:
-  - id: change
-    type: shell.run
-    with: {command: "echo changed > state.txt", changes_production: true, compensate_command: "echo undone > state.txt"}
-  - id: check
-    type: shell.run
-    with: {command: "%s"}
-"""
-
-
 def _run_blocked(code: str, tmp_path: Path, blocked: tuple[str, ...] = LOCAL_ONLY) -> subprocess.CompletedProcess:
     script = BLOCKER + textwrap.dedent(code)
     return subprocess.run([sys.executable, "-c", script, ",".join(blocked), str(tmp_path)], capture_output=True,
@@ -61,7 +50,7 @@ def test_the_release_modules_import_nothing_local_only(tmp_path):
 
 
 def test_a_release_and_its_rollback_run_with_the_local_only_packages_blocked(tmp_path):
-    (tmp_path / "p.yaml").write_text(PIPELINE % "exit 1")
+    (tmp_path / "p.yaml").write_text(change_then_check("exit 1"))
     result = _run_blocked("""
         import io
         from pathlib import Path

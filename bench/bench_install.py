@@ -1,10 +1,11 @@
 """Install weight: site-packages size and install time of `pip install .` (plain, and with [local]) in fresh venvs.
 
-    python bench/bench_install.py [--extras "" local] [--keep]
+    python bench/bench_install.py [--extras "" local] [--project DIR] [--keep]
 
 Each variant gets a new venv in a temporary directory and a non-editable install of this checkout; the figures
 are the venv's site-packages size in MB (pip and setuptools, which every venv has, left out) and the wall time
 of the `pip install` alone. pip's cache is used as it is (a CI runner's pip cache does the same); nothing else.
+``--project`` measures another checkout (an older commit, for comparison) the same way.
 """
 
 from __future__ import annotations
@@ -40,11 +41,11 @@ def _project_size(site: Path) -> tuple[float, dict[str, float]]:
     return sum(sizes.values()), dict(sorted(sizes.items(), key=lambda kv: -kv[1])[:5])
 
 
-def measure(extras: str, workdir: Path) -> tuple[float, float, dict[str, float], list[str]]:
+def measure(project: Path, extras: str, workdir: Path) -> tuple[float, float, dict[str, float], list[str]]:
     env = workdir / f"venv-{extras or 'plain'}"
     venv.EnvBuilder(with_pip=True).create(env)
     python = env / "bin" / "python"
-    target = f"{ROOT}[{extras}]" if extras else str(ROOT)
+    target = f"{project}[{extras}]" if extras else str(project)
     started = time.perf_counter()
     installed = subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", target],
                                capture_output=True, text=True)
@@ -61,12 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--extras", nargs="*", default=["", "local"],
                         help='extras to measure ("" is the plain install)')
+    parser.add_argument("--project", type=Path, default=ROOT, help="the checkout to install (default: this one)")
     parser.add_argument("--keep", action="store_true", help="keep the venvs and print where they are")
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="deploypipe-install-"))
     try:
         for extras in args.extras:
-            size, seconds, largest, packages = measure(extras, workdir)
+            size, seconds, largest, packages = measure(args.project.resolve(), extras, workdir)
             name = f"pip install .[{extras}]" if extras else "pip install ."
             heavy = [p for p in ("numpy", "scipy", "starlette", "uvicorn") if p in packages]
             print(f"{name}: {size:.0f} MB of site-packages, {seconds:.1f} s, {len(packages)} packages; "

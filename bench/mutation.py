@@ -174,7 +174,8 @@ BREAKS: list[Mutant] = [
            'return [squawk_missing("migration " + migration)]', "return []  # MUTANT",
            ("tests/db/test_squawk_missing.py",)),
     Mutant("secret-name-only-at-start", "a secret-looking variable name is recognised only at the start of the name",
-           "deploypipe/core/redact.py", "SECRET_NAME_PATTERN.search(name):", "SECRET_NAME_PATTERN.match(name):  # MUTANT",
+           "deploypipe/core/redact.py", "SECRET_NAME_PATTERN.search(name):",
+           "SECRET_NAME_PATTERN.match(name):  # MUTANT",
            (f"{S}/test_redaction.py::test_an_undeclared_variable_with_a_secret_looking_name_is_masked_in_every_output",)),
 ]
 

@@ -163,6 +163,23 @@ BREAKS: list[Mutant] = [
     Mutant("report-not-redacted", "report.json is written without passing through the redactor",
            "deploypipe/engine/journal.py", "masked = Report.model_validate(self.redactor(report.to_json()))",
            "masked = report  # MUTANT", (f"{S}/test_redaction.py",)),
+    Mutant("big-table-missing-from-copy-passes", "a table missing from the staging copy counts as equal",
+           "deploypipe/db/copy_check.py", "for t, n in counts.items() if staged.get(t) != n}",
+           "for t, n in counts.items() if t in staged and staged.get(t) != n}  # MUTANT",
+           ("tests/db/test_verified.py::test_a_table_over_the_hash_limit_missing_from_the_copy_fails_on_its_count",)),
+    Mutant("rollback-reverify-ignores-commit", "the re-verification after a rollback accepts any reported commit",
+           "deploypipe/stages/http.py",
+           "        commit = restored[params.service].commit\n        spec = self._probe(ctx, params, commit)",
+           "        commit = restored[params.service].commit\n        spec = self._probe(ctx, params, None)  # MUTANT",
+           (f"{S}/test_automatic_rollback.py::"
+            "test_a_restored_release_reporting_another_commit_fails_the_re_verification_with_exit_4",)),
+    Mutant("squawk-missing-silent", "a missing squawk binary passes silently", "deploypipe/db/lint.py",
+           'return [squawk_missing("migration " + migration)]', "return []  # MUTANT",
+           ("tests/db/test_squawk_missing.py",)),
+    Mutant("secret-name-only-at-start", "a secret-looking variable name is recognised only at the start of the name",
+           "deploypipe/core/redact.py", "SECRET_NAME_PATTERN.search(name):",
+           "SECRET_NAME_PATTERN.match(name):  # MUTANT",
+           (f"{S}/test_redaction.py::test_an_undeclared_variable_with_a_secret_looking_name_is_masked_in_every_output",)),
 ]
 
 

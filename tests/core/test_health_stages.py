@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
 import pytest
+from helpers import LoopbackApp
 
 
 class Behaviour:
@@ -16,37 +15,20 @@ class Behaviour:
         self.paths: dict[str, Callable[[], tuple[int, dict] | None]] = {}  # other answers per path
         self.hits = 0
         self.log: list[str] = []
+        self.url = ""
+
+    def answer(self, request) -> tuple[int, dict] | None:
+        self.hits += 1
+        self.log.append(request.path)
+        return self.paths.get(request.path, self.respond)()
 
 
 @pytest.fixture
 def server():
     behaviour = Behaviour()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            behaviour.hits += 1
-            behaviour.log.append(self.path)
-            answer = behaviour.paths.get(self.path, behaviour.respond)()
-            if answer is None:  # hang up without an answer, as a server closing a kept-alive connection does
-                self.close_connection = True
-                return
-            status, body = answer
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    behaviour.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    yield behaviour
-    httpd.shutdown()
+    with LoopbackApp(behaviour.answer) as app:
+        behaviour.url = app.base
+        yield behaviour
 
 
 def _verify_pipeline(url: str, **params) -> str:

@@ -50,8 +50,8 @@ class DeployView(BaseModel):
     status: str
     commit: str | None = None
     trigger: str = ""
-    created_at: str | None = None
-    finished_at: str | None = None
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
 
     @classmethod
     def of(cls, deploy: Deploy) -> DeployView:
@@ -128,11 +128,11 @@ def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=False)
 
 
-def _when(value: str | None) -> str:
-    """``2026-11-30 07:16 UTC`` from Render's ISO time."""
-    if not value:
+def _when(value: datetime | None) -> str:
+    """``2026-11-30 07:16 UTC``, or ``?`` when Render gave no time."""
+    if value is None:
         return "?"
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _age(hours: float) -> str:
@@ -222,20 +222,15 @@ def service_status(client: Any, key: str, target: Any, repo: Path, limits: Thres
     return status
 
 
-def _at(text: str | None, default: datetime) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else default
-
-
 def _crashing(client: Any, status: ServiceStatus, owner_id: str, live: Deploy, recent: list[Deploy],
               limits: Thresholds, now: datetime) -> None:
     """Instance failures of the live release in the crash window (not those of other deploys' new instances while
     they were health-checked), and the app's error line then."""
-    went_live = _at(live.finished_at or live.created_at, now)
+    went_live = live.finished_at or live.created_at or now
     since = max(went_live, now - timedelta(seconds=limits.crash_window_s))
     seen = look(client, service_id=status.service_id, owner_id=owner_id, since=since, until=now,
                 pattern=re.compile(DEFAULT_ERROR_PATTERN), logs=False)
-    others = [(_at(d.created_at, now), _at(d.finished_at, now) + timedelta(seconds=2)) for d in recent
-              if d.id != live.id]
+    others = [(d.created_at or now, (d.finished_at or now) + timedelta(seconds=2)) for d in recent if d.id != live.id]
     crashes = [e for e in seen.crashes if not during(e, others)]
     if crashes:
         status.problems.append("crashing")

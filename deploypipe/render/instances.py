@@ -41,17 +41,10 @@ class Instances:
         return not self.crashes and not self.errors and self.cron_status in (None, "successful", "succeeded")
 
 
-def _at(event: ServiceEvent) -> datetime | None:
-    try:
-        return datetime.fromisoformat(event.timestamp.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def during(event: ServiceEvent, windows: list[tuple[datetime, datetime]]) -> bool:
     """Whether ``event`` happened inside one of ``windows`` (e.g. while another deploy's new instance was being
     health-checked: its failures are that deploy's, not the live release's)."""
-    at = _at(event)
+    at = event.timestamp
     return at is not None and any(start <= at <= end for start, end in windows)
 
 
@@ -86,7 +79,7 @@ def look(client: RenderClient, *, service_id: str, owner_id: str, since: datetim
     ``since``."""
     events = client.list_events(service_id, types=[*CRASH_EVENTS, *(["cron_job_run_ended"] if cron else [])],
                                 start_time=since, max_items=100)
-    recent = [e for e in events if (_at(e) or since) >= since]
+    recent = [e for e in events if (e.timestamp or since) >= since]
     crashes = tuple(e for e in recent if e.type in CRASH_EVENTS)
     runs = [e for e in recent if e.type == "cron_job_run_ended"]
     errors = error_lines(client, service_id=service_id, owner_id=owner_id, since=since, until=until,

@@ -1,7 +1,9 @@
-"""The bad changes each replay makes: commits in the local repository and state in local production."""
+"""The changes each replay makes (bad ones, and the healthy one of flaky-endpoint): commits in the local repository
+and state in local production."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 __all__ = ["BAD_CHANGES", "PRISMA_INIT_SQL", "PRISMA_MIGRATION"]
@@ -101,6 +103,23 @@ def _partial_outage(app_source: str) -> str:
     )
 
 
+def _next_version(app_source: str) -> str:
+    """A healthy release: only the app's VERSION changes (its patch number goes up)."""
+    return re.sub(r'^VERSION = "(\d+)\.(\d+)\.(\d+)"$',
+                  lambda m: f'VERSION = "{m[1]}.{m[2]}.{int(m[3]) + 1}"', app_source, count=1, flags=re.MULTILINE)
+
+
+def _slow_notes(app_source: str) -> str:
+    """Issue 17: listing notes now waits 600 ms on the database (a per-request audit query); nothing answers 5xx."""
+    return app_source.replace(
+        '        rows = conn.execute("select id, body, author, created_at from notes order by id desc limit 50")'
+        '.fetchall()\n',
+        '        conn.execute("select pg_sleep(0.6)")  # the new audit lookup, once per listing\n'
+        '        rows = conn.execute("select id, body, author, created_at from notes order by id desc limit 50")'
+        '.fetchall()\n',
+    )
+
+
 def _crashing_worker(worker_source: str) -> str:
     """Seed 003's removed helper in the worker: its first digest, one interval (5 s) after it starts, raises."""
     return worker_source.replace(
@@ -123,6 +142,10 @@ BAD_CHANGES: dict[str, dict[str, Any]] = {
                        "message": "Phase 2: remove the retry wrapper layer"},
     "partial-outage": {"transform": {f"{APP}/app.py": _partial_outage},
                        "message": "Phase 3: drop the audit helpers"},
+    "flaky-endpoint": {"transform": {f"{APP}/app.py": _next_version},
+                       "message": "Release the next patch version (nothing else changes)"},
+    "slow-path": {"transform": {f"{APP}/app.py": _slow_notes},
+                  "message": "Audit every notes listing"},
     "worker-crash": {"transform": {f"{APP}/worker.py": _crashing_worker},
                      "message": "Phase 4: the worker sends note digests"},
     "failed-migration-state": {"files": {f"{APP}/prisma/migrations/{PRISMA_MIGRATION}/migration.sql": PRISMA_INIT_SQL},

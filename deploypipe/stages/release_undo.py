@@ -8,8 +8,6 @@ same check as after the deploy. The summary says what the service went back to.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from deploypipe.errors import DeployPipeError, StageFailed
 from deploypipe.stages.base import Compensation
 from deploypipe.stages.context import StageContext
@@ -38,7 +36,7 @@ def undo_service(ctx: StageContext, release: DeployOutputs, kind: str, check: Ch
     rollback_id = str(comp.details.get("rollback_deploy_id") or "")
     try:
         final = client.get_deploy(release.service_id, rollback_id)
-        since = datetime.fromisoformat(final.finished_at) if final.finished_at else ctx.now()
+        since = final.finished_at or ctx.now()
         target = service_target(ctx, key)
         service = client.get_service(release.service_id)
         judged = verify_service(ctx, Released(key=key, kind=kind, service_id=release.service_id,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from typing import Any, Callable, ClassVar, Literal, Mapping, TypeVar
 
 from pydantic import Field
@@ -134,7 +133,7 @@ class RenderRelease:
             live = client.live_deploy(service.id)
             previous_id, previous_commit = (live.id, live.commit_id) if live else (None, None)
         deploy = client.trigger_deploy(service.id, commit_id=commit, clear_cache=params.clear_cache)
-        created = datetime.fromisoformat(deploy.created_at) if deploy.created_at else ctx.now()
+        created = deploy.created_at or ctx.now()
         outputs = DeployOutputs(service=key, service_id=service.id, deploy_id=deploy.id, commit=commit,
                                 previous_deploy_id=previous_id, previous_commit=previous_commit, url=service.url,
                                 created_at=created)
@@ -159,7 +158,7 @@ class RenderRelease:
             reason = client.deploy_failure_reason(outputs.service_id, final.id)
             return outputs, (f"{key}: deploy {final.id} (commit {short(outputs.commit)}) ended {final.status}: "
                              f"{reason}" + (f"; {log_kind} log: {line}" if line else "")), ""
-        live_at = datetime.fromisoformat(final.finished_at) if final.finished_at else ctx.now()
+        live_at = final.finished_at or ctx.now()
         outputs = outputs.model_copy(update={"live_at": live_at})
         ctx.emit("deploy_live", service=key, deploy_id=final.id, commit=outputs.commit, status=final.status,
                  live_at=live_at)

@@ -74,7 +74,8 @@ def test_a_crashing_worker_is_restarted_with_backoff_and_each_crash_is_a_server_
     instances = [e["details"]["instanceID"] for e in events]
     assert len(set(instances)) == len(instances), "each crash is a new instance of the same deploy"
     assert all(e["details"]["reason"]["nonZeroExit"] == 1 for e in events)
-    gaps = [b - a for a, b in zip(*(lambda t: (t, t[1:]))([_epoch(e["timestamp"]) for e in events]))]
+    times = [_epoch(e["timestamp"]) for e in events]
+    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
     assert gaps[1] > gaps[0], f"the wait before a restart grows: {gaps}"
     owner = http.get(f"/services/{sid}").json()["ownerId"]
     logs = http.get("/logs", params={"ownerId": owner, "resource": sid, "type": "app", "limit": 100}).json()

@@ -36,17 +36,16 @@ class FakeRender:
         return Service(id="srv-1", name=name_or_id, type="background_worker", owner_id="tea-1", branch="main")
 
     def list_deploys(self, service_id: str, max_items: int | None = None, **_: object) -> list[Deploy]:
-        stamp = LIVE_AT.isoformat()
-        live = Deploy(id="dep-1", status="live", commit_id="c" * 40, created_at=stamp, finished_at=stamp)
+        live = Deploy(id="dep-1", status="live", commit_id="c" * 40, created_at=LIVE_AT, finished_at=LIVE_AT)
         failed = Deploy(id="dep-2", status="update_failed", commit_id="d" * 40,
-                        created_at=(NOW - timedelta(minutes=2)).isoformat(), finished_at=NOW.isoformat())
+                        created_at=NOW - timedelta(minutes=2), finished_at=NOW)
         return [failed, live] if self.failed_deploy else [live]
 
     def live_deploy(self, service_id: str) -> Deploy | None:
         return next(d for d in self.list_deploys(service_id) if d.status == "live")
 
     def list_events(self, service_id: str, **_: object) -> list[ServiceEvent]:
-        return [ServiceEvent(id=f"evt-{i}", type="server_failed", timestamp=(NOW - timedelta(seconds=30 * i)).isoformat(),
+        return [ServiceEvent(id=f"evt-{i}", type="server_failed", timestamp=NOW - timedelta(seconds=30 * i),
                              details={"reason": {"nonZeroExit": 1}}) for i in range(self.crashes)]
 
     def list_logs(self, owner_id: str, **_: object) -> LogPage:

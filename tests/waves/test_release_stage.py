@@ -5,6 +5,7 @@ verified again, and resume / rollback --run from the journal."""
 from __future__ import annotations
 
 import random
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,8 +37,13 @@ class Harness:
     sent: list[str] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     crash_when_live: dict[str, int] = field(default_factory=dict)  # service name -> crashes still to inject
+    injecting: threading.Lock = field(default_factory=threading.Lock)
 
     def sleep(self, seconds: float) -> None:
+        with self.injecting:  # the release's threads all sleep here: one injects each crash
+            self._sleep(seconds)
+
+    def _sleep(self, seconds: float) -> None:
         self.clock.sleep(seconds)
         for name, left in list(self.crash_when_live.items()):
             service = next(s for s in self.emulator.services.values() if s.name == name)

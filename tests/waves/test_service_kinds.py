@@ -89,7 +89,8 @@ def test_release_waves_naming_an_unknown_service_or_breaking_depends_on_are_refu
 
 def _invoke(task: str, path: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RENDER_")}
-    args = [sys.executable, "-m", "invoke", task, "--pipeline", str(path)]
+    where = [str(path)] if task == "lint" else ["--pipeline", str(path)]
+    args = [str(Path(sys.executable).with_name("deploypipe")), task, *where]  # the installed entry point
     return subprocess.run(args, cwd=REPO, env={**env, "CI": "true"}, capture_output=True, text=True, timeout=120)
 
 

@@ -5,8 +5,8 @@ releases and is counted for neither; that is why the metrics windows are aligned
 buckets start at multiples of the resolution): the new release's window starts at the first bucket boundary at
 or after the switch. Request logs carry exact times and are attributed to the release from the switch itself.
 
-When every request-log page of both windows was complete (none overflowed: light traffic, e.g. the local
-default's), the logs are exact per-request counts: :meth:`Evidence.count_from_logs` takes the service's counts
+When the baseline's request logs were read whole and the new release's are read up to the logs' lag (every page
+followed), the logs are exact per-request counts: :meth:`Evidence.count_from_logs` takes the service's counts
 from them, and the observation need not wait for the bucket grid to catch up with a short window.
 """
 
@@ -84,6 +84,7 @@ class Evidence:
     last_bucket_seen: bool = False
     counts_read: bool = False
     paths: PathTally = field(default_factory=PathTally)
+    baseline_buckets: tuple[CountBucket, ...] = ()
     latency_new_ms: tuple[float, ...] | None = None
     latency_baseline_ms: tuple[float, ...] | None = None
     notes: list[str] = field(default_factory=list)
@@ -94,6 +95,7 @@ class Evidence:
         old = [b for b in buckets if b.start in self.windows.baseline]
         self.requests, self.errors = sum(b.requests for b in new), sum(b.errors for b in new)
         self.baseline_requests, self.baseline_errors = sum(b.requests for b in old), sum(b.errors for b in old)
+        self.baseline_buckets = tuple(sorted(old, key=lambda b: b.start))
         self.last_bucket_seen = any(b.start >= self.windows.last_bucket_start() for b in new)
         self.counts_read = True
 
@@ -105,9 +107,8 @@ class Evidence:
 
     @property
     def logs_complete(self) -> bool:
-        """Both windows' request logs were read and no page overflowed: the logs hold every request."""
-        paths = self.paths
-        return paths.baseline_read and not paths.new_sampled and not paths.baseline_sampled
+        """The baseline's request logs were read whole and the new release's are not behind: every request."""
+        return self.paths.baseline_read and not self.paths.behind
 
     def count_from_logs(self) -> None:
         """Take the service's counts from complete request logs (exact) instead of the metrics buckets."""

@@ -2,7 +2,10 @@
 
 Paths are grouped by route: the method plus the path without its query string, with segments that look like
 identifiers (all digits, UUIDs, long hex) replaced by ``{id}``, so ``GET /notes/17`` and ``GET /notes/18`` are
-tested together instead of splitting the traffic into paths too thin to judge.
+tested together instead of splitting the traffic into paths too thin to judge. Each route keeps its requests'
+response times (when the log lines carry them) for the latency tests. Routes of the new release are kept in the
+order they first appeared: that order, which does not depend on any request's outcome, sets each route's share
+of the significance.
 """
 
 from __future__ import annotations
@@ -41,9 +44,12 @@ class PathCounts:
     errors: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
     first_error_at: float | None = None
+    ms: list[float] = field(default_factory=list)
 
     def add(self, entry: RequestLogEntry) -> None:
         self.requests += 1
+        if entry.ms is not None:
+            self.ms.append(entry.ms)
         if entry.status >= 500:
             self.errors += 1
             self.statuses[entry.status] += 1
@@ -61,31 +67,29 @@ class PathCounts:
 
 @dataclass
 class PathTally:
-    """Request-log counts per route for the new release and the baseline; ``sampled`` once a page overflowed."""
+    """Request-log counts per route for the new release and the baseline (``baseline_read`` once it was read
+    whole); ``behind`` while the new release's logs were not all read yet (the request budget ran out)."""
 
     new: dict[str, PathCounts] = field(default_factory=dict)
     baseline: dict[str, PathCounts] = field(default_factory=dict)
-    new_sampled: bool = False
-    baseline_sampled: bool = False
     baseline_read: bool = False
+    behind: bool = False
 
-    def add_new(self, entries: Iterable[RequestLogEntry], *, sampled: bool) -> None:
-        for entry in entries:
+    def add_new(self, entries: Iterable[RequestLogEntry]) -> None:
+        for entry in sorted(entries, key=lambda e: e.at):
             self.new.setdefault(route_of(entry.method, entry.path), PathCounts()).add(entry)
-        self.new_sampled = self.new_sampled or sampled
 
-    def add_baseline(self, entries: Iterable[RequestLogEntry], *, sampled: bool) -> None:
+    def add_baseline(self, entries: Iterable[RequestLogEntry]) -> None:
         for entry in entries:
             self.baseline.setdefault(route_of(entry.method, entry.path), PathCounts()).add(entry)
-        self.baseline_sampled = self.baseline_sampled or sampled
-        self.baseline_read = True
 
     def baseline_of(self, route: str) -> PathCounts:
         return self.baseline.get(route) or PathCounts()
 
 
 def path_message(route: str, new: PathCounts, baseline: PathCounts | None) -> str:
-    """``POST /notes: 41 of 43 answered 500 since 12:03:07 (baseline 0 of 380)``; ``baseline not read`` without one."""
+    """``POST /notes: 41 of 43 answered 500 since 12:03:07 (baseline 0 of 380)``; ``no baseline`` without one."""
     since = f" since {clock_time(new.first_error_at)}" if new.first_error_at is not None else ""
-    before = "baseline not read" if baseline is None else f"baseline {baseline.errors} of {baseline.requests}"
+    before = ("no baseline" if baseline is None or baseline.requests == 0
+              else f"baseline {baseline.errors} of {baseline.requests}")
     return f"{route}: {new.errors} of {new.requests} answered {new.status_text()}{since} ({before})"

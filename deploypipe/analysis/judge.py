@@ -3,8 +3,8 @@
 A scope is the whole service or one route. Each is judged by sequential tests (``stats``: a mixture SPRT valid
 at every look) of one null share ``p0`` each, and fails a test only with at least ``min_errors`` bad requests:
 
-* errors: ``p0`` is the floor ``1 - min_success_rate`` where the baseline met it (its upper confidence bound is
-  at most the floor) or where the scope has no baseline (the service's first release, a new route); else, and
+* errors: ``p0`` is the floor ``1 - min_success_rate`` where the baseline met it (its observed share was at
+  most the floor) or where the scope has no baseline (the service's first release, a new route); else, and
   always for an under-sampled route (fewer than ``min_baseline_requests``), the baseline's upper bound plus
   ``error_margin``: a scope already failing before the switch fails only for getting worse.
 * latency (from the request logs' response times): a request is slow when it is above ``max_latency_factor`` x
@@ -62,10 +62,9 @@ def _error_null(counts: PathCounts, base: PathCounts, config: TrafficConfig, alp
     floor = config.max_error_rate
     if base.requests == 0:
         return floor, True
-    bound = upper_bound(base.errors, base.requests, alpha)
-    if bound <= floor and not (path and base.requests < config.min_baseline_requests):
+    if base.errors <= floor * base.requests and not (path and base.requests < config.min_baseline_requests):
         return floor, True
-    return min(1.0, bound + config.error_margin), False
+    return min(1.0, upper_bound(base.errors, base.requests, alpha) + config.error_margin), False
 
 
 def judge_scope(name: str, counts: PathCounts, base: PathCounts, config: TrafficConfig, alpha: float, *,

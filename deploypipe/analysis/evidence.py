@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from deploypipe.analysis.paths import PathTally
 from deploypipe.analysis.source import CountBucket, LatencyBucket, Window
 
-__all__ = ["Evidence", "Windows", "plan_windows"]
+__all__ = ["COUNTED_FROM_LOGS", "Evidence", "Windows", "plan_windows"]
+
+COUNTED_FROM_LOGS = "counts from the complete request logs (every request seen)"
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,7 @@ class Evidence:
         self.baseline_requests = sum(p.requests for p in paths.baseline.values())
         self.baseline_errors = sum(p.errors for p in paths.baseline.values())
         self.counts_read = True
-        self.note("counts from the complete request logs (every request seen)")
+        self.note(COUNTED_FROM_LOGS)
 
     def note(self, text: str) -> None:
         if text not in self.notes:

@@ -30,9 +30,9 @@ import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from deploypipe.analysis.config import TrafficConfig
-from deploypipe.analysis.evidence import Evidence, Windows, plan_windows
+from deploypipe.analysis.evidence import COUNTED_FROM_LOGS, Evidence, Windows, plan_windows
 from deploypipe.analysis.judge import judge
-from deploypipe.analysis.latency import quantile
+from deploypipe.analysis.figures import baseline_figures, look_figures
 from deploypipe.analysis.source import LogPage, RequestLogEntry, TrafficSource, Window
 from deploypipe.analysis.verdict import Verdict
 from deploypipe.errors import TransientError
@@ -151,6 +151,7 @@ class _Observation:
         config, tally, end = self.config, self.evidence.paths, self.windows.baseline_logs.end
         earliest = min(self.windows.baseline_logs.start, end - config.max_baseline_s)
         chunk, budget = self.windows.baseline_logs, config.logs_requests_per_min
+        self.sleep(max(0.0, end + config.logs_lag_s - self.clock()))  # its last entries may still be on their way
         read_from = end
         while True:
             before = len(self.logs.calls)
@@ -207,8 +208,7 @@ class _Observation:
                 self._read_baseline()
             self._read_logs()
             exact = self.evidence.logs_complete
-            if exact:
-                self.evidence.count_from_logs()
+            self._count(exact)
             over = self.clock() >= (self.logs_end if exact else windows.new.end)
             looks_after_end += over
             if looks == 1:
@@ -226,37 +226,26 @@ class _Observation:
         if not any(counts.ms for counts in self.evidence.paths.new.values()):
             self._read_latency()
         self._read_logs()
-        if self.evidence.logs_complete:
-            self.evidence.count_from_logs()
+        self._count(self.evidence.logs_complete)
         verdict = judge(self.evidence, config, final=True)
         assert verdict is not None
         return self._finish(verdict, looks + 1, early=False)
 
+    def _count(self, exact: bool) -> None:
+        """The service's counts from the logs while they hold every request; else the metrics' (read already)."""
+        if exact:
+            self.evidence.count_from_logs()
+        else:
+            self.evidence.notes = [note for note in self.evidence.notes if note != COUNTED_FROM_LOGS]
+
     def _log_baseline(self) -> None:
-        evidence = self.evidence
-        figures = {"start": self.windows.baseline.start, "end": self.windows.switched_at,
-                   "requests": evidence.baseline_requests, "errors": evidence.baseline_errors,
-                   "buckets": [{"start": b.start, "requests": b.requests, "errors": b.errors}
-                               for b in evidence.baseline_buckets] if evidence.baseline_requests else []}
+        figures = baseline_figures(self.evidence)
         log.debug("traffic_baseline", **figures)
         if self.on_baseline is not None:
             self.on_baseline(figures)
 
     def _log_look(self, look: int) -> None:
-        evidence, config = self.evidence, self.config
-        paths = evidence.paths
-        new_ms = [ms for counts in paths.new.values() for ms in counts.ms]
-        base_ms = [ms for counts in paths.baseline.values() for ms in counts.ms]
-        figures = {"look": look, "at": self.clock(), "elapsed_s": round(self.clock() - self.windows.switched_at, 3),
-                   "requests": evidence.requests, "errors": evidence.errors,
-                   "baseline_requests": evidence.baseline_requests, "baseline_errors": evidence.baseline_errors,
-                   "paths": len(paths.new),
-                   "latency_ms": quantile(new_ms, config.latency_quantile),
-                   "baseline_latency_ms": quantile(base_ms, config.latency_quantile),
-                   "path_latency": [{"route": route, "ms": quantile(counts.ms, config.path_latency_quantile),
-                                     "baseline_ms": quantile(paths.baseline_of(route).ms,
-                                                             config.path_latency_quantile)}
-                                    for route, counts in paths.new.items()]}
+        figures = look_figures(self.evidence, self.config, look=look, at=self.clock())
         log.debug("traffic_look", **figures)
         if self.on_look is not None:
             self.on_look(figures)

@@ -14,7 +14,9 @@ __all__ = ["FAST", "ROUTES", "SWITCH", "BoundedClock", "at_utc", "entries", "evi
 SWITCH = datetime(2026, 3, 4, 12, 3, 0, tzinfo=UTC).timestamp()
 
 # Local-Render pacing: a look every 5 s, 5 s buckets, one minute of traffic after the switch.
-FAST = TrafficConfig(interval_s=5, resolution_s=5, window_s=60, baseline_s=300, late_data_s=15, min_requests=100)
+# Logs up to 3 s late, two log pages a second, a baseline widened up to 15 minutes.
+FAST = TrafficConfig(interval_s=5, resolution_s=5, window_s=60, baseline_s=300, max_baseline_s=900, late_data_s=15,
+                     min_requests=100, logs_lag_s=3, logs_requests_per_min=120)
 
 ROUTES = (
     Route("GET", "/", 0.55),

@@ -1,0 +1,43 @@
+"""The journal's figures of an observation: the baseline once (``traffic_baseline``), then each look (``traffic_look``).
+
+``traffic_baseline``: ``start`` and ``end`` (epoch seconds: the metrics baseline window, ending at the switch),
+``requests``, ``errors`` and ``buckets`` (``start``, ``requests``, ``errors`` each; requests 0 and no buckets
+without a baseline). ``traffic_look``: ``look``, ``at``, ``elapsed_s``, the counts of both windows, ``paths``,
+the service's ``latency_ms`` and ``baseline_latency_ms`` (``latency_quantile`` of the request logs' response
+times, None without) and ``path_latency``: ``route``, ``ms``, ``baseline_ms`` (``path_latency_quantile``) per route.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deploypipe.analysis.config import TrafficConfig
+from deploypipe.analysis.evidence import Evidence
+from deploypipe.analysis.latency import quantile
+
+__all__ = ["baseline_figures", "look_figures"]
+
+
+def baseline_figures(evidence: Evidence) -> dict[str, Any]:
+    """The ``traffic_baseline`` event's fields."""
+    windows = evidence.windows
+    return {"start": windows.baseline_logs.start, "end": windows.switched_at,
+            "requests": evidence.baseline_requests, "errors": evidence.baseline_errors,
+            "buckets": [{"start": b.start, "requests": b.requests, "errors": b.errors}
+                        for b in evidence.baseline_buckets] if evidence.baseline_requests else []}
+
+
+def look_figures(evidence: Evidence, config: TrafficConfig, *, look: int, at: float) -> dict[str, Any]:
+    """The ``traffic_look`` event's fields at look number ``look``, taken at ``at``."""
+    paths = evidence.paths
+    new_ms = [ms for counts in paths.new.values() for ms in counts.ms]
+    base_ms = [ms for counts in paths.baseline.values() for ms in counts.ms]
+    return {"look": look, "at": at, "elapsed_s": round(at - evidence.windows.switched_at, 3),
+            "requests": evidence.requests, "errors": evidence.errors,
+            "baseline_requests": evidence.baseline_requests, "baseline_errors": evidence.baseline_errors,
+            "paths": len(paths.new),
+            "latency_ms": quantile(new_ms, config.latency_quantile),
+            "baseline_latency_ms": quantile(base_ms, config.latency_quantile),
+            "path_latency": [{"route": route, "ms": quantile(counts.ms, config.path_latency_quantile),
+                              "baseline_ms": quantile(paths.baseline_of(route).ms, config.path_latency_quantile)}
+                             for route, counts in paths.new.items()]}

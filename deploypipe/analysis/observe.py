@@ -20,9 +20,9 @@ are retried with tenacity on the injected sleep; a read that still fails leaves 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -31,8 +31,8 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from deploypipe.analysis.config import TrafficConfig
 from deploypipe.analysis.evidence import COUNTED_FROM_LOGS, Evidence, Windows, plan_windows
-from deploypipe.analysis.judge import judge
 from deploypipe.analysis.figures import baseline_figures, look_figures
+from deploypipe.analysis.judge import judge
 from deploypipe.analysis.source import LogPage, RequestLogEntry, TrafficSource, Window
 from deploypipe.analysis.verdict import Verdict
 from deploypipe.errors import TransientError
@@ -140,7 +140,8 @@ class _Observation:
         while rest is not None and budget > 0:
             budget -= 1
             part = rest
-            page = self._call(self.logs, what, lambda: self.source.request_logs(part, self.config.log_page))
+            page = self._call(self.logs, what,
+                              lambda part=part: self.source.request_logs(part, self.config.log_page))  # type: ignore[misc]
             if page is None:
                 return False if rest == window else rest
             add(_inside(page, part))

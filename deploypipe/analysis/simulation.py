@@ -142,7 +142,7 @@ class SimulatedService:
 
     def latency(self, window: Window, resolution_s: int, quantile_: float) -> Sequence[LatencyBucket]:
         self._record("metrics", "/v1/metrics/http-latency")
-        now, values = self.clock(), {}
+        now, values = self.clock(), dict[float, list[float]]()
         for i in self._range(window):
             if self.metrics_at[i] <= now:
                 values.setdefault(math.floor(self.at[i] / resolution_s) * resolution_s, []).append(self.latency_ms[i])

@@ -1,9 +1,9 @@
 """The typed outcome of a traffic analysis: status, figures, reasons, worst paths and the one-line message.
 
-``compared`` is False when the previous release had no traffic: the floors alone judged the release, and the
-message says so. ``status`` is what the traffic showed (pass, fail, inconclusive); ``outcome`` is what the pipeline does with it
-(pass, warn, fail), where an inconclusive status follows ``on_inconclusive``. Everything is JSON-ready through
-``model_dump(mode="json")`` for report.json and notifications.
+``status`` is what the traffic showed (pass, fail, inconclusive); ``outcome`` is what the pipeline does with it
+(pass, warn, fail), where an inconclusive status follows ``on_inconclusive``; ``compared`` is False when the
+previous release had no traffic (the floors alone judged the release, and the message says so). Everything is
+JSON-ready through ``model_dump(mode="json")`` for report.json and notifications.
 """
 
 from __future__ import annotations

@@ -151,10 +151,10 @@ class _Observation:
     def _read_baseline(self) -> None:
         config, tally, end = self.config, self.evidence.paths, self.windows.baseline_logs.end
         earliest = min(self.windows.baseline_logs.start, end - config.max_baseline_s)
-        chunk, budget = self.windows.baseline_logs, config.logs_requests_per_min
-        self.sleep(max(0.0, end + config.logs_lag_s - self.clock()))  # its last entries may still be on their way
-        read_from = end
-        while True:
+        # what is older than the logs' lag has all arrived: read it first, the last lag seconds once they have
+        settled = min(end, max(self.windows.baseline_logs.start, self.clock() - config.logs_lag_s))
+        chunk, budget, read_from = Window(self.windows.baseline_logs.start, settled), config.logs_requests_per_min, end
+        while chunk.duration_s > 0:
             before = len(self.logs.calls)
             rest = self._pages("baseline request logs", chunk, tally.add_baseline, budget)
             budget -= len(self.logs.calls) - before
@@ -165,6 +165,11 @@ class _Observation:
             if rest is not None or not thin or read_from <= earliest or budget <= 0:
                 break
             chunk = Window(max(earliest, read_from - config.baseline_s), read_from)
+        if settled < end:
+            self.sleep(max(0.0, end + config.logs_lag_s - self.clock()))
+            if self._pages("baseline request logs", Window(settled, end), tally.add_baseline, 10**6) is not None:
+                return
+            read_from = min(read_from, settled)
         tally.baseline_read = True
         if read_from != self.windows.baseline_logs.start:
             self.evidence.note(f"baseline request logs from {read_from - end:.0f} s before the switch")

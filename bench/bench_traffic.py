@@ -178,7 +178,7 @@ def main() -> None:
             ("GET /notes 10x slower at 1 req/s", REAL, SLOWER))
     for number, (label, config, routes) in enumerate(rows):
         cells = []
-        for name, judge in judges.items():
+        for judge in judges.values():
             if judge is None:
                 cells.append("skipped")
                 continue

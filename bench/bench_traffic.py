@@ -50,18 +50,18 @@ REAL = TrafficConfig()  # the defaults: Render's real limits
 LOCAL = TrafficConfig(interval_s=5, resolution_s=5, late_data_s=15, logs_lag_s=10, logs_requests_per_min=300)
 
 
-def mix(flaky: float = 0.05, **changes: Route) -> tuple[Route, ...]:
+def mix(flaky: float = 0.05, changes: dict[str, Route] | None = None) -> tuple[Route, ...]:
     routes = {"GET /": Route("GET", "/", 0.5), "GET /notes": Route("GET", "/notes", 0.3, latency_ms=6.0),
               "POST /notes": Route("POST", "/notes", 0.1),
               "GET /flaky": Route("GET", "/flaky", 0.1, error_rate_before=flaky, error_rate_after=flaky)}
-    routes.update(changes)
+    routes.update(changes or {})
     return tuple(routes.values())
 
 
 DETECT_RATE = 10.0  # req/s in all: a path at 20 % carries 2 req/s, at 10 % 1 req/s
-BROKEN = mix(**{"POST /notes": Route("POST", "/notes", 0.2, error_rate_after=1.0)})
-WORSE = mix(**{"GET /flaky": Route("GET", "/flaky", 0.2, error_rate_before=0.05, error_rate_after=0.2)})
-SLOWER = mix(**{"GET /notes": Route("GET", "/notes", 0.1, latency_ms=6.0, latency_factor=10.0)})
+BROKEN = mix(changes={"POST /notes": Route("POST", "/notes", 0.2, error_rate_after=1.0)})
+WORSE = mix(changes={"GET /flaky": Route("GET", "/flaky", 0.2, error_rate_before=0.05, error_rate_after=0.2)})
+SLOWER = mix(changes={"GET /notes": Route("GET", "/notes", 0.1, latency_ms=6.0, latency_factor=10.0)})
 
 
 def release(config: TrafficConfig, routes: tuple[Route, ...], seed: int, *, rate_per_s: float,

@@ -160,6 +160,11 @@ BREAKS: list[Mutant] = [
     Mutant("report-not-redacted", "report.json is written without passing through the redactor",
            "deploypipe/engine/journal.py", "masked = Report.model_validate(self.redactor(report.to_json()))",
            "masked = report  # MUTANT", (f"{S}/test_redaction.py",)),
+    Mutant("min-errors-off-by-one", "a scope with exactly min_errors failed requests can no longer fail",
+           "deploypipe/analysis/judge.py", "if counts.errors >= config.min_errors and",
+           "if counts.errors > config.min_errors and",
+           ("tests/analysis/test_verdicts.py::test_a_scope_needs_min_errors_failed_requests_and_fails_with_exactly_"
+            "that_many",)),
 ]
 
 

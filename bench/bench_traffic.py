@@ -71,7 +71,8 @@ def release(config: TrafficConfig, routes: tuple[Route, ...], seed: int, *, rate
     switched_at = T0 + rng.uniform(0, 60)
     clock = FakeClock(now=switched_at)
     scenario = Scenario(routes=routes, switched_at=switched_at, rate_per_s=rate_per_s, seed=seed,
-                        starts_at=switched_at - config.max_baseline_s - 60,
+                        # at 5 req/s every path has its baseline requests within baseline_s: no need to widen
+                        starts_at=switched_at - (config.max_baseline_s if rate_per_s < 2 else config.baseline_s) - 60,
                         ends_at=switched_at + config.window_s + config.late_data_s + 120,
                         latency_ms_before=80.0, latency_ms_after=80.0 * (1 + rng.uniform(-drift, drift)),
                         latency_sigma=0.6, metrics_lag_s=60.0, logs_lag_s=5.0)

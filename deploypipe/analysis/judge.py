@@ -22,13 +22,14 @@ passes, or says "inconclusive: N requests" below ``min_requests``.
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 from typing import Literal
 
 from deploypipe.analysis.config import TrafficConfig
 from deploypipe.analysis.evidence import Evidence
-from deploypipe.analysis.latency import judge_latency, quantile
+from deploypipe.analysis.latency import judge_latency, quantile, sorted_quantile
 from deploypipe.analysis.paths import PathCounts, path_message
 from deploypipe.analysis.stats import log_e_value, quantile_upper_index, rejects, upper_bound
 from deploypipe.analysis.verdict import Figures, PathFinding, Verdict, outcome_of, percent
@@ -75,27 +76,27 @@ def judge_scope(name: str, counts: PathCounts, base: PathCounts, config: Traffic
     strength = log_e_value(counts.errors, counts.requests, p0)
     if counts.errors >= config.min_errors and rejects(counts.errors, counts.requests, p0, alpha / 4):
         failures.append(_error_reason(name, counts, base, config, floor=floor, path=path))
-    label = config.path_latency_label
-    new_ms = quantile(counts.ms, config.path_latency_quantile)
-    base_ms = quantile(base.ms, config.path_latency_quantile)
+    label, new_sorted, base_sorted = config.path_latency_label, counts.sorted_ms(), base.sorted_ms()
+    new_ms = sorted_quantile(new_sorted, config.path_latency_quantile)
+    base_ms = sorted_quantile(base_sorted, config.path_latency_quantile)
     under_sampled = path and 0 < base.requests < config.min_baseline_requests
     rank = quantile_upper_index(len(base.ms), config.path_latency_quantile, alpha / 6) if base.ms else None
     if rank is not None and new_ms is not None and base_ms is not None:
-        upper = sorted(base.ms)[rank - 1]
+        upper = base_sorted[rank - 1]
         limit = max(upper * config.max_latency_factor, upper + config.min_latency_increase_ms)
-        slow = sum(1 for ms in counts.ms if ms > limit)
+        slow = len(new_sorted) - bisect.bisect_right(new_sorted, limit)
         null = 1 - config.path_latency_quantile
         strength = max(strength, log_e_value(slow, len(counts.ms), null))
         if slow >= config.min_errors and rejects(slow, len(counts.ms), null, alpha / 6):
             failures.append(f"{name}: {label} {new_ms:.0f} ms against the baseline's {base_ms:.0f} ms ({slow} of "
                             f"{len(counts.ms)} requests above {limit:.0f} ms)")
-    base_top = quantile(base.ms, config.latency_quantile)
+    base_top = sorted_quantile(base_sorted, config.latency_quantile)
     if counts.ms and not under_sampled and (base_top is None or base_top <= config.max_latency_ms):
-        slow = sum(1 for ms in counts.ms if ms > config.max_latency_ms)
+        slow = len(new_sorted) - bisect.bisect_right(new_sorted, config.max_latency_ms)
         null = 1 - config.latency_quantile
         strength = max(strength, log_e_value(slow, len(counts.ms), null))
         if slow >= config.min_errors and rejects(slow, len(counts.ms), null, alpha / 6):
-            top = quantile(counts.ms, config.latency_quantile) or 0.0
+            top = sorted_quantile(new_sorted, config.latency_quantile) or 0.0
             failures.append(f"{name}: {config.latency_label} {top:.0f} ms above the {config.max_latency_ms:.0f} ms "
                             f"bound ({slow} of {len(counts.ms)} requests above {config.max_latency_ms:.0f} ms)")
     return Finding(tuple(failures), strength, new_ms, base_ms)
@@ -115,10 +116,9 @@ def _error_reason(name: str, counts: PathCounts, base: PathCounts, config: Traff
 
 
 def _service(evidence: Evidence) -> tuple[PathCounts, PathCounts]:
-    new = PathCounts(requests=evidence.requests, errors=evidence.errors,
-                     ms=[ms for counts in evidence.paths.new.values() for ms in counts.ms])
+    new = PathCounts(requests=evidence.requests, errors=evidence.errors, ms=evidence.paths.all_ms("new"))
     base = PathCounts(requests=evidence.baseline_requests, errors=evidence.baseline_errors,
-                      ms=[ms for counts in evidence.paths.baseline.values() for ms in counts.ms])
+                      ms=evidence.paths.all_ms("baseline"))
     return new, base
 
 

@@ -16,15 +16,19 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["LatencyResult", "judge_latency", "quantile", "window_latency"]
+__all__ = ["LatencyResult", "judge_latency", "quantile", "sorted_quantile", "window_latency"]
+
+
+def sorted_quantile(ordered: Sequence[float], q: float) -> float | None:
+    """The empirical ``q`` quantile (nearest rank) of values already in ascending order; None without values."""
+    if not ordered:
+        return None
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
 def quantile(values: Sequence[float], q: float) -> float | None:
     """The empirical ``q`` quantile (nearest rank) of ``values``; None without values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+    return sorted_quantile(sorted(values), q)
 
 
 def window_latency(bucket_ms: Sequence[float]) -> float | None:

@@ -45,11 +45,13 @@ class PathCounts:
     statuses: Counter[int] = field(default_factory=Counter)
     first_error_at: float | None = None
     ms: list[float] = field(default_factory=list)
+    _ordered: list[float] | None = field(default=None, repr=False, compare=False)
 
     def add(self, entry: RequestLogEntry) -> None:
         self.requests += 1
         if entry.ms is not None:
             self.ms.append(entry.ms)
+            self._ordered = None
         if entry.status >= 500:
             self.errors += 1
             self.statuses[entry.status] += 1
@@ -59,6 +61,12 @@ class PathCounts:
     @property
     def success_rate(self) -> float | None:
         return None if self.requests == 0 else 1 - self.errors / self.requests
+
+    def sorted_ms(self) -> list[float]:
+        """The response times in ascending order (sorted once per change)."""
+        if self._ordered is None or len(self._ordered) != len(self.ms):
+            self._ordered = sorted(self.ms)
+        return self._ordered
 
     def status_text(self) -> str:
         """``500`` when every failure had that status, ``5xx`` when they differ."""
@@ -82,6 +90,10 @@ class PathTally:
     def add_baseline(self, entries: Iterable[RequestLogEntry]) -> None:
         for entry in entries:
             self.baseline.setdefault(route_of(entry.method, entry.path), PathCounts()).add(entry)
+
+    def all_ms(self, side: str) -> list[float]:
+        """Every response time of one side (``new`` or ``baseline``), all routes together."""
+        return [ms for counts in (self.new if side == "new" else self.baseline).values() for ms in counts.ms]
 
     def baseline_of(self, route: str) -> PathCounts:
         return self.baseline.get(route) or PathCounts()

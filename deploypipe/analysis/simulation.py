@@ -78,26 +78,21 @@ class SimulatedService:
         indexes, cumulative = range(len(s.routes)), list(itertools.accumulate(r.share for r in s.routes))
         drift = s.latency_ms_after / s.latency_ms_before
         self.at: list[float] = []
-        self.route: list[int] = []
+        now, expovariate = start, rng.expovariate
+        while (now := now + expovariate(s.rate_per_s)) < end:
+            self.at.append(now)
+        count = len(self.at)
+        self.route: list[int] = rng.choices(indexes, cum_weights=cumulative, k=count)
         self.status: list[int] = []
         self.latency_ms: list[float] = []
-        self.metrics_at: list[float] = []
-        self.logs_at: list[float] = []
-        now = start
-        while True:
-            now += rng.expovariate(s.rate_per_s)
-            if now >= end:
-                break
-            index = rng.choices(indexes, cum_weights=cumulative)[0]
-            route, after = s.routes[index], now >= s.switched_at
+        for at, index in zip(self.at, self.route, strict=True):
+            route, after = s.routes[index], at >= s.switched_at
             failing = route.error_rate_after if after else route.error_rate_before
             median = (route.latency_ms or s.latency_ms_before) * (drift * route.latency_factor if after else 1.0)
-            self.at.append(now)
-            self.route.append(index)
             self.status.append(500 if rng.random() < failing else 200)
             self.latency_ms.append(median * math.exp(rng.gauss(0.0, s.latency_sigma)))
-            self.metrics_at.append(now + rng.uniform(0, s.metrics_lag_s))
-            self.logs_at.append(now + rng.uniform(0, s.logs_lag_s))
+        self.metrics_at: list[float] = [at + rng.random() * s.metrics_lag_s for at in self.at]
+        self.logs_at: list[float] = [at + rng.random() * s.logs_lag_s for at in self.at]
         self._buckets: dict[int, dict[float, tuple[list[float], list[float]]]] = {}
 
     # -- bookkeeping ----------------------------------------------------------------------------

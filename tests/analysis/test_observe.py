@@ -152,7 +152,7 @@ def test_late_metrics_are_waited_for_until_the_window_is_complete() -> None:
     clock = BoundedClock(SWITCH)
     source = service(clock, metrics_lag_s=12.0)
     source.failures = {"logs": 10**6}  # the metrics count
-    verdict = watch(source, clock)
+    verdict = watch(source, clock, FAST.model_copy(update={"late_data_s": 30}))
     new_window = Window(SWITCH, SWITCH + FAST.window_s)
     assert (verdict.figures.requests, verdict.figures.errors) == true_counts(source, new_window)
     assert not any("late data" in reason for reason in verdict.reasons)

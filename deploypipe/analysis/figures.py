@@ -13,7 +13,7 @@ from typing import Any
 
 from deploypipe.analysis.config import TrafficConfig
 from deploypipe.analysis.evidence import Evidence
-from deploypipe.analysis.latency import quantile, sorted_quantile
+from deploypipe.analysis.latency import sorted_quantile
 
 __all__ = ["baseline_figures", "look_figures"]
 
@@ -30,13 +30,13 @@ def baseline_figures(evidence: Evidence) -> dict[str, Any]:
 def look_figures(evidence: Evidence, config: TrafficConfig, *, look: int, at: float) -> dict[str, Any]:
     """The ``traffic_look`` event's fields at look number ``look``, taken at ``at``."""
     paths = evidence.paths
-    new_ms, base_ms = paths.all_ms("new"), paths.all_ms("baseline")
+
     return {"look": look, "at": at, "elapsed_s": round(at - evidence.windows.switched_at, 3),
             "requests": evidence.requests, "errors": evidence.errors,
             "baseline_requests": evidence.baseline_requests, "baseline_errors": evidence.baseline_errors,
             "paths": len(paths.new),
-            "latency_ms": quantile(new_ms, config.latency_quantile),
-            "baseline_latency_ms": quantile(base_ms, config.latency_quantile),
+            "latency_ms": sorted_quantile(paths.total_new.sorted_ms(), config.latency_quantile),
+            "baseline_latency_ms": sorted_quantile(paths.total_baseline.sorted_ms(), config.latency_quantile),
             "path_latency": [{"route": route, "ms": sorted_quantile(counts.sorted_ms(), config.path_latency_quantile),
                               "baseline_ms": sorted_quantile(paths.baseline_of(route).sorted_ms(),
                                                              config.path_latency_quantile)}

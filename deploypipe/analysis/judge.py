@@ -29,7 +29,7 @@ from typing import Literal
 
 from deploypipe.analysis.config import TrafficConfig
 from deploypipe.analysis.evidence import Evidence
-from deploypipe.analysis.latency import judge_latency, quantile, sorted_quantile
+from deploypipe.analysis.latency import judge_latency, sorted_quantile
 from deploypipe.analysis.paths import PathCounts, path_message
 from deploypipe.analysis.stats import log_e_value, quantile_upper_index, rejects, upper_bound
 from deploypipe.analysis.verdict import Figures, PathFinding, Verdict, outcome_of, percent
@@ -116,9 +116,12 @@ def _error_reason(name: str, counts: PathCounts, base: PathCounts, config: Traff
 
 
 def _service(evidence: Evidence) -> tuple[PathCounts, PathCounts]:
-    new = PathCounts(requests=evidence.requests, errors=evidence.errors, ms=evidence.paths.all_ms("new"))
+    """The service's counts (metrics or complete logs) with every response time of the logs."""
+    paths = evidence.paths
+    new = PathCounts(requests=evidence.requests, errors=evidence.errors, ms=paths.total_new.ms,
+                     _ordered=paths.total_new.sorted_ms())
     base = PathCounts(requests=evidence.baseline_requests, errors=evidence.baseline_errors,
-                      ms=evidence.paths.all_ms("baseline"))
+                      ms=paths.total_baseline.ms, _ordered=paths.total_baseline.sorted_ms())
     return new, base
 
 
@@ -162,8 +165,8 @@ def judge(evidence: Evidence, config: TrafficConfig, *, final: bool) -> Verdict 
                   for route, found in ranked[:MAX_WORST_PATHS])
     reasons = [reason for _, found in ranked if found.failures for reason in found.failures]
     reasons.extend(service.failures)
-    new_ms = quantile(new.ms, config.latency_quantile)
-    base_ms = quantile(base.ms, config.latency_quantile)
+    new_ms = sorted_quantile(new.sorted_ms(), config.latency_quantile)
+    base_ms = sorted_quantile(base.sorted_ms(), config.latency_quantile)
     notes = list(evidence.notes)
     if not new.ms and final:  # no response times in the logs: Render's metrics quantile, once
         latency = judge_latency(evidence.latency_new_ms or (), evidence.latency_baseline_ms or (),

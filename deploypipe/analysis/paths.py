@@ -10,11 +10,13 @@ of the significance.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from deploypipe.analysis.source import RequestLogEntry
 
@@ -24,6 +26,7 @@ _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F
 _ID_SEGMENT = re.compile(rf"^(\d+|[0-9a-fA-F]{{16,}}|{_UUID})$")
 
 
+@lru_cache(maxsize=65536)
 def route_of(method: str, path: str) -> str:
     """``POST /notes/42?x=1`` -> ``POST /notes/{id}``."""
     bare = path.split("?", 1)[0].split("#", 1)[0] or "/"
@@ -51,7 +54,8 @@ class PathCounts:
         self.requests += 1
         if entry.ms is not None:
             self.ms.append(entry.ms)
-            self._ordered = None
+            if self._ordered is not None:
+                bisect.insort(self._ordered, entry.ms)
         if entry.status >= 500:
             self.errors += 1
             self.statuses[entry.status] += 1
@@ -63,7 +67,7 @@ class PathCounts:
         return None if self.requests == 0 else 1 - self.errors / self.requests
 
     def sorted_ms(self) -> list[float]:
-        """The response times in ascending order (sorted once per change)."""
+        """The response times in ascending order (sorted once, then kept in order)."""
         if self._ordered is None or len(self._ordered) != len(self.ms):
             self._ordered = sorted(self.ms)
         return self._ordered
@@ -82,18 +86,18 @@ class PathTally:
     baseline: dict[str, PathCounts] = field(default_factory=dict)
     baseline_read: bool = False
     behind: bool = False
+    total_new: PathCounts = field(default_factory=PathCounts)
+    total_baseline: PathCounts = field(default_factory=PathCounts)
 
     def add_new(self, entries: Iterable[RequestLogEntry]) -> None:
         for entry in sorted(entries, key=lambda e: e.at):
             self.new.setdefault(route_of(entry.method, entry.path), PathCounts()).add(entry)
+            self.total_new.add(entry)
 
     def add_baseline(self, entries: Iterable[RequestLogEntry]) -> None:
         for entry in entries:
             self.baseline.setdefault(route_of(entry.method, entry.path), PathCounts()).add(entry)
-
-    def all_ms(self, side: str) -> list[float]:
-        """Every response time of one side (``new`` or ``baseline``), all routes together."""
-        return [ms for counts in (self.new if side == "new" else self.baseline).values() for ms in counts.ms]
+            self.total_baseline.add(entry)
 
     def baseline_of(self, route: str) -> PathCounts:
         return self.baseline.get(route) or PathCounts()

@@ -27,7 +27,7 @@ from functools import lru_cache
 
 __all__ = ["binom_cdf", "binom_sf", "log_e_value", "prior_b", "quantile_upper_index", "rejects", "upper_bound"]
 
-_TINY = 1e-17
+_TINY = 1e-13
 
 
 def _log_pmf(k: int, n: int, p: float) -> float:

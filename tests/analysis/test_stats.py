@@ -62,16 +62,25 @@ def test_the_order_statistic_bound_needs_enough_values() -> None:
     assert quantile_upper_index(300, 0.99, 0.001) is None
 
 
-def test_looking_after_every_request_fails_a_healthy_stream_at_most_alpha_of_the_time() -> None:
-    rng, alpha, runs, alarms = random.Random(7), 0.05, 400, 0
+def alarm_rate(share: float, p0: float, alpha: float, *, requests: int, every: int, runs: int) -> float:
+    """The share of ``runs`` healthy streams (true share ``share``) the test fails at some look."""
+    rng, alarms = random.Random(7), 0
     for _ in range(runs):
         bad = 0
-        for n in range(1, 501):
-            bad += rng.random() < 0.05
-            if rejects(bad, n, 0.05, alpha):
+        for n in range(1, requests + 1):
+            bad += rng.random() < share
+            if n % every == 0 and rejects(bad, n, p0, alpha):
                 alarms += 1
                 break
-    assert alarms / runs <= alpha
+    return alarms / runs
+
+
+def test_looking_again_and_again_fails_a_stream_at_its_null_share_at_most_alpha_of_the_time() -> None:
+    assert alarm_rate(0.05, 0.05, 0.1, requests=500, every=5, runs=300) <= 0.1
+
+
+def test_a_stream_better_than_the_null_never_builds_evidence_against_it() -> None:
+    assert alarm_rate(0.02, 0.05, 0.1, requests=2000, every=100, runs=100) == 0.0
 
 
 @pytest.mark.parametrize(("method", "path", "route"), [

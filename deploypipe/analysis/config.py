@@ -51,7 +51,7 @@ class TrafficConfig(BaseModel):
     baseline_s: float = Field(default=600.0, gt=0, description=(
         "how much of the previous release's traffic (before the switch) it is compared with"))
     max_baseline_s: float = Field(default=1800.0, gt=0, description=(
-        "how far back the baseline's request logs are widened, baseline_s at a time, until every path has "
+        "how far back the baseline's request logs are widened (doubling the span) until every path has "
         "min_baseline_requests"))
     interval_s: float = Field(default=30.0, gt=0, description=(
         "seconds between looks; each look makes at most one metrics and one logs request"))

@@ -6,8 +6,8 @@ Requests are paced by one :class:`_Slot` per kind (retries included: a retry wai
   request covers both, and re-reading the whole span picks up late data); once the window is over, when the logs
   carry no response times, one read of the latency quantile over the same span;
 * request logs, at most ``logs_requests_per_min`` pages a minute, every page followed (``LogPage.next``). First,
-  before the first look, the baseline: the ``baseline_s`` before the switch, widened ``baseline_s`` at a time up
-  to ``max_baseline_s`` while a route has fewer than ``min_baseline_requests`` (at most a minute of pages, newest
+  before the first look, the baseline: the ``baseline_s`` before the switch, widened backwards (doubling the span)
+  up to ``max_baseline_s`` while a route has fewer than ``min_baseline_requests`` (at most a minute of pages, newest
   first). Then at each look the new release's entries from the cursor up to ``logs_lag_s`` before now, at most
   ``interval_s`` worth of pages; what is left is read at the next look. Each entry is read exactly once as long
   as none arrives later than ``logs_lag_s``.
@@ -164,7 +164,7 @@ class _Observation:
             thin = [route for route, counts in tally.baseline.items() if counts.requests < config.min_baseline_requests]
             if rest is not None or not thin or read_from <= earliest or budget <= 0:
                 break
-            chunk = Window(max(earliest, read_from - config.baseline_s), read_from)
+            chunk = Window(max(earliest, read_from - (end - read_from)), read_from)  # doubles the span read
         if settled < end:
             self.sleep(max(0.0, end + config.logs_lag_s - self.clock()))
             if self._pages("baseline request logs", Window(settled, end), tally.add_baseline, 10**6) is not None:

@@ -277,7 +277,7 @@ def test_with_complete_request_logs_a_short_window_ends_at_the_window_not_at_the
     assert verdict.status == "pass", verdict.reasons
     assert LIGHT.window_s <= verdict.elapsed_s <= LIGHT.window_s + LIGHT.logs_lag_s + 2 * LIGHT.interval_s
     assert any("complete request logs" in reason for reason in verdict.reasons)
-    exact = Window(source.scenario.switched_at, source.scenario.switched_at + verdict.elapsed_s)
+    exact = Window(source.scenario.switched_at, source.scenario.switched_at + verdict.elapsed_s - LIGHT.logs_lag_s)
     requests, errors = true_counts(source, exact)
     assert abs(verdict.figures.requests - requests) <= 8 and verdict.figures.errors == errors
 

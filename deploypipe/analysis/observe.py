@@ -74,9 +74,9 @@ class _Observation:
     def __init__(self, source: TrafficSource, config: TrafficConfig, windows: Windows,
                  clock: Callable[[], float], sleep: Callable[[float], None],
                  on_look: Callable[[dict[str, Any]], None] | None = None,
-                 on_baseline: Callable[[dict[str, Any]], None] | None = None):
+                 on_baseline: Callable[[dict[str, Any]], None] | None = None, since: float | None = None):
         self.source, self.config, self.windows = source, config, windows
-        self.on_look, self.on_baseline = on_look, on_baseline
+        self.on_look, self.on_baseline, self.since = on_look, on_baseline, since
         self.clock, self.sleep = clock, sleep
         self.evidence = Evidence(windows)
         self.metrics = _Slot("metrics", config.interval_s, clock, sleep)
@@ -150,7 +150,7 @@ class _Observation:
 
     def _read_baseline(self) -> None:
         config, tally, end = self.config, self.evidence.paths, self.windows.baseline_logs.end
-        earliest = min(self.windows.baseline_logs.start, end - config.max_baseline_s)
+        earliest = min(self.windows.baseline_logs.start, max(end - config.max_baseline_s, self.since or 0.0))
         # what is older than the logs' lag has all arrived: read it first, the last lag seconds once they have
         settled = min(end, max(self.windows.baseline_logs.start, self.clock() - config.logs_lag_s))
         chunk, budget, read_from = Window(self.windows.baseline_logs.start, settled), config.logs_requests_per_min, end
@@ -273,10 +273,13 @@ def _inside(page: LogPage, window: Window) -> list[RequestLogEntry]:
 def observe(source: TrafficSource, config: TrafficConfig, *, switched_at: float, clock: Callable[[], float],
             sleep: Callable[[float], None], baseline: Window | None = None,
             on_look: Callable[[dict[str, Any]], None] | None = None,
-            on_baseline: Callable[[dict[str, Any]], None] | None = None) -> Verdict:
+            on_baseline: Callable[[dict[str, Any]], None] | None = None,
+            previous_live_at: float | None = None) -> Verdict:
     """Watch the release that went live at ``switched_at`` and judge it against ``baseline``.
 
-    ``baseline`` defaults to the ``config.baseline_s`` seconds before the switch (the previous release); ``on_look``
+    ``baseline`` defaults to the ``config.baseline_s`` seconds before the switch, from ``previous_live_at`` at the
+    earliest (when the previous release went live: neither the baseline nor its widening reach back into the
+    release before it, or into the previous release's own start); ``on_look``
     gets the figures of each look and ``on_baseline`` those of the baseline, once before the first look (for
     the journal: events ``traffic_look`` and ``traffic_baseline``). Returns
     at the first look where a failure is certain, else after the window and the bounded wait for late data.
@@ -286,6 +289,9 @@ def observe(source: TrafficSource, config: TrafficConfig, *, switched_at: float,
     if switched_at < _YEAR_2000 or clock() < _YEAR_2000:
         raise ValueError(f"observe: switched_at {switched_at:.0f} / clock() {clock():.0f} are not epoch seconds; "
                          f"hint: pass clock=time.time (Render's metrics and logs are dated), not time.monotonic")
+    since = previous_live_at if previous_live_at is not None and previous_live_at < switched_at else None
+    if baseline is None and since is not None:
+        baseline = Window(max(switched_at - config.baseline_s, since), switched_at)
     windows = plan_windows(switched_at, window_s=config.window_s, resolution_s=config.resolution_s,
                            baseline=baseline, baseline_s=config.baseline_s)
-    return _Observation(source, config, windows, clock, sleep, on_look, on_baseline).run()
+    return _Observation(source, config, windows, clock, sleep, on_look, on_baseline, since).run()

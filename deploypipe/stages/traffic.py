@@ -33,7 +33,7 @@ from deploypipe.analysis import (
     Window,
     observe,
 )
-from deploypipe.errors import StageErrored, StageFailed
+from deploypipe.errors import StageErrored, StageFailed, TransientError
 from deploypipe.render.client import RenderClient
 from deploypipe.render.retry import RetryPolicy
 from deploypipe.stages.base import Outputs as BaseOutputs
@@ -95,6 +95,25 @@ class RenderTrafficSource:
         return LogPage(entries=entries, has_more=page.has_more, next=rest if page.has_more else None)
 
 
+def _epoch(value: object) -> float | None:
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, str) and value:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return None
+
+
+def _previous_live_at(client: RenderClient, release: ServiceRelease) -> float | None:
+    """When the release before this one went live (its deploy's ``finishedAt``): the baseline starts no earlier."""
+    previous = getattr(release, "previous_deploy_id", None)
+    if not previous:
+        return None
+    try:
+        return _epoch(client.get_deploy(release.service_id, previous).finished_at)
+    except TransientError:
+        return None
+
+
 class VerifyTraffic:
     """Judge the release on its traffic; a failure rolls back, too little traffic is inconclusive."""
 
@@ -127,6 +146,7 @@ class VerifyTraffic:
         config = TrafficConfig.model_validate(params.model_dump(exclude={"service"}))
         verdict = observe(RenderTrafficSource(client, release.service_id, owner_id), config,
                           switched_at=release.live_at.timestamp(), clock=lambda: ctx.now().timestamp(),
+                          previous_live_at=_previous_live_at(client, release),
                           sleep=ctx.sleep, on_look=lambda figures: ctx.emit("traffic_look", **figures),
                           on_baseline=lambda figures: ctx.emit("traffic_baseline", **figures))
         ctx.emit("traffic_verdict", **verdict.model_dump(mode="json"))

@@ -122,6 +122,15 @@ def test_a_thin_baseline_is_widened_backwards_until_each_path_has_enough_request
     assert counts == [1] * len(counts)
 
 
+def test_the_baseline_never_reaches_back_before_the_previous_release_went_live() -> None:
+    clock = BoundedClock(SWITCH)
+    source = service(clock, routes=FLAKY, rate_per_s=2.0)
+    verdict = observe(source, FAST, switched_at=SWITCH, clock=clock.time, sleep=clock.sleep,
+                      previous_live_at=SWITCH - 200)
+    assert [i for i in source.log_reads if source.at[i] < SWITCH - 200] == []
+    assert verdict.figures.baseline_requests == len(source.requests_in(Window(SWITCH - 200, SWITCH)))
+
+
 def test_the_baseline_is_journalled_once_before_the_first_look_and_each_look_carries_latency() -> None:
     clock = BoundedClock(SWITCH)
     events: list[tuple[str, dict[str, Any]]] = []

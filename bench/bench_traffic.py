@@ -128,7 +128,8 @@ def main() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
     started = time.perf_counter()
     judges: dict[str, Callable[..., Any] | None] = {"new": observe}
-    judges["old"] = None if args.no_old else load_old()
+    if not args.no_old:
+        judges["old"] = load_old()
     read = [0, 0, 0]  # entries of the new window read, requests in it, entries read more than once
 
     def tally(verdict: Verdict, source: SimulatedService, config: TrafficConfig) -> None:

@@ -1,8 +1,9 @@
 """The journal's figures of an observation: the baseline once (``traffic_baseline``), then each look (``traffic_look``).
 
-``traffic_baseline``: ``start`` and ``end`` (epoch seconds: the metrics baseline window, ending at the switch),
-``requests``, ``errors`` and ``buckets`` (``start``, ``requests``, ``errors`` each; requests 0 and no buckets
-without a baseline). ``traffic_look``: ``look``, ``at``, ``elapsed_s``, the counts of both windows, ``paths``,
+``traffic_baseline``: ``start`` and ``end`` (epoch seconds: where the baseline's request logs begin, widened or
+not, and the switch), ``requests`` and ``errors`` (the service's baseline counts) and ``buckets`` (``start``,
+``requests``, ``errors`` each: the metrics buckets of the ``baseline_s`` before the switch; requests 0 and no
+buckets without a baseline). ``traffic_look``: ``look``, ``at``, ``elapsed_s``, the counts of both windows, ``paths``,
 the service's ``latency_ms`` and ``baseline_latency_ms`` (``latency_quantile`` of the request logs' response
 times, None without) and ``path_latency``: ``route``, ``ms``, ``baseline_ms`` (``path_latency_quantile``) per route.
 """

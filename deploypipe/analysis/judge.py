@@ -8,10 +8,11 @@ at every look) of one null share ``p0`` each, and fails a test only with at leas
   always for an under-sampled route (fewer than ``min_baseline_requests``), the baseline's upper bound plus
   ``error_margin``: a scope already failing before the switch fails only for getting worse.
 * latency (from the request logs' response times): a request is slow when it is above ``max_latency_factor`` x
-  the baseline's upper bound of its ``path_latency_quantile`` (and ``min_latency_increase_ms`` above it); the
-  slow share is tested against ``1 - path_latency_quantile``. Where the baseline kept ``max_latency_ms`` at
-  ``latency_quantile`` (or has no data), the share above ``max_latency_ms`` is tested against
-  ``1 - latency_quantile``. Logs without response times fall back to the metrics quantile at the last look.
+  the baseline's upper bound of its ``path_latency_quantile`` (p75 or p50 when the baseline is too small to bound
+  it; and ``min_latency_increase_ms`` above it); the slow share is tested against ``1 -`` that quantile.
+  Where the baseline kept ``max_latency_ms`` at ``latency_quantile`` (or has no data), the share above
+  ``max_latency_ms`` is tested against ``1 - latency_quantile``. Logs without response times fall back to the
+  metrics quantile at the last look.
 
 The significance is split so that the chance of any false failure is at most ``significance``: half for the
 service, half for the routes, the j-th route to appear getting ``6 / (pi^2 j^2)`` of it (the series sums to 1,
@@ -76,20 +77,19 @@ def judge_scope(name: str, counts: PathCounts, base: PathCounts, config: Traffic
     strength = log_e_value(counts.errors, counts.requests, p0)
     if counts.errors >= config.min_errors and rejects(counts.errors, counts.requests, p0, alpha / 4):
         failures.append(_error_reason(name, counts, base, config, floor=floor, path=path))
-    label, new_sorted, base_sorted = config.path_latency_label, counts.sorted_ms(), base.sorted_ms()
-    new_ms = sorted_quantile(new_sorted, config.path_latency_quantile)
-    base_ms = sorted_quantile(base_sorted, config.path_latency_quantile)
+    new_sorted, base_sorted = counts.sorted_ms(), base.sorted_ms()
     under_sampled = path and 0 < base.requests < config.min_baseline_requests
-    rank = quantile_upper_index(len(base.ms), config.path_latency_quantile, alpha / 6) if base.ms else None
-    if rank is not None and new_ms is not None and base_ms is not None:
+    compared = _comparison_quantile(len(base_sorted), config, alpha / 6) if new_sorted else None
+    if compared is not None:
+        q, rank = compared
         upper = base_sorted[rank - 1]
         limit = max(upper * config.max_latency_factor, upper + config.min_latency_increase_ms)
         slow = len(new_sorted) - bisect.bisect_right(new_sorted, limit)
-        null = 1 - config.path_latency_quantile
-        strength = max(strength, log_e_value(slow, len(counts.ms), null))
-        if slow >= config.min_errors and rejects(slow, len(counts.ms), null, alpha / 6):
-            failures.append(f"{name}: {label} {new_ms:.0f} ms against the baseline's {base_ms:.0f} ms ({slow} of "
-                            f"{len(counts.ms)} requests above {limit:.0f} ms)")
+        strength = max(strength, log_e_value(slow, len(new_sorted), 1 - q))
+        if slow >= config.min_errors and rejects(slow, len(new_sorted), 1 - q, alpha / 6):
+            failures.append(f"{name}: p{q * 100:g} {sorted_quantile(new_sorted, q):.0f} ms against the baseline's "
+                            f"{sorted_quantile(base_sorted, q):.0f} ms ({slow} of {len(new_sorted)} requests above "
+                            f"{limit:.0f} ms)")
     base_top = sorted_quantile(base_sorted, config.latency_quantile)
     if counts.ms and not under_sampled and (base_top is None or base_top <= config.max_latency_ms):
         slow = len(new_sorted) - bisect.bisect_right(new_sorted, config.max_latency_ms)
@@ -99,7 +99,18 @@ def judge_scope(name: str, counts: PathCounts, base: PathCounts, config: Traffic
             top = sorted_quantile(new_sorted, config.latency_quantile) or 0.0
             failures.append(f"{name}: {config.latency_label} {top:.0f} ms above the {config.max_latency_ms:.0f} ms "
                             f"bound ({slow} of {len(counts.ms)} requests above {config.max_latency_ms:.0f} ms)")
-    return Finding(tuple(failures), strength, new_ms, base_ms)
+    return Finding(tuple(failures), strength, sorted_quantile(new_sorted, config.path_latency_quantile),
+                   sorted_quantile(base_sorted, config.path_latency_quantile))
+
+
+def _comparison_quantile(count: int, config: TrafficConfig, alpha: float) -> tuple[float, int] | None:
+    """The quantile a latency comparison uses and its baseline rank: ``path_latency_quantile``, or p75 or p50
+    when the baseline has too few requests to bound it (a choice made on the baseline's size alone)."""
+    for q in (config.path_latency_quantile, *(q for q in (0.75, 0.5) if q < config.path_latency_quantile)):
+        rank = quantile_upper_index(count, q, alpha) if count else None
+        if rank is not None:
+            return q, rank
+    return None
 
 
 def _error_reason(name: str, counts: PathCounts, base: PathCounts, config: TrafficConfig, *, floor: bool,

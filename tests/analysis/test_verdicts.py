@@ -135,6 +135,14 @@ def test_a_slower_path_is_named_with_both_latencies_word_for_word() -> None:
     assert (finding.latency_ms, finding.baseline_latency_ms, finding.failed) == (612.0, 7.0, True)
 
 
+def test_a_path_with_a_baseline_too_small_for_its_p90_is_compared_on_its_median() -> None:
+    found = evidence(600, 0, 3000, 0, paths={"GET /notes": (30, 0)}, baseline_paths={"GET /notes": (20, 0)},
+                     path_ms={"GET /notes": ([612.0], NOTES_MS)})
+    verdict = judge(found, FAST, final=False)
+    assert verdict is not None
+    assert verdict.message == "GET /notes: p50 612 ms against the baseline's 6 ms (30 of 30 requests above 57 ms)"
+
+
 def test_failures_with_different_5xx_statuses_say_5xx_and_the_earliest_time() -> None:
     found = evidence(500, 20, 3000, 0)
     found.paths.add_new(entries("POST /notes", 10, 10, start=at_utc("12:04:00"), status=502))

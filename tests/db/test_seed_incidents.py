@@ -21,8 +21,9 @@ from dbfixtures import StageRunner, sql
 from pydantic import ValidationError
 
 from deploypipe.errors import StageFailed
-from deploypipe.stages.db import DbBackup, DbDryRun, DbMigrate
+from deploypipe.stages.db import DbBackup, DbDryRun
 from deploypipe.stages.db_checks import DbLint, DbMigrationStatus
+from deploypipe.stages.db_migrate import DbMigrate
 
 BASE_ENV = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}
 

@@ -1,0 +1,105 @@
+"""On the local default with real processes: a release in two phases (expand before the deploy, contract after
+verification), and the dry run's request-based compatibility check.
+
+A steady client of the test's own (GET and POST /notes on the sample app's stable URL, like a user's) counts what
+the service answers while the release runs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import psycopg
+import pytest
+from conftest import _private_tmp, invocation, make_project
+
+from deploypipe.commands.invocation import Invocation, load
+from deploypipe.commands.plan import show_plan
+from deploypipe.commands.run import run_pipeline
+from deploypipe.local.session import maybe_local
+from deploypipe.local.traffic import TrafficGenerator
+from deploypipe.render.client import RenderClient
+from deploypipe.replays.engine import run_replay
+from deploypipe.spec.model import TrafficSpec
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def released():
+    """A running local default (its own traffic on), the good release live; (project, invocation)."""
+    project = make_project(_private_tmp("deploypipe-phases-"))
+    inv = invocation(project, traffic=True)
+    try:
+        with maybe_local(inv):
+            first = run_pipeline(inv)
+            assert first.exit_code == 0, first.message
+            yield project, inv
+    finally:
+        shutil.rmtree(project, ignore_errors=True)
+
+
+def steady_client(inv: Invocation) -> TrafficGenerator:
+    with RenderClient.from_env(dict(inv.env)) as client:
+        url = client.find_service("sampleapp").url
+    spec = TrafficSpec.model_validate({"service": "sampleapp", "rate_per_s": 20, "requests": [
+        {"path": "/notes", "weight": 3}, {"method": "POST", "path": "/notes", "weight": 1, "json": {"body": "x"}}]})
+    return TrafficGenerator(url, spec, seed=20)
+
+
+def columns(inv: Invocation) -> list[str]:
+    with psycopg.connect(inv.env["DATABASE_URL"]) as conn:
+        return [r[0] for r in conn.execute("select column_name from information_schema.columns "
+                                           "where table_name = 'notes' order by ordinal_position")]
+
+
+def events(report) -> list[dict]:
+    return [json.loads(line) for line in (Path(report.run_dir) / "events.jsonl").read_text().splitlines()]
+
+
+def test_a_dropped_column_is_dropped_only_after_verification_and_no_request_fails(released):
+    _, inv = released
+    client = steady_client(inv).start()
+    try:
+        result = run_replay("drop-column", env=dict(inv.env), load=lambda: load(inv),
+                            run=lambda loaded: run_pipeline(inv, loaded=loaded))
+        dropped = "author" not in columns(inv)
+    finally:
+        client.stop()
+    report = result.runs[0]
+    assert result.exit_code == 0, result.summary()
+    assert dropped, result.summary()
+    served_5xx = sum(n for status, n in client.sent.items() if status.startswith("5") or not status.isdigit())
+    assert served_5xx == 0 and sum(client.sent.values()) > 50, client.sent
+    assert report.stage("migrate").outputs["waiting"] == ["0003"]
+    assert report.stage("migrate").outputs["production_changed"] is False  # nothing before the deploy
+    assert report.stage("contract").outputs["migrations"] == ["0003"]
+    order = [(e["event"], e.get("stage")) for e in events(report)]
+    assert order.index(("stage_succeeded", "traffic")) < order.index(("migration_finished", "contract"))
+    compat = report.stage("dry-run").outputs["compat"]
+    assert compat["ok"] and {"/notes", "/"} <= {r["path"] for r in compat["requests"]}, compat
+
+
+def test_an_unsafe_rename_is_refused_at_the_dry_run_naming_the_path_and_the_error(released):
+    _, inv = released
+    result = run_replay("rename-column", env=dict(inv.env), load=lambda: load(inv),
+                        run=lambda loaded: run_pipeline(inv, loaded=loaded))
+    report = result.runs[0]
+    assert result.exit_code == 1, result.summary()
+    assert report.stage("dry-run").status == "failed"
+    assert "GET /notes answered 500" in report.message, report.message
+    assert 'UndefinedColumn: column "author" does not exist' in report.message, report.message
+    assert "author" in columns(inv) and result.unharmed, result.summary()
+
+
+def test_plan_shows_each_migrations_phase(released):
+    project, inv = released
+    out = io.StringIO()
+    plan_inv = Invocation(pipeline=inv.pipeline, project_dir=project, env=dict(inv.env), stdout=out,
+                          stderr=io.StringIO(), interactive=False)
+    assert show_plan(plan_inv, as_json=False) == 0
+    text = out.getvalue()
+    assert "migration 0001: expand" in text and "migration 0002: expand" in text, text

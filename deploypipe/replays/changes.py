@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 __all__ = ["BAD_CHANGES", "PRISMA_INIT_SQL", "PRISMA_MIGRATION"]
 
@@ -103,7 +103,7 @@ def downgrade() -> None:
 '''
 
 
-def _author_column(name: str | None) -> object:
+def _author_column(name: str | None) -> Callable[[str], str]:
     """The sample app reading and writing notes' author as column ``name`` (None: not at all)."""
     def transform(app_source: str) -> str:
         if name is None:
@@ -155,7 +155,9 @@ BAD_CHANGES: dict[str, dict[str, Any]] = {
                        "message": "Phase 3: drop the audit helpers"},
     "drop-column": {"files": {f"{MIGRATIONS}/0003_drop_author.py": DROP_AUTHOR},
                     "transform": {f"{APP}/app.py": _author_column(None)},
-                    "message": "Notes have no author any more: drop the column and stop reading it"},
+                    "message": "Notes have no author any more: drop the column and stop reading it",
+                    "cleanup_sql": "alter table notes add column if not exists author text; "
+                                   "update alembic_version set version_num = '0002' where version_num = '0003'"},
     "rename-column": {"files": {f"{MIGRATIONS}/0003_rename_author.py": RENAME_AUTHOR},
                       "transform": {f"{APP}/app.py": _author_column("written_by")},
                       "message": "Rename notes.author to written_by (migration and code in one release)"},

@@ -19,9 +19,11 @@ from conftest import _private_tmp, invocation, make_project
 from deploypipe.commands.invocation import Invocation, load
 from deploypipe.commands.plan import show_plan
 from deploypipe.commands.run import run_pipeline
+from deploypipe.local.repo import LocalRepo
 from deploypipe.local.session import maybe_local
 from deploypipe.local.traffic import TrafficGenerator
 from deploypipe.render.client import RenderClient
+from deploypipe.replays.changes import APP, BAD_CHANGES
 from deploypipe.replays.engine import run_replay
 from deploypipe.spec.model import TrafficSpec
 
@@ -94,6 +96,52 @@ def test_an_unsafe_rename_is_refused_at_the_dry_run_naming_the_path_and_the_erro
     assert 'UndefinedColumn: column "author" does not exist' in report.message, report.message
     assert "author" in columns(inv), result.summary()  # production's schema untouched
     assert result.before["commit"] == result.after["commit"], result.summary()  # the live release still serves
+
+
+ADD_TAG = '''"""notes get an optional tag
+
+Revision ID: 0003
+Revises: 0002
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+
+
+def upgrade() -> None:
+    op.add_column("notes", sa.Column("tag", sa.Text, nullable=True))
+
+
+def downgrade() -> None:
+    op.drop_column("notes", "tag")
+'''
+
+
+def test_a_failed_release_after_an_expand_migration_rolls_back_the_code_only_and_keeps_every_write(released):
+    _, inv = released
+    repo = LocalRepo(Path(inv.env["DEPLOYPIPE_LOCAL_REPO"]))
+    good = repo.head()
+    app = f"{APP}/app.py"
+    broken = BAD_CHANGES["broken-release"]["transform"][app]  # every path but /health answers 500
+    repo.commit_change({f"{APP}/migrations/versions/0003_tag.py": ADD_TAG, app: broken((repo.path / app).read_text())},
+                       "Tags, and a broken refactor")
+    try:
+        report = run_pipeline(inv)
+    finally:
+        repo.reset_to(good)
+        with psycopg.connect(inv.env["DATABASE_URL"], autocommit=True) as conn:
+            tagged = "tag" in columns(inv)
+            conn.execute("alter table notes drop column if exists tag; "
+                         "update alembic_version set version_num = '0002' where version_num = '0003'")
+    assert report.exit_code == 3, report.message
+    assert tagged  # the schema stays expanded
+    [schema] = [item for item in report.rollback.items if item.stage == "migrate"]
+    assert schema.action == "left_schema" and schema.verified, schema.summary
+    assert "(auto: every applied migration is expand and the live release served its real requests" in schema.summary
+    assert "rows kept: public.notes " in schema.summary and "nothing lost" in schema.summary, schema.summary
+    assert schema.details["lost"] == {} and schema.details["kept"]["public.notes"]["since_backup"] >= 0
 
 
 def test_plan_shows_each_migrations_phase(released):

@@ -71,12 +71,15 @@ class ReplayResult:
         lines.append(f"  production before: commit {str(self.before.get('commit'))[:12]}, "
                      f"rows {self.before.get('rows')}")
         lines.append(f"  production after:  commit {str(self.after.get('commit'))[:12]}, rows {self.after.get('rows')}"
-                     f" — {'unharmed' if self.unharmed else 'CHANGED'}")
+                     f" — {'released' if self.exit_code == 0 else 'unharmed' if self.unharmed else 'CHANGED'}")
         minutes = self.replay.seed_minutes
-        lines.append(f"  time: the seed's team lost ~{minutes:.0f} min; here {self.seconds:.1f}s, production untouched"
-                     if self.exit_code == 1 else
-                     f"  time: the seed's team lost ~{minutes:.0f} min; here {self.seconds:.1f}s "
-                     "from deploy to a verified rollback")
+        if self.exit_code == 0:
+            lines.append(f"  time: released and verified in {self.seconds:.1f}s")
+        else:
+            lines.append(f"  time: the seed's team lost ~{minutes:.0f} min; here {self.seconds:.1f}s, production "
+                         "untouched" if self.exit_code == 1 else
+                         f"  time: the seed's team lost ~{minutes:.0f} min; here {self.seconds:.1f}s "
+                         "from deploy to a verified rollback")
         return "\n".join(lines)
 
 

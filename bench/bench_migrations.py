@@ -123,7 +123,8 @@ def scenario(inv: Invocation, name: str, change: dict[str, Any]) -> dict[str, An
     return {"name": name, "exit": report.exit_code, "sent": sum(traffic.sent.values()),
             "5xx": sum(n for status, n in traffic.sent.items() if not status.isdigit() or status.startswith("5")),
             "written": traffic.sent.get("201", 0), "kept": kept, "restores": actions.count("restored"),
-            "downgrades": actions.count("downgraded"), "message": report.message[:160]}
+            "downgrades": actions.count("downgraded"), "message": report.message[:160],
+            "rollback": [f"{item.stage}: {item.summary}" for item in report.rollback.items if item.stage == "migrate"]}
 
 
 def main() -> None:
@@ -148,6 +149,8 @@ def main() -> None:
               f"{row['kept']:>5} {row['restores']:>8} {row['downgrades']:>10}")
     for row in rows:
         print(f"  {row['name']}: {row['message']}")
+        for line in row["rollback"]:
+            print(f"    rollback {line}")
 
 
 if __name__ == "__main__":

@@ -75,7 +75,8 @@ def check_compat(database_url: str, *, command: str, cwd: Path, env: Mapping[str
     GET each of ``paths`` once: any 5xx (or no answer) fails the check.
 
     Connection errors are waited out (the release is starting); ``unhealthy_answers`` non-200 answers in a row end
-    the check early as unhealthy.
+    the check early as unhealthy. The release runs with this interpreter's directory first on ``PATH``, as the
+    local Render runs it.
     """
     port = free_port()
     url = f"http://127.0.0.1:{port}{health_path}"

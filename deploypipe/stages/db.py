@@ -162,8 +162,9 @@ class DbDryRun:
     type: ClassVar[str] = "db.dry_run"
     description: ClassVar[str] = ("Run the migration command on the staging copy db.backup verified (restoring this "
                                   "run's backup only when there is no such copy, e.g. on resume); a failure blocks "
-                                  "the deploy with the migration's own error. Optionally start the live release on "
-                                  "the migrated copy (compat_command).")
+                                  "the deploy with the migration's own error. Optionally start the live release "
+                                  "(its live commit, compat_service) on the copy, migrated as production will be, "
+                                  "and send it real GET requests: any 5xx blocks (compat_command).")
     touches_production: ClassVar[bool] = False
 
     class Params(BaseParams):

@@ -53,3 +53,27 @@ def test_a_contract_migration_before_an_expand_one_is_refused_by_lint_with_how_t
     assert "[phase-order]" in str(failed.value)
     assert "migration 0002 is contract (drop-column users.name (line 2)) but comes before expand migration 0003" \
         in str(failed.value)
+
+
+def test_a_failed_contract_phase_says_the_verified_release_keeps_serving_on_the_expanded_schema(
+        alembic_project, new_db):
+    url = new_db("contract_fails")
+    _users_at_0001(alembic_project, url, duplicates=False)
+    alembic_project.revision("0002", "0001", ADD_NICKNAME)
+    alembic_project.revision("0003", "0002", 'op.create_unique_constraint("users_email_key", "users", ["email"])')
+    runner = _runner(alembic_project.root, url)
+    runner.run("lint", DbLint, database="main", tool="alembic", squawk=False)
+    runner.run("backup", DbBackup, database="main")
+    runner.run("dry", DbDryRun, database="main", command=alembic_project.upgrade,
+               later={"migrate": (DbMigrate, _migrate(alembic_project, "expand"))})
+    runner.run("migrate", DbMigrate, **_migrate(alembic_project, "expand"))
+    sql(url, "insert into users (id, email) values (9999, 'u1')")  # written since the backup: a duplicate email
+    with pytest.raises(StageFailed) as failed:
+        runner.run("contract", DbMigrate, **_migrate(alembic_project, "contract"))
+    message = str(failed.value)
+    assert "the contract phase failed after the new release was verified: the production migration failed: " \
+           'could not create unique index "users_email_key"' in message
+    assert "the verified release keeps serving on the expanded schema (revision 0002); nothing was rolled back, " \
+           "restored or downgraded" in message
+    assert failed.value.production_changed is False
+    assert sql(url, "select version_num from alembic_version") == [("0002",)]

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 from deploypipe.commands.invocation import Invocation, load
+from deploypipe.commands.local import maybe_local
 from deploypipe.engine.journal import new_run_id
 from deploypipe.engine.loader import LoadedPipeline
 from deploypipe.errors import UsageError
-from deploypipe.local.session import maybe_local
 
 __all__ = ["backup", "list_backups", "restore"]
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from deploypipe.commands.invocation import Invocation
+from deploypipe.commands.local import maybe_local
 from deploypipe.commands.run import emit_report, run_pipeline
-from deploypipe.local.session import maybe_local
 
 __all__ = ["deploy"]
 

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import configparser
 import re
-import shutil
-import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -130,7 +128,7 @@ def _sql(path: Path, text: str, squawk: bool = True, excludes: tuple[str, ...] =
                     f'offers {stmt.extname} "{version}" needs its pg_available_extension_versions',
                     "the pipeline's db.lint stage checks it against the server before each deploy",
                     f"migration {name}", path=str(path), line=line, col=col))
-    if squawk and (shutil.which("squawk") or (Path(sys.executable).parent / "squawk").exists()):  # as dblint looks
+    if squawk:
         found += [_at(f, path) for f in dblint.squawk(text, name, excludes)]
     return found
 

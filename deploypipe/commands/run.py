@@ -12,7 +12,9 @@ from deploypipe.commands.invocation import Invocation, load, redactor_for, resou
 from deploypipe.engine.journal import Journal, new_run_id, read_events, run_dir_for
 from deploypipe.engine.loader import LoadedPipeline
 from deploypipe.engine.locking import ReleaseLock
-from deploypipe.engine.runner import Runner, pipeline_digest
+from deploypipe.engine.resume import pipeline_digest
+from deploypipe.engine.runner import Runner
+from deploypipe.engine.signals import signum_of
 from deploypipe.errors import DeployPipeError, UsageError
 from deploypipe.stages.report import Outcome, Report
 
@@ -83,7 +85,7 @@ def run_pipeline(inv: Invocation, *, resume: str | None = None, execute: Callabl
             report = runner.finish(Outcome.BLOCKED, message=exc.render())
         except KeyboardInterrupt as exc:  # recorded, then reported by the CLI's boundary like any early interrupt
             interrupted = exc
-            report = runner.interrupted_before_start(str(exc))
+            report = runner.interrupted_before_start(signum_of(exc))
         else:
             try:
                 report = execute(runner) if execute is not None else \

@@ -44,8 +44,8 @@ class DeployView(BaseModel):
     status: str
     commit: str | None = None
     trigger: str = ""
-    created_at: str | None = None
-    finished_at: str | None = None
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
 
     @classmethod
     def of(cls, deploy: Deploy) -> DeployView:
@@ -117,11 +117,11 @@ def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=False)
 
 
-def _when(value: str | None) -> str:
-    """``2026-11-30 07:16 UTC`` from Render's ISO time."""
-    if not value:
+def _when(value: datetime | None) -> str:
+    """``2026-11-30 07:16 UTC``, or ``?`` when Render gave no time."""
+    if value is None:
         return "?"
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _age(hours: float) -> str:

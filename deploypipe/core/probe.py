@@ -1,4 +1,8 @@
-"""One HTTP health probe and its verdict: status, response time, JSON assertions, deployed commit."""
+"""One HTTP health probe and its verdict: status, response time, JSON assertions, deployed commit.
+
+With ``commit_field`` the result carries the commit the answer reported whatever its status (``ProbeResult.commit``),
+so a failed answer can be told apart: from the expected release, or from a stale instance.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +40,20 @@ class ProbeResult:
     reason: str
     status: int | None = None
     elapsed_ms: float = 0.0
+    commit: str | None = None
+
+    @property
+    def server_error(self) -> bool:
+        """The answer was a 5xx (not a network error, not another unexpected status)."""
+        return self.status is not None and 500 <= self.status <= 599
+
+
+def _reported_commit(response: httpx.Response, field: str) -> str | None:
+    try:
+        reported = lookup(response.json(), field)
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError):
+        return None
+    return reported if isinstance(reported, str) else None
 
 
 def probe(http: httpx.Client, spec: Probe) -> ProbeResult:
@@ -50,11 +68,14 @@ def probe(http: httpx.Client, spec: Probe) -> ProbeResult:
         return ProbeResult(False, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
     elapsed = (time.perf_counter() - start) * 1000
     status = response.status_code
+    field = spec.commit_field or "commit"
+    commit = _reported_commit(response, field) if spec.commit_field or spec.expect_commit else None
     if status not in spec.expect_status:
         expected = "/".join(map(str, spec.expect_status))
-        return ProbeResult(False, f"status {status}, expected {expected}", status, elapsed)
+        return ProbeResult(False, f"status {status}, expected {expected}", status, elapsed, commit)
     if spec.budget_ms is not None and elapsed > spec.budget_ms:
-        return ProbeResult(False, f"answered in {elapsed:.0f} ms, budget {spec.budget_ms:.0f} ms", status, elapsed)
+        return ProbeResult(False, f"answered in {elapsed:.0f} ms, budget {spec.budget_ms:.0f} ms", status, elapsed,
+                           commit)
     if spec.expect_json or spec.expect_commit:
         try:
             document = response.json()
@@ -64,11 +85,10 @@ def probe(http: httpx.Client, spec: Probe) -> ProbeResult:
             try:
                 actual = lookup(document, path)
             except KeyError:
-                return ProbeResult(False, f"JSON has no '{path}'", status, elapsed)
+                return ProbeResult(False, f"JSON has no '{path}'", status, elapsed, commit)
             if actual != expected:
-                return ProbeResult(False, f"JSON {path} is {actual!r}, expected {expected!r}", status, elapsed)
+                return ProbeResult(False, f"JSON {path} is {actual!r}, expected {expected!r}", status, elapsed, commit)
         if spec.expect_commit:
-            field = spec.commit_field or "commit"
             try:
                 reported = lookup(document, field)
             except KeyError:
@@ -76,6 +96,6 @@ def probe(http: httpx.Client, spec: Probe) -> ProbeResult:
             if not same_commit(reported, spec.expect_commit):
                 return ProbeResult(
                     False, f"reports commit {reported!r}, expected {spec.expect_commit[:12]} (stale instance?)",
-                    status, elapsed,
+                    status, elapsed, commit,
                 )
-    return ProbeResult(True, f"status {status} in {elapsed:.0f} ms", status, elapsed)
+    return ProbeResult(True, f"status {status} in {elapsed:.0f} ms", status, elapsed, commit)

@@ -17,8 +17,10 @@ __all__ = ["MASK", "Redactor", "SECRET_NAME_PATTERN", "mask_url"]
 
 MASK = "***"
 
-#: Environment variable names treated as secret even when the pipeline does not say so.
-SECRET_NAME_PATTERN = re.compile(r"(_KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?|DATABASE_URL|DSN)$", re.I)
+#: Environment variable names treated as secret even when the pipeline does not say so, wherever the secret-looking
+#: part stands in the name (``STRIPE_SECRET_KEY``, ``SECRET_KEY_BASE``, ``GITHUB_TOKEN_V2``); used with ``search``.
+SECRET_NAME_PATTERN = re.compile(r"(?:^|_)(?:API_?)?KEY(?:_|$)|TOKEN(?:_|$)|SECRET|PASSW(?:OR)?D|CREDENTIAL"
+                                 r"|DATABASE_URL|(?:^|_)DSN(?:_|$)", re.I)
 
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s/]+)@")
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")

@@ -5,8 +5,8 @@ release is live, and stays on it if the deploy rolls back with
 ``on_rollback: leave``. The dry run can prove that on the staging copy: start
 the live release's command with ``DATABASE_URL`` pointing at staging and a
 free ``PORT`` on 127.0.0.1, poll its health path, then send it a sample of
-real read requests (``paths``: GET only); any 5xx fails the check with the
-path and the release's own error line. Health alone proves little: ``/health``
+real read requests (``paths``: GET only); a path that answers 5xx on every
+attempt fails the check with the path and the release's own error line. Health alone proves little: ``/health``
 rarely reads the column a migration drops.
 """
 
@@ -38,10 +38,12 @@ log = structlog.get_logger(__name__)
 
 @dataclass
 class CompatRequest:
-    """One sampled read request sent to the live release on the migrated copy, and its status (None: no answer)."""
+    """One sampled read request sent to the live release on the migrated copy: its last status (None: no answer)
+    and every attempt's."""
 
     path: str
     status_code: int | None
+    attempts: list[int | None] = field(default_factory=list)
 
 
 @dataclass
@@ -72,7 +74,7 @@ def check_compat(database_url: str, *, command: str, cwd: Path, env: Mapping[str
                  clock: Callable[[], float] = time.monotonic,
                  redact: Callable[[str], str] = lambda text: text) -> CompatResult:
     """Start ``command`` against ``database_url``, wait (up to ``timeout_s``) for a 200 from ``health_path``, then
-    GET each of ``paths`` once: any 5xx (or no answer) fails the check.
+    GET each of ``paths``: a path that answers 5xx (or nothing) three times in a row fails the check.
 
     Connection errors are waited out (the release is starting); ``unhealthy_answers`` non-200 answers in a row end
     the check early as unhealthy. The release runs with this interpreter's directory first on ``PATH``, as the
@@ -136,6 +138,7 @@ def check_compat(database_url: str, *, command: str, cwd: Path, env: Mapping[str
             f"; last output: {output.strip().splitlines()[-1][:300]}" if output.strip() else "")
     elif broken is not None:
         answered = f"answered {broken.status_code}" if broken.status_code else "did not answer"
+        answered += f" {len(broken.attempts)} time(s) in a row"
         error = f"GET {broken.path} {answered}" + (f"; app error: {app_error}" if app_error else "")
     else:
         error = ""
@@ -155,13 +158,16 @@ def app_error_line(output: str) -> str:
     return found[:300]
 
 
-def _send(client: httpx.Client, base: str, paths: Sequence[str]) -> list[CompatRequest]:
-    """GET each path once (a read: the copy may be written by nothing else); a transport error is no answer."""
+def _send(client: httpx.Client, base: str, paths: Sequence[str], attempts: int = 3) -> list[CompatRequest]:
+    """GET each path (a read: nothing else writes the copy); a 5xx or no answer is asked again, up to ``attempts``
+    in all: a migration that breaks a query breaks it every time, a chronically flaky path does not."""
     sent = []
     for path in dict.fromkeys(paths):
-        try:
-            status: int | None = client.get(base + path).status_code
-        except httpx.TransportError:
-            status = None
-        sent.append(CompatRequest(path, status))
+        statuses: list[int | None] = []
+        while len(statuses) < attempts and (not statuses or statuses[-1] is None or statuses[-1] >= 500):
+            try:
+                statuses.append(client.get(base + path).status_code)
+            except httpx.TransportError:
+                statuses.append(None)
+        sent.append(CompatRequest(path, statuses[-1], statuses))
     return sent

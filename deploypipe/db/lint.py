@@ -10,14 +10,19 @@ Own rules (where squawk has none or too weak a one):
 - ``not-null-without-default`` (error): ``ADD COLUMN ... NOT NULL`` without ``DEFAULT`` on an existing table.
 - ``unique-index-on-existing-table`` (warning): a unique index/constraint on a table the migration does not create;
   existing duplicates make it fail on production data only — seed 002.
+- ``squawk-missing`` (warning): no squawk binary on PATH or beside this Python, so squawk's rules did not run
+  (``--fail-on warning`` / ``fail_on: warning`` make it fail, like any warning).
 """
 
 from __future__ import annotations
 
 import ast as pyast
 import json
+import os
 import re
+import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +30,7 @@ from typing import Any, Iterable
 
 from deploypipe.core.findings import Finding
 
-__all__ = ["lint_python", "lint_sql", "position", "squawk"]
+__all__ = ["lint_python", "lint_sql", "position", "squawk", "squawk_binary", "squawk_missing"]
 
 _SKIP = re.compile(r"\s+|--[^\n]*|/\*.*?\*/", re.S)
 
@@ -34,10 +39,23 @@ DEFAULT_SQUAWK_EXCLUDES = ("require-timeout-settings", "require-lock-timeout", "
                            "prefer-identity", "prefer-timestamptz")
 
 
-def squawk(sql_text: str, migration: str, excludes: Iterable[str] = DEFAULT_SQUAWK_EXCLUDES) -> list[Finding]:
-    from shutil import which
+def squawk_binary() -> str | None:
+    """squawk on PATH, else beside this Python (the squawk-cli wheel's script in an unactivated venv); None: missing."""
+    return shutil.which("squawk", path=os.pathsep.join([os.environ.get("PATH", ""), str(Path(sys.executable).parent)]))
 
-    binary = which("squawk") or str(Path(__import__("sys").executable).parent / "squawk")
+
+def squawk_missing(subject: str = "", path: str = "") -> Finding:
+    """The warning for SQL that squawk could not check: a missing tool is never a silent pass."""
+    return Finding("squawk-missing", "warning", "squawk is not installed, so its migration rules did not run",
+                   "install deploypipe with its dependencies (squawk-cli) or put squawk on PATH; `squawk: false` "
+                   "turns squawk off on purpose", subject=subject, path=path)
+
+
+def squawk(sql_text: str, migration: str, excludes: Iterable[str] = DEFAULT_SQUAWK_EXCLUDES) -> list[Finding]:
+    """squawk's findings for one migration's SQL; one ``squawk-missing`` warning when squawk is not installed."""
+    binary = squawk_binary()
+    if binary is None:
+        return [squawk_missing("migration " + migration)]
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as handle:
         handle.write(sql_text)
         path = handle.name

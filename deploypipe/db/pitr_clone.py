@@ -44,7 +44,7 @@ class _Recovery(Protocol):
     @property
     def status(self) -> str: ...
     @property
-    def starts_at(self) -> str | None: ...
+    def starts_at(self) -> datetime | None: ...
 
 
 class _Postgres(Protocol):
@@ -84,7 +84,8 @@ def iso(moment: datetime) -> str:
 
 
 def _parse(text: str) -> datetime:
-    return _moment(datetime.fromisoformat(text.strip().replace("Z", "+00:00")))
+    """A moment this module wrote with :func:`iso` (journal and report)."""
+    return _moment(datetime.fromisoformat(text.strip()))
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ def _available(client: PitrClient, postgres_id: str, where: str) -> datetime | N
     if info.status != "AVAILABLE":
         raise StageFailed(f"point-in-time recovery of postgres {postgres_id} is {info.status}, not AVAILABLE",
                           where=where, hint=_HINTS.get(info.status, "look at the database in the Render dashboard"))
-    return _parse(info.starts_at) if info.starts_at else None
+    return _moment(info.starts_at) if info.starts_at else None
 
 
 def record_restore_point(client: PitrClient, postgres_id: str, now: Callable[[], float] = time.time) -> RestorePoint:

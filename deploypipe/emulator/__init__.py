@@ -18,7 +18,7 @@ Public API (import from ``deploypipe.emulator``)::
                                                   # (DeployRec, queued), .service(id), .faults.add(...), .close(),
                                                   # .telemetry (requests and logs, see telemetry.py),
                                                   # .recovery (point-in-time recovery knobs, see recovery.py)
-    Telemetry(clock, *, max_requests=50_000, max_logs=50_000, retention_s=21600, ingest_delay_s=0)
+    Telemetry(clock, *, max_requests=50_000, max_logs=50_000, retention_s=21600, ingest_delay_s=0, store=None)
                                                   # .request(RequestRec), .log(resource, line, type=, instance=)
     SimulatedRuntime(build_s=0, pre_deploy_s=0, update_s=0, failures={commit: phase}, job_s=0, job_exit=0,
                      output={commit: [lines its new instance prints]})
@@ -56,7 +56,7 @@ Modules, lowest first (each imports only modules before it)::
     runtime               the simulated runtime (phases on the clock)
     state                 Emulator: the deploy lifecycle rules, events, jobs, persistence
     databases, procs      Blueprint databases; checkouts and a service's environment
-    health, sniff, proxy  health checks of new instances; HTTP exchanges read from bytes; the stable URL
+    health, forward, proxy  health checks of new instances; one request forwarded over h11; the stable URL
     proclogs              child processes whose output lines become logs
     process_runtime       real deploys as local processes
     autodeploy            new commits deploy while ``autoDeploy`` is on

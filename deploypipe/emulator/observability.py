@@ -43,7 +43,7 @@ def _us(value: str) -> int:
         return round(float(value) * 1e6)
     except ValueError:
         pass
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    parsed = datetime.fromisoformat(value)
     parsed = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
     return (parsed - _EPOCH) // timedelta(microseconds=1)
 

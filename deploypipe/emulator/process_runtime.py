@@ -203,7 +203,7 @@ class ProcessRuntime:
         old = self.instances.get(service.name)
         proxy.switch(instance.port, instance=instance.id, deploy=instance.deploy_id)
         self.instances[service.name] = instance
-        if old is not None:  # stop it once its connections have finished what was in flight
+        if old is not None:  # stop it once the requests already sent to it are answered
             self._draining.append(old.proc)
 
             def drain_then_stop() -> None:

@@ -1,18 +1,17 @@
-"""A stable per-service URL on 127.0.0.1: a TCP proxy that forwards to whichever instance is live.
+"""A stable per-service URL on 127.0.0.1: an HTTP/1.1 reverse proxy that sends each request to the live instance.
 
-Switching traffic sets a new backend port: new connections go to the new
-instance at once. A connection already open to the old instance is closed as
-soon as it is idle after an answer (nothing in flight for ``idle_s``), so a
-kept-alive client reconnects to the new instance on its next request and an
-answer in flight is never cut; ``wait_drained`` tells when the old instance
-has no connections left and can be stopped (Render drains behind its HTTP
-proxy in the same spirit).
+The proxy reads requests with h11 (``forward.py``) and chooses the instance
+for every request when its head arrives, the way Render's proxy routes, so a
+kept-alive client connection is never pinned to one instance: once
+``switch(port, instance=, deploy=)`` has returned, no request reaches the old
+instance, and requests already sent to it finish there. ``wait_drained``
+tells when an instance has no request in flight any more and can be stopped.
 
 Every request is reported to ``on_request`` with the instance and deploy that
-answered it (``switch(port, instance=, deploy=)`` names them): a ``Sniffer``
-reads each connection's bytes as they pass (``sniff.py``). When no instance
-is live the proxy answers 503, when the instance refuses the connection 502,
-and reports those requests too (without an instance).
+answered it, right before its answer's last bytes go out. When no instance is
+live the proxy answers 503, when the instance refuses the connection 502
+(both reported without an instance), and 502 when the instance closes without
+a whole answer (reported with it).
 """
 
 from __future__ import annotations
@@ -20,15 +19,15 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass
 from typing import Callable
 
-from deploypipe.core.polling import poll
-from deploypipe.emulator.sniff import Exchange, Sniffer, parse_request_head
+import h11
 
-__all__ = ["Served", "ServiceProxy"]
+from deploypipe.emulator.forward import Exchange, Peer, PeerGone, answer, describe, forward
 
-_HEAD_WAIT_S = 1.0  # how long the proxy waits for a request head it answers itself (502/503)
+__all__ = ["Exchange", "Served", "ServiceProxy"]
 
 
 @dataclass(frozen=True)
@@ -40,30 +39,25 @@ class Served:
     deploy: str
 
 
-@dataclass(eq=False)
-class _Conn:
-    backend: int
-    client: asyncio.StreamWriter
-    sniffer: Sniffer
-    upstream: asyncio.StreamWriter | None = None
-    last_activity: float = field(default_factory=time.monotonic)
-    answered: bool = True  # the last bytes went backend -> client (or none went at all)
-    client_gone: bool = False
+@dataclass(frozen=True)
+class _Route:
+    port: int
+    instance: str
+    deploy: str
 
 
 class ServiceProxy:
-    def __init__(self, port: int = 0, host: str = "127.0.0.1", idle_s: float = 0.05,
-                 on_request: Callable[[Served], None] | None = None):
+    def __init__(self, port: int = 0, host: str = "127.0.0.1", on_request: Callable[[Served], None] | None = None):
         self.host = host
         self.backend: int | None = None
         self.on_request = on_request
         self._names: dict[int, tuple[str, str]] = {}  # backend port -> (instance id, deploy id)
-        self.idle_s = idle_s
-        self._conns: set[_Conn] = set()
+        self._in_flight: Counter[int] = Counter()  # backend port -> requests sent to it and not answered yet
+        self._routing = threading.Condition()  # guards backend, _names, _in_flight; notified when a request ends
+        self._tasks: set[asyncio.Task] = set()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
-        self._server: asyncio.base_events.Server | None = None
-        self._retirer: asyncio.Task | None = None
+        self._server: asyncio.Server | None = None
         self._requested_port = port
         self.port = 0
         self._thread = threading.Thread(target=self._run, name="service-proxy", daemon=True)
@@ -75,117 +69,104 @@ class ServiceProxy:
         return f"http://{self.host}:{self.port}"
 
     def switch(self, backend: int, *, instance: str = "", deploy: str = "") -> None:
-        """Send new connections to ``backend`` (the instance ``instance`` of ``deploy``); others close once idle."""
-        self._names[backend] = (instance, deploy)
-        self.backend = backend
-
-    def _reporter(self, backend: int | None) -> Callable[[Exchange], None]:
-        instance, deploy = self._names.get(backend, ("", "")) if backend is not None else ("", "")
-
-        def report(exchange: Exchange) -> None:
-            if self.on_request is not None:
-                self.on_request(Served(exchange, instance, deploy))
-
-        return report
+        """From now on send every request to ``backend`` (the instance ``instance`` of ``deploy``)."""
+        with self._routing:
+            self._names[backend] = (instance, deploy)
+            self.backend = backend
 
     def wait_drained(self, backend: int, timeout_s: float) -> bool:
-        """Block until no connection to ``backend`` is open (True) or ``timeout_s`` passed (False)."""
-        def drained() -> bool | None:
-            return True if not any(c.backend == backend for c in list(self._conns)) else None
+        """Block until no request sent to ``backend`` is in flight (True) or ``timeout_s`` passed (False)."""
+        with self._routing:
+            return self._routing.wait_for(lambda: not self._in_flight[backend], timeout_s)
 
-        return bool(poll(drained, timeout_s=timeout_s, interval_s=0.01))
+    def _route(self) -> _Route | None:
+        """The live instance for a request that just arrived, counted in flight until ``_release``."""
+        with self._routing:
+            if self.backend is None:
+                return None
+            self._in_flight[self.backend] += 1
+            return _Route(self.backend, *self._names[self.backend])
+
+    def _release(self, backend: int) -> None:
+        with self._routing:
+            self._in_flight[backend] -= 1
+            if not self._in_flight[backend]:
+                del self._in_flight[backend]
+                self._routing.notify_all()
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
 
         async def start() -> None:
             try:
-                self._server = await asyncio.start_server(self._handle, self.host, self._requested_port)
+                self._server = await asyncio.start_server(self._serve, self.host, self._requested_port)
             except OSError:  # the remembered port is taken: take any
-                self._server = await asyncio.start_server(self._handle, self.host, 0)
+                self._server = await asyncio.start_server(self._serve, self.host, 0)
             self.port = self._server.sockets[0].getsockname()[1]
-            self._retirer = self._loop.create_task(self._retire_idle())
             self._ready.set()
 
         self._loop.run_until_complete(start())
         self._loop.run_forever()
 
-    async def _retire_idle(self) -> None:
-        while True:
-            await asyncio.sleep(self.idle_s / 2)
-            now = time.monotonic()
-            for conn in list(self._conns):
-                if conn.backend != self.backend and conn.answered and now - conn.last_activity >= self.idle_s:
-                    self._close(conn)
-
-    def _close(self, conn: _Conn) -> None:
-        self._conns.discard(conn)
-        for writer in (conn.client, conn.upstream):
-            if writer is not None and not writer.is_closing():
-                writer.close()
-
-    async def _pipe(self, conn: _Conn, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    downstream: bool) -> None:
-        see = conn.sniffer.server if downstream else conn.sniffer.client
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One client connection: its requests one after the other, each routed on its own."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        client = Peer(reader, writer, serving=True)
         try:
-            while data := await reader.read(65536):
-                conn.last_activity, conn.answered = time.monotonic(), downstream
-                see(data)
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, asyncio.CancelledError):
+            while isinstance(request := await client.next_event(), h11.Request):
+                await self._exchange(client, request)
+                if not client.reusable():
+                    break
+                client.h11.start_next_cycle()
+        except h11.RemoteProtocolError as exc:  # not HTTP/1.x: say so when an answer can still go out
+            if client.h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                await answer(client, exc.error_status_hint, b"bad request\n", lambda status: None)
+        except (PeerGone, asyncio.CancelledError):  # the client left, or close() ends the connection
             pass
         finally:
-            if downstream:
-                conn.sniffer.server_closed(client_gone=conn.client_gone)
-            else:
-                conn.client_gone = True
-            self._close(conn)
-
-    async def _answer_myself(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, status: int,
-                             answer: bytes) -> None:
-        """Answer ``status`` without an instance, and report the request when its head arrives in time."""
-        started, t0 = time.time(), time.monotonic()
-        try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _HEAD_WAIT_S)
-            method, path, host = parse_request_head(head[:-4])
-        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ValueError):
-            method = ""
-        try:
-            writer.write(answer)
-            await writer.drain()
+            self._tasks.discard(task)
             writer.close()
-        except ConnectionError:
-            pass
-        if method:
-            self._reporter(None)(Exchange(started=started, method=method, path=path, host=host, status=status,
-                                          latency_ms=(time.monotonic() - t0) * 1000))
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        backend = self.backend
-        if backend is None:
-            await self._answer_myself(reader, writer, 503, b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 18"
-                                      b"\r\nconnection: close\r\n\r\nno live instance\r\n")
+    async def _exchange(self, client: Peer, request: h11.Request) -> None:
+        started, t0 = time.time(), time.monotonic()
+        method, path, host = describe(request)
+
+        def finish_as(route: _Route | None) -> Callable[[int], None]:
+            def finish(status: int) -> None:
+                if self.on_request is not None:
+                    self.on_request(Served(Exchange(started, method, path, host, status,
+                                                    (time.monotonic() - t0) * 1000),
+                                           route.instance if route else "", route.deploy if route else ""))
+            return finish
+
+        route = self._route()
+        if route is None:
+            client.skip_arrived_body()
+            await answer(client, 503, b"no live instance\n", finish_as(None))
             return
-        conn = _Conn(backend=backend, client=writer, sniffer=Sniffer(self._reporter(backend)))
-        self._conns.add(conn)  # before connecting: the old instance must not be stopped under this connection
         try:
-            up_reader, conn.upstream = await asyncio.open_connection("127.0.0.1", backend)
-        except OSError:
-            self._conns.discard(conn)
-            await self._answer_myself(reader, writer, 502, b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n"
-                                      b"connection: close\r\n\r\n")
-            return
-        await asyncio.gather(self._pipe(conn, reader, conn.upstream, False), self._pipe(conn, up_reader, writer, True))
+            try:
+                up_reader, up_writer = await asyncio.open_connection("127.0.0.1", route.port)
+            except OSError:
+                client.skip_arrived_body()
+                await answer(client, 502, b"bad gateway: the instance refused the connection\n", finish_as(None))
+                return
+            try:
+                await forward(client, request, Peer(up_reader, up_writer, serving=False), finish_as(route))
+            finally:
+                up_writer.close()
+        finally:
+            self._release(route.port)
 
     def close(self) -> None:
         async def stop() -> None:
             if self._server is not None:
                 self._server.close()
-            if self._retirer is not None:
-                self._retirer.cancel()
-            for conn in list(self._conns):
-                self._close(conn)
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
         if self._loop.is_running():
             asyncio.run_coroutine_threadsafe(stop(), self._loop).result(5)

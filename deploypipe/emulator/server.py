@@ -5,18 +5,18 @@
         RenderClient.from_env({"RENDER_API_URL": server.url, "RENDER_API_KEY": key})
     client = in_process_client(emulator, key)         # an httpx.Client running the app in-process
 
-``python -m deploypipe.emulator --port N --blueprint render.yaml --repo PATH [--faults F]`` runs it until stopped.
+``deploypipe emulator --port N --blueprint render.yaml --repo PATH [--faults F]`` runs it until stopped.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NoReturn
 
 import httpx
 import structlog
@@ -27,6 +27,7 @@ from deploypipe.emulator.blueprint import load_blueprint
 from deploypipe.emulator.databases import stable_id
 from deploypipe.emulator.state import Emulator
 from deploypipe.emulator.telemetry import Telemetry
+from deploypipe.emulator.telemetry_file import TelemetryFile
 
 __all__ = ["EmulatorServer", "build_emulator", "in_process_client", "main", "serve"]
 
@@ -46,9 +47,10 @@ def build_emulator(*, blueprint: Path | None = None, repo: Path | None = None, d
     in an embedded PostgreSQL under ``data_dir``. ``faults``: rule mappings as in ``faults.py``. With ``repo``,
     new commits on a service's branch auto-deploy it (``autoDeploy: yes``), checked every ``auto_deploy_poll_s``
     seconds (0 turns the watcher off). ``ingest_delay_s``: metrics and logs appear that long after the fact, as
-    Render's arrive late. Point-in-time recovery knobs (``recovery.py``): ``recovery_min_age_s`` (Render: 600, "not
-    within the last 10 minutes"; 0 lets the local default clone a restore point at once), ``recovery_window_days``
-    (Render: 3 or 7) and ``recovery_creating_s`` (how long a new clone stays ``creating``).
+    Render's arrive late; with ``data_dir`` they are kept across runs in its ``telemetry.jsonl``. Point-in-time
+    recovery knobs (``recovery.py``): ``recovery_min_age_s`` (Render: 600, "not within the last 10 minutes"; 0 lets
+    the local default clone a restore point at once), ``recovery_window_days`` (Render: 3 or 7) and
+    ``recovery_creating_s`` (how long a new clone stays ``creating``).
     """
     from deploypipe.emulator.databases import provision
     from deploypipe.emulator.process_runtime import ProcessRuntime
@@ -62,7 +64,8 @@ def build_emulator(*, blueprint: Path | None = None, repo: Path | None = None, d
         data_dir.mkdir(parents=True, exist_ok=True)
     emulator = Emulator(runtime=runtime, clock=clock, api_keys=api_keys, data_dir=data_dir,
                         state_file=data_dir / "state.json" if data_dir is not None else None,
-                        telemetry=Telemetry(clock, ingest_delay_s=ingest_delay_s))
+                        telemetry=Telemetry(clock, ingest_delay_s=ingest_delay_s, store=TelemetryFile(
+                            data_dir / "telemetry.jsonl") if data_dir is not None else None))
     emulator.recovery.min_age_s, emulator.recovery.window_days = recovery_min_age_s, recovery_window_days
     emulator.recovery.creating_s = recovery_creating_s
     if blueprint is not None:
@@ -172,45 +175,8 @@ def serve(*, port: int = 10000, blueprint: Path = Path("render.yaml"), repo: Pat
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m deploypipe.emulator [--port N] [--blueprint F] [--repo DIR] [--data-dir DIR] [--faults F]
-    [--database NAME=URL]... [--api-key KEY] [--health-grace-s S] [--health-interval-s S] [--auto-deploy-poll-s S]
-    [--ingest-delay-s S] [--recovery-min-age-s S] [--recovery-window-days D] [--recovery-creating-s S]``.
-
-    The API key comes from ``--api-key``, else ``DEPLOYPIPE_EMULATOR_API_KEY``, else ``RENDER_API_KEY``, else
-    ``rnd_test_key`` (prefer the environment: a command line is visible to every user of the machine).
-    """
-    parser = argparse.ArgumentParser(prog="deploypipe-emulator", description="The local Render API on 127.0.0.1.")
-    parser.add_argument("--port", type=int, default=10000, help="0 picks a free port")
-    parser.add_argument("--blueprint", type=Path, default=Path("render.yaml"))
-    parser.add_argument("--repo", type=Path, default=Path("."), help="local git repository the services build from")
-    parser.add_argument("--data-dir", type=Path, default=Path(".deploypipe/emulator"))
-    parser.add_argument("--faults", type=Path, help="YAML/JSON file with fault rules")
-    parser.add_argument("--database", action="append", default=[], metavar="NAME=URL",
-                        help="use an existing database for a Blueprint database (repeatable)")
-    parser.add_argument("--api-key", help="accepted API key (default: $DEPLOYPIPE_EMULATOR_API_KEY)")
-    parser.add_argument("--health-grace-s", type=float, default=30.0)
-    parser.add_argument("--health-interval-s", type=float, default=0.25)
-    parser.add_argument("--auto-deploy-poll-s", type=float, default=1.0,
-                        help="how often new commits on a branch are looked for (auto-deploy); 0 turns it off")
-    parser.add_argument("--ingest-delay-s", type=float, default=0.0,
-                        help="metrics and logs become visible this long after the fact (Render's arrive late)")
-    parser.add_argument("--recovery-min-age-s", type=float, default=600.0,
-                        help="point-in-time recovery refuses restore times newer than this (Render: 600 s, not "
-                             "within the last 10 minutes); 0 lets a restore point be cloned at once")
-    parser.add_argument("--recovery-window-days", type=float, default=7.0,
-                        help="how far back point-in-time recovery reaches (Render: 3 Hobby, 7 Professional)")
-    parser.add_argument("--recovery-creating-s", type=float, default=2.0,
-                        help="how long a point-in-time recovery clone stays 'creating'")
-    args = parser.parse_args(argv)
-    api_key = (args.api_key or os.environ.get("DEPLOYPIPE_EMULATOR_API_KEY") or os.environ.get("RENDER_API_KEY")
-               or "rnd_test_key")
-    bad = [item for item in args.database if "=" not in item]
-    if bad:
-        parser.error(f"--database expects NAME=URL, got {bad[0].split(':', 1)[0]}...")
-    databases = dict(item.split("=", 1) for item in args.database)
-    return serve(port=args.port, blueprint=args.blueprint, repo=args.repo, data_dir=args.data_dir, api_key=api_key,
-                 faults=args.faults, databases=databases, health_grace_s=args.health_grace_s,
-                 health_interval_s=args.health_interval_s, auto_deploy_poll_s=args.auto_deploy_poll_s,
-                 ingest_delay_s=args.ingest_delay_s, recovery_min_age_s=args.recovery_min_age_s,
-                 recovery_window_days=args.recovery_window_days, recovery_creating_s=args.recovery_creating_s)
+def main(argv: list[str] | None = None) -> NoReturn:
+    """``python -m deploypipe.emulator [OPTIONS]``: the same as ``deploypipe emulator [OPTIONS]`` (one parser, whose
+    ``--help`` lists the options), run in this process's place."""
+    args = sys.argv[1:] if argv is None else argv
+    os.execv(sys.executable, [sys.executable, "-m", "deploypipe.cli", "emulator", *args])

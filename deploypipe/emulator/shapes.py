@@ -68,7 +68,7 @@ def parse_time(value: str | None) -> float | None:
     try:
         return float(value)
     except ValueError:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        return datetime.fromisoformat(value).timestamp()
 
 
 def service_json(emu: Emulator, s: ServiceRec) -> dict[str, Any]:

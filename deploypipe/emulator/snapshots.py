@@ -46,7 +46,7 @@ def iso_us(us: int) -> str:
 def parse_us(text: Any) -> int:
     if not isinstance(text, str) or not text.strip():
         raise ValueError(text)
-    moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    moment = datetime.fromisoformat(text.strip())
     return to_us(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 

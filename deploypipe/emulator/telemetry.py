@@ -15,6 +15,12 @@ queries, the way Render's metrics and logs arrive late. Log timestamps are
 whole microseconds, strictly increasing (a line recorded after a later one is
 stamped one microsecond after it), so a page boundary never splits two lines
 with the same time. A request line is stamped when the request arrived.
+
+With a ``store`` (a ``TelemetryStore`` such as ``telemetry_file.TelemetryFile``:
+the local Render keeps ``telemetry.jsonl`` in its data directory) both stores
+outlive the process: every entry goes to the store as it is recorded, and a new
+``Telemetry`` starts with what the store holds, within the same bounds, so a
+release is judged against the traffic the previous run of the local Render saw.
 """
 
 from __future__ import annotations
@@ -26,9 +32,13 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Callable, Generic, Iterable, TypeVar
+from typing import Callable, Generic, Iterable, Iterator, Protocol, TypeVar
 
-__all__ = ["LogRec", "RequestRec", "Telemetry", "iso_us", "level_of"]
+import structlog
+
+__all__ = ["LogRec", "RequestRec", "Telemetry", "TelemetryStore", "iso_us", "level_of"]
+
+log = structlog.get_logger("deploypipe.emulator")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LEVEL = re.compile(r'(?:^|[\s\[{,"])(?:level"?\s*[=:]\s*"?)?(DEBUG|INFO|WARN(?:ING)?|ERROR|CRITICAL|FATAL)\b',
@@ -82,6 +92,18 @@ class LogRec:
         return next((value for key, value in self.labels if key == name), None)
 
 
+class TelemetryStore(Protocol):
+    """Where a ``Telemetry`` keeps its entries across runs (``telemetry_file.TelemetryFile``)."""
+
+    lines: int  # entries written since the last rewrite
+
+    def read(self) -> Iterator[RequestRec | LogRec]: ...
+
+    def append(self, rec: RequestRec | LogRec) -> None: ...
+
+    def rewrite(self, records: Iterable[RequestRec | LogRec]) -> None: ...
+
+
 T = TypeVar("T")
 
 
@@ -95,15 +117,20 @@ class _Ring(Generic[T]):
 
     def add(self, item: T, now: float) -> None:
         self.items.append(item)
+        self.expire(now)
+
+    def expire(self, now: float) -> None:
         while self.items and self.age_of(self.items[0]) < now - self.retention_s:
             self.items.popleft()
 
 
 class Telemetry:
-    """The request and log stores of one local Render (thread-safe; ``clock`` gives epoch seconds)."""
+    """The request and log stores of one local Render (thread-safe; ``clock`` gives epoch seconds), kept in
+    ``store`` across runs when one is given."""
 
     def __init__(self, clock: Callable[[], float] = time.time, *, max_requests: int = 50_000,
-                 max_logs: int = 50_000, retention_s: float = 6 * 3600.0, ingest_delay_s: float = 0.0):
+                 max_logs: int = 50_000, retention_s: float = 6 * 3600.0, ingest_delay_s: float = 0.0,
+                 store: TelemetryStore | None = None):
         self.clock = clock
         self.ingest_delay_s = ingest_delay_s
         self._lock = threading.Lock()
@@ -111,6 +138,46 @@ class Telemetry:
         self._logs: _Ring[LogRec] = _Ring(max_logs, retention_s, lambda r: r.at_us / 1e6)
         self._last_us = 0
         self._ids = itertools.count(1)
+        self._store = store
+        self._store_max_lines = 2 * (max_requests + max_logs)
+        if store is not None:
+            self._restore(store)
+
+    def _restore(self, store: TelemetryStore) -> None:
+        """Start with what ``store`` holds (count and age bounds applied), then rewrite it with just that."""
+        last_id = 0
+        for rec in store.read():
+            if isinstance(rec, RequestRec):
+                self._requests.items.append(rec)
+            else:
+                self._logs.items.append(rec)
+                self._last_us = max(self._last_us, rec.at_us)
+                number = rec.id.rpartition("-")[2]
+                last_id = max(last_id, int(number) if number.isdigit() else 0)
+        now = self.clock()
+        self._requests.expire(now)
+        self._logs.expire(now)
+        self._ids = itertools.count(last_id + 1)
+        store.rewrite(self._kept())
+
+    def _kept(self) -> list[RequestRec | LogRec]:
+        return [*self._requests.items, *self._logs.items]
+
+    def _persist(self, rec: RequestRec | LogRec) -> None:
+        """Append ``rec`` to the store (under the lock); rewrite it once it holds twice what the stores keep.
+
+        A store that fails (disk full, permissions) is dropped with one warning: serving and recording go on, only
+        in memory."""
+        if self._store is None:
+            return
+        try:
+            self._store.append(rec)
+            if self._store.lines >= self._store_max_lines:
+                self._store.rewrite(self._kept())
+        except OSError as exc:
+            self._store = None
+            log.warning("telemetry_not_kept", error=f"{type(exc).__name__}: {exc}",
+                        hint="requests and logs are kept in memory only until the local Render stops")
 
     # -- recording ---------------------------------------------------------------------------------
     def request(self, rec: RequestRec) -> None:
@@ -120,6 +187,7 @@ class Telemetry:
         text = f"[{rec.method}]{rec.status} {rec.host}{rec.path} responseTimeMS={round(rec.latency_ms)}"
         with self._lock:
             self._requests.add(rec, self.clock())
+            self._persist(rec)
         self._log(rec.resource, text, [(k, v) for k, v in labels if v], at=rec.at)
 
     def log(self, resource: str, message: str, *, type: str, instance: str | None = None,
@@ -138,8 +206,9 @@ class Telemetry:
             now = self.clock()
             us = max(round((now if at is None else at) * 1e6), self._last_us + 1)
             self._last_us = us
-            self._logs.add(LogRec(id=f"log-{next(self._ids):012d}", at_us=us, message=message,
-                                  labels=tuple(labels)), now)
+            rec = LogRec(id=f"log-{next(self._ids):012d}", at_us=us, message=message, labels=tuple(labels))
+            self._logs.add(rec, now)
+            self._persist(rec)
 
     # -- reading -----------------------------------------------------------------------------------
     def visible_until(self) -> float:

@@ -11,41 +11,31 @@ keeps the run's state and decides the outcome:
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import UTC, datetime
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import structlog
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-    wait_random,
-)
 
 from deploypipe.engine.compensation import compensate_stages
 from deploypipe.engine.journal import Journal
 from deploypipe.engine.loader import LoadedPipeline
-from deploypipe.engine.signals import shielded, signal_name
+from deploypipe.engine.outcomes import record_failure, record_success
+from deploypipe.engine.resume import pipeline_digest, restore_finished, take_over_interrupted
+from deploypipe.engine.retrying import retrying
+from deploypipe.engine.signals import shielded, signal_name, signum_of
 from deploypipe.engine.state import RunState
 from deploypipe.engine.unchanged import nothing_to_release
-from deploypipe.errors import DeployPipeError, StageErrored, StageFailed, TransientError, UsageError
+from deploypipe.errors import DeployPipeError, StageErrored
 from deploypipe.spec import when as when_language
-from deploypipe.spec.model import RetrySpec, StageSpec
-from deploypipe.stages.base import Outputs, Params, StageResult
+from deploypipe.spec.model import StageSpec
+from deploypipe.stages.base import Params, StageResult
 from deploypipe.stages.context import Resources, StageContext
-from deploypipe.stages.protocols import Interruptible
 from deploypipe.stages.registry import get_stage
 from deploypipe.stages.report import Diagnostic, ErrorInfo, Outcome, Report
 
-__all__ = ["RunGuard", "Runner", "pipeline_digest"]
+__all__ = ["RunGuard", "Runner"]
 
 log = structlog.get_logger("deploypipe.runner")
-
-_JOURNAL_META = ("seq", "ts", "run_id", "event", "stage")
 
 
 class RunGuard(Protocol):
@@ -62,22 +52,6 @@ class _Unguarded:
 
     def regain(self) -> str | None:
         return None
-
-
-def pipeline_digest(loaded: LoadedPipeline) -> str:
-    """Fingerprint of the stage list, so a resume can refuse a pipeline that changed since."""
-    stages = [[s.id, s.type, s.with_] for s in loaded.spec.stages]
-    return hashlib.sha256(json.dumps(stages, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _outputs_of(stage: StageSpec, data: Mapping[str, Any] | None, run_id: str) -> Outputs:
-    """A stage's outputs read back from the journal, as its typed model."""
-    try:
-        return get_stage(stage.type).Outputs.model_validate(dict(data or {}))
-    except ValueError as exc:
-        raise UsageError(f"run {run_id}: the journalled outputs of stage {stage.id} do not fit {stage.type} "
-                         f"({str(exc).splitlines()[0]})", hint="this run cannot be resumed; undo it with "
-                         f"`invoke rollback --run {run_id}`") from None
 
 
 class Runner:
@@ -123,25 +97,6 @@ class Runner:
         return {i: self.loaded.params[i] for i in ids[ids.index(stage.id) + 1:] if i in self.loaded.params}
 
     # -- one stage ---------------------------------------------------------------
-    def _retrying(self, stage: StageSpec) -> Retrying:
-        policy: RetrySpec = stage.retry or self.spec.defaults.retry
-
-        def before_sleep(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            wait = state.next_action.sleep if state.next_action else 0.0
-            self.journal.emit("stage_retrying", stage=stage.id, attempt=state.attempt_number,
-                              wait_s=round(wait, 3), reason=str(exc))
-            log.warning("retrying", stage=stage.id, attempt=state.attempt_number, wait_s=round(wait, 3),
-                        reason=str(exc))
-
-        return Retrying(
-            stop=stop_after_attempt(policy.attempts),
-            wait=wait_exponential(multiplier=policy.backoff_s, max=policy.max_backoff_s)
-            + wait_random(0, policy.backoff_s / 2),
-            retry=retry_if_exception_type(TransientError),
-            sleep=self.sleep, reraise=True, before_sleep=before_sleep,
-        )
-
     def _run_stage(self, stage: StageSpec, prior: tuple[Mapping[str, Any], ...] = (),
                    outcome: Outcome = Outcome.RUNNING) -> BaseException | None:
         record = self.state.records[stage.id]
@@ -155,69 +110,28 @@ class Runner:
         record.started_at = self.now()
         started = self.clock()
         try:
-            for attempt in self._retrying(stage):
+            policy = stage.retry or self.spec.defaults.retry
+            for attempt in retrying(stage.id, policy, sleep=self.sleep, emit=self.journal.emit):
                 with attempt:
                     record.attempts = attempt.retry_state.attempt_number
                     result: StageResult[Any] = impl.run(self._context(stage, record.attempts, prior, outcome), params)
         except BaseException as exc:  # noqa: BLE001 - every failure is recorded, KeyboardInterrupt included
-            self._failed(stage, exc, round(self.clock() - started, 3))
+            record_failure(self.state, stage, exc, duration_s=round(self.clock() - started, 3), finished_at=self.now(),
+                           emit=self.journal.emit)
             if isinstance(exc, KeyboardInterrupt):
-                self._interrupted(str(exc), stage.id)
+                self._interrupted(signum_of(exc), stage.id)
             return exc
         finally:
             structlog.contextvars.unbind_contextvars("stage", "service")
-        self._succeeded(stage, result, round(self.clock() - started, 3))
+        record_success(self.state, stage, result, duration_s=round(self.clock() - started, 3), finished_at=self.now(),
+                       emit=self.journal.emit)
         return None
 
-    def _failed(self, stage: StageSpec, exc: BaseException, duration_s: float) -> None:
-        record = self.state.records[stage.id]
-        record.duration_s = duration_s
-        record.finished_at = self.now()
-        record.error = ErrorInfo.of(exc)
-        record.status = "failed" if isinstance(exc, StageFailed) else "errored"
-        changed = isinstance(exc, (StageFailed, StageErrored)) and exc.production_changed
-        outputs = exc.outputs if isinstance(exc, (StageFailed, StageErrored)) else None
-        record.changed_production = changed
-        if isinstance(outputs, Outputs):  # what the stage got to: shown in the report, compensated with if changed
-            record.outputs = outputs.model_dump(mode="json")
-            if changed:
-                self.state.outputs[stage.id] = outputs
-        if changed:
-            self.state.mark_changed(stage.id)
-        self.journal.emit(f"stage_{record.status}", stage=stage.id, attempts=record.attempts,
-                          duration_s=record.duration_s, error=record.error.model_dump(mode="json"),
-                          changed_production=changed, outputs=record.outputs)
-        log.error(f"stage_{record.status}", stage=stage.id, error=record.error.message)
-
-    def _succeeded(self, stage: StageSpec, result: StageResult[Any], duration_s: float) -> None:
-        record = self.state.records[stage.id]
-        record.duration_s = duration_s
-        record.finished_at = self.now()
-        record.status = "succeeded"
-        record.outputs = result.outputs.model_dump(mode="json")
-        record.warnings = list(result.warnings)
-        record.summary = result.summary
-        record.changed_production = result.changed_production
-        self.state.outputs[stage.id] = result.outputs
-        self.state.deploys.extend(result.deploys)
-        if result.caveat:
-            self.state.caveats.append(f"{stage.id}: {result.caveat}")
-        if result.changed_production:
-            self.state.mark_changed(stage.id)
-        log.info("stage_succeeded", stage=stage.id, duration_s=duration_s, summary=result.summary)
-        for warning in result.warnings:
-            log.warning("stage_warning", stage=stage.id, warning=warning)
-        self.journal.emit("stage_succeeded", stage=stage.id, attempts=record.attempts, duration_s=record.duration_s,
-                          outputs=record.outputs, changed_production=result.changed_production,
-                          warnings=record.warnings, summary=result.summary,
-                          deploys=[d.model_dump(mode="json") for d in result.deploys])
-
-    def _interrupted(self, text: str, during: str) -> None:
+    def _interrupted(self, signum: int, during: str) -> None:
         """Journal what a signal left undone, so ``rollback --run`` can finish the job after a SIGKILL.
 
         ``during`` is the stage id, ``rollback`` or ``lock`` (waiting for the release lock).
         """
-        signum = int(text.split()[-1]) if text.startswith("signal ") else 2
         undone = [s for s in self.state.changed
                   if not any(i.stage == s and i.verified for i in self.state.rollback.items)]
         self.journal.emit("interrupted", signal=signal_name(signum), during=during,
@@ -237,7 +151,7 @@ class Runner:
         def context(stage: StageSpec) -> StageContext:
             return self._context(stage, prior=tuple((prior or {}).get(stage.id, ())))
 
-        with shielded(lambda signum: self._interrupted(f"signal {signum}", "rollback")):
+        with shielded(lambda signum: self._interrupted(signum, "rollback")):
             items, deploys = compensate_stages(self.spec.stages, self.loaded.params, stage_ids,
                                                outputs=self.state.outputs, context=context, emit=self.journal.emit)
         rollback.items.extend(items)
@@ -252,34 +166,7 @@ class Runner:
     # -- resume --------------------------------------------------------------------
     def restore(self, previous: Sequence[Mapping[str, Any]]) -> dict[str, tuple[Mapping[str, Any], ...]]:
         """Take over an interrupted run's finished stages; return unfinished stages' events (for resume)."""
-        by_id = {s.id: s for s in self.spec.stages}
-        unfinished: dict[str, list[Mapping[str, Any]]] = {}
-        for event in previous:
-            stage_id = event.get("stage")
-            if stage_id not in by_id:
-                continue
-            if event["event"] == "stage_succeeded":
-                record = self.state.records[stage_id]
-                outputs = _outputs_of(by_id[stage_id], event.get("outputs"), event.get("run_id") or "?")
-                record.status, record.outputs = "succeeded", outputs.model_dump(mode="json")
-                record.summary = "done in an earlier attempt of this run"
-                record.changed_production = bool(event.get("changed_production"))
-                self.state.outputs[stage_id] = outputs
-                if record.changed_production:
-                    self.state.mark_changed(stage_id)
-                self.state.deploys.extend(self._deploys(event))
-                unfinished.pop(stage_id, None)
-            elif event["event"] in ("stage_failed", "stage_errored"):
-                unfinished.pop(stage_id, None)
-            else:
-                unfinished.setdefault(stage_id, []).append(event)
-        return {k: tuple(v) for k, v in unfinished.items()}
-
-    @staticmethod
-    def _deploys(event: Mapping[str, Any]) -> list[Any]:
-        from deploypipe.stages.base import DeployRecord
-
-        return [DeployRecord.model_validate(d) for d in event.get("deploys") or []]
+        return restore_finished(self.state, self.spec.stages, previous)
 
     # -- whole run ---------------------------------------------------------------
     def run(self, *, resume_events: Sequence[Mapping[str, Any]] | None = None, resumed_from: str | None = None,
@@ -385,17 +272,7 @@ class Runner:
         self.journal.emit("run_started", pipeline=self.spec.name, path=str(self.loaded.path), kind="rollback",
                           undoing=undoing, digest=pipeline_digest(self.loaded))
         unfinished = self.restore(previous)
-        for stage in self.spec.stages:  # killed mid-way after a point of no return (e.g. a deploy was triggered)
-            impl = get_stage(stage.type)
-            if not isinstance(impl, Interruptible):
-                continue
-            event = next((e for e in reversed(unfinished.get(stage.id, ()))
-                          if e.get("event") == impl.point_of_no_return), None)
-            if event is not None:
-                fields = {k: v for k, v in event.items() if k not in _JOURNAL_META}
-                self.state.outputs[stage.id] = impl.outputs_from_event(fields)
-                self.state.records[stage.id].status = "interrupted"
-                self.state.mark_changed(stage.id)
+        take_over_interrupted(self.state, self.spec.stages, unfinished)  # killed past a point of no return
         undone = {e.get("stage") for e in previous if e.get("event") == "compensation_succeeded"}
         todo = [stage_id for stage_id in self.state.changed if stage_id not in undone]
         prior: dict[str, list[Mapping[str, Any]]] = {}
@@ -423,9 +300,9 @@ class Runner:
                 continue
             self._run_stage(stage, outcome=outcome)
 
-    def interrupted_before_start(self, text: str) -> Report:
-        """A signal while waiting for the release lock: journal it and end blocked; no stage ran."""
-        self._interrupted(text, "lock")
+    def interrupted_before_start(self, signum: int) -> Report:
+        """Signal ``signum`` while waiting for the release lock: journal it and end blocked; no stage ran."""
+        self._interrupted(signum, "lock")
         return self.finish(Outcome.BLOCKED, message="interrupted before any stage ran (waiting for the release "
                                                     "lock); nothing changed")
 

@@ -13,8 +13,7 @@ import contextlib
 from typing import Any, Iterator
 
 from deploypipe.core.yamlio import load_yaml
-from deploypipe.errors import SpecError
-from deploypipe.local.environment import LocalEnvironment
+from deploypipe.errors import SpecError, UsageError
 
 __all__ = ["maybe_local"]
 
@@ -33,6 +32,11 @@ def maybe_local(inv: Any, *, start: bool = True) -> Iterator[None]:
     if not (isinstance(raw, dict) and raw.get("local")):
         yield
         return
+    try:
+        from deploypipe.local.environment import LocalEnvironment
+    except ModuleNotFoundError as exc:
+        raise UsageError(f"the pipeline's local: section needs {exc.name}, which the plain install leaves out",
+                         where=str(path), hint="pip install 'deploypipe[local]'") from exc
     env = LocalEnvironment.for_invocation(inv, raw.get("local") or {})
     if not start:
         inv.env = {**inv.env, **env.planned()}

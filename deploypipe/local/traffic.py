@@ -1,8 +1,9 @@
 """Steady traffic for the local default, so a release is judged on real requests even on a bare machine.
 
 A background thread sends a seeded, weighted mix of requests (the pipeline's
-``local.traffic.requests``, e.g. GET /, GET /notes, POST /notes) to a
-service's stable URL on 127.0.0.1 at ``rate_per_s``. It is bounded: it stops
+``local.traffic.requests``: for the sample app GET /, GET /notes, POST /notes
+and its chronically flaky GET /flaky) to a service's stable URL on 127.0.0.1
+at ``rate_per_s``. It is bounded: it stops
 by itself after ``max_s`` seconds or ``max_requests`` requests, and it only
 ever talks to loopback.
 """

@@ -1,8 +1,9 @@
 """Render a run report as a Markdown summary for CI (GitHub's $GITHUB_STEP_SUMMARY).
 
-    python -m deploypipe.output.ci_summary report.json [--exit-code N] [--output PATH]
+    deploypipe ci-summary report.json [--exit-code N] [--output PATH]
 
 reads the report ``deploypipe deploy --json`` (or ``rollback --json``) printed
+(``-``: from standard input)
 and writes Markdown to stdout, or appends it to ``--output`` (GitHub appends
 every step's summary to the same file). When the report is missing or not
 JSON (deploypipe stopped before running, e.g. an invalid pipeline), the
@@ -14,17 +15,17 @@ The report is read as :class:`~deploypipe.stages.report.Report`, the model
 
 from __future__ import annotations
 
-import argparse
 import json
+import os
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
 from deploypipe.stages.report import Report, StageReport
 
-__all__ = ["main", "render_markdown", "render_missing", "write_step_summary"]
+__all__ = ["render_markdown", "render_missing", "summarize", "write_step_summary"]
 
 _OUTCOME = {"deployed": "✅", "blocked": "⛔", "rolled_back": "↩️", "needs_human": "🚨",
             "rollback_verified": "✅", "rollback_failed": "🚨", "unchanged": "⏸️"}
@@ -133,9 +134,10 @@ def write_step_summary(report: Report, path: Path) -> None:
         out.write(render_markdown(report))
 
 
-def _read(path: Path) -> tuple[Report | None, str]:
+def _read(path: Path | None) -> tuple[Report | None, str]:
+    """The report in ``path`` (None: standard input), or why there is none."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = sys.stdin.read() if path is None else path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None, "file not found"
     except (OSError, UnicodeDecodeError) as exc:
@@ -155,23 +157,20 @@ def _read(path: Path) -> tuple[Report | None, str]:
         return None, f"not a deploypipe run report ({'.'.join(map(str, first['loc']))}: {first['msg']})"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry: Markdown to stdout or appended to --output; 0 unless the arguments are wrong."""
-    parser = argparse.ArgumentParser(prog="python -m deploypipe.output.ci_summary",
-                                     description="Render a deploypipe run report (JSON) as a Markdown summary.")
-    parser.add_argument("report", type=Path, help="report JSON (what `deploypipe deploy --json` printed)")
-    parser.add_argument("--exit-code", type=int, default=None, help="deploypipe's exit code, shown when no report")
-    parser.add_argument("--output", type=Path, default=None, help="append to this file instead of printing")
-    args = parser.parse_args(argv)
-    report, reason = _read(args.report)
-    text = render_markdown(report) if report is not None else render_missing(str(args.report), reason, args.exit_code)
-    if args.output is None:
+def summarize(report: str, *, exit_code: int | None = None, output: Path | None = None) -> int:
+    """``deploypipe ci-summary``: Markdown for report file ``report`` (``-``: standard input) on stdout, or appended
+    to ``output``; 0 (a missing or unreadable report is summarized as such, with ``exit_code``)."""
+    source = None if report == "-" else Path(report)
+    found, reason = _read(source)
+    name = "standard input" if source is None else report
+    text = render_markdown(found) if found is not None else render_missing(name, reason, exit_code)
+    if output is None:
         sys.stdout.write(text)
     else:
-        with args.output.open("a", encoding="utf-8") as out:
+        with output.open("a", encoding="utf-8") as out:
             out.write(text)
     return 0
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+if __name__ == "__main__":  # pragma: no cover - the same as `deploypipe ci-summary` (one parser), in this process
+    os.execv(sys.executable, [sys.executable, "-m", "deploypipe.cli", "ci-summary", *sys.argv[1:]])

@@ -28,7 +28,7 @@ from deploypipe.output.html_sections import (
     rollback_section,
     stages_section,
 )
-from deploypipe.output.html_traffic import traffic_looks, traffic_section, traffic_verdicts
+from deploypipe.output.html_traffic import traffic_baseline, traffic_looks, traffic_section, traffic_verdicts
 from deploypipe.stages.report import Report
 
 __all__ = ["LOG_READ_MAX_BYTES", "read_journal", "read_logs", "render_html", "write_report_html"]
@@ -73,7 +73,8 @@ def render_html(report: Report, events: Sequence[Mapping[str, Any]], logs: Mappi
         ("stages", "Stages", stages_section(report, data.stage_bars(report, journal), marks, span)),
         ("deploys", "Deploys", deploys_section(report)),
         ("health", "Health", health_section(data.probes(report, journal), marks)),
-        ("traffic", "Traffic", traffic_section(traffic_looks(report, journal), traffic_verdicts(report))),
+        ("traffic", "Traffic", traffic_section(traffic_looks(report, journal), traffic_verdicts(report),
+                                             traffic_baseline(report, journal))),
         ("rollback", "Rollback", rollback_section(report, journal)),
         ("logs", "Logs", logs_section(data.log_excerpts(report, logs), data.diagnostics(report))),
     ) if html]

@@ -77,6 +77,12 @@ svg.gantt .duration { fill: var(--muted); }
 .traffic-line.baseline { stroke: var(--skip); stroke-dasharray: 5 4; }
 .look circle, .look-latency circle { fill: var(--info); stroke: #fff; }
 .look.verdict-fail circle, .look-latency.verdict-fail circle { fill: var(--bad); }
+.baseline-point circle { fill: var(--skip); stroke: #fff; } .switch line { stroke: var(--muted); }
+.path-0 { --path: #1565c0; } .path-1 { --path: #ef6c00; } .path-2 { --path: #2e7d32; }
+.path-3 { --path: #6a1b9a; } .path-4 { --path: #00838f; } .path-5 { --path: #ad1457; }
+.traffic-line[class*="path-"] { stroke: var(--path); } .path-look circle { fill: var(--path); stroke: #fff; }
+.baseline-point[class*="path-"] circle { fill: #fff; stroke: var(--path); stroke-width: 2; }
+.swatch[class*="path-"] { background: var(--path); }
 .panel-title { font-weight: 600; }
 .legend { display: flex; flex-wrap: wrap; gap: 4px 18px; color: var(--muted); font-size: 12.5px; margin: 2px 0 8px; }
 .legend span { display: inline-flex; align-items: center; gap: 5px; }

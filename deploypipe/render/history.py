@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deploypipe.render.api import RenderApi
+from deploypipe.render.api import RenderApi, iso_time
 from deploypipe.render.deploys import list_deploys
 from deploypipe.render.models import Deploy, DeployStatus
 
@@ -53,8 +53,9 @@ def rollback_candidates(client: RenderApi, service_id: str, limit: int = 10) -> 
     non-live item is what ``render.rollback`` picks when no ``to`` is given.
     """
     live, targets = rollback_targets(_successful(client, service_id, limit))
-    return [{"id": d.id, "commit": d.commit_id, "message": d.commit_message, "created_at": d.created_at,
-             "status": d.status, "trigger": d.trigger} for d in ([live] if live else []) + targets[:limit]]
+    return [{"id": d.id, "commit": d.commit_id, "message": d.commit_message,
+             "created_at": iso_time(d.created_at) if d.created_at else None, "status": d.status, "trigger": d.trigger}
+            for d in ([live] if live else []) + targets[:limit]]
 
 
 def default_rollback_target(client: RenderApi, service_id: str) -> tuple[Deploy | None, Deploy | None]:

@@ -1,9 +1,16 @@
-"""Typed values parsed leniently from Render's JSON: unknown fields ignored, optional fields optional."""
+"""Typed values parsed leniently from Render's JSON: unknown fields ignored, optional fields optional.
+
+Timestamps are parsed here, once, into aware ``datetime`` values (pydantic's ``AwareDatetime``: ``Z`` or an offset,
+digits past microseconds dropped); every module after the client holds a ``datetime``.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Mapping
+
+from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
 __all__ = [
     "Deploy",
@@ -15,7 +22,18 @@ __all__ = [
     "RecoveryInfo",
     "Service",
     "ServiceEvent",
+    "parse_time",
 ]
+
+_MOMENT: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
+
+
+def parse_time(value: str) -> datetime:
+    """An aware datetime from Render's ISO 8601 text; ValueError when it is not one."""
+    try:
+        return _MOMENT.validate_python(value.strip())
+    except ValidationError as exc:
+        raise ValueError(f"not an ISO 8601 time with a zone: {value!r}") from exc
 
 
 class DeployStatus:
@@ -42,6 +60,17 @@ class DeployStatus:
 def _text(data: Mapping[str, Any], key: str) -> str | None:
     value = data.get(key)
     return None if value is None else str(value)
+
+
+def _when(data: Mapping[str, Any], key: str) -> datetime | None:
+    """The timestamp at ``key``; None when absent or unreadable (lenient, like every optional field)."""
+    value = data.get(key)
+    if not value:
+        return None
+    try:
+        return parse_time(str(value))
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -78,15 +107,15 @@ class Deploy:
     trigger: str = ""
     commit_id: str | None = None
     commit_message: str | None = None
-    created_at: str | None = None
-    finished_at: str | None = None
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Deploy:
         commit = data.get("commit") or {}
         return cls(id=str(data["id"]), status=str(data.get("status") or ""), trigger=str(data.get("trigger") or ""),
                    commit_id=_text(commit, "id"), commit_message=_text(commit, "message"),
-                   created_at=_text(data, "createdAt"), finished_at=_text(data, "finishedAt"))
+                   created_at=_when(data, "createdAt"), finished_at=_when(data, "finishedAt"))
 
     @property
     def terminal(self) -> bool:
@@ -109,16 +138,16 @@ class Job:
     service_id: str = ""
     start_command: str = ""
     status: str | None = None
-    created_at: str | None = None
-    started_at: str | None = None
-    finished_at: str | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Job:
         return cls(id=str(data["id"]), service_id=str(data.get("serviceId") or ""),
                    start_command=str(data.get("startCommand") or ""), status=_text(data, "status"),
-                   created_at=_text(data, "createdAt"), started_at=_text(data, "startedAt"),
-                   finished_at=_text(data, "finishedAt"))
+                   created_at=_when(data, "createdAt"), started_at=_when(data, "startedAt"),
+                   finished_at=_when(data, "finishedAt"))
 
 
 @dataclass(frozen=True)
@@ -127,12 +156,12 @@ class ServiceEvent:
 
     id: str
     type: str
-    timestamp: str = ""
+    timestamp: datetime | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ServiceEvent:
-        return cls(id=str(data["id"]), type=str(data.get("type") or ""), timestamp=str(data.get("timestamp") or ""),
+        return cls(id=str(data["id"]), type=str(data.get("type") or ""), timestamp=_when(data, "timestamp"),
                    details=dict(data.get("details") or {}))
 
 
@@ -148,14 +177,14 @@ class Postgres:
     database_user: str | None = None
     plan: str | None = None
     region: str | None = None
-    created_at: str | None = None
+    created_at: datetime | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Postgres:
         return cls(id=str(data["id"]), name=str(data.get("name") or ""), status=str(data.get("status") or ""),
                    version=_text(data, "version"), database_name=_text(data, "databaseName"),
                    database_user=_text(data, "databaseUser"), plan=_text(data, "plan"), region=_text(data, "region"),
-                   created_at=_text(data, "createdAt"))
+                   created_at=_when(data, "createdAt"))
 
     @property
     def available(self) -> bool:
@@ -193,12 +222,12 @@ class PostgresExport:
     """A logical export of a Render Postgres; ``url`` downloads it (when ready)."""
 
     id: str
-    created_at: str | None = None
+    created_at: datetime | None = None
     url: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PostgresExport:
-        return cls(id=str(data["id"]), created_at=_text(data, "createdAt"), url=_text(data, "url"))
+        return cls(id=str(data["id"]), created_at=_when(data, "createdAt"), url=_text(data, "url"))
 
 
 @dataclass(frozen=True)
@@ -206,7 +235,7 @@ class RecoveryInfo:
     """Point-in-time recovery availability: ``status`` is AVAILABLE, BACKUP_NOT_READY or NOT_AVAILABLE."""
 
     status: str
-    starts_at: str | None = None
+    starts_at: datetime | None = None
 
     @property
     def available(self) -> bool:
@@ -214,4 +243,4 @@ class RecoveryInfo:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RecoveryInfo:
-        return cls(status=str(data.get("recoveryStatus") or "NOT_AVAILABLE"), starts_at=_text(data, "startsAt"))
+        return cls(status=str(data.get("recoveryStatus") or "NOT_AVAILABLE"), starts_at=_when(data, "startsAt"))

@@ -14,28 +14,20 @@ are refused here before spending a request.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, Mapping, Sequence
 
 from deploypipe.errors import ProviderError
 from deploypipe.render.api import RenderApi, iso_time
+from deploypipe.render.models import parse_time
 
 __all__ = ["MIN_RESOLUTION_S", "LogEntry", "LogPage", "TimeSeries", "http_latency_metrics", "http_request_metrics",
            "list_logs", "parse_time"]
 
 MIN_RESOLUTION_S = 30  # the spec's minimum for resolutionSeconds
-_FRACTION = re.compile(r"(\.\d{6})\d+")
 
 TimeLike = datetime | float | str
-
-
-def parse_time(value: str) -> datetime:
-    """An aware datetime from Render's ISO 8601 text (``Z`` or an offset; digits past microseconds dropped)."""
-    text = _FRACTION.sub(r"\1", value.strip().replace("Z", "+00:00"))
-    parsed = datetime.fromisoformat(text)
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,6 @@ from deploypipe.core.polling import poll
 from deploypipe.errors import NotFoundError, ProviderError, TransientProviderError
 from deploypipe.render.api import RenderApi, iso_time
 from deploypipe.render.models import Postgres
-from deploypipe.render.observability import parse_time
 from deploypipe.render.once import create_once
 
 __all__ = ["PostgresNotReady", "delete_postgres", "get_postgres", "list_postgres", "recover_postgres",
@@ -72,7 +71,7 @@ def recover_postgres(api: RenderApi, postgres_id: str, *, restore_time: TimeLike
 
     def lookup() -> Postgres | None:
         for found in list_postgres(api, name=restore_name):
-            created = parse_time(found.created_at).timestamp() if found.created_at else None
+            created = found.created_at.timestamp() if found.created_at else None
             if found.id != postgres_id and found.name == restore_name and (created is None or created >= since):
                 return found
         return None

@@ -1,6 +1,8 @@
-"""The incident replays: what each seed's team lived through, and what the replay must show.
+"""The incident replays: what each seed's team (or the reporter of an issue) lived through, and what the replay must
+show.
 
-Facts below are taken from the incident reports in ``shared/seeds/`` (file named per entry).
+Facts below are taken from the incident reports in ``shared/seeds/`` (file named per entry) or from the issue named
+as the entry's ``seed``.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ __all__ = ["REPLAYS", "Replay"]
 @dataclass(frozen=True)
 class Replay:
     name: str
-    seed: str
+    seed: str  # the incident report in shared/seeds/, or the issue
     title: str
     before: str  # what the team lived through, from the seed
-    seed_minutes: float  # how long production was hurt or blocked in the seed
+    seed_minutes: float | None  # how long production was hurt or blocked in the seed (None: not a time loss)
     expected_exit: int
-    expected_stage: str  # the stage type that stops or undoes it
+    expected_stage: str  # the stage type that stops, undoes or (exit 0) judges it
     traffic: bool = False  # the local default sends its traffic mix during the replay (so row counts grow)
 
 
@@ -72,7 +74,7 @@ REPLAYS: dict[str, Replay] = {r.name: r for r in (
         before=("The migration ran before the deploy and the live release, which still selected author, served 12 "
                 "of 983 GET /notes with 500 until the switch (on Render: a build and a boot of 500s); the run said "
                 "deployed and verified, because the errors fell into the traffic baseline."),
-        seed_minutes=0, expected_exit=0, expected_stage="db.migrate", traffic=True,
+        seed_minutes=None, expected_exit=0, expected_stage="db.migrate", traffic=True,
     ),
     Replay(
         name="rename-column",
@@ -80,7 +82,7 @@ REPLAYS: dict[str, Replay] = {r.name: r for r in (
         title="rename notes.author to written_by in one migration, marked expand, with the code that reads it",
         before=("A rename in one step breaks whichever release runs on the other name: the live one from the "
                 "migration to the switch, and again after a code rollback; its /health never reads the column."),
-        seed_minutes=0, expected_exit=1, expected_stage="db.dry_run",
+        seed_minutes=None, expected_exit=1, expected_stage="db.dry_run",
     ),
     Replay(
         name="transaction-cascade",
@@ -90,5 +92,24 @@ REPLAYS: dict[str, Replay] = {r.name: r for r in (
                 "later operation failed with `current transaction is aborted`; the deploy failed at ~13:10 and the "
                 "fix went live at 14:15 UTC (~65 minutes)."),
         seed_minutes=65, expected_exit=1, expected_stage="db.lint",
+    ),
+    Replay(
+        name="flaky-endpoint",
+        seed="issue 17",
+        title="a healthy release (only VERSION changes) of an app whose GET /flaky always fails 1 request in 20",
+        before=("Three releases that only bumped VERSION, under steady traffic on the local default; two were rolled "
+                'back (exit 3) on "GET /flaky: 12 of 211 answered 500 ... (baseline 1 of 74)" although the path had '
+                "failed that often before every release: it was judged against the absolute floor on a baseline too "
+                "short to show it was already below it."),
+        seed_minutes=None, expected_exit=0, expected_stage="verify.traffic", traffic=True,
+    ),
+    Replay(
+        name="slow-path",
+        seed="issue 17",
+        title="GET /notes takes 600 ms longer (a new query per listing); nothing answers 5xx",
+        before=('A release that made GET /notes take 600 ms instead of about 5 ms was deployed and verified (exit 0): '
+                '"p99 608 ms; the previous release had no traffic to compare with"; the local Render had forgotten '
+                "the previous run's requests and 608 ms is under the absolute 1,000 ms bound."),
+        seed_minutes=None, expected_exit=3, expected_stage="verify.traffic", traffic=True,
     ),
 )}

@@ -1,7 +1,9 @@
-"""The bad changes each replay makes: commits in the local repository and state in local production."""
+"""The changes each replay makes (bad ones, and the healthy one of flaky-endpoint): commits in the local repository
+and state in local production."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable
 
 __all__ = ["BAD_CHANGES", "PRISMA_INIT_SQL", "PRISMA_MIGRATION"]
@@ -140,6 +142,23 @@ def _partial_outage(app_source: str) -> str:
     )
 
 
+def _next_version(app_source: str) -> str:
+    """A healthy release: only the app's VERSION changes (its patch number goes up)."""
+    return re.sub(r'^VERSION = "(\d+)\.(\d+)\.(\d+)"$',
+                  lambda m: f'VERSION = "{m[1]}.{m[2]}.{int(m[3]) + 1}"', app_source, count=1, flags=re.MULTILINE)
+
+
+def _slow_notes(app_source: str) -> str:
+    """Issue 17: listing notes now waits 600 ms on the database (a per-request audit query); nothing answers 5xx."""
+    return app_source.replace(
+        '        rows = conn.execute("select id, body, author, created_at from notes order by id desc limit 50")'
+        '.fetchall()\n',
+        '        conn.execute("select pg_sleep(0.6)")  # the new audit lookup, once per listing\n'
+        '        rows = conn.execute("select id, body, author, created_at from notes order by id desc limit 50")'
+        '.fetchall()\n',
+    )
+
+
 BAD_CHANGES: dict[str, dict[str, Any]] = {
     "pgvector-version": {"files": {f"{MIGRATIONS}/0003_enable_pgvector.py": PGVECTOR},
                          "message": "Add pgvector (migration generated locally with VERSION 0.5.1)"},
@@ -161,6 +180,10 @@ BAD_CHANGES: dict[str, dict[str, Any]] = {
     "rename-column": {"files": {f"{MIGRATIONS}/0003_rename_author.py": RENAME_AUTHOR},
                       "transform": {f"{APP}/app.py": _author_column("written_by")},
                       "message": "Rename notes.author to written_by (migration and code in one release)"},
+    "flaky-endpoint": {"transform": {f"{APP}/app.py": _next_version},
+                       "message": "Release the next patch version (nothing else changes)"},
+    "slow-path": {"transform": {f"{APP}/app.py": _slow_notes},
+                  "message": "Audit every notes listing"},
     "failed-migration-state": {"files": {f"{APP}/prisma/migrations/{PRISMA_MIGRATION}/migration.sql": PRISMA_INIT_SQL},
                                "message": "Add the Prisma schema of the API service",
                                "production_sql": PRISMA_INIT_SQL + """

@@ -42,12 +42,20 @@ class ReplayResult:
         return self.runs[0].exit_code if self.runs else 2
 
     @property
+    def serving(self) -> str | None:
+        """The commit that must serve afterwards: the new release's when it was deployed (exit 0), else the old."""
+        if self.exit_code == 0 and self.runs and self.runs[0].deploys:
+            return self.runs[0].deploys[0].commit
+        return self.before.get("commit")
+
+    @property
     def unharmed(self) -> bool:
-        """The same release serves and no data was lost (with traffic running, tables may only have grown)."""
+        """The right release serves (see ``serving``) and no data was lost (with traffic running, tables may only
+        have grown)."""
         if not self.replay.traffic:
             return self.before == self.after
         rows_before, rows_after = self.before.get("rows", {}), self.after.get("rows", {})
-        return (self.before.get("commit") == self.after.get("commit") and set(rows_before) == set(rows_after)
+        return (self.serving == self.after.get("commit") and set(rows_before) == set(rows_after)
                 and all(rows_after[table] >= count for table, count in rows_before.items()))
 
     def summary(self) -> str:
@@ -71,15 +79,11 @@ class ReplayResult:
         lines.append(f"  production before: commit {str(self.before.get('commit'))[:12]}, "
                      f"rows {self.before.get('rows')}")
         lines.append(f"  production after:  commit {str(self.after.get('commit'))[:12]}, rows {self.after.get('rows')}"
-                     f" — {'released' if self.exit_code == 0 else 'unharmed' if self.unharmed else 'CHANGED'}")
-        minutes = self.replay.seed_minutes
-        if self.exit_code == 0:
-            lines.append(f"  time: released and verified in {self.seconds:.1f}s")
-        else:
-            lines.append(f"  time: the seed's team lost ~{minutes:.0f} min; here {self.seconds:.1f}s, production "
-                         "untouched" if self.exit_code == 1 else
-                         f"  time: the seed's team lost ~{minutes:.0f} min; here {self.seconds:.1f}s "
-                         "from deploy to a verified rollback")
+                     f" — {'unharmed' if self.unharmed else 'CHANGED'}")
+        lost = "" if self.replay.seed_minutes is None else f"the seed's team lost ~{self.replay.seed_minutes:.0f} min; "
+        what = {0: " from deploy to a verified release", 1: ", production untouched"}.get(
+            self.exit_code, " from deploy to a verified rollback")
+        lines.append(f"  time: {lost}here {self.seconds:.1f}s{what}")
         return "\n".join(lines)
 
 
@@ -151,7 +155,11 @@ def run_replay(name: str, *, env: dict[str, str], load: Callable[[], LoadedPipel
         result.before = production_state(env, *service)
         writes = dict(change.get("files", {}))
         for rel, transform in change.get("transform", {}).items():
-            writes[rel] = transform((repo.path / rel).read_text(encoding="utf-8"))
+            source = (repo.path / rel).read_text(encoding="utf-8")
+            writes[rel] = transform(source)
+            if writes[rel] == source:
+                raise UsageError(f"replay {name}: its change no longer applies to {rel}",
+                                 hint=f"update deploypipe/replays/changes.py to the current {rel}")
         repo.commit_change(writes, change["message"])
         loaded = load()
         started = time.monotonic()

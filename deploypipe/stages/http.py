@@ -1,17 +1,20 @@
 """``http.check`` and ``verify.health``: prove a release is healthy, then keep watching it.
 
 ``verify.health`` polls until N consecutive successes (status, time budget,
-JSON assertions, and the deployed commit, so a stale instance cannot pass),
-then observes for a window and fails when health degrades
-(``failure_threshold`` consecutive failures), then sends smoke requests. A
-failure makes the runner roll back; after a rollback the runner calls
-``verify_after_rollback`` to prove the restored release serves again.
+JSON assertions, and the deployed commit, so a stale instance cannot pass);
+smoke requests run from the first probe that sees the deployed commit, and a
+5xx from that commit fails at once (``stages/smoke.py``). Once healthy, every
+smoke request must pass; then it observes for a window and fails when health
+degrades (``failure_threshold`` consecutive failures), and sends the smoke
+requests again. A failure makes the runner roll back; after a rollback the
+runner calls ``verify_after_rollback`` to prove the restored release serves
+again.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Mapping
+from typing import Any, Callable, ClassVar, Literal, Mapping
 
 from pydantic import Field
 
@@ -24,16 +27,9 @@ from deploypipe.stages.base import Params as BaseParams
 from deploypipe.stages.context import StageContext
 from deploypipe.stages.diagnostics import explain_release
 from deploypipe.stages.render import RenderPreflight
+from deploypipe.stages.smoke import EarlySmoke, SmokeRequest, check_all, smoke_probe
 
 __all__ = ["HttpCheck", "SmokeRequest", "VerifyHealth"]
-
-
-class SmokeRequest(BaseParams):
-    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "GET"
-    path: str = Field(..., description="Path on the service, e.g. /api/notes.")
-    body: Any = Field(None, description="JSON body.")
-    expect_status: list[int] = Field(default_factory=lambda: [200])
-    expect_json: dict[str, Any] = Field(default_factory=dict, description="dotted.path: expected value.")
 
 
 @dataclass
@@ -50,16 +46,18 @@ def _probe_once(ctx: StageContext, spec: Probe, phase: str = "verify") -> ProbeR
     """One probe, journalled (``health_probe``) so the report can chart health over the run."""
     result = probe(ctx.resources.http, spec)
     ctx.emit("health_probe", url=spec.url, phase=phase, ok=result.ok, status=result.status,
-             elapsed_ms=round(result.elapsed_ms, 1), reason=result.reason)
+             elapsed_ms=round(result.elapsed_ms, 1), reason=result.reason, commit=result.commit)
     return result
 
 
 def _wait_until_healthy(ctx: StageContext, spec: Probe, successes: int, interval_s: float, timeout_s: float,
-                        failure_threshold: int | None = None, phase: str = "verify") -> tuple[int, ProbeResult]:
+                        failure_threshold: int | None = None, phase: str = "verify",
+                        after_probe: Callable[[ProbeResult], None] | None = None) -> tuple[int, ProbeResult]:
     """Poll until ``successes`` consecutive good probes; return (probes sent, last result) or raise StageFailed.
 
     With ``failure_threshold``, that many consecutive failures fail at once: the release is already live (Render
-    health-gated it), so failing probes mean it is broken, not still starting.
+    health-gated it), so failing probes mean it is broken, not still starting. ``after_probe`` sees every result
+    and may raise.
     """
     streak = _Streak()
 
@@ -72,6 +70,8 @@ def _wait_until_healthy(ctx: StageContext, spec: Probe, successes: int, interval
             streak.successes, streak.failures = 0, streak.failures + 1
             ctx.emit("health_check_failed", url=spec.url, reason=streak.last.reason,
                      consecutive_failures=streak.failures)
+        if after_probe is not None:
+            after_probe(streak.last)
         if streak.successes >= successes:
             return True
         if failure_threshold is not None and streak.failures >= failure_threshold:
@@ -127,8 +127,8 @@ class VerifyHealth:
 
     type: ClassVar[str] = "verify.health"
     description: ClassVar[str] = (
-        "Verify a deployed service's health (status, JSON, deployed commit), observe it for a window, run smoke "
-        "requests."
+        "Verify a deployed service's health (status, JSON, deployed commit) and its smoke requests from the moment "
+        "it is live (a 5xx from the deployed commit fails at once), observe it for a window."
     )
     touches_production: ClassVar[bool] = False
 
@@ -149,7 +149,9 @@ class VerifyHealth:
         failure_threshold: int = Field(3, ge=1, description="Consecutive failed checks that fail the release (once "
                                                             "live, and in the observation window).")
         request_timeout_s: float = Field(5.0, gt=0)
-        smoke: list[SmokeRequest] = Field(default_factory=list, description="Requests that must succeed afterwards.")
+        smoke: list[SmokeRequest] = Field(default_factory=list, description="Requests that must succeed: sent once "
+                                          "the deployed commit answers, after the health verdict and after the "
+                                          "observation window.")
 
     class Outputs(BaseOutputs):
         service: str
@@ -157,7 +159,7 @@ class VerifyHealth:
         commit: str | None = Field(None, description="The commit the health endpoint had to report.")
         probes: int = 0
         observed_s: float = 0.0
-        smoke: int = Field(0, description="Smoke requests sent (each twice with an observation window).")
+        smoke: int = Field(0, description="Smoke requests configured.")
 
     def plan(self, params: VerifyHealth.Params) -> str:
         extra = f", then {len(params.smoke)} smoke request(s)" if params.smoke else ""
@@ -186,14 +188,9 @@ class VerifyHealth:
         release = ctx.latest(ServiceRelease, where=lambda o: o.service == key)
         return release.commit if release is not None else None
 
-    def _probe(self, ctx: StageContext, params: VerifyHealth.Params, commit: str | None,
-               smoke: SmokeRequest | None = None) -> Probe:
+    def _probe(self, ctx: StageContext, params: VerifyHealth.Params, commit: str | None) -> Probe:
         target = ctx.resources.targets.services[params.service]
         base = self._base_url(ctx, params.service)
-        if smoke is not None:
-            return Probe(url=base + smoke.path, method=smoke.method, body=smoke.body,
-                         expect_status=tuple(smoke.expect_status), expect_json=smoke.expect_json or None,
-                         timeout_s=params.request_timeout_s)
         return Probe(url=base + (params.path or target.health_path), expect_status=tuple(params.expect_status),
                      expect_json=params.expect_json or None, budget_ms=params.budget_ms,
                      commit_field=params.commit_field, expect_commit=commit if params.expect_commit else None,
@@ -219,24 +216,25 @@ class VerifyHealth:
                               f"({streak.failures} consecutive failures): {failed.reason}", where=ctx.where)
         return streak.sent
 
-    def _smoke(self, ctx: StageContext, params: VerifyHealth.Params) -> None:
-        for smoke in params.smoke:
-            result = probe(ctx.resources.http, self._probe(ctx, params, None, smoke=smoke))
-            if not result.ok:
-                raise StageFailed(f"smoke {smoke.method} {smoke.path}: {result.reason}", where=ctx.where)
+    def _smoke_requests(self, ctx: StageContext, params: VerifyHealth.Params) -> list[tuple[SmokeRequest, Probe]]:
+        base = self._base_url(ctx, params.service)
+        return [(smoke, smoke_probe(base, smoke, params.commit_field, params.request_timeout_s))
+                for smoke in params.smoke]
 
     # -- stage -------------------------------------------------------------------
     def run(self, ctx: StageContext, params: VerifyHealth.Params) -> StageResult[VerifyHealth.Outputs]:
         commit = self._deployed_commit(ctx, params.service) if params.expect_commit else None
         spec = self._probe(ctx, params, commit)
+        smokes = self._smoke_requests(ctx, params)
+        early = EarlySmoke(ctx, smokes, commit, confirm=lambda: _probe_once(ctx, spec))
         try:
             sent, last = _wait_until_healthy(ctx, spec, params.successes, params.interval_s,
-                                             params.healthy_within_s, params.failure_threshold)
+                                             params.healthy_within_s, params.failure_threshold, after_probe=early)
             ctx.emit("health_verified", url=spec.url, probes=sent, commit=commit)
-            self._smoke(ctx, params)  # real endpoints right away: a release that 500s everywhere is caught in seconds
+            check_all(ctx, smokes, "healthy")
             observed = self._observe(ctx, spec, params) if params.observe_s else 0
             if params.observe_s:
-                self._smoke(ctx, params)
+                check_all(ctx, smokes, "observed")
         except StageFailed as exc:
             release = ctx.latest(ServiceRelease, where=lambda o: o.service == params.service)
             line = explain_release(ctx, release) if release is not None else ""

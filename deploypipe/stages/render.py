@@ -10,7 +10,6 @@ it is live and, by default, turns auto-deploy off.
 from __future__ import annotations
 
 import subprocess
-from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Mapping
 
@@ -18,6 +17,7 @@ from pydantic import Field
 
 from deploypipe.core.polling import poll
 from deploypipe.errors import DeployPipeError, RollbackFailed, StageErrored, StageFailed, TransientError
+from deploypipe.render.api import iso_time
 from deploypipe.render.history import default_rollback_target, failure_streak
 from deploypipe.render.models import Deploy, DeployStatus
 from deploypipe.render.waiting import DeployTimeout
@@ -42,16 +42,6 @@ def _target(ctx: StageContext, key: str) -> ServiceTarget:
 
 def _repo(ctx: StageContext, key: str) -> Path:
     return (Path(ctx.resources.project_dir) / _target(ctx, key).repo_dir).resolve()
-
-
-def _when(text: str | None) -> datetime | None:
-    """A timestamp Render gave as ISO text, or None."""
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
 
 
 def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -157,9 +147,9 @@ class RenderPreflight:
                 warnings.append(f"{key}: no deploy is live yet; a failed deploy cannot be rolled back")
             elif len(failed) >= 2:
                 listed = ", ".join(f"{d.id} ({d.status})" for d in failed)
+                since = live.finished_at or live.created_at
                 warnings.append(f"{key}: production frozen on commit {short(live.commit_id)} since "
-                                f"{live.finished_at or live.created_at}; the last {len(failed)} deploys failed: "
-                                f"{listed}")
+                                f"{iso_time(since) if since else '?'}; the last {len(failed)} deploys failed: {listed}")
             commit = self._check_commit(ctx, key, params.commit, service.branch, warnings)
             found[key] = ServiceState(service_id=service.id, live_deploy_id=live.id if live else None,
                                       live_commit=live.commit_id if live else None, auto_deploy=service.auto_deploy,
@@ -235,11 +225,11 @@ class RenderDeploy:
                               f"{busy.trigger or '?'}) is {busy.status}; another release is under way",
                               where=ctx.where, hint="wait for it to finish, then release again")
         started = ctx.run.started_at
-        newer = [d for d in recent if d.created_at and datetime.fromisoformat(d.created_at) >= started]
+        newer = [(d, d.created_at) for d in recent if d.created_at and d.created_at >= started]
         if newer:
-            other = newer[0]
+            other, created = newer[0]
             raise StageFailed(f"{key}: deploy {other.id} (commit {short(other.commit_id)}, trigger "
-                              f"{other.trigger or '?'}) was created at {other.created_at}, after this run started "
+                              f"{other.trigger or '?'}) was created at {iso_time(created)}, after this run started "
                               f"at {started.isoformat(timespec='seconds')}; someone else is releasing",
                               where=ctx.where, hint="look at the service's deploys, then release again")
 
@@ -267,7 +257,7 @@ class RenderDeploy:
         deploy = client.trigger_deploy(service.id, commit_id=commit, clear_cache=params.clear_cache)
         outputs = DeployOutputs(service=key, service_id=service.id, deploy_id=deploy.id, commit=commit,
                                 previous_deploy_id=previous_id, previous_commit=previous_commit, url=service.url,
-                                created_at=_when(deploy.created_at) or ctx.now())
+                                created_at=deploy.created_at or ctx.now())
         ctx.emit(self.point_of_no_return, **outputs.model_dump(mode="json"))
         return outputs
 
@@ -302,7 +292,7 @@ class RenderDeploy:
         warnings: tuple[str, ...] = ()
         if final.status == DeployStatus.DEACTIVATED:
             warnings = (f"{key}: deploy {final.id} went live but a newer deploy has already replaced it",)
-        outputs = outputs.model_copy(update={"live_at": _when(final.finished_at) or ctx.now()})
+        outputs = outputs.model_copy(update={"live_at": final.finished_at or ctx.now()})
         ctx.emit("deploy_live", service=key, deploy_id=final.id, commit=outputs.commit, status=final.status,
                  live_at=outputs.live_at)
         return StageResult(outputs=outputs, changed_production=True, deploys=(deploy_record(key, final),),

@@ -6,6 +6,9 @@ Endpoints:
     GET  /         the notes count (JSON; HTML when the client prefers text/html)
     GET  /notes    the 50 newest notes, newest first
     POST /notes    {"body": "...", "author": "..."?} -> 201 {"id", "body", "author"}
+    GET  /flaky    a chronically flaky endpoint, in every release: its upstream connection is renewed every 20
+                   calls and the first call on a new one times out, so 1 request in 20 (the 1st, 21st, 41st, ...
+                   since the app started) answers 500 {"error": "upstream timed out"}; the others 200 {"upstream": "ok"}
 
 Configuration comes from the environment only: DATABASE_URL (required), RENDER_GIT_COMMIT (set by Render).
 Database work is blocking psycopg 3, run in the thread pool so a slow database cannot stall the event loop.
@@ -15,6 +18,7 @@ Migrations are NOT run here (nor in the start command): the deploy pipeline runs
 from __future__ import annotations
 
 import html
+import itertools
 import json
 import os
 
@@ -27,6 +31,8 @@ from starlette.routing import Route
 
 VERSION = "1.0.0"
 CONNECT_TIMEOUT_S = 2  # /health must answer well within Render's 5 s health-check timeout
+UPSTREAM_CALLS_PER_CONNECTION = 20  # GET /flaky: the first call on each new upstream connection fails (5 %)
+_upstream_calls = itertools.count()
 
 
 class DatabaseUnavailable(Exception):
@@ -124,4 +130,11 @@ async def notes(request: Request) -> JSONResponse:
         return _unavailable()
 
 
-app = Starlette(routes=[Route("/health", health), Route("/", index), Route("/notes", notes, methods=["GET", "POST"])])
+async def flaky(request: Request) -> JSONResponse:
+    if next(_upstream_calls) % UPSTREAM_CALLS_PER_CONNECTION == 0:
+        return JSONResponse({"error": "upstream timed out"}, status_code=500)
+    return JSONResponse({"upstream": "ok"})
+
+
+app = Starlette(routes=[Route("/health", health), Route("/", index), Route("/notes", notes, methods=["GET", "POST"]),
+                        Route("/flaky", flaky)])

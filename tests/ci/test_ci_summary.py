@@ -9,7 +9,8 @@ import sys
 import pytest
 
 import deploypipe.output.ci_summary as ci_summary
-from deploypipe.output.ci_summary import main, render_markdown, write_step_summary
+from deploypipe.cli.entry import run as deploypipe
+from deploypipe.output.ci_summary import render_markdown, write_step_summary
 from deploypipe.stages.report import Report
 
 REPORT = {
@@ -112,18 +113,24 @@ def test_write_step_summary_appends(tmp_path):
     assert path.read_text() == "earlier step\n" + EXPECTED + EXPECTED
 
 
-def test_main_prints_markdown_for_a_report_file(tmp_path, capsys):
+def test_the_command_prints_markdown_for_a_report_file(tmp_path, capsys):
     path = tmp_path / "report.json"
     path.write_text(json.dumps(REPORT, indent=2) + "\n")
-    assert main([str(path)]) == 0
+    assert deploypipe(["ci-summary", str(path)]) == 0
     assert capsys.readouterr().out == EXPECTED
 
 
-def test_main_appends_to_output(tmp_path):
+def test_the_command_reads_the_report_from_standard_input(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "deploypipe.cli", "ci-summary", "-"], input=json.dumps(REPORT),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout == EXPECTED
+
+
+def test_the_command_appends_to_output(tmp_path):
     report, out = tmp_path / "report.json", tmp_path / "summary.md"
     report.write_text(json.dumps(REPORT))
     out.write_text("before\n")
-    assert main([str(report), "--output", str(out)]) == 0
+    assert deploypipe(["ci-summary", str(report), "--output", str(out)]) == 0
     assert out.read_text() == "before\n" + EXPECTED
 
 
@@ -137,13 +144,13 @@ def test_without_a_usable_report_the_summary_says_so_with_the_exit_code(tmp_path
     path = tmp_path / "report-stdout.json"
     if content is not None:
         path.write_text(content)
-    assert main([str(path), "--exit-code", "2"]) == 0
+    assert deploypipe(["ci-summary", str(path), "--exit-code", "2"]) == 0
     assert capsys.readouterr().out == (
         f"## ⛔ deploypipe: no run report (exit 2)\n\n`{path}`: {reason}. deploypipe stopped before a run started "
         "(invalid usage, pipeline or configuration, or the lock was held); its one-line reason is in the step's log.\n")
 
 
-def test_python_dash_m_runs_it(tmp_path):
+def test_python_dash_m_runs_the_same_command(tmp_path):
     path = tmp_path / "report.json"
     path.write_text(json.dumps(REPORT))
     proc = subprocess.run([sys.executable, "-m", "deploypipe.output.ci_summary", str(path)], capture_output=True, text=True,

@@ -89,7 +89,7 @@ def test_the_job_ends_by_exiting_with_deploypipes_exit_code_whatever_happened(wo
 def test_summary_and_run_records_are_published_even_on_failure(workflow):
     summary = step(workflow, "Summary")
     assert summary["if"] == "always()"
-    assert summary["run"].startswith("python -m deploypipe.output.ci_summary report-stdout.json ")
+    assert summary["run"].startswith("deploypipe ci-summary report-stdout.json ")
     upload = step(workflow, "Upload the run record")
     assert upload["if"] == "always()" and upload["uses"] == "actions/upload-artifact@v4"
     assert upload["with"]["path"] == ".deploypipe/runs/"  # never .deploypipe/backups (production data)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import textwrap
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import invocation
 
 from deploypipe.commands.invocation import Invocation
 from deploypipe.commands.run import emit_report, run_pipeline
@@ -31,8 +31,8 @@ class Project:
         return path
 
     def invocation(self, pipeline: str = "pipelines/p.yaml", **kwargs: Any) -> Invocation:
-        return Invocation(pipeline=pipeline, project_dir=self.root, env=dict(self.env), json_output=True,
-                          sleep=self.sleeps, clock=self.sleeps.clock, stdout=io.StringIO(), stderr=io.StringIO(), interactive=False, **kwargs)
+        return invocation(self.root, env=self.env, pipeline=pipeline, json_output=True, sleep=self.sleeps,
+                          clock=self.sleeps.clock, **kwargs)
 
     def run(self, pipeline: str = "pipelines/p.yaml", **kwargs: Any) -> tuple[dict[str, Any], Invocation]:
         resume = kwargs.pop("resume", None)

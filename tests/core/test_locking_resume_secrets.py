@@ -19,8 +19,16 @@ name: demo
 stages:
   - id: slow
     type: shell.run
-    with: {command: "sleep 1.5"}
+    with: {command: "while [ ! -e release ]; do sleep 0.05; done"}
 """
+
+
+def _wait_for(check, what: str) -> None:
+    """Wait for an event of another thread (a generous bound: only a hung run reaches it)."""
+    deadline = time.monotonic() + 60
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
 
 
 def test_second_run_against_the_same_target_is_blocked_naming_the_holder(project):
@@ -38,36 +46,36 @@ def test_second_run_against_the_same_target_is_blocked_naming_the_holder(project
 
 
 def test_two_concurrent_runs_one_waits_with_wait_lock_and_both_finish(project):
-    project.pipeline(PIPELINE)
-    results = {}
-
-    def first():
-        results["first"], _ = project.run()
-
-    thread = threading.Thread(target=first)
-    thread.start()
-    deadline = time.time() + 10
-    lock_file = project.root / ".deploypipe" / "locks" / "demo.lock"
-    while time.time() < deadline and not (lock_file.exists() and lock_file.read_text()):
-        time.sleep(0.02)
-    blocked, _ = project.run()
-    assert blocked.exit_code == 1
-    # a waiting run really waits (real sleeps here: the other run is a real process holding the lock)
+    """The first run holds the lock until the test creates ``release``: after a second run was refused and a third
+    was seen waiting (``lock_waiting``), whatever the machine's speed."""
     import io
 
     from deploypipe.commands.invocation import Invocation
     from deploypipe.commands.run import run_pipeline
 
+    project.pipeline(PIPELINE)
+    results = {}
+    first = threading.Thread(target=lambda: results.update(first=project.run()[0]))
+    first.start()
+    lock_file = project.root / ".deploypipe" / "locks" / "demo.lock"
+    _wait_for(lambda: lock_file.exists() and lock_file.read_text(), "the first run to hold the lock")
+    blocked, _ = project.run()
+    assert blocked.exit_code == 1
     inv = Invocation(pipeline="pipelines/p.yaml", project_dir=project.root, env=project.env, json_output=True,
-                     wait_lock_s=30, stdout=io.StringIO(), stderr=io.StringIO(), interactive=False)
-    waited = run_pipeline(inv)
-    thread.join()
-    assert results["first"].exit_code == 0 and waited.exit_code == 0
-    assert waited.started_at >= results["first"].started_at
+                     wait_lock_s=60, stdout=io.StringIO(), stderr=io.StringIO(), interactive=False)
+    waiting = threading.Thread(target=lambda: results.update(waited=run_pipeline(inv)))
+    waiting.start()
+    _wait_for(lambda: "lock_waiting" in inv.stderr.getvalue(), "the third run to wait for the lock")
+    assert "first" not in results and "waited" not in results
+    (project.root / "release").touch()
+    first.join()
+    waiting.join()
+    assert results["first"].exit_code == 0 and results["waited"].exit_code == 0
+    assert results["waited"].started_at >= results["first"].started_at
 
 
 def test_stale_lock_of_a_dead_holder_is_taken_over_with_a_log_line(project):
-    project.pipeline(PIPELINE.replace("sleep 1.5", "true"))
+    project.pipeline(PIPELINE.replace("while [ ! -e release ]; do sleep 0.05; done", "true"))
     lock_file = project.root / ".deploypipe" / "locks" / "demo.lock"
     lock_file.parent.mkdir(parents=True)
     lock_file.write_text(json.dumps({"run_id": "dead-run", "pid": "999999", "host": "gone", "since": "earlier"}))

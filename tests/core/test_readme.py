@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from deploypipe.cli import ns
+from deploypipe.cli.parser import build_parser
 from deploypipe.commands.plan import stage_table
 from deploypipe.engine.loader import load_pipeline
 from deploypipe.errors import ExitCode
@@ -27,10 +27,11 @@ def test_the_stage_table_is_generated_from_the_registry():
                                     "print(stage_table())'"
 
 
-def test_every_task_is_in_the_command_line_table():
+def test_every_command_is_in_the_command_line_table():
     table = _section("Command line")
     documented = set(re.findall(r"^\| `([a-z-]+)", table, re.M))
-    assert documented == set(ns.task_names), f"tasks missing from the README: {set(ns.task_names) - documented}"
+    commands = set(build_parser().commands)
+    assert documented == commands, f"commands missing from the README: {commands - documented}"
 
 
 def test_every_replay_is_in_the_replay_table():

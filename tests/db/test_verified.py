@@ -17,7 +17,7 @@ from dbfixtures import sql
 from deploypipe.db.pg import row_counts, schema_snapshot
 from deploypipe.db.progress import Progress
 from deploypipe.db.staging import Staging
-from deploypipe.db.verified import take_verified_backup, take_verified_directory_backup
+from deploypipe.db.verified import HASH_LIMIT_BYTES, take_verified_backup, take_verified_directory_backup
 from deploypipe.errors import StageErrored, StageFailed
 from deploypipe.testing import damaging
 
@@ -139,3 +139,16 @@ def test_an_interrupted_backup_leaves_no_partial_dump_behind(source, staging, tm
     with pytest.raises(KeyboardInterrupt):
         take_verified_backup(source, tmp_path / "b", run_id="run-9", staging=staging, dump_argv=interrupted)
     assert list((tmp_path / "b").iterdir()) == []
+
+
+def test_a_table_over_the_hash_limit_missing_from_the_copy_fails_on_its_count(source, staging, tmp_path):
+    sql(source, "create table big (id bigserial primary key, body text); "
+                "insert into big (body) select repeat(md5(g::text), 5) from generate_series(1, 90000) g")
+    [[size]] = sql(source, "select pg_table_size('big')")
+    assert size > HASH_LIMIT_BYTES  # counted, not hashed
+
+    def without_big(argv: list[str]) -> list[str]:
+        return [*argv, "--exclude-table=public.big"]
+
+    with pytest.raises(StageFailed, match=r"row counts differ from the snapshot's: public.big 90000 -> missing; hint"):
+        take_verified_backup(source, tmp_path / "b", run_id="run-10", staging=staging, dump_argv=without_big)

@@ -7,33 +7,17 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 
 import httpx
 import pytest
+from helpers import service_app
 
 from deploypipe.local.repo import LocalRepo
 
 pytestmark = pytest.mark.e2e
 
-APP = textwrap.dedent('''\
-    import json, os
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = json.dumps({"pid": os.getpid(), "commit": os.environ["RENDER_GIT_COMMIT"]}).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
-''')
+APP = service_app('200, {"pid": os.getpid(), "commit": os.environ["RENDER_GIT_COMMIT"]}')
 BLUEPRINT = ("services:\n"
              "  - {type: web, name: hello, runtime: python, startCommand: python app.py, healthCheckPath: /}\n")
 

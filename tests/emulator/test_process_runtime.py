@@ -9,6 +9,7 @@ import time
 
 import httpx
 import pytest
+from helpers import service_app
 
 from deploypipe.emulator import EmulatorServer, build_emulator
 from deploypipe.local.repo import LocalRepo
@@ -16,25 +17,9 @@ from deploypipe.render.client import RenderClient
 
 pytestmark = pytest.mark.e2e
 
-APP = textwrap.dedent('''\
-    import json, os
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-    HEALTHY = {healthy}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            ok = HEALTHY or self.path != "/health"
-            body = json.dumps({{"commit": os.environ["RENDER_GIT_COMMIT"], "ok": ok}}).encode()
-            self.send_response(200 if ok else 500)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    HTTPServer((os.environ["HOST"], int(os.environ["PORT"])), Handler).serve_forever()
-''')
+# healthy unless HEALTHY is False, and then only /health fails
+APP = service_app('(200, {"commit": os.environ["RENDER_GIT_COMMIT"], "ok": True}) if HEALTHY or self.path != "/health" '
+                  'else (500, {"commit": os.environ["RENDER_GIT_COMMIT"], "ok": False})', prelude="HEALTHY = {healthy}")
 BLUEPRINT = textwrap.dedent('''\
     services:
       - type: web
@@ -56,7 +41,7 @@ def tiny(tmp_path):
     releases = iter(range(1, 1000))
 
     def commit(*, healthy=True, builds=True, predeploy_ok=True, build_script="") -> str:
-        source = APP.format(healthy=healthy) + f"# release {next(releases)}\n" + ("" if builds else "def broken(:\n")
+        source = APP.replace("{healthy}", str(healthy)) + f"# release {next(releases)}\n" + ("" if builds else "def broken(:\n")
         predeploy = "raise SystemExit(0)\n" if predeploy_ok else "raise SystemExit('migration failed')\n"
         return repo.commit_change({"app/server.py": source, "app/predeploy.py": predeploy, "app/build.py": build_script,
                                    "render.yaml": BLUEPRINT},

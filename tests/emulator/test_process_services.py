@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from helpers import service_app
 
 from deploypipe.core.embedded_pg import pg_bin
 from deploypipe.emulator import EmulatorServer, build_emulator
@@ -20,25 +21,9 @@ from deploypipe.local.repo import LocalRepo
 pytestmark = pytest.mark.e2e
 
 KEY = "rnd_process_tests"
-APP = textwrap.dedent('''\
-    import json, os
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-    SHOWN = ["DATABASE_URL", "DB_HOST", "DB_PORT", "DB_USER", "DB_NAME", "SECRET", "GREETING", "RENDER",
-             "RENDER_GIT_COMMIT", "RENDER_SERVICE_NAME", "RENDER_EXTERNAL_URL"]
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = json.dumps({k: os.environ.get(k) for k in SHOWN}).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    HTTPServer((os.environ["HOST"], int(os.environ["PORT"])), Handler).serve_forever()
-''')
+APP = service_app("200, {k: os.environ.get(k) for k in SHOWN}", prelude=(
+    'SHOWN = ["DATABASE_URL", "DB_HOST", "DB_PORT", "DB_USER", "DB_NAME", "SECRET", "GREETING", "RENDER",\n'
+    '         "RENDER_GIT_COMMIT", "RENDER_SERVICE_NAME", "RENDER_EXTERNAL_URL"]'))
 BLUEPRINT = textwrap.dedent('''\
     services:
       - type: web

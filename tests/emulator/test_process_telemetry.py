@@ -4,17 +4,18 @@ output becomes app logs, build output build logs; the Render client reads them b
 from __future__ import annotations
 
 import textwrap
-import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
+from deploypipe.core.polling import poll
 from deploypipe.emulator import EmulatorServer, build_emulator
 from deploypipe.local.repo import LocalRepo
 from deploypipe.render.client import RenderClient
 
 pytestmark = pytest.mark.e2e
+WAIT_S = 30.0  # a safety bound on waiting for an event, never a timed assertion
 
 APP = textwrap.dedent('''\
     import os, sys
@@ -105,8 +106,12 @@ def test_requests_through_the_stable_url_show_up_in_metrics_and_request_logs_wit
     failing_instance = page.logs[0].labels["instance"]
     assert failing_instance.startswith(service.id + "-")
 
-    app_lines = client.list_logs(service.owner_id, resources=[service.id], start=started, end=end, types=["app"],
-                                 direction="forward").logs
+    def app_lines_with_both_errors() -> list | None:  # an instance's output is piped: it may trail the answer
+        lines = client.list_logs(service.owner_id, resources=[service.id], start=started, types=["app"],
+                                 end=datetime.now(UTC) + timedelta(seconds=1), direction="forward").logs
+        return lines if sum(e.labels.get("level") == "error" for e in lines) >= 2 else None
+
+    app_lines = poll(app_lines_with_both_errors, timeout_s=WAIT_S, interval_s=0.02) or []
     assert f"booting release {good[:7]}" in [e.message for e in app_lines]
     errors = [e for e in app_lines if e.labels.get("level") == "error"]
     assert [e.message for e in errors] == ["ERROR cannot save note: NameError: name 'db' is not defined"] * 2
@@ -120,11 +125,24 @@ def test_requests_through_the_stable_url_show_up_in_metrics_and_request_logs_wit
     assert all(r.latency_ms > 0 and r.host.startswith("127.0.0.1:") for r in recorded)
 
 
+def test_a_kept_alive_client_reaches_the_new_release_with_its_first_request_after_the_deploy_reads_live(notes):
+    client, service, good, bad = notes
+    _deploy(client, service, good)
+    old = client.emulator.runtime.instances["notes"]
+    with httpx.Client(base_url=service.url, trust_env=False) as app:
+        before = app.post("/notes", json={"body": "x"})
+        first = before.extensions["network_stream"].get_extra_info("client_addr")
+        _deploy(client, service, bad)
+        after = app.post("/notes", json={"body": "y"})
+        second = after.extensions["network_stream"].get_extra_info("client_addr")
+    assert (before.status_code, after.status_code, first) == (201, 500, second)
+    assert old.proc.wait(timeout=WAIT_S) is not None  # the old release drained, then stopped
+
+
 def test_the_stable_url_records_its_own_503_before_anything_is_live(notes):
     client, service, _good, _bad = notes
     started = datetime.now(UTC) - timedelta(seconds=1)
-    assert httpx.get(f"{service.url}/notes", trust_env=False).status_code == 503
-    time.sleep(0.05)
+    assert httpx.get(f"{service.url}/notes", trust_env=False).status_code == 503  # recorded before it is answered
     page = client.list_logs(service.owner_id, resources=[service.id], start=started,
                             end=datetime.now(UTC) + timedelta(seconds=1), types=["request"])
     assert [(e.labels["path"], e.status_code, e.labels.get("instance")) for e in page.logs] == [("/notes", 503, None)]

@@ -188,3 +188,77 @@ def test_the_local_render_can_be_told_that_metrics_and_logs_arrive_late():
     emulator = build_emulator(ingest_delay_s=7)
     assert emulator.telemetry.ingest_delay_s == 7 and emulator.telemetry.clock is emulator.clock
     emulator.close()
+
+
+def _store(tmp_path):
+    from deploypipe.emulator.telemetry_file import TelemetryFile
+
+    return TelemetryFile(tmp_path / "telemetry.jsonl")
+
+
+def _request(at, path="/notes", status=200, latency=5.0):
+    return RequestRec(at=at, resource="srv-a", method="GET", path=path, status=status, latency_ms=latency,
+                      host="a.local", instance="srv-a-x", deploy="dep-1")
+
+
+def test_requests_and_log_lines_outlive_the_process_through_the_store(tmp_path):
+    now = [T0]
+    first = Telemetry(lambda: now[0], store=_store(tmp_path))
+    first.request(_request(T0, latency=612.4))
+    first.log("srv-a", "ERROR: boom", type="app", instance="srv-a-x")
+    now[0] += 60
+    again = Telemetry(lambda: now[0], store=_store(tmp_path))  # a new local Render on the same data directory
+    assert again.requests({"srv-a"}, T0 - 1, T0 + 1) == first.requests({"srv-a"}, T0 - 1, T0 + 1)
+    lines = again.logs({"srv-a"}, 0, int(now[0] * 1e6))
+    assert lines == first.logs({"srv-a"}, 0, int(now[0] * 1e6))
+    assert [line.message for line in lines] == ["[GET]200 a.local/notes responseTimeMS=612", "ERROR: boom"]
+    again.log("srv-a", "after the restart", type="app", at=T0)  # stamped before the last kept line: moved after it
+    newest = again.logs({"srv-a"}, 0, int(now[0] * 1e6))[-1]
+    assert newest.at_us > lines[-1].at_us and newest.id not in {line.id for line in lines}
+
+
+def test_a_line_torn_by_a_killed_local_render_is_skipped_and_the_rest_kept(tmp_path):
+    telemetry = Telemetry(lambda: T0, store=_store(tmp_path))
+    for offset in range(3):
+        telemetry.request(_request(T0 - offset))
+    with (tmp_path / "telemetry.jsonl").open("a") as handle:
+        handle.write('{"q": [1767225600.0, "srv-a", "GET", "/no')  # SIGKILL in the middle of a write
+    again = Telemetry(lambda: T0, store=_store(tmp_path))
+    again.request(_request(T0 + 1))  # appended after the repaired file, not glued to the torn line
+    assert again.counts() == (4, 4)
+    assert Telemetry(lambda: T0, store=_store(tmp_path)).counts() == (4, 4)
+
+
+def test_the_stored_file_is_bounded_by_the_stores_count_and_age_bounds(tmp_path):
+    now = [T0]
+    telemetry = Telemetry(lambda: now[0], max_requests=10, max_logs=10, retention_s=3600, store=_store(tmp_path))
+    for _ in range(500):
+        telemetry.request(_request(now[0]))
+        now[0] += 1
+    path = tmp_path / "telemetry.jsonl"
+    assert len(path.read_text().splitlines()) <= 2 * (10 + 10)
+    kept = Telemetry(lambda: now[0], max_requests=10, max_logs=10, retention_s=3600, store=_store(tmp_path))
+    assert [r.at for r in kept.requests({"srv-a"}, 0, now[0])] == [T0 + i for i in range(490, 500)]
+    now[0] += 7200
+    assert Telemetry(lambda: now[0], retention_s=3600, store=_store(tmp_path)).counts() == (0, 0)
+    assert path.read_text() == ""  # what aged out is gone from the file too
+
+
+def test_the_local_render_keeps_its_telemetry_in_its_data_directory(tmp_path):
+    from deploypipe.emulator import build_emulator
+
+    emulator = build_emulator(data_dir=tmp_path)
+    emulator.telemetry.request(_request(emulator.clock()))
+    emulator.close()
+    restarted = build_emulator(data_dir=tmp_path)
+    assert restarted.telemetry.counts() == (1, 1) and (tmp_path / "telemetry.jsonl").exists()
+    restarted.close()
+
+
+def test_a_store_that_fails_is_dropped_and_recording_goes_on_in_memory(tmp_path):
+    store = _store(tmp_path)
+    telemetry = Telemetry(lambda: T0, store=store)
+    store.path = tmp_path / "gone" / "telemetry.jsonl"  # its directory removed under the running local Render
+    telemetry.request(_request(T0))
+    telemetry.request(_request(T0 + 1))
+    assert telemetry.counts() == (2, 2)

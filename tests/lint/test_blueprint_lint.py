@@ -6,27 +6,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from helpers import SEED_000
 
 from deploypipe.core.findings import Finding
 from deploypipe.errors import SpecError
 from deploypipe.lint.blueprint import RULES, lint_blueprint, service_names, split_commands
 
 ROOT = Path(__file__).resolve().parents[2]
-
-# The startCommand of seed 000 (BMAD-DEPLOY-004), "BEFORE", exactly as render.yaml had it.
-SEED_000_BEFORE = """\
-services:
-  - type: web
-    name: sentia-backend-prod
-    runtime: node
-    healthCheckPath: /api/health
-    autoDeploy: false
-    startCommand: |
-      corepack enable &&
-      pnpm exec prisma migrate resolve --rolled-back 20251017171256_init || true &&
-      pnpm exec prisma migrate deploy &&
-      pnpm run start:render
-"""
 
 CLEAN_SERVICE = """\
   - type: web
@@ -55,7 +41,7 @@ def brief(findings: list[Finding]) -> list[tuple[str, str, str, int | None]]:
 
 
 def test_the_seed_000_start_command_chain_gets_every_finding_on_its_own_line(tmp_path):
-    findings = lint_blueprint(blueprint(tmp_path, SEED_000_BEFORE))
+    findings = lint_blueprint(blueprint(tmp_path, SEED_000))
     assert brief(findings) == [
         ("long-start-chain", "warning", "startCommand", 7),
         ("migrate-resolve", "error", "startCommand", 9),

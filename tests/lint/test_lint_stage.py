@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import SEED_000
 
 from deploypipe.errors import StageErrored, StageFailed
 from deploypipe.spec.targets import ServiceTarget, Targets
@@ -15,20 +16,6 @@ from deploypipe.stages.lint import LintBlueprint
 from deploypipe.testing import stage_context
 
 ROOT = Path(__file__).resolve().parents[2]
-
-SEED_000 = """\
-services:
-  - type: web
-    name: sentia-backend-prod
-    runtime: node
-    healthCheckPath: /api/health
-    autoDeploy: false
-    startCommand: |
-      corepack enable &&
-      pnpm exec prisma migrate resolve --rolled-back 20251017171256_init || true &&
-      pnpm exec prisma migrate deploy &&
-      pnpm run start:render
-"""
 
 TWO_SERVICES = """\
 services:

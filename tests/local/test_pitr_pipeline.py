@@ -24,8 +24,6 @@ from typing import Any, Iterator
 import httpx
 import psycopg
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "safety"))
 from harness import (  # the safety tests' world: local Render on loopback, the real CLI, journals
     API_KEY,
     GOOD,

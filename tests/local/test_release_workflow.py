@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_release_job_deploys_the_local_default_and_writes_json_and_a_step_summary(project_copy):
-    sys.path.insert(0, str(ROOT / "tests" / "ci"))
     from workflow_sim import load_workflow, run_job
 
     project = project_copy

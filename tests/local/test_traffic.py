@@ -1,7 +1,7 @@
 """On the local default with real processes: releases judged on real traffic, and failures explained by Render's logs.
 
-The local default sends its traffic mix (GET /, GET /notes, POST /notes) to the sample app's stable URL; the
-local Render records it and serves Render's metrics and logs APIs; verify.traffic judges the release on them.
+The local default sends its traffic mix (GET /, GET /notes, POST /notes, GET /flaky) to the sample app's stable
+URL; the local Render records it and serves Render's metrics and logs APIs; verify.traffic judges the release on them.
 """
 
 from __future__ import annotations

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import io
-import textwrap
 
+from helpers import change_then_check
 from notify_fixtures import SECRET_PATH
 
 from deploypipe.commands.invocation import Invocation
 from deploypipe.commands.run import run_pipeline
 
-PIPELINE = """\
-version: 1
-name: notify-check
-stages:
-  - id: change
-    type: shell.run
-    with: {command: "echo changed > state.txt", changes_production: true, compensate_command: "echo undone > state.txt"}
-  - id: check
-    type: shell.run
-    with: {command: "%s"}
+NOTIFY = """\
   - id: notify
     type: notify.webhook
     when: always
@@ -29,7 +20,7 @@ stages:
 
 
 def _run(tmp_path, receiver, check: str, fmt: str = "json", url: str | None = None):
-    (tmp_path / "p.yaml").write_text(textwrap.dedent(PIPELINE % (check, fmt)))
+    (tmp_path / "p.yaml").write_text(change_then_check(check, name="notify-check") + NOTIFY % fmt)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "NOTIFY_WEBHOOK_URL": url or receiver.url}
     inv = Invocation(pipeline="p.yaml", project_dir=tmp_path, env=env, json_output=True, stdout=io.StringIO(),
                      stderr=io.StringIO(), interactive=False, sleep=lambda s: None)

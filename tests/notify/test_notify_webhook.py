@@ -91,7 +91,7 @@ def test_json_format_posts_the_run_summary(receiver, harness):
     assert [s["id"] for s in body["stages"]] == ["blueprint", "deploy-api"]  # not the notify stage itself
     assert body["deploys"] == RUN["deploys"] and body["report_path"] == RUN["run_dir"] + "/report.json"
     assert body["exit_code"] is None  # the run is still running: no exit code yet
-    port = receiver.server.server_address[1]
+    port = receiver.app.server.server_address[1]
     assert result.outputs.model_dump(exclude_unset=True) == {"sent": True, "status": 200, "attempts": 1, "destination": "http://127.0.0.1/***",
                               "format": "json", "outcome": "deployed"}
     assert result.warnings == ()

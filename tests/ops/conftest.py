@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -14,17 +12,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from helpers import invocation
+from notify_fixtures import receiver  # noqa: F401
+
+from deploypipe.commands.invocation import Invocation
+from deploypipe.render.client import RenderClient
+from deploypipe.render.models import Deploy
 
 ROOT = Path(__file__).resolve().parents[2]
-for helper_dir in ("ci", "notify"):  # workflow_sim (the release workflow's simulator) and the webhook receiver
-    if str(ROOT / "tests" / helper_dir) not in sys.path:
-        sys.path.insert(0, str(ROOT / "tests" / helper_dir))
-
-from notify_fixtures import receiver  # noqa: E402,F401
-
-from deploypipe.commands.invocation import Invocation  # noqa: E402
-from deploypipe.render.client import RenderClient  # noqa: E402
-from deploypipe.render.models import Deploy  # noqa: E402
 
 WATCHED = """\
 version: 1
@@ -95,8 +90,7 @@ class LocalRender:
 
     def invocation(self, pipeline: str = "watch.yaml") -> Invocation:
         self.pipeline(pipeline)
-        return Invocation(pipeline=pipeline, project_dir=self.project, env=self.env, stdout=io.StringIO(),
-                          stderr=io.StringIO(), interactive=False)
+        return invocation(self.project, env=self.env, pipeline=pipeline)
 
 
 @pytest.fixture(scope="package")
@@ -110,8 +104,7 @@ def local_render():
         (shutil.copytree(source, project / name, ignore=shutil.ignore_patterns("__pycache__"))
          if source.is_dir() else shutil.copy2(source, project / name))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RENDER_", "DEPLOYPIPE_", "DATABASE_URL"))}
-    inv = Invocation(pipeline="pipelines/local.yaml", project_dir=project, env={**env, "CI": "true"},
-                     stdout=io.StringIO(), stderr=io.StringIO(), interactive=False, json_output=True)
+    inv = invocation(project, env={**env, "CI": "true"}, pipeline="pipelines/local.yaml", json_output=True)
     try:
         with maybe_local(inv):
             yield LocalRender(project, inv)

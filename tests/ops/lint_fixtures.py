@@ -1,31 +1,16 @@
-"""Shared inputs of the lint tests: the seed's Blueprint, its expected findings, and a way to run `lint`."""
+"""Shared inputs of the lint tests: the seed's Blueprint (from helpers), its expected findings, and a way to run `lint`."""
 
 from __future__ import annotations
 
-import io
 import textwrap
 from pathlib import Path
 
-from deploypipe.commands.invocation import Invocation
+from helpers import SEED_000, invocation
+
 from deploypipe.commands.lint import lint_command
 from deploypipe.lint.blueprint import RULES
 
 __all__ = ["LONG", "MIGRATE", "OR_TRUE", "RESOLVE", "SEED_000", "lint", "write"]
-
-# The startCommand of seed 000 (BMAD-DEPLOY-004), "BEFORE", as its render.yaml had it.
-SEED_000 = """\
-services:
-  - type: web
-    name: sentia-backend-prod
-    runtime: node
-    healthCheckPath: /api/health
-    autoDeploy: false
-    startCommand: |
-      corepack enable &&
-      pnpm exec prisma migrate resolve --rolled-back 20251017171256_init || true &&
-      pnpm exec prisma migrate deploy &&
-      pnpm run start:render
-"""
 
 _SERVICE = "service sentia-backend-prod startCommand: "
 _RESOLVE_CMD = "`pnpm exec prisma migrate resolve --rolled-back 20251017171256_init || true`"
@@ -49,6 +34,6 @@ def write(root: Path, files: dict[str, str]) -> Path:
 
 def lint(project: Path, *paths: str, env: dict[str, str] | None = None, **options) -> tuple[int, str]:
     """(exit code, stdout) of `deploypipe lint PATHS` run in ``project``."""
-    inv = Invocation(project_dir=project, env=env or {}, stdout=io.StringIO(), stderr=io.StringIO())
+    inv = invocation(project, env=env, interactive=None)
     code = lint_command(inv, list(paths), **options)
     return code, inv.out.getvalue()

@@ -214,17 +214,19 @@ def _cli(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess[s
                           text=True, timeout=60)
 
 
-def test_the_cli_lints_paths_after_a_double_dash_with_annotations_under_github_actions_and_writes_nothing(tmp_path):
+def test_the_cli_lints_paths_given_before_or_after_options_with_annotations_under_github_actions_and_writes_nothing(
+        tmp_path):
     write(tmp_path, {"render.yaml": SEED_000, "p.yaml": PIPELINE})
-    plain = _cli(tmp_path, "--", "render.yaml")
+    plain = _cli(tmp_path, "render.yaml")
     assert plain.returncode == 1 and plain.stdout.splitlines()[-1] == "3 errors, 1 warning in 1 file"
     assert plain.stdout.splitlines()[2] == "render.yaml:9:7: error [or-true] " + OR_TRUE
-    github = _cli(tmp_path, "--path", "render.yaml", GITHUB_ACTIONS="true")
+    assert _cli(tmp_path, "--", "render.yaml").stdout == plain.stdout
+    github = _cli(tmp_path, "render.yaml", GITHUB_ACTIONS="true")
     assert github.stdout.splitlines()[2] == "::error file=render.yaml,line=9,col=7,title=[or-true]::" + OR_TRUE
-    assert _cli(tmp_path, "--", "--path", "render.yaml", "--fail-on", "info", "--format=json").stdout.startswith("[\n")
-    assert _cli(tmp_path, "--", "render.yaml", "--colour").stderr == (
-        "deploypipe: lint: unknown option --colour; hint: options: --format text|json|github|sarif, --fail-on "
-        "error|warning|info\n")
+    assert _cli(tmp_path, "--fail-on", "info", "render.yaml", "--format=json").stdout.startswith("[\n")
+    assert _cli(tmp_path, "render.yaml", "--formt", "json").stderr == (
+        "deploypipe lint: unknown option '--formt'; did you mean '--format'? (`deploypipe lint --help` lists what "
+        "it takes)\n")
     missing = _cli(tmp_path, "--", "nope.yaml")
     assert (missing.returncode, missing.stdout, missing.stderr) == (
         2, "", "deploypipe: nope.yaml: no such file or directory\n")

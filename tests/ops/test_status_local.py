@@ -7,7 +7,7 @@ import json
 import re
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -28,8 +28,7 @@ def _status(local_render, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _since(deploy) -> str:
-    return datetime.fromisoformat(deploy.finished_at.replace("Z", "+00:00")).astimezone(UTC).strftime(
-        "%Y-%m-%d %H:%M UTC")
+    return deploy.finished_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def test_status_of_a_service_whose_last_five_deploys_failed_exits_1_and_names_them(local_render):

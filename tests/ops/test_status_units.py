@@ -92,7 +92,7 @@ class FakeRender:
 
 
 def _deploy(number: int, status: str, commit: str = "a" * 40) -> Deploy:
-    stamp = f"2026-11-30T0{number}:16:00Z"
+    stamp = datetime(2026, 11, 30, number, 16, tzinfo=UTC)
     return Deploy(id=f"dep-{number}", status=status, trigger="api", commit_id=commit, created_at=stamp,
                   finished_at=stamp)
 

@@ -52,29 +52,42 @@ def append_events(run_dir: Path, events: list[dict[str, Any]]) -> None:
             out.write(json.dumps(event) + "\n")
 
 
+PATHS = ("GET /notes", "GET /", "GET /flaky")
+
+
 def traffic_events(start: str = "2026-11-30T04:01:40+00:00") -> list[dict[str, Any]]:
-    """Four looks of a traffic analysis (the shape another engineer's stage will journal), the last one failing."""
+    """The journal of a traffic analysis, as the traffic stage writes it: one ``traffic_baseline`` (five minutes
+    before the switch at ``start``, in 60 s buckets), then four looks with latency per path, the last one failing."""
     t0 = datetime.fromisoformat(start)
-    looks = []
+    events: list[dict[str, Any]] = [{
+        "seq": 999, "ts": t0.isoformat(), "event": "traffic_baseline", "stage": "traffic",
+        "start": (t0 - timedelta(seconds=300)).timestamp(), "end": t0.timestamp(), "requests": 5000, "errors": 10,
+        "buckets": [{"start": (t0 - timedelta(seconds=300 - 60 * i)).timestamp(), "requests": 1000, "errors": e}
+                    for i, e in enumerate((1, 3, 2, 0, 4))]}]
     for index, (requests, errors, latency) in enumerate([(120, 0, 80.0), (260, 3, 95.0), (400, 19, 140.0),
                                                          (520, 41, 210.0)]):
         at = t0 + timedelta(seconds=30 * (index + 1))
-        looks.append({"seq": 1000 + index, "ts": at.isoformat(), "event": "traffic_look", "stage": "traffic",
-                      "at": at.timestamp() if index % 2 else at.isoformat(), "window_start": t0.timestamp(),
-                      "window_end": (t0 + timedelta(seconds=600)).timestamp(), "requests": requests,
-                      "errors": errors, "baseline_requests": 5000, "baseline_errors": 10, "latency_ms": latency,
-                      "baseline_latency_ms": 85.0, "verdict": "fail" if index == 3 else None})
-    return looks
+        paths = [{"route": route, "ms": ms * (index + 1), "baseline_ms": ms}
+                 for route, ms in zip(PATHS, (40.0, 12.0, 25.0), strict=True)]
+        events.append({"seq": 1000 + index, "ts": at.isoformat(), "event": "traffic_look", "stage": "traffic",
+                       "look": index + 1, "at": at.timestamp() if index % 2 else at.isoformat(),
+                       "elapsed_s": 30.0 * (index + 1), "window_start": t0.timestamp(),
+                       "window_end": (t0 + timedelta(seconds=600)).timestamp(), "requests": requests,
+                       "errors": errors, "baseline_requests": 5000, "baseline_errors": 10, "latency_ms": latency,
+                       "baseline_latency_ms": 85.0, "path_latency": paths, "paths": [],
+                       "verdict": "fail" if index == 3 else None})
+    return events
 
 
 TRAFFIC_VERDICT = {
     "status": "fail", "outcome": "fail",
-    "message": "5xx share 7.88 % on /notes (41 of 520 requests), baseline 0.20 %",
+    "message": "5xx share 7.88 % on /notes (41 of 520 requests), baseline 0.20 %", "compared": True,
     "figures": {"requests": 520, "errors": 41, "success_rate": 0.9211, "baseline_requests": 5000,
                 "baseline_errors": 10, "baseline_success_rate": 0.998, "latency_quantile": 0.99,
                 "latency_ms": 210.0, "baseline_latency_ms": 85.0, "logs_sampled": False},
     "worst_paths": [{"route": "/notes", "requests": 300, "errors": 41, "status": "failing", "since": None,
                      "baseline_requests": 2500, "baseline_errors": 3, "baseline_read": True, "failed": True,
+                     "latency_ms": 160.0, "baseline_latency_ms": 40.0,
                      "message": "/notes: 41 of 300 failed"}],
 }
 

@@ -208,8 +208,56 @@ def test_traffic_looks_and_the_verdict_are_charted_when_present_and_absent_other
     assert [round(look.at_s or 0) for look in looks] == [48, 78, 108, 138]  # ISO and epoch `at` alike
     page = Page(render_html(report, [*events, *traffic_events()], logs))
     assert len(page.with_class("look")) == 4 and len(page.with_class("look-latency")) == 4
-    assert len(page.with_class("verdict-fail")) == 2  # the last look, in both panels
+    assert len(page.with_class("verdict-fail")) == 2 + 3  # the last look, in both service charts and per path
+    assert len(page.with_class("path-look")) == 4 * 3  # three paths at four looks
+    assert len(page.with_class("baseline-point")) == 5 + 1 + 3  # five buckets; the latency, service and per path
+    assert len(page.with_class("switch")) == 3 and page.with_class("no-chart") == []
     assert [v.message for v in traffic_verdicts(report)] == [TRAFFIC_VERDICT["message"]]
+    assert [v.compared for v in traffic_verdicts(report)] == [True]
+
+
+def _circle_xs(page: str, mark: str) -> list[float]:
+    """The x of every circle drawn in a mark of class ``mark``."""
+    import re
+
+    return [float(x) for x in re.findall(rf'<g class="{mark}[^"]*">.*?<circle cx="([0-9.]+)"', page)]
+
+
+def test_the_baseline_is_drawn_before_the_switch_and_the_looks_after_it() -> None:
+    import re
+
+    report, events, logs = load("rolled_back")
+    page = render_html(report, [*events, *traffic_events()], logs)
+    switches = [float(x) for x in re.findall(r'<g class="switch marker"><line x1="([0-9.]+)"', page)]
+    charts = page.split('<svg class="chart traffic ')[1:]
+    assert len(charts) == len(switches) == 3
+    for chart, switch in zip(charts, switches, strict=True):
+        baseline, release = _circle_xs(chart, "baseline-point"), _circle_xs(chart, "(?:look|look-latency|path-look)")
+        assert baseline and release
+        assert max(baseline) < switch < min(release), (baseline, switch, release)
+
+
+def test_without_a_baseline_the_verdict_says_floors_only_and_no_comparison_is_drawn() -> None:
+    report, events, logs = load("rolled_back")
+    floors = {**TRAFFIC_VERDICT, "compared": False, "message": "success rate 92.11 % below 99 %"}
+    stage = {**traffic_stage(), "outputs": {"verdict": floors}}
+    report = Report.model_validate({**report.model_dump(mode="json"),
+                                    "stages": [*report.model_dump(mode="json")["stages"], stage]})
+    page = Page(render_html(report, [*events, *traffic_events()], logs))
+    text = render_html(report, [*events, *traffic_events()], logs)
+    assert "no baseline — floors only" in text and len(page.with_class("no-baseline")) == 1
+    assert page.with_class("baseline-point") == [] and len(page.with_class("look")) == 4
+    assert "baseline_latency_ms" not in text.split('id="traffic"')[1].split("</section>")[0]
+
+
+def test_a_chart_with_no_figure_of_the_release_is_replaced_by_a_line_saying_so() -> None:
+    report, events, logs = load("rolled_back")
+    looks = [{**e, "latency_ms": None, "path_latency": []} if e["event"] == "traffic_look" else e
+             for e in traffic_events()]
+    page = Page(render_html(report, [*events, *looks], logs))
+    assert len(page.with_class("traffic-errors")) == 1
+    assert page.with_class("traffic-latency") == [] and page.with_class("traffic-paths") == []
+    assert len(page.with_class("no-chart")) == 2
 
 
 def test_a_traffic_verdict_may_be_the_outputs_themselves_and_looks_may_lack_times() -> None:

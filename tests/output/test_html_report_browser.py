@@ -175,6 +175,7 @@ def test_hostile_text_shows_as_text_and_the_traffic_analysis_is_charted(tmp_path
     assert page.locator("details.log[open]").count() == 3
     assert HOSTILE in page.inner_text("details.log:last-of-type pre")
     assert _drawn(page, "svg.traffic .look") == 4 and _drawn(page, "svg.traffic .look-latency") == 4
+    assert _drawn(page, "svg.traffic .path-look") == 4 * 3
     assert page.locator("#traffic table.worst-paths tbody tr").count() == 1
     assert page.locator("svg.gantt .stage-row").count() == len(data["stages"])
     _assert_clean(opened)
@@ -188,3 +189,37 @@ def test_the_printed_page_hides_navigation_and_opens_every_log(tmp_path: Path, o
     assert page.locator("details[open]").count() == page.locator("details").count() > 0
     page.evaluate("() => window.dispatchEvent(new Event('afterprint'))")
     assert page.locator("details[open]").count() == 0
+
+
+def _marks_per_chart(page: Page) -> list[dict[str, Any]]:
+    """For each traffic chart on screen: its name, the switch line's x and the x of every drawn mark, by kind."""
+    return list(page.eval_on_selector_all("svg.traffic", """charts => charts.map(chart => {
+        const xs = sel => [...chart.querySelectorAll(sel)].map(e => e.getBoundingClientRect())
+            .filter(r => r.width > 0 && r.height > 0).map(r => r.x + r.width / 2);
+        const lines = sel => [...chart.querySelectorAll(sel)].filter(e => {
+            const r = e.getBoundingClientRect(); return r.width > 0 || r.height > 0; }).length;
+        return {name: [...chart.classList].find(c => c.startsWith("traffic-")),
+                switch: [...chart.querySelectorAll(".switch line")].map(e => e.getBoundingClientRect())
+                    .filter(r => r.height > 0).map(r => r.x)[0] ?? null,
+                release: xs(".look circle, .look-latency circle, .path-look circle"),
+                baseline: xs(".baseline-point circle"),
+                lines: lines(".traffic-line")};
+    })"""))
+
+
+def test_every_traffic_chart_has_data_with_the_baseline_before_the_switch(tmp_path: Path, open_report: Any) -> None:
+    run_dir = copy_sample("rolled_back", tmp_path)
+    data = Report.load(run_dir / "report.json").model_dump(mode="json")
+    data["stages"] = [*data["stages"], traffic_stage()]
+    (run_dir / "report.json").write_text(Report.model_validate(data).model_dump_json(), encoding="utf-8")
+    append_events(run_dir, traffic_events())
+    opened = open_report(write_report_html(run_dir))
+    charts = _marks_per_chart(opened.page)
+    assert [c["name"] for c in charts] == ["traffic-errors", "traffic-latency", "traffic-paths"]
+    for chart in charts:
+        assert chart["release"] and chart["baseline"] and chart["lines"], chart  # an empty chart fails here
+        assert chart["switch"] is not None
+        assert max(chart["baseline"]) < chart["switch"] < min(chart["release"]), chart
+    assert len(charts[2]["release"]) == 4 * 3 and len(charts[2]["baseline"]) == 3  # every path, before and after
+    assert opened.page.locator("#traffic .no-chart").count() == 0
+    _assert_clean(opened)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Iterator
 
 import httpx
@@ -15,7 +16,6 @@ from structlog.testing import capture_logs
 
 from deploypipe.emulator import Emulator, EmulatorServer, build_emulator, in_process_client
 from deploypipe.emulator.app import apply_fault
-from deploypipe.emulator.ids import iso
 from deploypipe.errors import NotFoundError, ProviderError
 from deploypipe.render import Postgres, PostgresConnectionInfo, PostgresNotReady, RenderClient
 
@@ -113,7 +113,7 @@ def test_recover_wait_connection_info_and_delete_give_typed_values_and_the_wait_
     at, name = restore_point(local, render), f"clone-{next(_names)}"
     clone = render.recover_postgres(local.source, restore_time=at, restore_name=name)
     assert isinstance(clone, Postgres) and (clone.status, clone.available) == ("creating", False)
-    assert clone.created_at == iso(local.clock.now)
+    assert clone.created_at == datetime.fromtimestamp(local.clock.now, UTC)  # parsed once, by the client
     seen: list[str] = []
     start, waits = local.clock.now, len(local.clock.waits)
     ready = render.wait_for_postgres(clone.id, timeout_s=600, poll_s=2, on_status=lambda p: seen.append(p.status))

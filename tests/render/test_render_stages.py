@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import pytest
 
 from deploypipe.emulator.app import apply_fault
@@ -95,7 +93,7 @@ def test_deploy_triggers_head_journals_it_before_waiting_and_reports_the_previou
     assert result.outputs.model_dump() == {
         "service": "web", "service_id": SRV, "deploy_id": deploy_id, "commit": head, "previous_deploy_id": old,
         "previous_commit": "1" * 40, "url": "https://web.example.test", "status": "live",
-        "created_at": datetime.fromisoformat(on_render.created_at), "live_at": datetime.fromisoformat(on_render.finished_at)}
+        "created_at": on_render.created_at, "live_at": on_render.finished_at}
     assert result.changed_production is True
     assert [d.model_dump() for d in result.deploys] == [{"service": "web", "deploy_id": deploy_id, "commit": head,
                                                           "status": "live"}]

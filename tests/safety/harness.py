@@ -6,21 +6,20 @@ Imported by the test modules (``from harness import ...``); fixtures live in con
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
 
 import httpx
+from helpers import LoopbackApp
+from helpers import invocation as base_invocation
 
 from deploypipe.emulator import Emulator
 from deploypipe.emulator.blueprint import ServiceDef
@@ -52,46 +51,33 @@ class SafetyRuntime(SimulatedRuntime):
 
 class HealthApp:
     """``GET /svc/<name>/health`` answers like the sample app: 200 ``{status, commit}`` with the live commit, or
-    500 when that commit is listed in ``unhealthy`` (or has used up its ``healthy_answers``). Records requests."""
+    500 when that commit is listed in ``unhealthy`` (or has used up its ``healthy_answers``). Records requests.
+    ``reported`` maps a live commit to the commit its instance claims instead (a stale instance)."""
 
     def __init__(self, emulator: Emulator):
         self.emulator = emulator
         self.unhealthy: set[str] = set()
+        self.reported: dict[str, str] = {}
         self.healthy_answers: dict[str, int] = {}
         self.requests: list[str] = []
-        app = self
+        self.app = LoopbackApp(self._respond)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # http.server's naming
-                parts = self.path.strip("/").split("/")
-                app.requests.append(self.path)
-                commit = app.live_commit(parts[1]) if len(parts) >= 2 and parts[0] == "svc" else None
-                if commit is not None and commit in app.healthy_answers:  # healthy N times, then broken
-                    app.healthy_answers[commit] -= 1
-                    if app.healthy_answers[commit] < 0:
-                        app.unhealthy.add(commit)
-                if commit is None or commit in app.unhealthy:
-                    body, status = {"status": "broken", "commit": commit}, 500
-                else:
-                    body, status = {"status": "healthy", "commit": commit}, 200
-                raw = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def log_message(self, *args: Any) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, name="health-app", daemon=True)
-        self.thread.start()
+    def _respond(self, request: Any) -> tuple[int, dict[str, Any]]:
+        parts = request.path.strip("/").split("/")
+        self.requests.append(request.path)
+        commit = self.live_commit(parts[1]) if len(parts) >= 2 and parts[0] == "svc" else None
+        if commit is not None and commit in self.healthy_answers:  # healthy N times, then broken
+            self.healthy_answers[commit] -= 1
+            if self.healthy_answers[commit] < 0:
+                self.unhealthy.add(commit)
+        claimed = self.reported.get(commit, commit) if commit is not None else None
+        if commit is None or commit in self.unhealthy:
+            return 500, {"status": "broken", "commit": claimed}
+        return 200, {"status": "healthy", "commit": claimed}
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self.app.base
 
     def live_commit(self, name: str) -> str | None:
         service = next((s for s in self.emulator.services.values() if s.name == name), None)
@@ -101,8 +87,7 @@ class HealthApp:
         return live.commit_id if live else None
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.app.close()
 
 
 class LocalRender:
@@ -300,13 +285,10 @@ def report_of(run_dir: Path) -> dict[str, Any]:
 def invocation(root: Path, env: dict[str, str], *, render: LocalRender | None = None, sleep: Any = None,
                clock: Any = None, **kwargs: Any) -> Any:
     """An in-process invocation (JSON output captured, not interactive) bound to ``render`` when given."""
-    from deploypipe.commands.invocation import Invocation
-
     if render is not None and sleep is not None:
         kwargs.setdefault("render_factory", lambda: render.client(sleep))
-    return Invocation(pipeline=kwargs.pop("pipeline", "pipelines/p.yaml"), project_dir=root, env=env,
-                      json_output=True, stdout=io.StringIO(), stderr=io.StringIO(),
-                      interactive=kwargs.pop("interactive", False), sleep=sleep, clock=clock, **kwargs)
+    return base_invocation(root, env=env, pipeline=kwargs.pop("pipeline", "pipelines/p.yaml"), json_output=True,
+                           sleep=sleep, clock=clock, **kwargs)
 
 
 def run_in_process(root: Path, render: LocalRender | None, clock: Any, *, env: dict[str, str] | None = None,

@@ -3,7 +3,7 @@ that fails or cannot be verified is exit 4, never 3."""
 
 from __future__ import annotations
 
-from harness import GOOD, NEW, deploy_pipeline, events_of, named, run_in_process, write_pipeline
+from harness import GOOD, NEW, OTHER, deploy_pipeline, events_of, named, run_in_process, write_pipeline
 
 
 def test_a_rollback_to_a_release_that_is_unhealthy_too_exits_4_and_says_the_health_was_not_verified(
@@ -40,6 +40,20 @@ def test_a_rollback_to_a_healthy_release_is_re_verified_before_it_counts_as_exit
     assert [i.stage for i in verified] == ["verify"] and verified[0].verified
     after = [e for e in named(events_of(report.run_dir), "health_probe") if e.get("phase") == "after_rollback"]
     assert after and after[-1]["ok"] and after[-1]["url"].endswith("/svc/api/health")
+
+
+def test_a_restored_release_reporting_another_commit_fails_the_re_verification_with_exit_4(tmp_path, render, clock):
+    render.health.unhealthy = {NEW}
+    render.health.reported = {GOOD: OTHER}  # the release rolled back to answers healthy, from the wrong commit
+    write_pipeline(tmp_path, deploy_pipeline())
+    report, _ = run_in_process(tmp_path, render, clock)
+    assert render.live_commit() == GOOD  # the Render rollback itself happened
+    assert report.exit_code == 4 and report.outcome == "needs_human", report.message
+    assert "ROLLBACK NOT VERIFIED" in report.message
+    items = {(i.stage, i.action): i.verified for i in report.rollback.items}
+    assert items == {("deploy", "rolled_back"): True, ("verify", "health_unverified"): False}
+    (unverified,) = named(events_of(report.run_dir), "rollback_unverified")
+    assert f"reports commit '{OTHER}', expected {GOOD[:12]}" in unverified["summary"]
 
 
 def test_a_rollback_render_refuses_exits_4_never_3_and_names_what_is_live(tmp_path, render, clock):

@@ -10,17 +10,14 @@ from pathlib import Path
 import pytest
 from harness import events_of, named, run_in_process, write_pipeline
 
+from deploypipe.engine.signals import interruptible
+
 
 @pytest.fixture
 def sigterm_like_the_cli():
-    """SIGTERM raises KeyboardInterrupt('signal 15'), as the CLI's error boundary arranges."""
-
-    def terminated(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, terminated)
-    yield
-    signal.signal(signal.SIGTERM, previous)
+    """SIGINT and SIGTERM raise Interrupted(signum), as the CLI's error boundary arranges; yields that handler."""
+    with interruptible():
+        yield signal.getsignal(signal.SIGINT)
 
 
 @pytest.fixture
@@ -93,4 +90,4 @@ def test_signals_during_the_rollback_are_journalled_and_do_not_stop_it(tmp_path,
     assert sorted(_interrupted(report), key=lambda event: event["signal"]) == [
         {"event": "interrupted", "signal": "SIGINT", "during": "rollback", "left_undone": ["change"], "hint": hint},
         {"event": "interrupted", "signal": "SIGTERM", "during": "rollback", "left_undone": ["change"], "hint": hint}]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers are given back afterwards
+    assert signal.getsignal(signal.SIGINT) is sigterm_like_the_cli  # the handlers are given back afterwards

@@ -140,9 +140,11 @@ def test_two_working_directories_released_at_once_never_overlap_and_the_second_r
 def test_two_working_directories_with_wait_lock_release_one_after_the_other_and_both_finish_0(
         tmp_path, slow_render, new_db):
     """The laptop starts while the CI run holds the lock and runs its checks (its deploy not triggered yet): the
-    laptop queues behind it, and releases once the CI run has finished."""
+    laptop queues behind it, and releases once the CI run has finished. The checks last until the laptop is seen
+    waiting for the lock (they wait for a file the test creates then), whatever the machine's speed."""
     render, url = slow_render, new_db("twomachines")
-    checks = "  - id: checks\n    type: shell.run\n    with: {command: 'sleep 3'}\n"
+    go = tmp_path / "go"
+    checks = f"  - id: checks\n    type: shell.run\n    with: {{command: 'while [ ! -e {go} ]; do sleep 0.05; done'}}\n"
     ci, laptop = tmp_path / "ci", tmp_path / "laptop"
     for root, commit in ((ci, NEW), (laptop, OTHER)):
         root.mkdir()
@@ -155,8 +157,9 @@ def test_two_working_directories_with_wait_lock_release_one_after_the_other_and_
                    what="the CI run to hold the lock")
         procs.append(Cli.start(laptop, "deploy", "--pipeline", "pipelines/p.yaml", "--wait-lock", "60", env=env,
                                tag="run"))
-        wait_until(lambda: run_dirs(laptop), timeout=30, what="the laptop run to start")
+        wait_until(lambda: "lock_waiting" in procs[1].stderr, timeout=30, what="the laptop run to wait for the lock")
         assert not named(events_of(run_dirs(ci)[0]), "deploy_triggered"), "too late: the test proves nothing"
+        go.touch()
         codes = [p.wait(90) for p in procs]
     finally:
         for p in procs:

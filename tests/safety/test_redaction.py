@@ -52,3 +52,27 @@ def test_a_secret_reaches_no_output_of_a_failing_run(tmp_path, mode):
     assert "***" in outputs["journal"] and "***" in outputs["report"] and "***" in outputs["echo.run.log"]
     failed = [json.loads(line) for line in outputs["journal"].splitlines() if '"stage_failed"' in line]
     assert failed and "rejected" in failed[0]["error"]["message"]  # the message is kept, only the secret masked
+
+
+UNDECLARED = """\
+version: 1
+name: undeclared
+stages:
+  - id: echo
+    type: shell.run
+    with: {command: "echo stripe=$STRIPE_SECRET_KEY base=$SECRET_KEY_BASE gh=$GITHUB_TOKEN_READONLY; exit 3"}
+"""
+
+
+def test_an_undeclared_variable_with_a_secret_looking_name_is_masked_in_every_output(tmp_path):
+    write_pipeline(tmp_path, UNDECLARED)
+    values = {"STRIPE_SECRET_KEY": "sk-live-4c9e1b7d2f", "SECRET_KEY_BASE": "kb-77e2a9c1d0",
+              "GITHUB_TOKEN_READONLY": "ghp-3f0b8e2a61"}
+    result = deploypipe(tmp_path, "deploy", "--pipeline", "pipelines/p.yaml", "--json", env=cli_env(**values))
+    assert result.returncode == 1, result.stderr[-2000:]
+    outputs = _outputs(tmp_path, result)
+    assert {"journal", "report", "echo.run.log"} <= set(outputs)
+    leaks = sorted(f"{name} in {where}" for where, text in outputs.items() for name, value in values.items()
+                   if value in text)
+    assert leaks == []
+    assert "stripe=*** base=*** gh=***" in outputs["echo.run.log"]

@@ -1,5 +1,7 @@
-"""What SIGINT and SIGTERM do to a real `deploypipe deploy` in each phase, within GitHub Actions' cancel timing
-(SIGINT, SIGTERM ~7.5 s later, SIGKILL ~2.5 s after that):
+"""What SIGINT and SIGTERM do to a real `deploypipe deploy` in each phase. GitHub Actions cancels with SIGINT,
+SIGTERM ~7.5 s later and SIGKILL ~2.5 s after that; what the tests check is that one signal is enough: the run
+finishes its shutdown on it alone and journals it, while the stage's command would run for minutes (no time is
+measured; how fast the shutdown is belongs to a bench):
 
 - before any stage (waiting for the lock): exit 1, nothing changed;
 - during a stage before production changed: the stage stops (its command too), exit 1, journalled as interrupted
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -37,23 +38,34 @@ from deploypipe.engine.locking import FileLock
 
 SIGINT_TO_SIGTERM_S = 7.5
 SIGTERM_TO_SIGKILL_S = 2.5
+#: how long a test waits for the run to exit on one signal: far past GitHub's window (a loaded machine is slow),
+#: far short of the stage commands' 300 s (a run that waited for its command instead of stopping it never exits)
+EXIT_ON_ONE_SIGNAL_S = 90
+LONG_COMMAND = "sleep 300"
 
 
-def cancel_like_github_actions(cli: Cli) -> tuple[int, float, list[str]]:
+def cancel_like_github_actions(cli: Cli) -> tuple[int, list[str]]:
     """SIGINT; SIGTERM 7.5 s later; SIGKILL 2.5 s after that -- each only if the process still runs.
-    Returns (exit status, seconds from SIGINT to exit, signals sent)."""
+    Returns (exit status, signals sent)."""
     sent = ["SIGINT"]
-    started = time.monotonic()
     cli.signal(signal.SIGINT)
     for delay, signum in ((SIGINT_TO_SIGTERM_S, signal.SIGTERM), (SIGTERM_TO_SIGKILL_S, signal.SIGKILL)):
         try:
-            code = cli.proc.wait(delay)
-            return code, time.monotonic() - started, sent
+            return cli.proc.wait(delay), sent
         except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired: still running, next signal
             cli.signal(signum)
             sent.append(signal.Signals(signum).name)
-    code = cli.proc.wait(10)
-    return code, time.monotonic() - started, sent
+    return cli.proc.wait(10), sent
+
+
+def exit_on_one_signal(cli: Cli, signum: int) -> int:
+    """Send one signal and no other; the run must finish its shutdown and exit on that signal alone."""
+    cli.signal(signum)
+    return cli.wait(EXIT_ON_ONE_SIGNAL_S)
+
+
+def _finished(run_dir: Path) -> bool:
+    return bool(named(events_of(run_dir), "run_finished"))
 
 
 def _kill_recorded(pids: Path) -> None:
@@ -106,10 +118,7 @@ def test_a_signal_before_any_stage_exits_1_and_changes_nothing(tmp_path, signum)
     cli = Cli.start(tmp_path, "deploy", "--pipeline", "pipelines/p.yaml", "--wait-lock", "60", env=cli_env())
     try:
         wait_until(lambda: "lock_waiting" in cli.stderr, what="the run to wait for the lock")
-        started = time.monotonic()
-        cli.signal(signum)
-        code = cli.wait(SIGINT_TO_SIGTERM_S)
-        assert time.monotonic() - started < SIGINT_TO_SIGTERM_S
+        code = exit_on_one_signal(cli, signum)
     finally:
         cli.cleanup()
         holder.release()
@@ -126,20 +135,17 @@ def test_a_signal_before_any_stage_exits_1_and_changes_nothing(tmp_path, signum)
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_during_a_stage_before_production_changed_stops_it_and_exits_1(tmp_path, pids, signum):
     write_pipeline(tmp_path, _shell_pipeline(
-        _stage("checks", f"echo $$ >> {pids}; sleep 20; touch {tmp_path}/checked"),
+        _stage("checks", f"echo $$ >> {pids}; {LONG_COMMAND}; touch {tmp_path}/checked"),
         _stage("change", f"touch {tmp_path}/changed", changes_production="true")))
     cli = Cli.start(tmp_path, "deploy", "--pipeline", "pipelines/p.yaml", env=cli_env())
     try:
         wait_until(lambda: pids.exists() and pids.read_text().strip(), what="the checks command to run")
-        started = time.monotonic()
-        cli.signal(signum)
-        code = cli.wait(SIGINT_TO_SIGTERM_S)
-        took = time.monotonic() - started
+        code = exit_on_one_signal(cli, signum)
     finally:
         cli.cleanup()
     assert code == 1, cli.stderr[-2000:]
-    assert took < SIGINT_TO_SIGTERM_S
     (run_dir,) = run_dirs(tmp_path)
+    assert _finished(run_dir)
     report = report_of(run_dir)
     assert report["outcome"] == "blocked" and "(interrupted)" in report["message"]
     (event,) = _interrupted(run_dir)
@@ -147,8 +153,8 @@ def test_a_signal_during_a_stage_before_production_changed_stops_it_and_exits_1(
     assert event["left_undone"] == [] and event["hint"] == ""
     assert not (tmp_path / "changed").exists()
     command = int(pids.read_text().split()[0])
-    time.sleep(0.2)
-    assert not _alive(command), "the stage's command still runs after deploypipe stopped and said it was blocked"
+    wait_until(lambda: not _alive(command), timeout=5,
+               what="the stage's command to stop after deploypipe stopped and said it was blocked")
 
 
 # -- during a stage, after production changed -----------------------------------------------------------------
@@ -157,40 +163,42 @@ def test_a_signal_during_a_stage_after_production_changed_rolls_back_and_exits_3
     write_pipeline(tmp_path, _shell_pipeline(
         _stage("change", f"echo changed >> {tmp_path}/prod", changes_production="true",
                compensate_command=f"'echo undone >> {tmp_path}/prod'"),
-        _stage("smoke", f"echo $$ >> {pids}; sleep 20")))
+        _stage("smoke", f"echo $$ >> {pids}; {LONG_COMMAND}")))
     cli = Cli.start(tmp_path, "deploy", "--pipeline", "pipelines/p.yaml", env=cli_env())
     try:
         wait_until(lambda: pids.exists() and pids.read_text().strip(), what="the smoke command to run")
-        code, took, sent = cancel_like_github_actions(cli) if signum == signal.SIGINT else (None, 0.0, [])
-        if signum == signal.SIGTERM:
-            started = time.monotonic()
-            cli.signal(signum)
-            code, took = cli.wait(SIGINT_TO_SIGTERM_S), time.monotonic() - started
+        code = exit_on_one_signal(cli, signum)  # rolled back on this signal, before any next one
     finally:
         cli.cleanup()
     assert code == 3, cli.stderr[-2000:]
-    assert took < SIGINT_TO_SIGTERM_S  # rolled back before the runner's next signal
     assert (tmp_path / "prod").read_text() == "changed\nundone\n"
     (run_dir,) = run_dirs(tmp_path)
     (event,) = _interrupted(run_dir)
     assert event["signal"] == signal.Signals(signum).name and event["during"] == "smoke"
     assert event["left_undone"] == ["change"] and f"rollback --run {run_dir.name}" in event["hint"]
-    assert report_of(run_dir)["outcome"] == "rolled_back"
+    assert report_of(run_dir)["outcome"] == "rolled_back" and _finished(run_dir)
 
 
 # -- during the rollback -----------------------------------------------------------------------------------------
 def test_signals_during_a_short_rollback_are_journalled_and_the_rollback_finishes_with_exit_3(tmp_path, pids):
+    """The compensation runs until the test lets it go, after both signals were journalled."""
+    go = tmp_path / "go"
     write_pipeline(tmp_path, _shell_pipeline(
         _stage("change", f"echo changed >> {tmp_path}/prod", changes_production="true",
-               compensate_command=f"'echo $$ >> {pids}; sleep 2; echo undone >> {tmp_path}/prod'"),
+               compensate_command=f"'echo $$ >> {pids}; while [ ! -e {go} ]; do sleep 0.05; done; "
+                                  f"echo undone >> {tmp_path}/prod'"),
         _stage("smoke", "exit 1")))
     cli = Cli.start(tmp_path, "deploy", "--pipeline", "pipelines/p.yaml", env=cli_env())
     try:
         wait_until(lambda: pids.exists() and pids.read_text().strip(), what="the compensation to run")
-        cli.signal(signal.SIGINT)
-        time.sleep(0.3)
-        cli.signal(signal.SIGTERM)  # a second, impatient signal: still not obeyed
-        code = cli.wait(SIGINT_TO_SIGTERM_S)
+        (run_dir,) = run_dirs(tmp_path)
+        for count, signum in enumerate((signal.SIGINT, signal.SIGTERM), start=1):  # the second: an impatient one
+            cli.signal(signum)
+            wait_until(lambda count=count: len(_interrupted(run_dir)) == count,
+                       what=f"{signal.Signals(signum).name} to be journalled")
+        assert cli.proc.poll() is None, "the run stopped before its rollback finished"
+        go.touch()
+        code = cli.wait(EXIT_ON_ONE_SIGNAL_S)
     finally:
         cli.cleanup()
     assert code == 3, cli.stderr[-2000:]
@@ -216,11 +224,10 @@ def test_a_rollback_cut_short_by_sigkill_after_sigint_and_sigterm_is_finished_by
         try:
             run_dir = wait_until(lambda: journal_has(tmp_path, "rollback_triggered"), timeout=60,
                                  what="the automatic rollback to be triggered")
-            code, took, sent = cancel_like_github_actions(cli)
+            code, sent = cancel_like_github_actions(cli)
         finally:
             cli.cleanup()
         assert sent == ["SIGINT", "SIGTERM", "SIGKILL"] and code == -signal.SIGKILL, cli.stderr[-2000:]
-        assert SIGINT_TO_SIGTERM_S + SIGTERM_TO_SIGKILL_S <= took < SIGINT_TO_SIGTERM_S + SIGTERM_TO_SIGKILL_S + 2
         events = events_of(run_dir)
         assert [(e["signal"], e["during"], e["left_undone"]) for e in named(events, "interrupted")] == [
             ("SIGINT", "rollback", ["deploy"]), ("SIGTERM", "rollback", ["deploy"])]

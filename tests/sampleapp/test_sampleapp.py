@@ -132,3 +132,9 @@ def test_requirements_list_every_third_party_module_the_app_imports():
                 if line.strip() and not line.startswith("#")}
     assert third_party <= required, third_party - required
     assert "uvicorn" in required  # the start command needs it
+
+
+def test_flaky_answers_500_to_the_first_of_every_20_requests_in_every_release(migrated_app):
+    statuses = [migrated_app.get("/flaky").status_code for _ in range(41)]
+    assert [i for i, status in enumerate(statuses) if status == 500] == [0, 20, 40]
+    assert set(statuses) == {200, 500}

@@ -1,0 +1,5 @@
+"""``python -m deploypipe.cli``: the installed ``deploypipe`` command."""
+
+from deploypipe.cli.entry import main
+
+main()

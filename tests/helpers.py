@@ -1,0 +1,136 @@
+"""Helpers shared by the test folders: the seed Blueprint, a tiny loopback HTTP app, and an Invocation builder.
+
+Importable as ``helpers`` from any test (pyproject's pytest ``pythonpath``), like the folder helpers it lists there.
+
+    SEED_000                    seed 000's render.yaml (BMAD-DEPLOY-004) "BEFORE": the startCommand chain it ran
+    LoopbackApp(respond)        a ThreadingHTTPServer on 127.0.0.1:0 in a thread; ``respond(request)`` answers each
+                                GET and POST with (status, body): bytes as they are, anything else as JSON; None
+                                answers nothing. ``.base``, ``.close()``, a context manager.
+    service_app(answer, prelude) the source of a tiny web service the local Render runs as a process: every GET
+                                is answered with ``answer``, an expression over ``self`` giving (status, JSON body)
+    invocation(project, ...)    an in-process Invocation: output captured in StringIO, nobody at a terminal
+    change_then_check(check)    a pipeline that changes "production" (state.txt; its compensation writes "undone")
+                                and then runs the shell command ``check``
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from deploypipe.commands.invocation import Invocation
+
+__all__ = ["SEED_000", "LoopbackApp", "change_then_check", "invocation", "service_app"]
+
+SEED_000 = """\
+services:
+  - type: web
+    name: sentia-backend-prod
+    runtime: node
+    healthCheckPath: /api/health
+    autoDeploy: false
+    startCommand: |
+      corepack enable &&
+      pnpm exec prisma migrate resolve --rolled-back 20251017171256_init || true &&
+      pnpm exec prisma migrate deploy &&
+      pnpm run start:render
+"""
+
+Answer = tuple[int, Any] | None
+
+_SERVICE = """\
+import json, os
+from http.server import BaseHTTPRequestHandler, HTTPServer
+{prelude}
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        status, answer = {answer}
+        body = json.dumps(answer).encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+HTTPServer((os.environ.get("HOST", "127.0.0.1"), int(os.environ["PORT"])), Handler).serve_forever()
+"""
+
+
+def service_app(answer: str, prelude: str = "") -> str:
+    """A web service's source for the local Render: listens on $HOST:$PORT, answers each GET with ``answer``."""
+    return _SERVICE.replace("{prelude}", prelude).replace("{answer}", answer)
+
+
+class LoopbackApp:
+    """A tiny HTTP app on loopback whose answers come from ``respond`` (called with the request handler)."""
+
+    def __init__(self, respond: Callable[[BaseHTTPRequestHandler], Answer], *, headers: Mapping[str, str] = {}):
+        self.respond = respond
+        self.headers = dict(headers)
+        app = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def answer(self) -> None:
+                answer = app.respond(self)
+                if answer is None:
+                    return
+                status, body = answer
+                raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                if not isinstance(body, bytes):
+                    self.send_header("Content-Type", "application/json")
+                for key, value in app.headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            do_GET = do_POST = answer
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       name="loopback-app", daemon=True)
+        self.thread.start()
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+    def __enter__(self) -> LoopbackApp:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def invocation(project: Path, *, env: Mapping[str, str] | None = None, pipeline: str | None = None,
+               **options: Any) -> Invocation:
+    """An Invocation of ``project`` for in-process command tests: stdout/stderr captured, not interactive."""
+    options.setdefault("interactive", False)
+    return Invocation(pipeline=pipeline, project_dir=project, env=dict(env or {}), stdout=io.StringIO(),
+                      stderr=io.StringIO(), **options)
+
+
+def change_then_check(check: str, *, name: str = "change-then-check") -> str:
+    """A two-stage pipeline: a compensable change to production (state.txt), then the shell command ``check``."""
+    return (f"version: 1\nname: {name}\nstages:\n"
+            "  - id: change\n    type: shell.run\n"
+            '    with: {command: "echo changed > state.txt", changes_production: true, '
+            'compensate_command: "echo undone > state.txt"}\n'
+            f"  - id: check\n    type: shell.run\n    with: {{command: {json.dumps(check)}}}\n")

@@ -179,7 +179,11 @@ BAD_CHANGES: dict[str, dict[str, Any]] = {
                                    "update alembic_version set version_num = '0002' where version_num = '0003'"},
     "rename-column": {"files": {f"{MIGRATIONS}/0003_rename_author.py": RENAME_AUTHOR},
                       "transform": {f"{APP}/app.py": _author_column("written_by")},
-                      "message": "Rename notes.author to written_by (migration and code in one release)"},
+                      "message": "Rename notes.author to written_by (migration and code in one release)",
+                      "cleanup_sql": "do $$ begin if exists (select from information_schema.columns where "
+                                     "table_name = 'notes' and column_name = 'written_by') then alter table notes "
+                                     "rename column written_by to author; end if; end $$; update alembic_version "
+                                     "set version_num = '0002' where version_num = '0003'"},
     "flaky-endpoint": {"transform": {f"{APP}/app.py": _next_version},
                        "message": "Release the next patch version (nothing else changes)"},
     "slow-path": {"transform": {f"{APP}/app.py": _slow_notes},

@@ -180,6 +180,11 @@ BREAKS: list[Mutant] = [
            "deploypipe/core/redact.py", "SECRET_NAME_PATTERN.search(name):",
            "SECRET_NAME_PATTERN.match(name):  # MUTANT",
            (f"{S}/test_redaction.py::test_an_undeclared_variable_with_a_secret_looking_name_is_masked_in_every_output",)),
+    Mutant("min-errors-off-by-one", "a scope with exactly min_errors failed requests can no longer fail",
+           "deploypipe/analysis/judge.py", "if counts.errors >= config.min_errors and",
+           "if counts.errors > config.min_errors and",
+           ("tests/analysis/test_verdicts.py::test_a_scope_needs_min_errors_failed_requests_and_fails_with_exactly_"
+            "that_many",)),
 ]
 
 

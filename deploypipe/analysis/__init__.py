@@ -4,13 +4,14 @@ The new release's window starts at the switch; the baseline is the previous rele
 implements :class:`TrafficSource` on the Render client and calls::
 
     config = TrafficConfig(**params)                      # validated, frozen; defaults fit Render's real limits
-    verdict = observe(source, config, switched_at=t, clock=time.time, sleep=ctx.sleep)   # epoch seconds
+    verdict = observe(source, config, switched_at=t, clock=time.time, sleep=ctx.sleep)  # epoch seconds
     if verdict.outcome == "fail": raise StageFailed(verdict.message, ...)   # "warn": show verdict.message
 
-Modules: ``source`` (the protocol and its values), ``config``, ``stats`` (the tests and why them), ``latency``,
-``paths`` (per-route tallies and the message), ``evidence`` (windows and what was read), ``judge`` (evidence ->
-verdict), ``verdict`` (the result), ``observe`` (the loop and its request budget), ``simulation`` (a seeded
-fake service for tests and ``bench/bench_traffic.py``; imports numpy, so it is not imported here).
+Modules: ``source`` (the protocol and its values), ``config``, ``stats`` (the sequential test, bounds, why
+them), ``latency``, ``paths`` (per-route tallies and the message), ``evidence`` (windows and what was read),
+``judge`` (evidence -> verdict), ``verdict`` (the result), ``observe`` (the loop and its request budget),
+``simulation`` (a seeded fake service for tests and ``bench/bench_traffic.py``, not imported here). Standard
+library only: no numpy, no scipy.
 """
 
 from deploypipe.analysis.config import OnInconclusive, TrafficConfig

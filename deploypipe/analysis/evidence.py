@@ -5,8 +5,8 @@ releases and is counted for neither; that is why the metrics windows are aligned
 buckets start at multiples of the resolution): the new release's window starts at the first bucket boundary at
 or after the switch. Request logs carry exact times and are attributed to the release from the switch itself.
 
-When every request-log page of both windows was complete (none overflowed: light traffic, e.g. the local
-default's), the logs are exact per-request counts: :meth:`Evidence.count_from_logs` takes the service's counts
+When the baseline's request logs were read whole and the new release's are read up to the logs' lag (every page
+followed), the logs are exact per-request counts: :meth:`Evidence.count_from_logs` takes the service's counts
 from them, and the observation need not wait for the bucket grid to catch up with a short window.
 """
 
@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from deploypipe.analysis.paths import PathTally
 from deploypipe.analysis.source import CountBucket, LatencyBucket, Window
 
-__all__ = ["Evidence", "Windows", "plan_windows"]
+__all__ = ["COUNTED_FROM_LOGS", "Evidence", "Windows", "plan_windows"]
+
+COUNTED_FROM_LOGS = "counts from the complete request logs (every request seen)"
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class Evidence:
     last_bucket_seen: bool = False
     counts_read: bool = False
     paths: PathTally = field(default_factory=PathTally)
+    baseline_buckets: tuple[CountBucket, ...] = ()
     latency_new_ms: tuple[float, ...] | None = None
     latency_baseline_ms: tuple[float, ...] | None = None
     notes: list[str] = field(default_factory=list)
@@ -94,6 +97,7 @@ class Evidence:
         old = [b for b in buckets if b.start in self.windows.baseline]
         self.requests, self.errors = sum(b.requests for b in new), sum(b.errors for b in new)
         self.baseline_requests, self.baseline_errors = sum(b.requests for b in old), sum(b.errors for b in old)
+        self.baseline_buckets = tuple(sorted(old, key=lambda b: b.start))
         self.last_bucket_seen = any(b.start >= self.windows.last_bucket_start() for b in new)
         self.counts_read = True
 
@@ -105,9 +109,8 @@ class Evidence:
 
     @property
     def logs_complete(self) -> bool:
-        """Both windows' request logs were read and no page overflowed: the logs hold every request."""
-        paths = self.paths
-        return paths.baseline_read and not paths.new_sampled and not paths.baseline_sampled
+        """The baseline's request logs were read whole and the new release's are not behind: every request."""
+        return self.paths.baseline_read and not self.paths.behind
 
     def count_from_logs(self) -> None:
         """Take the service's counts from complete request logs (exact) instead of the metrics buckets."""
@@ -117,7 +120,7 @@ class Evidence:
         self.baseline_requests = sum(p.requests for p in paths.baseline.values())
         self.baseline_errors = sum(p.errors for p in paths.baseline.values())
         self.counts_read = True
-        self.note("counts from the complete request logs (every request seen)")
+        self.note(COUNTED_FROM_LOGS)
 
     def note(self, text: str) -> None:
         if text not in self.notes:

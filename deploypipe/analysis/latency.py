@@ -1,5 +1,7 @@
-"""The latency check: a quantile under an absolute bound and not regressed beyond a factor of the baseline's.
+"""Latency figures: a quantile of response times, and the check of Render's metrics quantile (logs without times).
 
+When the request logs carry response times, latency is judged per request by the sequential tests of
+``judge``; :func:`quantile` gives the figures. Otherwise the metrics quantile is checked once, at the last look:
 Render reports one quantile per metrics bucket, and quantiles of buckets do not add up to the quantile of the
 window. The window's figure is the median of its buckets' quantiles: a release slow in most buckets is caught,
 while one slow bucket (a cold start right after the switch, a garbage-collection pause) does not fail it on its
@@ -9,11 +11,24 @@ own. The factor test needs both a relative growth (``max_latency_factor``) and a
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["LatencyResult", "judge_latency", "window_latency"]
+__all__ = ["LatencyResult", "judge_latency", "quantile", "sorted_quantile", "window_latency"]
+
+
+def sorted_quantile(ordered: Sequence[float], q: float) -> float | None:
+    """The empirical ``q`` quantile (nearest rank) of values already in ascending order; None without values."""
+    if not ordered:
+        return None
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def quantile(values: Sequence[float], q: float) -> float | None:
+    """The empirical ``q`` quantile (nearest rank) of ``values``; None without values."""
+    return sorted_quantile(sorted(values), q)
 
 
 def window_latency(bucket_ms: Sequence[float]) -> float | None:
@@ -39,7 +54,7 @@ def judge_latency(new_buckets_ms: Sequence[float], baseline_buckets_ms: Sequence
     if new is None:
         return LatencyResult(None, baseline, notes=(f"latency not judged: no {label} data for the new release",))
     failures: list[str] = []
-    if new > max_ms:
+    if new > max_ms and (baseline is None or baseline <= max_ms):  # a bound the previous release kept
         failures.append(f"{label} latency {new:.0f} ms is above the {max_ms:.0f} ms bound")
     if baseline is None:
         return LatencyResult(new, None, tuple(failures),

@@ -1,22 +1,27 @@
 """The observation loop: look at the traffic every interval within a request budget until the verdict is certain.
 
-Each look makes at most one metrics request and one logs request, whatever happens (retries included: a
-:class:`_Slot` per kind refuses a second request within ``interval_s`` and the retry waits for it):
+Requests are paced by one :class:`_Slot` per kind (retries included: a retry waits for its slot):
 
-* metrics: request counts over the baseline and the new window at once (one request covers both, and re-reading
-  the whole span picks up late data); once the window is over and its counts have settled, one read of the
-  latency quantile over the same span;
-* logs: first a page of the baseline's request logs, then at each look the new release's logs since the last
-  look (newest first; a page that overflows makes the per-path figures a sample, said in the verdict).
+* metrics, at most one per ``interval_s``: request counts over the baseline and the new window at once (one
+  request covers both, and re-reading the whole span picks up late data); once the window is over, when the logs
+  carry no response times, one read of the latency quantile over the same span;
+* request logs, at most ``logs_requests_per_min`` pages a minute, every page followed (``LogPage.next``). First,
+  before the first look, the baseline: the ``baseline_s`` before the switch, widened backwards (doubling the span)
+  up to ``max_baseline_s`` while a route has fewer than ``min_baseline_requests`` (at most a minute of pages, newest
+  first). Then at each look the new release's entries from the cursor up to ``logs_lag_s`` before now, at most
+  ``interval_s`` worth of pages; what is left is read at the next look. Each entry is read exactly once as long
+  as none arrives later than ``logs_lag_s``.
 
-A look that proves a failure at the interim significance stops the observation (fail-fast). After the window,
-the loop re-reads the counts until two reads agree and the last bucket is there, at most ``late_data_s``; then
-reads the latency and judges. Transient source errors are retried with tenacity on the injected sleep, within
-the slots and before the deadline; a read that still fails leaves the previous data and a note in the verdict.
+Every look is judged (``judge``, valid at every look); a failure stops the observation (fail-fast). After the
+window, the loop waits until the logs are read to the window's end, or, when the metrics count, until two reads
+agree and the last bucket is there (at most ``late_data_s``); then it judges for good. Transient source errors
+are retried with tenacity on the injected sleep; a read that still fails leaves the previous data and a note.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -25,7 +30,8 @@ import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from deploypipe.analysis.config import TrafficConfig
-from deploypipe.analysis.evidence import Evidence, Windows, plan_windows
+from deploypipe.analysis.evidence import COUNTED_FROM_LOGS, Evidence, Windows, plan_windows
+from deploypipe.analysis.figures import baseline_figures, look_figures
 from deploypipe.analysis.judge import judge
 from deploypipe.analysis.source import LogPage, RequestLogEntry, TrafficSource, Window
 from deploypipe.analysis.verdict import Verdict
@@ -40,16 +46,16 @@ T = TypeVar("T")
 
 @dataclass
 class _Slot:
-    """One kind of request: at most one per ``interval_s``; every attempt counts."""
+    """One kind of request: at most one per ``gap_s``; every attempt counts."""
 
     kind: str
-    interval_s: float
+    gap_s: float
     clock: Callable[[], float]
     sleep: Callable[[float], None]
     calls: list[float] = field(default_factory=list)
 
     def wait_s(self) -> float:
-        return 0.0 if not self.calls else max(0.0, self.calls[-1] + self.interval_s - self.clock())
+        return 0.0 if not self.calls else max(0.0, self.calls[-1] + self.gap_s - self.clock())
 
     def take(self) -> None:
         wait = self.wait_s()
@@ -67,17 +73,20 @@ def _retry_after(state: RetryCallState) -> float:
 class _Observation:
     def __init__(self, source: TrafficSource, config: TrafficConfig, windows: Windows,
                  clock: Callable[[], float], sleep: Callable[[float], None],
-                 on_look: Callable[[dict[str, Any]], None] | None = None):
+                 on_look: Callable[[dict[str, Any]], None] | None = None,
+                 on_baseline: Callable[[dict[str, Any]], None] | None = None, since: float | None = None):
         self.source, self.config, self.windows = source, config, windows
-        self.on_look = on_look
+        self.on_look, self.on_baseline, self.since = on_look, on_baseline, since
         self.clock, self.sleep = clock, sleep
         self.evidence = Evidence(windows)
         self.metrics = _Slot("metrics", config.interval_s, clock, sleep)
-        self.logs = _Slot("logs", config.interval_s, clock, sleep)
+        self.logs = _Slot("logs", config.logs_gap_s, clock, sleep)
         self.cursor = windows.new_logs.start
-        self.baseline_tries = 0
+        self.pending: Window | None = None  # the part of [.., cursor) whose pages are still to be read
         self.previous_counts: tuple[int, int, int, int] | None = None
-        self.deadline = windows.new.end + config.late_data_s + config.interval_s
+        self.logs_end = windows.requested_end + config.logs_lag_s
+        self.deadline = max(windows.new.end + config.late_data_s, self.logs_end) + config.interval_s
+        self.max_looks = math.ceil((self.deadline - windows.switched_at) / config.interval_s) + 2
         self.started = clock()
 
     # -- requests ------------------------------------------------------------------------------
@@ -124,25 +133,58 @@ class _Observation:
         if buckets is not None:
             self.evidence.take_latency(buckets)
 
+    def _pages(self, what: str, window: Window, add: Callable[[list[RequestLogEntry]], None],
+               budget: int) -> Window | None | bool:
+        """Read ``window`` page by page within ``budget`` pages: None when whole, the unread rest, or False."""
+        rest: Window | None = window
+        while rest is not None and budget > 0:
+            budget -= 1
+            part = rest
+            page = self._call(self.logs, what,
+                              lambda part=part: self.source.request_logs(part, self.config.log_page))  # type: ignore[misc]
+            if page is None:
+                return False if rest == window else rest
+            add(_inside(page, part))
+            rest = page.next if page.has_more and page.next is not None and page.next != part else None
+        return rest
+
+    def _read_baseline(self) -> None:
+        config, tally, end = self.config, self.evidence.paths, self.windows.baseline_logs.end
+        earliest = min(self.windows.baseline_logs.start, max(end - config.max_baseline_s, self.since or 0.0))
+        # what is older than the logs' lag has all arrived: read it first, the last lag seconds once they have
+        settled = min(end, max(self.windows.baseline_logs.start, self.clock() - config.logs_lag_s))
+        chunk, budget, read_from = Window(self.windows.baseline_logs.start, settled), config.logs_requests_per_min, end
+        while chunk.duration_s > 0:
+            before = len(self.logs.calls)
+            rest = self._pages("baseline request logs", chunk, tally.add_baseline, budget)
+            budget -= len(self.logs.calls) - before
+            if rest is False:
+                return
+            read_from = chunk.start if rest is None else rest.end  # type: ignore[union-attr]
+            thin = [route for route, counts in tally.baseline.items() if counts.requests < config.min_baseline_requests]
+            if rest is not None or not thin or read_from <= earliest or budget <= 0:
+                break
+            chunk = Window(max(earliest, read_from - (end - read_from)), read_from)  # doubles the span read
+        if settled < end:
+            self.sleep(max(0.0, end + config.logs_lag_s - self.clock()))
+            if self._pages("baseline request logs", Window(settled, end), tally.add_baseline, 10**6) is not None:
+                return
+            read_from = min(read_from, settled)
+        tally.baseline_read = True
+        if read_from != self.windows.baseline_logs.start:
+            self.evidence.note(f"baseline request logs from {read_from - end:.0f} s before the switch")
+        self.windows = self.evidence.windows = dataclasses.replace(self.windows, baseline_logs=Window(read_from, end))
+
     def _read_logs(self) -> None:
         tally = self.evidence.paths
-        end = min(self.clock(), self.windows.new_logs.end)
-        # the baseline's page first, unless a whole interval of the new release is already waiting (a late start)
-        if not tally.baseline_read and self.baseline_tries < 2 and end - self.cursor < self.config.interval_s:
-            self.baseline_tries += 1
-            window = self.windows.baseline_logs
-            page = self._call(self.logs, "baseline request logs",
-                              lambda: self.source.request_logs(window, self.config.log_page))
-            if page is not None:
-                tally.add_baseline(_inside(page, window), sampled=page.has_more)
-            return
-        if end <= self.cursor:
-            return
-        window = Window(self.cursor, end)
-        page = self._call(self.logs, "request logs", lambda: self.source.request_logs(window, self.config.log_page))
-        if page is not None:
-            tally.add_new(_inside(page, window), sampled=page.has_more)
-            self.cursor = end
+        if self.pending is None:
+            target = min(self.clock() - self.config.logs_lag_s, self.windows.new_logs.end)
+            if target <= self.cursor:
+                return
+            self.pending, self.cursor = Window(self.cursor, target), target
+        rest = self._pages("request logs", self.pending, tally.add_new, self.config.logs_pages_per_look())
+        self.pending = self.pending if rest is False else rest  # type: ignore[assignment]
+        tally.behind = self.pending is not None
 
     # -- the loop -------------------------------------------------------------------------------
     def _settled(self, looks_after_end: int) -> bool:
@@ -167,37 +209,49 @@ class _Observation:
             self.sleep(max(0.0, next_look - self.clock()))
             next_look = self.clock() + config.interval_s
             looks += 1
-            exact = self.evidence.logs_complete
-            over = self.clock() >= (windows.requested_end if exact else windows.new.end)
-            looks_after_end += over
             self._read_counts()
+            if looks == 1:
+                self._read_baseline()
             self._read_logs()
-            if self.evidence.logs_complete:
-                self.evidence.count_from_logs()
+            exact = self.evidence.logs_complete
+            self._count(exact)
+            over = self.clock() >= (self.logs_end if exact else windows.new.end)
+            looks_after_end += over
+            if looks == 1:
+                self._log_baseline()
             self._log_look(looks)
             if config.fail_fast:
-                verdict = judge(self.evidence, config, level=config.interim_level(), final=False)
+                verdict = judge(self.evidence, config, final=False)
                 if verdict is not None:
                     return self._finish(verdict, looks, early=True)
-            if over and exact and self.evidence.logs_complete and self.cursor >= windows.requested_end:
+            if over and exact and self.cursor >= windows.requested_end:
                 break  # every request of the window is in the logs already: no bucket to wait for
-            if over and (self._settled(looks_after_end) or looks >= config.planned_looks() - 1):
+            if over and (self._settled(looks_after_end) or looks >= self.max_looks):
                 break
         self.sleep(max(0.0, next_look - self.clock()))
-        self._read_latency()
+        if not any(counts.ms for counts in self.evidence.paths.new.values()):
+            self._read_latency()
         self._read_logs()
-        if self.evidence.logs_complete:
-            self.evidence.count_from_logs()
-        verdict = judge(self.evidence, config, level=config.final_level(), final=True)
+        self._count(self.evidence.logs_complete)
+        verdict = judge(self.evidence, config, final=True)
         assert verdict is not None
         return self._finish(verdict, looks + 1, early=False)
 
+    def _count(self, exact: bool) -> None:
+        """The service's counts from the logs while they hold every request; else the metrics' (read already)."""
+        if exact:
+            self.evidence.count_from_logs()
+        else:
+            self.evidence.notes = [note for note in self.evidence.notes if note != COUNTED_FROM_LOGS]
+
+    def _log_baseline(self) -> None:
+        figures = baseline_figures(self.evidence)
+        log.debug("traffic_baseline", **figures)
+        if self.on_baseline is not None:
+            self.on_baseline(figures)
+
     def _log_look(self, look: int) -> None:
-        evidence = self.evidence
-        figures = {"look": look, "at": self.clock(), "elapsed_s": round(self.clock() - self.windows.switched_at, 3),
-                   "requests": evidence.requests, "errors": evidence.errors,
-                   "baseline_requests": evidence.baseline_requests, "baseline_errors": evidence.baseline_errors,
-                   "paths": len(evidence.paths.new)}
+        figures = look_figures(self.evidence, self.config, look=look, at=self.clock())
         log.debug("traffic_look", **figures)
         if self.on_look is not None:
             self.on_look(figures)
@@ -218,11 +272,16 @@ def _inside(page: LogPage, window: Window) -> list[RequestLogEntry]:
 
 def observe(source: TrafficSource, config: TrafficConfig, *, switched_at: float, clock: Callable[[], float],
             sleep: Callable[[float], None], baseline: Window | None = None,
-            on_look: Callable[[dict[str, Any]], None] | None = None) -> Verdict:
+            on_look: Callable[[dict[str, Any]], None] | None = None,
+            on_baseline: Callable[[dict[str, Any]], None] | None = None,
+            previous_live_at: float | None = None) -> Verdict:
     """Watch the release that went live at ``switched_at`` and judge it against ``baseline``.
 
-    ``baseline`` defaults to the ``config.baseline_s`` seconds before the switch (the previous release); ``on_look``
-    gets the figures of each look (for the journal). Returns
+    ``baseline`` defaults to the ``config.baseline_s`` seconds before the switch, from ``previous_live_at`` at the
+    earliest (when the previous release went live: neither the baseline nor its widening reach back into the
+    release before it, or into the previous release's own start); ``on_look``
+    gets the figures of each look and ``on_baseline`` those of the baseline, once before the first look (for
+    the journal: events ``traffic_look`` and ``traffic_baseline``). Returns
     at the first look where a failure is certain, else after the window and the bounded wait for late data.
     Raises only what ``source`` raises that is not transient. ``clock`` must give epoch seconds (``time.time``,
     not ``time.monotonic``): Render dates metrics and logs, and the windows are asked for by date.
@@ -230,6 +289,9 @@ def observe(source: TrafficSource, config: TrafficConfig, *, switched_at: float,
     if switched_at < _YEAR_2000 or clock() < _YEAR_2000:
         raise ValueError(f"observe: switched_at {switched_at:.0f} / clock() {clock():.0f} are not epoch seconds; "
                          f"hint: pass clock=time.time (Render's metrics and logs are dated), not time.monotonic")
+    since = previous_live_at if previous_live_at is not None and previous_live_at < switched_at else None
+    if baseline is None and since is not None:
+        baseline = Window(max(switched_at - config.baseline_s, since), switched_at)
     windows = plan_windows(switched_at, window_s=config.window_s, resolution_s=config.resolution_s,
                            baseline=baseline, baseline_s=config.baseline_s)
-    return _Observation(source, config, windows, clock, sleep, on_look).run()
+    return _Observation(source, config, windows, clock, sleep, on_look, on_baseline, since).run()

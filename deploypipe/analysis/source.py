@@ -79,20 +79,24 @@ class LatencyBucket:
 
 @dataclass(frozen=True)
 class RequestLogEntry:
-    """One request log line: when it was answered, the method, the path (query string allowed) and the status."""
+    """One request log line: when it was answered, the method, the path (query string allowed), the status and
+    the response time in milliseconds (None when the line had none)."""
 
     at: float
     method: str
     path: str
     status: int
+    ms: float | None = None
 
 
 @dataclass(frozen=True)
 class LogPage:
-    """One page of request logs, newest first; ``has_more`` when the window held more than the page."""
+    """One page of request logs, newest first; ``has_more`` when the window held more than the page, and then
+    ``next``: the window of the next page (the older part of the window not yet returned)."""
 
     entries: tuple[RequestLogEntry, ...]
     has_more: bool = False
+    next: Window | None = None
 
 
 @runtime_checkable

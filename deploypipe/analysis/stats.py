@@ -1,86 +1,129 @@
-"""The statistics of a verdict: exact one-sided tests on failure shares and the Holm correction across them.
+"""The statistics of a verdict, in the standard library: binomial tails, confidence bounds and an e-process.
 
-Two questions are asked of each scope (the whole service, and each path):
+Every failure decision is one sequential test of "the share of bad requests (5xx, or slower than a threshold) of
+one scope is at most ``p0``", taken at every look. The test statistic is a mixture likelihood ratio (a mixture
+SPRT, Robbins 1970) over the requests ``n`` seen so far, ``x`` of them bad::
 
-1. *Is the new release's failure share above what ``min_success_rate`` allows?*  An exact one-sided binomial test
-   of H0: p_fail <= 1 - min_success_rate (:func:`exceeds_error_rate`). It is the same decision as "the
-   one-sided Clopper-Pearson upper confidence bound of the success rate is below ``min_success_rate``"
-   (:func:`success_upper_bound` gives that bound for messages). A healthy release with 0.5 % background 5xx
-   and a small sample that happens to hold 2 errors (2 of 50 = 96 % observed) does not fail: P(X >= 2) under
-   p = 1 % is 0.09, far from any significance level we use.
+    E(x, n) = integral over p in (p0, 1] of  p^x (1-p)^(n-x) / (p0^x (1-p0)^(n-x))  dPrior(p)
 
-2. *Is it significantly worse than the previous release on the same service?*  Fisher's exact test, one-sided
-   (alternative "greater" on the odds of failing, new vs baseline) on the 2x2 table
-   [[new errors, new ok], [baseline errors, baseline ok]] (:func:`worse_than_baseline`). Why Fisher: it is exact
-   at every sample size (no normal approximation, which breaks down at the 0-5 error counts this analysis lives
-   on), its false-alarm rate is at most the significance level whatever the common background failure share is
-   (conditioning on the total of errors removes that nuisance parameter), and it costs O(errors) per call, so it
-   can run at every look on Render-sized counts. Boschloo's unconditional test is a little more powerful but
-   needs a search over the nuisance parameter on an (n1+1)(n2+1) grid: too slow to repeat every interval on
-   thousands of requests, and its extra power matters only near the limit where the binomial test above
-   already decides. A Bayesian beta-binomial would need a prior and gives no false-alarm guarantee.
+with the prior Beta(1, b) restricted to (p0, 1] and ``b = max(1, round(1 / (2 p0)))`` (its mass sits around
+a few times ``p0``). Under any true share ``p <= p0`` each ratio, hence the mixture, is a nonnegative
+supermartingale with start 1, so by Ville's inequality P(E ever reaches 1/alpha) <= alpha: rejecting when
+``E >= 1 / alpha`` keeps the false-alarm chance at ``alpha`` however many looks are taken, and in whatever
+order the requests' outcomes are revealed (late data included). With integer Beta parameters the integral is
+exact: ``B(1+x, b+n-x) P(Bin(n+b, p0) <= x) / (B(1, b) (1-p0)^b L(p0))`` (:func:`log_e_value`).
 
-Both tests are discrete and therefore conservative: under background noise the real false-alarm rate is below
-the nominal level. Many tests are run per look (overall and per path, two questions each) and looks repeat; the
-family of one look is corrected with Holm's step-down method (:func:`holm`, valid under any dependence), and
-the observation loop splits its significance across looks (a union bound). The numerics come from
-``scipy.stats`` (``binomtest``, ``fisher_exact``, ``beta``), imported on first use because importing scipy
-costs about a second.
+``p0`` comes from the baseline: :func:`upper_bound` is the one-sided Clopper-Pearson upper confidence bound of a
+binomial share (the true share is above it with probability at most ``alpha``), and :func:`quantile_upper_index`
+picks the order statistic of the baseline's latencies that is above the true quantile with probability at least
+``1 - alpha`` (distribution-free). Binomial tails are summed in log space from the side where they are small, so
+they are exact to floating point for the counts this analysis sees (up to millions of requests).
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
-from typing import TypeVar
+import math
+from functools import lru_cache
 
-__all__ = ["exceeds_error_rate", "holm", "success_upper_bound", "worse_than_baseline"]
+__all__ = ["binom_cdf", "binom_sf", "log_e_value", "prior_b", "quantile_upper_index", "rejects", "upper_bound"]
 
-K = TypeVar("K", bound=Hashable)
+_TINY = 1e-13
 
 
-def exceeds_error_rate(errors: int, requests: int, max_error_rate: float) -> float:
-    """p-value of "the failure share is above ``max_error_rate``" (exact binomial, one-sided); 1.0 without data."""
-    _check(errors, requests)
-    if requests == 0 or errors == 0:
+def _log_pmf(k: int, n: int, p: float) -> float:
+    return (math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+            + k * math.log(p) + (n - k) * math.log1p(-p))
+
+
+def _tail(start: int, stop: int, step: int, n: int, p: float) -> float:
+    """Sum of the pmf from ``start`` towards ``stop`` (inclusive) while the terms still matter."""
+    total, k = 0.0, start
+    while (step > 0 and k <= stop) or (step < 0 and k >= stop):
+        term = math.exp(_log_pmf(k, n, p))
+        total += term
+        if term < total * _TINY:
+            break
+        k += step
+    return total
+
+
+def binom_sf(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Bin(n, p)."""
+    if k <= 0:
         return 1.0
-    from scipy.stats import binomtest  # type: ignore[import-untyped]
-
-    return float(binomtest(errors, requests, max_error_rate, alternative="greater").pvalue)
-
-
-def success_upper_bound(errors: int, requests: int, confidence: float) -> float:
-    """One-sided Clopper-Pearson upper bound of the success rate at ``confidence`` (1.0 without data)."""
-    _check(errors, requests)
-    if requests == 0 or errors == 0:
+    if k > n or p <= 0.0:
+        return 0.0
+    if p >= 1.0:
         return 1.0
-    from scipy.stats import beta
+    if k > n * p:
+        return min(1.0, _tail(k, n, 1, n, p))
+    return max(0.0, 1.0 - _tail(k - 1, 0, -1, n, p))
 
-    lowest_failure_share = float(beta.ppf(1 - confidence, errors, requests - errors + 1))
-    return 1.0 - lowest_failure_share
 
-
-def worse_than_baseline(errors: int, requests: int, baseline_errors: int, baseline_requests: int) -> float:
-    """p-value of "the new failure share is above the baseline's" (Fisher's exact test, one-sided)."""
-    _check(errors, requests)
-    _check(baseline_errors, baseline_requests)
-    if requests == 0 or baseline_requests == 0 or errors == 0:
+def binom_cdf(k: int, n: int, p: float) -> float:
+    """P(X <= k) for X ~ Bin(n, p)."""
+    if k < 0:
+        return 0.0
+    if k >= n or p <= 0.0:
         return 1.0
-    from scipy.stats import fisher_exact
+    if p >= 1.0:
+        return 0.0
+    if k < n * p:
+        return min(1.0, _tail(k, 0, -1, n, p))
+    return max(0.0, 1.0 - _tail(k + 1, n, 1, n, p))
 
-    table = [[errors, requests - errors], [baseline_errors, baseline_requests - baseline_errors]]
-    return float(fisher_exact(table, alternative="greater").pvalue)
+
+@lru_cache(maxsize=4096)
+def upper_bound(errors: int, requests: int, alpha: float) -> float:
+    """One-sided Clopper-Pearson upper bound of a binomial share: P(Bin(n, u) <= x) = alpha (1.0 without data)."""
+    _check(errors, requests)
+    if requests == 0 or errors == requests:
+        return 1.0
+    low, high = errors / requests, 1.0
+    for _ in range(60):
+        middle = (low + high) / 2
+        if binom_cdf(errors, requests, middle) > alpha:
+            low = middle
+        else:
+            high = middle
+    return high
 
 
-def holm(pvalues: Mapping[K, float]) -> dict[K, float]:
-    """Holm-adjusted p-values (reject a hypothesis when its adjusted p-value is at most the level)."""
-    ordered = sorted(pvalues.items(), key=lambda item: item[1])
-    size = len(ordered)
-    adjusted: dict[K, float] = {}
-    running = 0.0
-    for rank, (key, value) in enumerate(ordered):
-        running = max(running, min(1.0, (size - rank) * value))
-        adjusted[key] = running
-    return adjusted
+@lru_cache(maxsize=4096)
+def quantile_upper_index(count: int, quantile: float, alpha: float) -> int | None:
+    """The rank k (1-based) whose order statistic of ``count`` values is >= the true ``quantile`` with
+    probability >= 1 - alpha: the smallest k with P(Bin(count, quantile) >= k) <= alpha; None when even the
+    largest value is not enough (too few values)."""
+    mean = count * quantile
+    k = max(1, math.floor(mean))
+    while k <= count and binom_sf(k, count, quantile) > alpha:
+        k += 1
+    return k if k <= count else None
+
+
+def prior_b(p0: float) -> int:
+    """The second parameter of the Beta(1, b) mixing prior for the null share ``p0``."""
+    return max(1, round(1 / (2 * p0)))
+
+
+def log_e_value(bad: int, total: int, p0: float) -> float:
+    """log E(x, n) of the one-sided beta-binomial mixture against "share <= p0" (0.0 when nothing points up)."""
+    _check(bad, total)
+    if total == 0 or bad <= total * p0 or not 0.0 < p0 < 1.0:
+        return 0.0
+    b = prior_b(p0)
+    log_beta_post = math.lgamma(1 + bad) + math.lgamma(b + total - bad) - math.lgamma(1 + b + total)
+    log_beta_prior = -math.log(b)  # B(1, b) = 1 / b
+    above = binom_cdf(bad, total + b, p0)  # mass of the posterior above p0 (I_{p0}(1+x, b+n-x) complement)
+    if above <= 0.0:
+        return 0.0
+    log_null = bad * math.log(p0) + (total - bad) * math.log1p(-p0)
+    return log_beta_post + math.log(above) - log_beta_prior - b * math.log1p(-p0) - log_null
+
+
+def rejects(bad: int, total: int, p0: float, alpha: float) -> bool:
+    """True when the e-process against "share <= p0" has reached 1/alpha (a false alarm has chance <= alpha)."""
+    return log_e_value(bad, total, p0) >= -math.log(alpha)
 
 
 def _check(errors: int, requests: int) -> None:

@@ -1,8 +1,9 @@
 """The typed outcome of a traffic analysis: status, figures, reasons, worst paths and the one-line message.
 
 ``status`` is what the traffic showed (pass, fail, inconclusive); ``outcome`` is what the pipeline does with it
-(pass, warn, fail), where an inconclusive status follows ``on_inconclusive``. Everything is JSON-ready through
-``model_dump(mode="json")`` for report.json and notifications.
+(pass, warn, fail), where an inconclusive status follows ``on_inconclusive``; ``compared`` is False when the
+previous release had no traffic (the floors alone judged the release, and the message says so). Everything is
+JSON-ready through ``model_dump(mode="json")`` for report.json and notifications.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class Figures(_Frozen):
 
 
 class PathFinding(_Frozen):
-    """One route's counts from the request logs, and whether its own tests failed."""
+    """One route's counts and path-latency quantile from the request logs, and whether its own tests failed."""
 
     route: str
     requests: int
@@ -63,6 +64,8 @@ class PathFinding(_Frozen):
     baseline_read: bool
     failed: bool
     message: str
+    latency_ms: float | None = None
+    baseline_latency_ms: float | None = None
 
 
 class Verdict(_Frozen):
@@ -79,6 +82,7 @@ class Verdict(_Frozen):
     looks: int = 0
     metrics_requests: int = 0
     logs_requests: int = 0
+    compared: bool = True
 
     @property
     def failed(self) -> bool:

@@ -2,11 +2,14 @@
 
 Render has no traffic split, so the "canary" is the new release from the
 moment it went live and the baseline is the previous release before it, on
-the same service. The judgement is :mod:`deploypipe.analysis` (one-sided
-exact tests per path and for the whole service, a latency quantile, a minimum
-request count); this stage reads Render's ``/v1/metrics/http-requests``,
-``/v1/metrics/http-latency`` and ``/v1/logs`` for it, at most one metrics and
-one logs request per interval. A failed verdict names the worst path
+the same service. The judgement is :mod:`deploypipe.analysis` (sequential
+tests valid at every look, per path and for the whole service, on errors and
+on each request's response time, a minimum request count); this stage reads
+Render's ``/v1/metrics/http-requests``, ``/v1/metrics/http-latency`` and
+``/v1/logs`` for it (the response time is ``responseTimeMS=<n>`` in a request
+log line's text), at most one metrics request per interval and
+``logs_requests_per_min`` log pages a minute. It journals ``traffic_baseline``
+once and ``traffic_look`` at every look. A failed verdict names the worst path
 ("POST /notes: 41 of 43 answered 500 since 12:03:07 (baseline 0 of 380)") and
 the runner rolls back as for any failed check; too little traffic is
 "inconclusive: N requests", handled by ``on_inconclusive``.
@@ -14,6 +17,7 @@ the runner rolls back as for any failed check; too little traffic is
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import ClassVar, Sequence
 
@@ -29,7 +33,7 @@ from deploypipe.analysis import (
     Window,
     observe,
 )
-from deploypipe.errors import StageErrored, StageFailed
+from deploypipe.errors import StageErrored, StageFailed, TransientError
 from deploypipe.render.client import RenderClient
 from deploypipe.render.retry import RetryPolicy
 from deploypipe.stages.base import Outputs as BaseOutputs
@@ -38,11 +42,20 @@ from deploypipe.stages.base import ServiceRelease, StageResult
 from deploypipe.stages.context import StageContext
 from deploypipe.stages.diagnostics import explain_release
 
-__all__ = ["RenderTrafficSource", "VerifyTraffic"]
+__all__ = ["RenderTrafficSource", "VerifyTraffic", "response_ms"]
+
+
+_RESPONSE_TIME = re.compile(r"\bresponseTimeMS=(\d+(?:\.\d+)?)")
 
 
 def _at(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
+
+
+def response_ms(message: str) -> float | None:
+    """``... responseTimeMS=612`` -> 612.0; None when the request log line has no response time."""
+    found = _RESPONSE_TIME.search(message)
+    return float(found.group(1)) if found else None
 
 
 class RenderTrafficSource:
@@ -74,9 +87,31 @@ class RenderTrafficSource:
         page = self.client.list_logs(self.owner_id, resources=self.service_id, start=_at(window.start),
                                      end=_at(window.end), types=["request"], direction="backward", limit=limit)
         entries = tuple(RequestLogEntry(at=entry.timestamp.timestamp(), method=entry.labels.get("method", "?"),
-                                        path=entry.labels.get("path", "?"), status=entry.status_code or 0)
+                                        path=entry.labels.get("path", "?"), status=entry.status_code or 0,
+                                        ms=response_ms(entry.message))
                         for entry in page.logs if entry.status_code is not None)
-        return LogPage(entries=entries, has_more=page.has_more)
+        rest = Window(page.next_start_time.timestamp(), max(page.next_start_time.timestamp(),
+                                                            page.next_end_time.timestamp()))
+        return LogPage(entries=entries, has_more=page.has_more, next=rest if page.has_more else None)
+
+
+def _epoch(value: object) -> float | None:
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, str) and value:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return None
+
+
+def _previous_live_at(client: RenderClient, release: ServiceRelease) -> float | None:
+    """When the release before this one went live (its deploy's ``finishedAt``): the baseline starts no earlier."""
+    previous = getattr(release, "previous_deploy_id", None)
+    if not previous:
+        return None
+    try:
+        return _epoch(client.get_deploy(release.service_id, previous).finished_at)
+    except TransientError:
+        return None
 
 
 class VerifyTraffic:
@@ -84,8 +119,9 @@ class VerifyTraffic:
 
     type: ClassVar[str] = "verify.traffic"
     description: ClassVar[str] = (
-        "Judge a live release on Render's request metrics and logs against the previous release: success rate, "
-        "a latency quantile, per path; name the worst path; inconclusive with too little traffic.")
+        "Judge a live release on Render's request metrics and logs against the previous release, per path and "
+        "for the service, at every look: what it made worse in errors and response times; name the worst path; "
+        "inconclusive with too little traffic.")
     touches_production: ClassVar[bool] = False
 
     class Params(BaseParams, TrafficConfig):
@@ -110,7 +146,9 @@ class VerifyTraffic:
         config = TrafficConfig.model_validate(params.model_dump(exclude={"service"}))
         verdict = observe(RenderTrafficSource(client, release.service_id, owner_id), config,
                           switched_at=release.live_at.timestamp(), clock=lambda: ctx.now().timestamp(),
-                          sleep=ctx.sleep, on_look=lambda figures: ctx.emit("traffic_look", **figures))
+                          previous_live_at=_previous_live_at(client, release),
+                          sleep=ctx.sleep, on_look=lambda figures: ctx.emit("traffic_look", **figures),
+                          on_baseline=lambda figures: ctx.emit("traffic_baseline", **figures))
         ctx.emit("traffic_verdict", **verdict.model_dump(mode="json"))
         outputs = self.Outputs(service=params.service, verdict=verdict)
         if verdict.outcome == "fail":

@@ -1,4 +1,4 @@
-"""The observation loop on a fake clock: verdicts on simulated traffic, the request budget, late data, retries."""
+"""The observation loop on a fake clock: verdicts on simulated traffic, the request budget, the logs, retries."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
-import numpy as np
 import pytest
 from traffic_fixtures import FAST, ROUTES, SWITCH, BoundedClock, service
 
 from deploypipe.analysis import TrafficConfig, Verdict, Window, observe
+from deploypipe.analysis.judge import NO_BASELINE
 from deploypipe.analysis.simulation import Route, SimulatedService
 from deploypipe.errors import AuthenticationError, RateLimitedError
 
@@ -19,13 +19,23 @@ BROKEN_POST = tuple(Route(r.method, r.path, r.share, error_rate_after=1.0) if r.
                     else r for r in ROUTES)  # POST /notes: 15 % of 10 req/s = 1.5 req/s, every one a 500
 
 
-def watch(source: SimulatedService, clock: BoundedClock, config: TrafficConfig = FAST) -> Verdict:
-    return observe(source, config, switched_at=source.scenario.switched_at, clock=clock.time, sleep=clock.sleep)
+FLAKY = (*ROUTES[:3], Route("GET", "/health", 0.02), Route("GET", "/flaky", 0.03, 0.05, 0.05))
+SLOW_NOTES = tuple(Route(r.method, r.path, r.share, latency_ms=6.0, latency_factor=100.0)
+                   if (r.method, r.path) == ("GET", "/notes") else r for r in ROUTES)
+
+
+def watch(source: SimulatedService, clock: BoundedClock, config: TrafficConfig = FAST,
+          events: list[tuple[str, dict[str, Any]]] | None = None) -> Verdict:
+    def journal(kind: str) -> Any:
+        return None if events is None else lambda figures: events.append((kind, figures))
+
+    return observe(source, config, switched_at=source.scenario.switched_at, clock=clock.time, sleep=clock.sleep,
+                   on_look=journal("traffic_look"), on_baseline=journal("traffic_baseline"))
 
 
 def true_counts(source: SimulatedService, window: Window) -> tuple[int, int]:
-    inside = (source.at >= window.start) & (source.at < window.end)
-    return int(inside.sum()), int((source.status[inside] >= 500).sum())
+    inside = source.requests_in(window)
+    return len(inside), sum(1 for i in inside if source.status[i] >= 500)
 
 
 @dataclass(frozen=True)
@@ -47,7 +57,9 @@ CASES = [
     Case("late data: metrics up to 12 s late", {"metrics_lag_s": 12.0, "logs_lag_s": 3.0}, "pass", "passed: "),
     Case("no traffic before the deploy (the local default) still names a broken path", {"traffic_before": False},
          "fail", "POST /notes: ", routes=BROKEN_POST),
-    Case("a slower release", {"latency_ms_after": 400.0}, "fail", "p99 latency"),
+    Case("a slower release", {"latency_ms_after": 400.0}, "fail", "GET /: p90 "),
+    Case("a path failing 5 % before and after", {}, "pass", "passed: ", routes=FLAKY),
+    Case("one path 100x slower", {}, "fail", "GET /notes: p90 ", routes=SLOW_NOTES),
 ]
 
 
@@ -61,8 +73,8 @@ def test_each_kind_of_simulated_release_gets_its_verdict(case: Case) -> None:
 def test_a_path_failing_for_everyone_fails_the_release_at_the_first_look_after_the_switch() -> None:
     clock = BoundedClock(SWITCH)
     verdict = watch(service(clock, routes=BROKEN_POST), clock)
-    assert verdict.early and verdict.elapsed_s <= FAST.interval_s
-    assert re.fullmatch(r"POST /notes: (\d+) of \1 answered 500 since 12:03:0\d \(baseline 0 of \d+\)",
+    assert verdict.early and verdict.looks == 1  # the first look reads the baseline first (15 s of pages)
+    assert re.fullmatch(r"POST /notes: (\d+) of \1 answered 500 since 12:03:0\d \(baseline \d of \d+\)",
                         verdict.message), verdict.message
 
 
@@ -75,24 +87,81 @@ def test_a_healthy_release_is_judged_after_the_window_and_the_late_data_wait_onl
 
 @pytest.mark.parametrize("failures", [{}, {"metrics": 2}, {"logs": 2}, {"metrics": 1, "logs": 1}, {"metrics": 10**6}])
 @pytest.mark.parametrize("routes", [ROUTES, BROKEN_POST], ids=["healthy", "broken"])
-def test_each_interval_has_at_most_one_metrics_and_one_logs_request(failures: dict[str, int],
-                                                                     routes: tuple[Route, ...]) -> None:
+def test_metrics_come_at_most_once_an_interval_and_log_pages_at_most_at_their_rate(
+        failures: dict[str, int], routes: tuple[Route, ...]) -> None:
     clock = BoundedClock(SWITCH)
     source = service(clock, routes=routes, metrics_lag_s=8.0)
     source.failures = dict(failures)
     verdict = watch(source, clock)
-    for kind in ("metrics", "logs"):
+    for kind, gap in (("metrics", FAST.interval_s), ("logs", FAST.logs_gap_s)):
         times = source.calls_of(kind)
-        assert all(later - earlier >= FAST.interval_s for earlier, later in pairwise(times)), (kind, times)
+        assert all(later - earlier >= gap for earlier, later in pairwise(times)), (kind, times)
     assert (verdict.metrics_requests, verdict.logs_requests) == (len(source.calls_of("metrics")),
                                                                 len(source.calls_of("logs")))
-    assert verdict.looks <= FAST.planned_looks()
+
+
+@pytest.mark.parametrize("rate_per_s", [10.0, 30.0])
+def test_every_request_log_entry_of_both_windows_is_read_exactly_once_despite_late_logs(rate_per_s: float) -> None:
+    clock = BoundedClock(SWITCH)
+    source = service(clock, rate_per_s=rate_per_s, logs_lag_s=2.5)  # pages overflow: every page is followed
+    verdict = watch(source, clock)
+    assert verdict.status == "pass", verdict.reasons
+    window = Window(SWITCH, SWITCH + FAST.window_s)
+    baseline = Window(SWITCH - FAST.baseline_s, SWITCH)
+    for inside in (source.requests_in(window), source.requests_in(baseline)):
+        assert [source.log_reads[i] for i in inside] == [1] * len(inside)
+    assert (verdict.figures.requests, verdict.figures.errors) == true_counts(source, window)
+
+
+def test_a_thin_baseline_is_widened_backwards_until_each_path_has_enough_requests_within_the_bound() -> None:
+    clock = BoundedClock(SWITCH)
+    source = service(clock, routes=FLAKY, rate_per_s=2.0)  # GET /flaky: 18 requests in 300 s, 54 in 900 s
+    verdict = watch(source, clock)
+    assert "baseline request logs from -900 s before the switch" in verdict.reasons
+    counts = [source.log_reads[i] for i in source.requests_in(Window(SWITCH - 900, SWITCH))]
+    assert counts == [1] * len(counts)
+
+
+def test_the_baseline_never_reaches_back_before_the_previous_release_went_live() -> None:
+    clock = BoundedClock(SWITCH)
+    source = service(clock, routes=FLAKY, rate_per_s=2.0)
+    verdict = observe(source, FAST, switched_at=SWITCH, clock=clock.time, sleep=clock.sleep,
+                      previous_live_at=SWITCH - 200)
+    assert [i for i in source.log_reads if source.at[i] < SWITCH - 200] == []
+    assert verdict.figures.baseline_requests == len(source.requests_in(Window(SWITCH - 200, SWITCH)))
+
+
+def test_the_baseline_is_journalled_once_before_the_first_look_and_each_look_carries_latency() -> None:
+    clock = BoundedClock(SWITCH)
+    events: list[tuple[str, dict[str, Any]]] = []
+    watch(service(clock, routes=SLOW_NOTES), clock, events=events)
+    kinds = [kind for kind, _ in events]
+    assert kinds[0] == "traffic_baseline" and kinds.count("traffic_baseline") == 1 and len(kinds) >= 2
+    baseline = events[0][1]
+    assert set(baseline) == {"start", "end", "requests", "errors", "buckets"} and baseline["end"] == SWITCH
+    assert baseline["requests"] == sum(b["requests"] for b in baseline["buckets"]) > 0
+    assert all(b["start"] < SWITCH for b in baseline["buckets"])
+    look = events[-1][1]
+    assert {"look", "at", "elapsed_s", "requests", "errors", "baseline_requests", "baseline_errors", "paths",
+            "latency_ms", "baseline_latency_ms", "path_latency"} == set(look)
+    notes = next(p for p in look["path_latency"] if p["route"] == "GET /notes")
+    assert notes["ms"] > 50 * notes["baseline_ms"]
+
+
+def test_a_first_release_journals_an_empty_baseline_and_says_it_was_not_compared() -> None:
+    clock = BoundedClock(SWITCH)
+    events: list[tuple[str, dict[str, Any]]] = []
+    verdict = watch(service(clock, traffic_before=False), clock, events=events)
+    assert events[0] == ("traffic_baseline", {"start": SWITCH - FAST.baseline_s, "end": SWITCH, "requests": 0,
+                                              "errors": 0, "buckets": []})
+    assert not verdict.compared and verdict.message.endswith(NO_BASELINE)
 
 
 def test_late_metrics_are_waited_for_until_the_window_is_complete() -> None:
     clock = BoundedClock(SWITCH)
     source = service(clock, metrics_lag_s=12.0)
-    verdict = watch(source, clock)
+    source.failures = {"logs": 10**6}  # the metrics count
+    verdict = watch(source, clock, FAST.model_copy(update={"late_data_s": 30}))
     new_window = Window(SWITCH, SWITCH + FAST.window_s)
     assert (verdict.figures.requests, verdict.figures.errors) == true_counts(source, new_window)
     assert not any("late data" in reason for reason in verdict.reasons)
@@ -101,6 +170,7 @@ def test_late_metrics_are_waited_for_until_the_window_is_complete() -> None:
 def test_the_wait_for_late_data_is_bounded_and_the_verdict_says_what_was_missing() -> None:
     clock = BoundedClock(SWITCH)
     source = service(clock, metrics_lag_s=120.0)
+    source.failures = {"logs": 10**6}  # the metrics count
     verdict = watch(source, clock)
     assert verdict.elapsed_s <= FAST.window_s + FAST.late_data_s + 2 * FAST.interval_s
     assert verdict.figures.requests < true_counts(source, Window(SWITCH, SWITCH + FAST.window_s))[0]
@@ -136,12 +206,12 @@ def test_a_rate_limit_waits_at_least_what_render_asked() -> None:
     assert times[2] - times[1] == 12
 
 
-def test_metrics_that_never_come_back_make_a_healthy_release_inconclusive_with_the_reason() -> None:
+def test_metrics_that_never_come_back_leave_the_counts_to_the_complete_logs_with_the_reason() -> None:
     clock = BoundedClock(SWITCH)
     source = service(clock)
     source.failures = {"metrics": 10**6}
     verdict = watch(source, clock)
-    assert (verdict.status, verdict.outcome, verdict.message) == ("inconclusive", "warn", "inconclusive: 0 requests")
+    assert verdict.status == "pass" and verdict.figures.requests > 500
     assert any(reason.startswith("request counts unavailable: ") for reason in verdict.reasons)
 
 
@@ -174,25 +244,19 @@ def test_too_little_traffic_ends_inconclusive_and_follows_on_inconclusive(policy
     assert verdict.message == f"inconclusive: {verdict.figures.requests} requests" and verdict.figures.requests < 100
 
 
-def test_an_overflowing_log_page_makes_the_per_path_figures_a_sample_and_says_so() -> None:
-    clock = BoundedClock(SWITCH)
-    verdict = watch(service(clock, rate_per_s=40.0, routes=BROKEN_POST), clock)
-    assert verdict.status == "fail" and verdict.figures.logs_sampled
-    assert verdict.logs_requests <= verdict.looks
-
-
 def test_the_simulation_is_reproducible_from_its_seed() -> None:
     first, second = (service(BoundedClock(SWITCH), seed=7) for _ in range(2))
-    assert np.array_equal(first.at, second.at) and np.array_equal(first.status, second.status)
+    assert (first.at, first.status, first.latency_ms) == (second.at, second.status, second.latency_ms)
 
 
-def test_an_observation_started_late_reads_the_new_release_first_and_fails_at_its_first_look() -> None:
+def test_an_observation_started_late_still_reads_the_baseline_first_and_fails_at_its_first_look() -> None:
     clock = BoundedClock(SWITCH)
     source = service(clock, routes=BROKEN_POST)
     clock.sleep(20)  # the stage noticed the switch 20 s late
     verdict = watch(source, clock)
-    assert verdict.early and verdict.looks == 1 and verdict.elapsed_s == 20
-    assert verdict.message.startswith("POST /notes: ") and verdict.message.endswith("(baseline not read)")
+    assert verdict.early and verdict.looks == 1
+    assert re.fullmatch(r"POST /notes: \d+ of \d+ answered 500 since 12:03:\d\d \(baseline \d of \d+\)",
+                        verdict.message), verdict.message
 
 
 def test_a_read_that_failed_once_for_good_and_then_recovered_leaves_no_note() -> None:
@@ -200,7 +264,7 @@ def test_a_read_that_failed_once_for_good_and_then_recovered_leaves_no_note() ->
     source = service(clock)
     source.failures = {"metrics": FAST.retry_attempts}  # every attempt of one look fails, the next look succeeds
     verdict = watch(source, clock)
-    assert verdict.status == "pass" and verdict.reasons == ()
+    assert verdict.status == "pass" and not [reason for reason in verdict.reasons if "unavailable" in reason]
 
 
 def test_a_monotonic_clock_is_refused_because_render_dates_its_data() -> None:
@@ -211,7 +275,8 @@ def test_a_monotonic_clock_is_refused_because_render_dates_its_data() -> None:
 
 
 # Light traffic (the local default's): every request-log page is complete, so the logs are the exact counts.
-LIGHT = TrafficConfig(interval_s=2, resolution_s=30, window_s=12, baseline_s=20, late_data_s=4, min_requests=20)
+LIGHT = TrafficConfig(interval_s=2, resolution_s=30, window_s=12, baseline_s=20, late_data_s=4, min_requests=20,
+                      logs_lag_s=1, logs_requests_per_min=60)
 
 
 def test_with_complete_request_logs_a_short_window_ends_at_the_window_not_at_the_metrics_bucket_grid() -> None:
@@ -219,18 +284,19 @@ def test_with_complete_request_logs_a_short_window_ends_at_the_window_not_at_the
     source = service(clock, rate_per_s=4.0)
     verdict = watch(source, clock, LIGHT)
     assert verdict.status == "pass", verdict.reasons
-    assert LIGHT.window_s <= verdict.elapsed_s <= LIGHT.window_s + 2 * LIGHT.interval_s
+    assert LIGHT.window_s <= verdict.elapsed_s <= LIGHT.window_s + LIGHT.logs_lag_s + 2 * LIGHT.interval_s
     assert any("complete request logs" in reason for reason in verdict.reasons)
-    exact = Window(source.scenario.switched_at, source.scenario.switched_at + verdict.elapsed_s)
+    exact = Window(source.scenario.switched_at, source.scenario.switched_at + verdict.elapsed_s - LIGHT.logs_lag_s)
     requests, errors = true_counts(source, exact)
     assert abs(verdict.figures.requests - requests) <= 8 and verdict.figures.errors == errors
 
 
-def test_once_a_log_page_overflows_the_counts_come_from_the_metrics_and_the_bucket_grid_is_awaited() -> None:
+def test_once_the_logs_fall_behind_their_page_budget_the_counts_come_from_the_metrics_on_the_bucket_grid() -> None:
     clock = BoundedClock(SWITCH + 7)
-    source = service(clock, rate_per_s=40.0)  # 800 requests in the 20 s baseline: its one log page overflows
+    source = service(clock, rate_per_s=120.0)  # 240 entries per 2 s look, 2 pages of 100 allowed
     verdict = watch(source, clock, LIGHT)
-    assert verdict.elapsed_s >= 23 + LIGHT.resolution_s  # waited for a whole bucket after the switch
+    assert verdict.figures.logs_sampled
+    assert verdict.elapsed_s >= 53 - 7  # waited for the bucket grid: the metrics window ends at SWITCH + 60
     assert not any("complete request logs" in reason for reason in verdict.reasons)
 
 

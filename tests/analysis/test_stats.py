@@ -1,59 +1,86 @@
-"""The statistical building blocks: exact one-sided tests, the confidence bound, Holm, routes and windows."""
+"""The statistical building blocks against reference values: binomial tails, bounds, the e-process, routes."""
 
 from __future__ import annotations
 
-import numpy as np
+import math
+import random
+
 import pytest
 
 from deploypipe.analysis import Window, plan_windows, route_of
 from deploypipe.analysis.stats import (
-    exceeds_error_rate,
-    holm,
-    success_upper_bound,
-    worse_than_baseline,
+    binom_cdf,
+    binom_sf,
+    log_e_value,
+    quantile_upper_index,
+    rejects,
+    upper_bound,
 )
 
+# Reference values computed once with scipy.stats.binom / beta.ppf and scipy.integrate.quad of the mixture.
 
-def test_two_errors_in_fifty_requests_are_not_evidence_against_a_99_percent_success_rate() -> None:
-    assert exceeds_error_rate(2, 50, 0.01) > 0.05
-    assert success_upper_bound(2, 50, 0.99) > 0.99
+
+@pytest.mark.parametrize(("k", "n", "p", "sf", "cdf"), [
+    (3, 100, 0.01, 0.07937320225218046, 0.9816259635553504),
+    (12, 300, 0.05, 0.8220230244269304, 0.26122365638719636),
+    (0, 10, 0.3, 1.0, 0.028247524900000005),
+    (50, 60, 0.5, 8.081907283078588e-08, 0.999999984574822),
+    (1, 1000, 0.001, 0.6323045752290359, 0.7357589130301876),
+])
+def test_binomial_tails_match_the_reference(k: int, n: int, p: float, sf: float, cdf: float) -> None:
+    assert binom_sf(k, n, p) == pytest.approx(sf, rel=1e-9)
+    assert binom_cdf(k, n, p) == pytest.approx(cdf, rel=1e-9)
+
+
+@pytest.mark.parametrize(("errors", "requests", "bound"), [(2, 50, 0.15770404761479476),
+                                                             (10, 1000, 0.02004260590087893)])
+def test_the_upper_bound_is_clopper_pearsons(errors: int, requests: int, bound: float) -> None:
+    assert upper_bound(errors, requests, 0.01) == pytest.approx(bound, rel=1e-9)
+    assert upper_bound(0, 0, 0.01) == upper_bound(5, 5, 0.01) == 1.0
+
+
+@pytest.mark.parametrize(("bad", "total", "p0", "e_value"), [
+    (5, 100, 0.01, 24.92515233994998), (10, 10, 0.01, 2192316871.4131594),
+    (20, 200, 0.05, 20.934899897114757), (3, 10, 0.1, 3.0622710622710607),
+])
+def test_the_e_value_is_the_mixture_integral(bad: int, total: int, p0: float, e_value: float) -> None:
+    assert math.exp(log_e_value(bad, total, p0)) == pytest.approx(e_value, rel=1e-9)
+
+
+def test_a_share_at_or_below_the_null_is_no_evidence_at_all() -> None:
+    assert log_e_value(1, 100, 0.01) == log_e_value(0, 0, 0.01) == 0.0
 
 
 def test_a_path_failing_for_everyone_is_certain_after_a_handful_of_requests() -> None:
-    assert exceeds_error_rate(10, 10, 0.01) < 1e-15
-    assert worse_than_baseline(10, 10, 0, 380) < 1e-15
+    assert rejects(6, 6, 0.01, 0.001 / 4)
+    assert not rejects(2, 50, 0.01, 0.001)  # 2 errors in 50 requests are noise against a 1 % floor
 
 
-@pytest.mark.parametrize(("errors", "requests"), [(1, 20), (3, 100), (12, 300), (40, 1000)])
-def test_the_confidence_bound_and_the_binomial_test_make_the_same_decision(errors: int, requests: int) -> None:
-    for level in (0.01, 0.001):
-        failing_by_test = exceeds_error_rate(errors, requests, 0.01) <= level
-        failing_by_bound = success_upper_bound(errors, requests, 1 - level) < 0.99
-        assert failing_by_test == failing_by_bound
+def test_the_order_statistic_bound_needs_enough_values() -> None:
+    assert quantile_upper_index(100, 0.9, 0.001) == 99
+    assert quantile_upper_index(50, 0.9, 0.01) == 50
+    assert quantile_upper_index(300, 0.99, 0.001) is None
 
 
-def test_fisher_is_one_sided_a_release_better_than_its_baseline_is_never_worse() -> None:
-    assert worse_than_baseline(1, 1000, 50, 1000) > 0.99
-    assert worse_than_baseline(50, 1000, 1, 1000) < 1e-10
+def alarm_rate(share: float, p0: float, alpha: float, *, requests: int, every: int, runs: int) -> float:
+    """The share of ``runs`` healthy streams (true share ``share``) the test fails at some look."""
+    rng, alarms = random.Random(7), 0
+    for _ in range(runs):
+        bad = 0
+        for n in range(1, requests + 1):
+            bad += rng.random() < share
+            if n % every == 0 and rejects(bad, n, p0, alpha):
+                alarms += 1
+                break
+    return alarms / runs
 
 
-def test_without_data_no_test_can_reject() -> None:
-    assert exceeds_error_rate(0, 0, 0.01) == worse_than_baseline(5, 5, 0, 0) == 1.0
-    assert success_upper_bound(0, 0, 0.99) == 1.0
+def test_looking_again_and_again_fails_a_stream_at_its_null_share_at_most_alpha_of_the_time() -> None:
+    assert alarm_rate(0.05, 0.05, 0.1, requests=500, every=5, runs=300) <= 0.1
 
 
-def test_the_false_alarm_rate_of_fisher_under_equal_background_noise_stays_below_the_level() -> None:
-    rng = np.random.default_rng(11)
-    trials, level = 2000, 0.01
-    new = rng.binomial(600, 0.005, trials)
-    old = rng.binomial(3000, 0.005, trials)
-    alarms = sum(worse_than_baseline(int(a), 600, int(b), 3000) <= level for a, b in zip(new, old, strict=True))
-    assert alarms / trials <= level
-
-
-def test_holm_multiplies_the_smallest_p_value_by_the_number_of_tests_and_keeps_the_order() -> None:
-    assert holm({"a": 0.01, "b": 0.04, "c": 0.03}) == pytest.approx({"a": 0.03, "c": 0.06, "b": 0.06})
-    assert holm({}) == {}
+def test_a_stream_better_than_the_null_never_builds_evidence_against_it() -> None:
+    assert alarm_rate(0.02, 0.05, 0.1, requests=2000, every=100, runs=100) == 0.0
 
 
 @pytest.mark.parametrize(("method", "path", "route"), [

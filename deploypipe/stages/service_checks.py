@@ -68,7 +68,8 @@ def _problem(service: Released, seen: Instances) -> str | None:
     if seen.crashes:
         return _crash_line(service, seen)
     if seen.errors:
-        return f"{service.key}: error in the app log since it went live at {service.since:%H:%M:%S}: {seen.errors[0]}"
+        return (f"{service.key}: error in the app log since it went live at {service.since:%H:%M:%S}: "
+                f"{headline(list(seen.errors))}")
     if seen.cron_status not in (None, "successful", "succeeded"):
         return f"{service.key}: its last cron run ended {seen.cron_status}"
     return None
@@ -101,6 +102,7 @@ def verify_service(ctx: StageContext, service: Released, spec: CheckSpec, *, pha
     url = _healthy(ctx, service, spec) if service.kind == "web" and service.url else ""
     pattern = re.compile(spec.error_pattern)
     failures = [0]
+    waited = [False]
 
     def trouble() -> str | None:
         if stopped():
@@ -117,10 +119,14 @@ def verify_service(ctx: StageContext, service: Released, spec: CheckSpec, *, pha
                 if failures[0] >= spec.failure_threshold:
                     return f"{service.key}: {url} failed {failures[0]} checks in a row: {result.reason}"
         problem = _problem(service, seen)
+        if (problem and not seen.crashes and headline(list(seen.errors)).startswith("Traceback") and not waited[0]
+                and ctx.clock() + spec.interval_s <= deadline):
+            waited[0], problem = True, None  # a traceback still being written: its last line comes with the next look
         ctx.emit("service_watched", service=service.key, kind=service.kind, phase=phase,
                  crashes=len(seen.crashes), errors=len(seen.errors), problem=problem)
         return problem
 
+    deadline = ctx.clock() + spec.observe_s
     problem = poll(trouble, timeout_s=spec.observe_s, interval_s=spec.interval_s, clock=ctx.clock, sleep=ctx.sleep,
                    wait_first=spec.observe_s > 0)
     if problem == STOPPED:

@@ -14,6 +14,11 @@ at every look) of one null share ``p0`` each, and fails a test only with at leas
   ``max_latency_ms`` is tested against ``1 - latency_quantile``. Logs without response times fall back to the
   metrics quantile at the last look.
 
+Until the baseline's request logs are read whole (the first looks), a scope is judged on the part read so far,
+and only by the errors floor, where that part has ``min_baseline_requests`` and met the floor: the floor's
+``p0`` does not depend on the baseline, so checking it at the looks the part chooses keeps its bound; the tests
+whose ``p0`` or limit comes from the baseline wait for the whole of it.
+
 The significance is split so that the chance of any false failure is at most ``significance``: half for the
 service, half for the routes, the j-th route to appear getting ``6 / (pi^2 j^2)`` of it (the series sums to 1,
 so routes may appear at any time); within a scope, half for errors (baseline bound, test) and half for latency

@@ -57,9 +57,9 @@ CASES = [
     Case("late data: metrics up to 12 s late", {"metrics_lag_s": 12.0, "logs_lag_s": 3.0}, "pass", "passed: "),
     Case("no traffic before the deploy (the local default) still names a broken path", {"traffic_before": False},
          "fail", "POST /notes: ", routes=BROKEN_POST),
-    Case("a slower release", {"latency_ms_after": 400.0}, "fail", "GET /: p90 "),
+    Case("a slower release", {"latency_ms_after": 400.0}, "fail", "GET /: p90 latency "),
     Case("a path failing 5 % before and after", {}, "pass", "passed: ", routes=FLAKY),
-    Case("one path 100x slower", {}, "fail", "GET /notes: p90 ", routes=SLOW_NOTES),
+    Case("one path 100x slower", {}, "fail", "GET /notes: p90 latency ", routes=SLOW_NOTES),
 ]
 
 

@@ -98,9 +98,8 @@ def judge_scope(name: str, counts: PathCounts, base: PathCounts, config: Traffic
         strength = max(strength, log_e_value(slow, len(new_sorted), 1 - q))
         if slow >= config.min_errors and rejects(slow, len(new_sorted), 1 - q, alpha / 6):
             failures.append(f"{name}: p{q * 100:g} latency {sorted_quantile(new_sorted, q):.0f} ms against the "
-                            f"baseline's "
-                            f"{sorted_quantile(base_sorted, q):.0f} ms ({slow} of {len(new_sorted)} requests above "
-                            f"{limit:.0f} ms)")
+                            f"baseline's {sorted_quantile(base_sorted, q):.0f} ms ({slow} of {len(new_sorted)} "
+                            f"requests above {limit:.0f} ms)")
     base_top = sorted_quantile(base_sorted, config.latency_quantile)
     if counts.ms and not early and not under_sampled and (base_top is None or base_top <= config.max_latency_ms):
         slow = len(new_sorted) - bisect.bisect_right(new_sorted, config.max_latency_ms)

@@ -35,6 +35,9 @@ def plan_steps(inv: Invocation) -> list[dict[str, Any]]:
                 "params": params.model_dump(mode="json")}
         if stage.type in _PATH_STAGES:
             step["database_path"] = plan_line(loaded.spec.targets.databases[params.database])
+        details = getattr(impl, "plan_details", None)  # e.g. db.lint: each migration's phase, read offline
+        if details is not None:
+            step["details"] = details(params, lambda value: inv.project_dir / value)
         steps.append(redactor(step))
     return steps
 
@@ -52,6 +55,8 @@ def show_plan(inv: Invocation, as_json: bool) -> int:
         out.write(f"{number:>2}. {step['id']} ({step['type']}){marker}{when}: {step['would']}\n")
         if "database_path" in step:
             out.write(f"      database path: {step['database_path']}\n")
+        for line in step.get("details", ()):
+            out.write(f"      {line}\n")
         for key, value in step["params"].items():
             out.write(f"      {key}: {json.dumps(value)}\n")
     return 0

@@ -13,10 +13,10 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import structlog
 
@@ -98,22 +98,26 @@ def dry_run(*, backup: Backup, production_url: str, command: str, cwd: Path, cop
             statement_timeout_s: float = 600.0, timeout_s: float | None = None,
             redact: Callable[[str], str] = lambda text: text, restore_jobs: int | None = None,
             compat_command: str | None = None, compat_health_path: str = "/health",
-            compat_timeout_s: float = 30.0) -> DryRunResult:
+            compat_timeout_s: float = 30.0, compat_cwd: Path | None = None,
+            compat_paths: Sequence[str] = (), expand: tuple[str | None] | None = None) -> DryRunResult:
     """Run ``command`` on a copy of production with DATABASE_URL/PGOPTIONS; StageFailed if it fails.
 
     The copy is ``copy``, the staging copy ``backup`` was verified on (the usual path: nothing is restored
     again); without one, ``backup`` is restored into ``staging_url`` or a throwaway server with ``restore_jobs``
     parallel jobs (default: up to 4, one per core), without a recount (the backup's verification proved the
     counts). The caller closes ``copy``. With ``compat_command`` (the live release's start
-    command) the live release is then started against the migrated copy and must answer 200 on
-    ``compat_health_path`` within ``compat_timeout_s`` (see deploypipe.db.compat).
+    command, run in ``compat_cwd``, default ``cwd``) the live release is then started against the migrated copy,
+    must answer 200 on ``compat_health_path`` within ``compat_timeout_s`` and no 5xx on any GET of
+    ``compat_paths`` (see deploypipe.db.compat); with ``expand`` on the expanded schema, between the two phases
+    (see :func:`rehearse`).
     """
     jobs = restore_jobs or max(1, min(4, os.cpu_count() or 1))
     started = time.monotonic()
     rehearse_here = partial(rehearse, command=command, cwd=cwd, env=env, log_path=log_path,
                             lock_timeout_s=lock_timeout_s, statement_timeout_s=statement_timeout_s,
                             timeout_s=timeout_s, redact=redact, compat_command=compat_command,
-                            compat_health_path=compat_health_path, compat_timeout_s=compat_timeout_s)
+                            compat_health_path=compat_health_path, compat_timeout_s=compat_timeout_s,
+                            compat_cwd=compat_cwd, compat_paths=compat_paths, expand=expand)
     if copy is not None:
         warnings = _warn(production_url, copy.url)
         run, compat = rehearse_here(copy.url)
@@ -152,7 +156,8 @@ def rehearsal_failure(run: MigrationRun, compat: CompatResult | None, described:
         return StageFailed(f"the migration failed on a copy of production ({described}): {run.error}{statement}",
                            where=where, hint=failure_hint(run.error, run.log), outputs=outputs)
     if compat is not None and not compat.ok:
-        return StageFailed(f"the migration ran on the copy, but the live release is not healthy on the migrated "
+        what = "does not serve its requests" if compat.requests else "is not healthy"
+        return StageFailed(f"the migration ran on the copy, but the live release {what} on the migrated "
                            f"schema: {compat.error}", where=f"{where} compat",
                            hint="during the deploy (and after a rollback with on_rollback: leave) the live release "
                                 "runs on this schema: make the migration backward compatible (expand now, contract "
@@ -169,15 +174,40 @@ def _warn(production_url: str, staging_url: str) -> list[str]:
 
 def rehearse(url: str, *, command: str, cwd: Path, env: Mapping[str, str], log_path: Path, lock_timeout_s: float,
               statement_timeout_s: float, timeout_s: float | None, redact: Callable[[str], str],
-              compat_command: str | None, compat_health_path: str,
-              compat_timeout_s: float = 30.0) -> tuple[MigrationRun, CompatResult | None]:
-    """Migrate, and (optionally) check the live release, on staging ``url``."""
-    run: MigrationRun = run_migration(url, command, cwd=cwd, env=env, log_path=log_path,
-                                      lock_timeout_s=lock_timeout_s, statement_timeout_s=statement_timeout_s,
-                                      timeout_s=timeout_s, redact=redact)
+              compat_command: str | None, compat_health_path: str, compat_timeout_s: float = 30.0,
+              compat_cwd: Path | None = None, compat_paths: Sequence[str] = (),
+              expand: tuple[str | None] | None = None) -> tuple[MigrationRun, CompatResult | None]:
+    """Migrate, and (optionally) check the live release, on staging ``url``.
+
+    With ``expand`` (two phases: ``(expand_command,)``, or ``(None,)`` when no expand migration is pending) the
+    rehearsal runs as production will: the expand command, the live release's check on the expanded schema (the
+    one it serves on), then ``command`` (the contract migrations).
+    """
+    def migrate(step: str, path: Path) -> MigrationRun:
+        return run_migration(url, step, cwd=cwd, env=env, log_path=path, lock_timeout_s=lock_timeout_s,
+                             statement_timeout_s=statement_timeout_s, timeout_s=timeout_s, redact=redact)
+
+    first: MigrationRun | None = None
+    if expand is not None and expand[0] is not None:
+        first = migrate(expand[0], log_path.with_name(log_path.stem + ".expand.log"))
+        if not first.ok:
+            return first, None
     compat = None
-    if run.ok and compat_command:
-        compat = check_compat(url, command=compat_command, cwd=cwd, env=env, health_path=compat_health_path,
-                              timeout_s=compat_timeout_s, redact=redact,
-                              log_path=log_path.with_name(log_path.stem + ".compat.log"))
+    if compat_command and expand is not None:
+        compat = _compat(url, compat_command, compat_cwd or cwd, env, log_path, compat_health_path, compat_paths,
+                         compat_timeout_s, redact)
+    run = migrate(command, log_path)
+    if first is not None:
+        changes = {key: sorted({*first.schema_changes.get(key, []), *run.schema_changes.get(key, [])})
+                   for key in {*first.schema_changes, *run.schema_changes}}
+        run = replace(run, revision_before=first.revision_before, schema_changes=changes)
+    if run.ok and compat_command and expand is None:
+        compat = _compat(url, compat_command, compat_cwd or cwd, env, log_path, compat_health_path, compat_paths,
+                         compat_timeout_s, redact)
     return run, compat
+
+
+def _compat(url: str, command: str, cwd: Path, env: Mapping[str, str], log_path: Path, health_path: str,
+            paths: Sequence[str], timeout_s: float, redact: Callable[[str], str]) -> CompatResult:
+    return check_compat(url, command=command, cwd=cwd, env=env, health_path=health_path, paths=paths,
+                        timeout_s=timeout_s, redact=redact, log_path=log_path.with_name(log_path.stem + ".compat.log"))

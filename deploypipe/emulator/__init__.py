@@ -34,7 +34,6 @@ Public API (import from ``deploypipe.emulator``)::
     serve(*, port=10000, blueprint, repo, data_dir, api_key, faults=None, databases=None, health_grace_s=30.0,
           health_interval_s=0.25, auto_deploy_poll_s=1.0, ingest_delay_s=0.0, recovery_min_age_s=600.0,
           recovery_window_days=7.0, recovery_creating_s=2.0, stop=None) -> int
-    main(argv=None) -> int                        # python -m deploypipe.emulator --port N --blueprint F --repo DIR
                                                   #   --data-dir DIR [--faults F] [--database NAME=URL]
                                                   #   [--api-key KEY] [--health-grace-s S]
                                                   #   [--health-interval-s S] [--auto-deploy-poll-s S]
@@ -72,10 +71,10 @@ from deploypipe.emulator.blueprint import ServiceDef, load_blueprint
 from deploypipe.emulator.process_runtime import ProcessRuntime
 from deploypipe.emulator.records import PostgresRec
 from deploypipe.emulator.runtime import SimulatedRuntime
-from deploypipe.emulator.server import EmulatorServer, build_emulator, in_process_client, main, serve
+from deploypipe.emulator.server import EmulatorServer, build_emulator, in_process_client, serve
 from deploypipe.emulator.state import Emulator
 from deploypipe.emulator.telemetry import RequestRec, Telemetry
 
 __all__ = ["Emulator", "EmulatorServer", "PostgresRec", "ProcessRuntime", "RequestRec", "ServiceDef",
            "SimulatedRuntime", "Telemetry", "apply_fault", "build_emulator", "create_app", "in_process_client",
-           "load_blueprint", "main", "serve"]
+           "load_blueprint", "serve"]

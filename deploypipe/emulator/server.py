@@ -10,13 +10,11 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, NoReturn
+from typing import Any, Callable, Mapping
 
 import httpx
 import structlog
@@ -29,7 +27,7 @@ from deploypipe.emulator.state import Emulator
 from deploypipe.emulator.telemetry import Telemetry
 from deploypipe.emulator.telemetry_file import TelemetryFile
 
-__all__ = ["EmulatorServer", "build_emulator", "in_process_client", "main", "serve"]
+__all__ = ["EmulatorServer", "build_emulator", "in_process_client", "serve"]
 
 log = structlog.get_logger("deploypipe.emulator")
 
@@ -174,9 +172,3 @@ def serve(*, port: int = 10000, blueprint: Path = Path("render.yaml"), repo: Pat
     log.info("emulator_stopped", url=server.url)
     return 0
 
-
-def main(argv: list[str] | None = None) -> NoReturn:
-    """``python -m deploypipe.emulator [OPTIONS]``: the same as ``deploypipe emulator [OPTIONS]`` (one parser, whose
-    ``--help`` lists the options), run in this process's place."""
-    args = sys.argv[1:] if argv is None else argv
-    os.execv(sys.executable, [sys.executable, "-m", "deploypipe.cli", "emulator", *args])

@@ -19,6 +19,7 @@ from deploypipe.errors import SpecError
 from deploypipe.spec import when as when_language
 from deploypipe.spec.interpolate import Interpolator
 from deploypipe.spec.model import Pipeline
+from deploypipe.stages.db_phases import pipeline_problem
 from deploypipe.stages.registry import get_stage, known_types
 
 __all__ = ["LoadedPipeline", "dotted", "load_pipeline"]
@@ -151,6 +152,10 @@ def _check_cross_references(spec: Pipeline, params: Mapping[str, Any], source: L
         if problem:
             raise SpecError(f"stages[{index}].when: {problem}", where=source.where(("stages", index, "when")))
         seen[stage.id] = get_stage(stage.type).Outputs
+    misplaced = pipeline_problem(spec.stages, params)
+    if misplaced is not None:
+        index, key, message = misplaced
+        raise SpecError(f"stages[{index}].{key}: {message}", where=source.where(("stages", index, *key.split("."))))
 
 
 def load_pipeline(path: Path | str, env: Mapping[str, str]) -> LoadedPipeline:

@@ -16,7 +16,6 @@ The report is read as :class:`~deploypipe.stages.report.Report`, the model
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -171,6 +170,3 @@ def summarize(report: str, *, exit_code: int | None = None, output: Path | None 
             out.write(text)
     return 0
 
-
-if __name__ == "__main__":  # pragma: no cover - the same as `deploypipe ci-summary` (one parser), in this process
-    os.execv(sys.executable, [sys.executable, "-m", "deploypipe.cli", "ci-summary", *sys.argv[1:]])

@@ -68,6 +68,23 @@ REPLAYS: dict[str, Replay] = {r.name: r for r in (
         seed_minutes=254, expected_exit=3, expected_stage="verify.traffic", traffic=True,
     ),
     Replay(
+        name="drop-column",
+        seed="issue 20 (a new user's release)",
+        title="drop notes.author together with the code that stops reading it",
+        before=("The migration ran before the deploy and the live release, which still selected author, served 12 "
+                "of 983 GET /notes with 500 until the switch (on Render: a build and a boot of 500s); the run said "
+                "deployed and verified, because the errors fell into the traffic baseline."),
+        seed_minutes=None, expected_exit=0, expected_stage="db.migrate", traffic=True,
+    ),
+    Replay(
+        name="rename-column",
+        seed="issue 20 (the unsafe single-step rename)",
+        title="rename notes.author to written_by in one migration, marked expand, with the code that reads it",
+        before=("A rename in one step breaks whichever release runs on the other name: the live one from the "
+                "migration to the switch, and again after a code rollback; its /health never reads the column."),
+        seed_minutes=None, expected_exit=1, expected_stage="db.dry_run",
+    ),
+    Replay(
         name="transaction-cascade",
         seed="004_5f0097d6bdb7e80b.txt",
         title="monkey-patched op.* helpers in an Alembic migration",

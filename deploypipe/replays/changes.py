@@ -4,7 +4,7 @@ and state in local production."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Callable
 
 __all__ = ["BAD_CHANGES", "PRISMA_INIT_SQL", "PRISMA_MIGRATION"]
 
@@ -82,6 +82,45 @@ def downgrade() -> None:
 '''
 
 
+DROP_AUTHOR = _HEADER.format(title="drop notes.author: the release's code no longer reads it") + '''
+
+def upgrade() -> None:
+    op.drop_column("notes", "author")
+
+
+def downgrade() -> None:
+    op.add_column("notes", sa.Column("author", sa.Text, nullable=True))
+'''
+
+RENAME_AUTHOR = _HEADER.format(title="rename notes.author to written_by, in one step") + '''
+# deploypipe: expand (reason: the app reads the new name in the same release)
+
+
+def upgrade() -> None:
+    op.alter_column("notes", "author", new_column_name="written_by")
+
+
+def downgrade() -> None:
+    op.alter_column("notes", "written_by", new_column_name="author")
+'''
+
+
+def _author_column(name: str | None) -> Callable[[str], str]:
+    """The sample app reading and writing notes' author as column ``name`` (None: not at all)."""
+    def transform(app_source: str) -> str:
+        if name is None:
+            return app_source.replace("select id, body, author, created_at from notes", "select id, body, created_at "
+                                      "from notes").replace(
+                '[{"id": r[0], "body": r[1], "author": r[2], "created_at": r[3].isoformat()} for r in rows]',
+                '[{"id": r[0], "body": r[1], "created_at": r[2].isoformat()} for r in rows]').replace(
+                '"insert into notes (body, author) values (%s, %s) returning id", (body, author)',
+                '"insert into notes (body) values (%s) returning id", (body,)')
+        return app_source.replace("select id, body, author, created_at from notes",
+                                  f"select id, body, {name}, created_at from notes").replace(
+            "insert into notes (body, author)", f"insert into notes (body, {name})")
+    return transform
+
+
 def _broken_app(app_source: str) -> str:
     """Seed 003: a helper removed in a refactor is still used: every request but /health answers 500."""
     return app_source.replace(
@@ -133,6 +172,18 @@ BAD_CHANGES: dict[str, dict[str, Any]] = {
                        "message": "Phase 2: remove the retry wrapper layer"},
     "partial-outage": {"transform": {f"{APP}/app.py": _partial_outage},
                        "message": "Phase 3: drop the audit helpers"},
+    "drop-column": {"files": {f"{MIGRATIONS}/0003_drop_author.py": DROP_AUTHOR},
+                    "transform": {f"{APP}/app.py": _author_column(None)},
+                    "message": "Notes have no author any more: drop the column and stop reading it",
+                    "cleanup_sql": "alter table notes add column if not exists author text; "
+                                   "update alembic_version set version_num = '0002' where version_num = '0003'"},
+    "rename-column": {"files": {f"{MIGRATIONS}/0003_rename_author.py": RENAME_AUTHOR},
+                      "transform": {f"{APP}/app.py": _author_column("written_by")},
+                      "message": "Rename notes.author to written_by (migration and code in one release)",
+                      "cleanup_sql": "do $$ begin if exists (select from information_schema.columns where "
+                                     "table_name = 'notes' and column_name = 'written_by') then alter table notes "
+                                     "rename column written_by to author; end if; end $$; update alembic_version "
+                                     "set version_num = '0002' where version_num = '0003'"},
     "flaky-endpoint": {"transform": {f"{APP}/app.py": _next_version},
                        "message": "Release the next patch version (nothing else changes)"},
     "slow-path": {"transform": {f"{APP}/app.py": _slow_notes},

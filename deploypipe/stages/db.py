@@ -1,9 +1,9 @@
-"""The database stages that make and use a copy of production: ``db.backup``, ``db.dry_run``, ``db.migrate``.
+"""The database stages that make and use a copy of production: ``db.backup`` and ``db.dry_run``.
 
 Order of safety: nothing changes production before ``db.backup`` has made and
-verified a backup in this run, and ``db.migrate`` refuses to run without that
-backup and a successful ``db.dry_run`` on a copy of production (unless the
-pipeline opts out, visibly). The read-only checks are in
+verified a backup in this run, and ``db.migrate`` (:mod:`deploypipe.stages.db_migrate`)
+refuses to run without that backup and a successful ``db.dry_run`` on a copy of
+production (unless the pipeline opts out, visibly). The read-only checks are in
 :mod:`deploypipe.stages.db_checks`.
 """
 
@@ -19,13 +19,15 @@ from deploypipe.db.migration_run import MigrationRun
 from deploypipe.db.progress import Progress
 from deploypipe.errors import StageFailed
 from deploypipe.stages import db_pitr
-from deploypipe.stages.base import Compensation, StageResult
 from deploypipe.stages.base import Outputs as BaseOutputs
 from deploypipe.stages.base import Params as BaseParams
+from deploypipe.stages.base import StageResult
 from deploypipe.stages.context import StageContext
+from deploypipe.stages.db_compat import LiveRelease, live_release
+from deploypipe.stages.db_phases import dry_run_expand
 from deploypipe.stages.render_export import RenderExport
 
-__all__ = ["DbBackup", "DbDryRun", "DbMigrate"]
+__all__ = ["DbBackup", "DbDryRun"]
 
 
 _COPY = "verified-copy:{}"
@@ -160,8 +162,9 @@ class DbDryRun:
     type: ClassVar[str] = "db.dry_run"
     description: ClassVar[str] = ("Run the migration command on the staging copy db.backup verified (restoring this "
                                   "run's backup only when there is no such copy, e.g. on resume); a failure blocks "
-                                  "the deploy with the migration's own error. Optionally start the live release on "
-                                  "the migrated copy (compat_command).")
+                                  "the deploy with the migration's own error. Optionally start the live release "
+                                  "(its live commit, compat_service) on the copy, migrated as production will be, "
+                                  "and send it real GET requests: any 5xx blocks (compat_command).")
     touches_production: ClassVar[bool] = False
 
     class Params(BaseParams):
@@ -176,8 +179,17 @@ class DbDryRun:
         restore_jobs: int | None = Field(None, ge=1, description="Parallel pg_restore jobs when the dump must be "
                                                                 "restored again (default: up to 4).")
         compat_command: str | None = Field(None, description="Start command of the live release: it must become "
-                                                             "healthy on the migrated copy (rollback safety).")
+                                                             "healthy on the migrated copy and answer its sampled "
+                                                             "GET requests without a 5xx (rollback safety).")
         compat_health_path: str = Field("/health", description="Health path for the compat check.")
+        compat_service: str | None = Field(None, description="Service target whose live release is checked: its "
+                                                              "live commit (render.preflight) from the target's "
+                                                              "repo_dir, sent its logged GET paths and smoke paths.")
+        compat_dir: str = Field(".", description="Directory of that checkout to start compat_command in (rootDir).")
+        compat_paths: list[str] = Field(default_factory=list, description="More GET paths to send the live release.")
+        compat_sample: int = Field(20, ge=0, description="How many distinct GET paths of the service's request "
+                                                         "logs to send (the most frequent).")
+        compat_logs_s: float = Field(3600.0, gt=0, description="How far back the request logs are read.")
 
     class Outputs(BaseOutputs):
         ok: bool
@@ -194,7 +206,8 @@ class DbDryRun:
 
     def plan(self, params: DbDryRun.Params) -> str:
         where = "the given staging database" if params.staging_url else "an ephemeral embedded PostgreSQL"
-        compat = "; then start the live release on it" if params.compat_command else ""
+        compat = ("; then start the live release on it and send it real GET requests"
+                  if params.compat_command else "")
         return f"run `{params.command}` on the backup's verified copy in {where}{compat}"
 
     def run(self, ctx: StageContext, params: DbDryRun.Params) -> StageResult[DbDryRun.Outputs]:
@@ -214,6 +227,7 @@ class DbDryRun:
         if copy is not None and copy.backup.id != backup_out.backup_id:
             copy.close()
             copy = None
+        live = live_release(ctx, params) if params.compat_command else LiveRelease()
         try:
             result = dry_run(backup=load_backup(Path(backup_out.path).with_suffix(".json")), copy=copy,
                              production_url=ctx.resources.database_url(params.database), command=params.command,
@@ -222,15 +236,20 @@ class DbDryRun:
                              staging_url=params.staging_url or None, lock_timeout_s=params.lock_timeout_s,
                              statement_timeout_s=params.statement_timeout_s, timeout_s=ctx.timeout_s,
                              redact=ctx.resources.redactor.text, restore_jobs=params.restore_jobs,
-                             compat_command=params.compat_command, compat_health_path=params.compat_health_path)
+                             compat_command=params.compat_command if live.startable else None,
+                             compat_health_path=params.compat_health_path,
+                             compat_cwd=live.cwd, compat_paths=live.paths,
+                             expand=dry_run_expand(ctx, params.database))
         except StageFailed as exc:
             ctx.emit("dry_run_finished", ok=False, error=exc.message)
             failed = self.Outputs.model_validate(exc.outputs, from_attributes=True) if exc.outputs else None
             raise StageFailed(exc.message, where=ctx.where, hint=exc.hint, outputs=failed) from None
         finally:
+            live.close()
             if copy is not None:
                 copy.close()
         run = result.run
+        result.warnings[:0] = live.warnings
         for warning in result.warnings:
             ctx.emit("staging_differs", warning=warning)
         outputs = self.Outputs.model_validate(result, from_attributes=True)
@@ -239,90 +258,12 @@ class DbDryRun:
         return StageResult(outputs=outputs, warnings=tuple(result.warnings),
                            summary=f"{run.revision_before or 'an empty schema'} -> {run.revision_after} in "
                                    f"{result.duration_s:.1f}s ({changes})"
-                                   + ("; live release healthy on it" if result.compat else ""))
+                                   + _compat_summary(result.compat))
 
 
-class DbMigrate:
-    type: ClassVar[str] = "db.migrate"
-    description: ClassVar[str] = ("Run the migration on production under a PostgreSQL advisory lock, only after a "
-                                  "verified backup and a successful dry run; compensation per on_rollback.")
-    touches_production: ClassVar[bool] = True
-
-    class Params(BaseParams):
-        database: str = Field(..., description="Database target key.")
-        command: str = Field(..., description="Migration command, run with DATABASE_URL pointing at production.")
-        cwd: str = Field(".", description="Working directory of the command.")
-        env: dict[str, str] = Field(default_factory=dict)
-        lock_timeout_s: float = Field(5.0, gt=0, description="lock_timeout for every statement.")
-        statement_timeout_s: float = Field(600.0, gt=0, description="statement_timeout for every statement.")
-        lock_wait_s: float = Field(60.0, ge=0, description="How long to wait for another pipeline's migration lock.")
-        on_rollback: Literal["leave", "downgrade", "restore"] = Field(
-            "leave", description="leave: keep the schema (expand/contract); downgrade: run downgrade_command to the "
-                                 "recorded revision; restore: restore this run's backup (needs confirmation).")
-        downgrade_command: str = Field("alembic downgrade {revision}", description="{revision} is the one before.")
-        restore_confirmed: bool = Field(False, description="Pre-confirm a restore on rollback (CI, no terminal).")
-        require_backup: bool = Field(True, description="Refuse without a verified backup in this run.")
-        require_dry_run: bool = Field(True, description="Refuse without a successful dry run in this run.")
-
-    class Outputs(BaseOutputs):
-        ok: bool
-        database: str = Field(..., description="The database, its URL masked.")
-        command: str
-        revision_before: str | None = None
-        revision_after: str | None = None
-        production_changed: bool
-        run: MigrationRun
-        backup_id: str | None = None
-        backup_path: str | None = None
-        lock: str = Field("", description="The advisory lock held while migrating.")
-        warnings: list[str] = Field(default_factory=list)
-
-    def plan(self, params: DbMigrate.Params) -> str:
-        return (f"under an advisory lock, run `{params.command}` on {params.database}; "
-                f"on rollback: {params.on_rollback}")
-
-    def run(self, ctx: StageContext, params: DbMigrate.Params) -> StageResult[DbMigrate.Outputs]:
-        from deploypipe.db.migrate import BackupEvidence, DryRunEvidence, MigrateResult, migrate_production
-
-        backup, dry = ctx.latest(DbBackup.Outputs), ctx.latest(DbDryRun.Outputs)
-        try:
-            result = migrate_production(
-                url=ctx.resources.database_url(params.database), command=params.command,
-                cwd=ctx.resources.path(params.cwd),
-                env={**ctx.resources.env, **params.env}, log_path=ctx.run_dir / f"{ctx.stage_id}.migrate.log",
-                run_id=ctx.run_id,
-                backup=BackupEvidence(backup.backup_id, backup.path, backup.verified) if backup else None,
-                dry=DryRunEvidence(dry.ok, dry.command, dry.backup_id) if dry else None,
-                require_backup=params.require_backup, require_dry_run=params.require_dry_run,
-                lock_timeout_s=params.lock_timeout_s, statement_timeout_s=params.statement_timeout_s,
-                lock_wait_s=params.lock_wait_s, timeout_s=ctx.timeout_s, redact=ctx.resources.redactor.text,
-                sleep=ctx.sleep, clock=ctx.clock)
-        except StageFailed as exc:
-            if not isinstance(exc.outputs, MigrateResult):
-                raise
-            raise StageFailed(exc.message, where=ctx.where, hint=exc.hint, production_changed=exc.production_changed,
-                              outputs=self.Outputs.model_validate(exc.outputs, from_attributes=True)) from None
-        ctx.emit("migration_finished", ok=result.ok, revision_before=result.revision_before,
-                 revision_after=result.revision_after, lock=result.lock)
-        changed = result.production_changed
-        summary = (f"{result.revision_before or 'an empty schema'} -> {result.revision_after}" if changed
-                   else f"already up to date (revision {result.revision_after or 'none'})")
-        return StageResult(outputs=self.Outputs.model_validate(result, from_attributes=True),
-                           changed_production=changed, warnings=tuple(result.warnings), summary=summary)
-
-    def compensate(self, ctx: StageContext, params: DbMigrate.Params, outputs: DbMigrate.Outputs) -> Compensation:
-        point = ctx.latest(DbBackup.Outputs, lambda b: b.backup_id == outputs.backup_id and b.kind == "restore_point")
-        if params.on_rollback == "restore" and point is not None:  # back to the restore point through Render's PITR
-            return db_pitr.restore(ctx, params, outputs, point)
-        from deploypipe.db.migrate import MigrateResult, compensate_migration
-
-        undo = compensate_migration(
-            MigrateResult(**{name: getattr(outputs, name) for name in DbMigrate.Outputs.model_fields}),
-            policy=params.on_rollback, url=ctx.resources.database_url(params.database),
-            cwd=ctx.resources.path(params.cwd),
-            env={**ctx.resources.env, **params.env}, log_path=ctx.run_dir / f"{ctx.stage_id}.{params.on_rollback}.log",
-            run_id=ctx.run_id, downgrade_command=params.downgrade_command, confirm=ctx.resources.confirm,
-            restore_confirmed=params.restore_confirmed, lock_wait_s=params.lock_wait_s,
-            lock_timeout_s=params.lock_timeout_s, statement_timeout_s=params.statement_timeout_s,
-            timeout_s=ctx.timeout_s, redact=ctx.resources.redactor.text, sleep=ctx.sleep, clock=ctx.clock)
-        return Compensation(action=undo.action, verified=undo.verified, summary=undo.summary, details=undo.details)
+def _compat_summary(compat: CompatResult | None) -> str:
+    if compat is None:
+        return ""
+    if not compat.requests:
+        return "; live release healthy on it"
+    return f"; live release served {len(compat.requests)} real GET path(s) on it without a 5xx"

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Callable, ClassVar, Literal
 
 from pydantic import Field
 
 from deploypipe.core.findings import Finding, apply_ignores, summarize
+from deploypipe.db.phases import MigrationPhase, order_problem
 from deploypipe.errors import StageErrored, StageFailed
 from deploypipe.stages.base import Compensation, StageResult
 from deploypipe.stages.base import Outputs as BaseOutputs
@@ -162,6 +163,13 @@ class DbLint:
         squawk = " with squawk" if params.squawk else ""
         return f"lint pending {params.tool} migrations against {params.database}'s server{squawk}"
 
+    def plan_details(self, params: DbLint.Params, resolve: Callable[[str], Path]) -> list[str]:
+        """Each migration of the chain with its phase, read offline (which are pending is known only at run time)."""
+        from deploypipe.db.chain import chain_phases
+
+        where = {"alembic": params.alembic_ini, "prisma": params.prisma_dir, "sql": params.sql_dir}[params.tool]
+        return [f"migration {name}: {phase}" for name, phase in chain_phases(params.tool, resolve(where))]
+
     def run(self, ctx: StageContext, params: DbLint.Params) -> StageResult[DbLint.Outputs]:
         from deploypipe.db import lint, prisma
         from deploypipe.db.pg import connect
@@ -186,6 +194,7 @@ class DbLint:
         if params.tool == "alembic" and params.squawk_excludes is None:
             excludes += ("transaction-nesting",)  # Alembic's offline SQL wraps the range in BEGIN/COMMIT
         phases: dict[str, str] = {}
+        chain: list[MigrationPhase] = []
         for name, sql_text, script in sources:
             if script is not None:
                 findings += lint.lint_python(script, name)
@@ -194,10 +203,15 @@ class DbLint:
                 if params.squawk:
                     findings += lint.squawk(sql_text, name, excludes)
                 source = script.read_text(encoding="utf-8") if script is not None else sql_text
-                phase, problem = _phase_of(name, sql_text, source)
-                if phase is not None:
-                    phases[name] = phase
+                classified, problem = _phase_of(name, sql_text, source)
+                if classified is not None:
+                    phases[name] = classified.summary()
+                    chain.append(classified)
                 findings += [problem] if problem is not None else []
+        order = order_problem(chain)
+        if order is not None:
+            findings.append(Finding("phase-order", "error", order, "expand migrations run before the deploy, "
+                                    "contract ones after the new release is verified", subject="migrations"))
         findings = apply_ignores(findings, params.ignore)
         for finding in findings:
             ctx.emit("lint_finding", **finding.as_dict())
@@ -211,14 +225,14 @@ class DbLint:
                                    + (f"; contract: {', '.join(contract)}" if contract else ""))
 
 
-def _phase_of(name: str, sql_text: str, source: str) -> tuple[str | None, Finding | None]:
-    """A migration's phase line, or the finding that says why it has none (an override without a reason)."""
+def _phase_of(name: str, sql_text: str, source: str) -> tuple[MigrationPhase | None, Finding | None]:
+    """A migration's phase, or the finding that says why it has none (an override without a reason)."""
     from pglast.parser import ParseError
 
     from deploypipe.db.phases import OverrideError, classify
 
     try:
-        return classify(name, sql_text, source=source).summary(), None
+        return classify(name, sql_text, source=source), None
     except OverrideError as exc:
         return None, Finding("phase-override-without-reason", "error", str(exc),
                              "say why the live release keeps working on the migrated schema",

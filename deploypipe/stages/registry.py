@@ -12,8 +12,9 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from deploypipe.stages.base import Outputs, Params
-from deploypipe.stages.db import DbBackup, DbDryRun, DbMigrate
+from deploypipe.stages.db import DbBackup, DbDryRun
 from deploypipe.stages.db_checks import DbLint, DbMigrationStatus
+from deploypipe.stages.db_migrate import DbMigrate
 from deploypipe.stages.http import HttpCheck, VerifyHealth
 from deploypipe.stages.lint import LintBlueprint
 from deploypipe.stages.notify import NotifyWebhook

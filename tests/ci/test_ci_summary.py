@@ -150,10 +150,10 @@ def test_without_a_usable_report_the_summary_says_so_with_the_exit_code(tmp_path
         "(invalid usage, pipeline or configuration, or the lock was held); its one-line reason is in the step's log.\n")
 
 
-def test_python_dash_m_runs_the_same_command(tmp_path):
+def test_the_installed_command_prints_the_summary(tmp_path):
     path = tmp_path / "report.json"
     path.write_text(json.dumps(REPORT))
-    proc = subprocess.run([sys.executable, "-m", "deploypipe.output.ci_summary", str(path)], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "deploypipe.cli", "ci-summary", str(path)], capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0 and proc.stdout == EXPECTED
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from dbfixtures import StageRunner, sql
 
-from deploypipe.stages.db import DbBackup, DbDryRun, DbMigrate
+from deploypipe.stages.db import DbBackup, DbDryRun
+from deploypipe.stages.db_migrate import DbMigrate
 
 BASE_ENV = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}
 

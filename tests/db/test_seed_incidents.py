@@ -21,8 +21,9 @@ from dbfixtures import StageRunner, sql
 from pydantic import ValidationError
 
 from deploypipe.errors import StageFailed
-from deploypipe.stages.db import DbBackup, DbDryRun, DbMigrate
+from deploypipe.stages.db import DbBackup, DbDryRun
 from deploypipe.stages.db_checks import DbLint, DbMigrationStatus
+from deploypipe.stages.db_migrate import DbMigrate
 
 BASE_ENV = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}
 
@@ -307,13 +308,13 @@ def test_lint_names_each_pending_alembic_migrations_phase_from_the_sql_it_will_r
     url = new_db("phases")
     _users_at_0001(alembic_project, url, duplicates=False)
     alembic_project.revision("0002", "0001", 'op.add_column("users", sa.Column("nick", sa.Text))')
-    alembic_project.revision("0003", "0002", 'op.drop_column("users", "name")')
-    alembic_project.revision("0004", "0003", 'op.drop_column("users", "nick")',
+    alembic_project.revision("0003", "0002", 'op.drop_column("users", "nick")',
                              header="# deploypipe: expand (reason: no release ever read users.nick)")
+    alembic_project.revision("0004", "0003", 'op.drop_column("users", "name")')
     result = _runner(alembic_project.root, url).run("lint", DbLint, database="main", tool="alembic", squawk=False)
-    assert result.outputs.phases == {"0002": "expand", "0003": "contract: drop-column users.name (line 2)",
-                                     "0004": "expand (override: no release ever read users.nick)"}
-    assert result.summary.endswith("; contract: 0003")
+    assert result.outputs.phases == {"0002": "expand", "0003": "expand (override: no release ever read users.nick)",
+                                     "0004": "contract: drop-column users.name (line 2)"}
+    assert result.summary.endswith("; contract: 0004")
 
 
 def test_a_phase_override_without_a_reason_is_a_lint_error(alembic_project, new_db):

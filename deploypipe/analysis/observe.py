@@ -272,7 +272,7 @@ def observe(source: TrafficSource, config: TrafficConfig, *, switched_at: float,
     ``baseline`` defaults to the ``config.baseline_s`` seconds before the switch, from ``previous_live_at`` at the
     earliest (when the previous release went live: neither the baseline nor its widening reach back into the
     release before it, or into the previous release's own start); ``on_look``
-    gets the figures of each look and ``on_baseline`` those of the baseline, once before the first look (for
+    gets the figures of each look and ``on_baseline`` those of the baseline, once it is read whole (for
     the journal: events ``traffic_look`` and ``traffic_baseline``). Returns
     at the first look where a failure is certain, else after the window and the bounded wait for late data.
     Raises only what ``source`` raises that is not transient. ``clock`` must give epoch seconds (``time.time``,

@@ -258,7 +258,7 @@ def test_the_simulation_is_reproducible_from_its_seed() -> None:
     assert (first.at, first.status, first.latency_ms) == (second.at, second.status, second.latency_ms)
 
 
-def test_an_observation_started_late_still_reads_the_baseline_first_and_fails_at_its_first_look() -> None:
+def test_an_observation_started_late_fails_at_its_first_look_on_the_baseline_read_by_then() -> None:
     clock = BoundedClock(SWITCH)
     source = service(clock, routes=BROKEN_POST)
     clock.sleep(20)  # the stage noticed the switch 20 s late

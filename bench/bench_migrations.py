@@ -34,9 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from deploypipe.commands.invocation import Invocation, load  # noqa: E402
+from deploypipe.commands.local import maybe_local  # noqa: E402
 from deploypipe.commands.run import run_pipeline  # noqa: E402
 from deploypipe.local.repo import LocalRepo  # noqa: E402
-from deploypipe.local.session import maybe_local  # noqa: E402
 from deploypipe.local.traffic import TrafficGenerator  # noqa: E402
 from deploypipe.render.client import RenderClient  # noqa: E402
 from deploypipe.replays.changes import APP, BAD_CHANGES, MIGRATIONS  # noqa: E402

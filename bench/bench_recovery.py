@@ -64,10 +64,10 @@ def measure(inv: Any, report: Any, interval_s: float) -> dict:
 
 def main() -> None:
     from deploypipe.commands.invocation import Invocation, load
+    from deploypipe.commands.local import maybe_local
     from deploypipe.commands.run import run_pipeline
     from deploypipe.engine.loader import LoadedPipeline
     from deploypipe.local.repo import LocalRepo
-    from deploypipe.local.session import maybe_local
     from deploypipe.replays.changes import BAD_CHANGES
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -31,21 +31,26 @@ def local_extra(where: str) -> Iterator[None]:
         raise UsageError(f"needs {exc.name}, which is not installed", where=where, hint=LOCAL_EXTRA_HINT) from None
 
 
-def _asks_for_local(inv: Any) -> bool:
+def _local_section(inv: Any) -> dict[str, Any] | None:
     try:
         raw = load_yaml(inv.pipeline_path()).data
     except SpecError:  # the real load reports the problem with its exit code
-        return False
-    return isinstance(raw, dict) and bool(raw.get("local"))
+        return None
+    section = raw.get("local") if isinstance(raw, dict) else None
+    return section if isinstance(section, dict) and section else None
 
 
 @contextlib.contextmanager
 def maybe_local(inv: Any, *, start: bool = True) -> Iterator[None]:
-    """:func:`deploypipe.local.session.maybe_local` for a pipeline with a ``local:`` section; otherwise nothing."""
-    if not _asks_for_local(inv):
+    """Run the block inside the local default when the invocation's pipeline has a ``local:`` section.
+
+    With ``start=False`` (``plan``) nothing starts: the variables the local default would set are descriptions.
+    """
+    section = _local_section(inv)
+    if section is None:
         yield
         return
     with local_extra(str(inv.pipeline_path())):
-        from deploypipe.local.session import maybe_local as local_session
-    with local_session(inv, start=start):
+        from deploypipe.local.session import local_session
+    with local_session(inv, section, start=start):
         yield

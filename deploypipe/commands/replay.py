@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from deploypipe.commands.invocation import Invocation, load
+from deploypipe.commands.local import maybe_local
 from deploypipe.commands.run import run_pipeline
-from deploypipe.local.session import maybe_local
 from deploypipe.replays.catalogue import REPLAYS
 from deploypipe.replays.engine import production_state, run_replay, served_service
 

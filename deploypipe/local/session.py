@@ -10,34 +10,20 @@ itself is the same code that talks to Render.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
-from deploypipe.core.yamlio import load_yaml
-from deploypipe.errors import SpecError, UsageError
+from deploypipe.local.environment import LocalEnvironment
 
-__all__ = ["maybe_local"]
+__all__ = ["local_session"]
 
 
 @contextlib.contextmanager
-def maybe_local(inv: Any, *, start: bool = True) -> Iterator[None]:
-    """Run the block inside the local default when the invocation's pipeline has a ``local:`` section.
+def local_session(inv: Any, section: Mapping[str, Any], *, start: bool = True) -> Iterator[None]:
+    """Run the block inside the local default that the pipeline's ``local:`` ``section`` describes.
 
     With ``start=False`` (``plan``) nothing starts: the variables the local default would set are descriptions.
     """
-    path = inv.pipeline_path()
-    try:
-        raw = load_yaml(path).data
-    except SpecError:  # the real load reports the problem with its exit code
-        raw = None
-    if not (isinstance(raw, dict) and raw.get("local")):
-        yield
-        return
-    try:
-        from deploypipe.local.environment import LocalEnvironment
-    except ModuleNotFoundError as exc:
-        raise UsageError(f"the pipeline's local: section needs {exc.name}, which the plain install leaves out",
-                         where=str(path), hint="pip install 'deploypipe[local]'") from exc
-    env = LocalEnvironment.for_invocation(inv, raw.get("local") or {})
+    env = LocalEnvironment.for_invocation(inv, dict(section))
     if not start:
         inv.env = {**inv.env, **env.planned()}
         yield
@@ -45,4 +31,3 @@ def maybe_local(inv: Any, *, start: bool = True) -> Iterator[None]:
     with env.running() as overrides:
         inv.env = {**inv.env, **overrides}
         yield
-

@@ -82,5 +82,6 @@ def test_a_local_pipeline_on_the_plain_install_says_which_extra_it_needs(tmp_pat
             print(exc.exit_code, exc.render())
     """, tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == (f"2 {tmp_path / 'p.yaml'}: the pipeline's local: section needs starlette, which "
-                                     "the plain install leaves out; hint: pip install 'deploypipe[local]'")
+    assert result.stdout.strip() == (f"2 {tmp_path / 'p.yaml'}: needs starlette, which is not installed; hint: install "
+                                     "deploypipe[local] (pip install 'deploypipe[local]'): the local Render, local "
+                                     "default and replays")

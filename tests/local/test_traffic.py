@@ -14,9 +14,9 @@ import pytest
 from conftest import _private_tmp, invocation, make_project
 
 from deploypipe.commands.invocation import load
+from deploypipe.commands.local import maybe_local
 from deploypipe.commands.run import run_pipeline
 from deploypipe.local.repo import LocalRepo
-from deploypipe.local.session import maybe_local
 from deploypipe.replays.engine import run_replay
 
 pytestmark = pytest.mark.e2e

@@ -39,22 +39,10 @@ from deploypipe.commands.run import run_pipeline  # noqa: E402
 from deploypipe.local.repo import LocalRepo  # noqa: E402
 from deploypipe.local.traffic import TrafficGenerator  # noqa: E402
 from deploypipe.render.client import RenderClient  # noqa: E402
-from deploypipe.replays.changes import APP, BAD_CHANGES, MIGRATIONS  # noqa: E402
+from deploypipe.replays.changes import APP, BAD_CHANGES, MIGRATION_HEADER, MIGRATIONS  # noqa: E402
 from deploypipe.spec.model import TrafficSpec  # noqa: E402
 
-_HEADER = '''"""{title}
-
-Revision ID: 0003
-Revises: 0002
-"""
-import sqlalchemy as sa
-from alembic import op
-
-revision = "0003"
-down_revision = "0002"
-branch_labels = None
-depends_on = None
-
+_MIGRATION = MIGRATION_HEADER + """
 
 def upgrade() -> None:
     {up}
@@ -62,18 +50,18 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     {down}
-'''
+"""
 _RESET = "update alembic_version set version_num = '0002' where version_num = '0003'"
 SCENARIOS: dict[str, dict[str, Any]] = {
     "drop-column": BAD_CHANGES["drop-column"],
     "rename-column": BAD_CHANGES["rename-column"],
     "not-null-default": {
-        "files": {f"{MIGRATIONS}/0003_pinned.py": _HEADER.format(
+        "files": {f"{MIGRATIONS}/0003_pinned.py": _MIGRATION.format(
             title="notes can be pinned", up='op.add_column("notes", sa.Column("pinned", sa.Boolean, nullable=False, '
                                             'server_default=sa.false()))', down='op.drop_column("notes", "pinned")')},
         "message": "Notes can be pinned", "cleanup_sql": f"alter table notes drop column if exists pinned; {_RESET}"},
     "slow-after-expand": {
-        "files": {f"{MIGRATIONS}/0003_tag.py": _HEADER.format(
+        "files": {f"{MIGRATIONS}/0003_tag.py": _MIGRATION.format(
             title="notes get an optional tag", up='op.add_column("notes", sa.Column("tag", sa.Text, nullable=True))',
             down='op.drop_column("notes", "tag")')},
         "transform": {f"{APP}/app.py": lambda source: source.replace(

@@ -10,8 +10,8 @@ implements :class:`TrafficSource` on the Render client and calls::
 Modules: ``source`` (the protocol and its values), ``config``, ``stats`` (the sequential test, bounds, why
 them), ``latency``, ``paths`` (per-route tallies and the message), ``evidence`` (windows and what was read),
 ``judge`` (evidence -> verdict), ``verdict`` (the result), ``observe`` (the loop and its request budget),
-``simulation`` (a seeded fake service for tests and ``bench/bench_traffic.py``, not imported here). Standard
-library only: no numpy, no scipy.
+``baseline`` (the baseline's request logs, newest first), ``simulation`` (a seeded fake service for tests and
+``bench/bench_traffic.py``, not imported here). Standard library only: no numpy, no scipy.
 """
 
 from deploypipe.analysis.config import OnInconclusive, TrafficConfig

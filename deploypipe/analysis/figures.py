@@ -1,4 +1,4 @@
-"""The journal's figures of an observation: the baseline once (``traffic_baseline``), then each look (``traffic_look``).
+"""The journal's figures of an observation: each look (``traffic_look``), the baseline once read (``traffic_baseline``).
 
 ``traffic_baseline``: ``start`` and ``end`` (epoch seconds: where the baseline's request logs begin, widened or
 not, and the switch), ``requests`` and ``errors`` (the service's baseline counts) and ``buckets`` (``start``,

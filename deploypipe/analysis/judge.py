@@ -14,6 +14,11 @@ at every look) of one null share ``p0`` each, and fails a test only with at leas
   ``max_latency_ms`` is tested against ``1 - latency_quantile``. Logs without response times fall back to the
   metrics quantile at the last look.
 
+Until the baseline's request logs are read whole (the first looks), a scope is judged on the part read so far,
+and only by the errors floor, where that part has ``min_baseline_requests`` and met the floor: the floor's
+``p0`` does not depend on the baseline, so checking it at the looks the part chooses keeps its bound; the tests
+whose ``p0`` or limit comes from the baseline wait for the whole of it.
+
 The significance is split so that the chance of any false failure is at most ``significance``: half for the
 service, half for the routes, the j-th route to appear getting ``6 / (pi^2 j^2)`` of it (the series sums to 1,
 so routes may appear at any time); within a scope, half for errors (baseline bound, test) and half for latency
@@ -70,16 +75,21 @@ def _error_null(counts: PathCounts, base: PathCounts, config: TrafficConfig, alp
 
 
 def judge_scope(name: str, counts: PathCounts, base: PathCounts, config: TrafficConfig, alpha: float, *,
-                path: bool) -> Finding:
-    """The tests of one scope at significance ``alpha`` (``counts`` of the new release, ``base`` of the baseline)."""
+                path: bool, early: bool = False) -> Finding:
+    """The tests of one scope at significance ``alpha`` (``counts`` of the new release, ``base`` of the baseline).
+
+    ``early``: ``base`` is the part of the baseline read so far; only the errors floor runs (its ``p0`` does not
+    depend on the baseline), and only where that part has ``min_baseline_requests`` and met the floor.
+    """
     failures: list[str] = []
     p0, floor = _error_null(counts, base, config, alpha / 4, path)
     strength = log_e_value(counts.errors, counts.requests, p0)
-    if counts.errors >= config.min_errors and rejects(counts.errors, counts.requests, p0, alpha / 4):
+    tested = not early or (floor and base.requests >= config.min_baseline_requests)
+    if tested and counts.errors >= config.min_errors and rejects(counts.errors, counts.requests, p0, alpha / 4):
         failures.append(_error_reason(name, counts, base, config, floor=floor, path=path))
     new_sorted, base_sorted = counts.sorted_ms(), base.sorted_ms()
     under_sampled = path and 0 < base.requests < config.min_baseline_requests
-    compared = _comparison_quantile(len(base_sorted), config, alpha / 6) if new_sorted else None
+    compared = _comparison_quantile(len(base_sorted), config, alpha / 6) if new_sorted and not early else None
     if compared is not None:
         q, rank = compared
         upper = base_sorted[rank - 1]
@@ -87,11 +97,11 @@ def judge_scope(name: str, counts: PathCounts, base: PathCounts, config: Traffic
         slow = len(new_sorted) - bisect.bisect_right(new_sorted, limit)
         strength = max(strength, log_e_value(slow, len(new_sorted), 1 - q))
         if slow >= config.min_errors and rejects(slow, len(new_sorted), 1 - q, alpha / 6):
-            failures.append(f"{name}: p{q * 100:g} {sorted_quantile(new_sorted, q):.0f} ms against the baseline's "
-                            f"{sorted_quantile(base_sorted, q):.0f} ms ({slow} of {len(new_sorted)} requests above "
-                            f"{limit:.0f} ms)")
+            failures.append(f"{name}: p{q * 100:g} latency {sorted_quantile(new_sorted, q):.0f} ms against the "
+                            f"baseline's {sorted_quantile(base_sorted, q):.0f} ms ({slow} of {len(new_sorted)} "
+                            f"requests above {limit:.0f} ms)")
     base_top = sorted_quantile(base_sorted, config.latency_quantile)
-    if counts.ms and not under_sampled and (base_top is None or base_top <= config.max_latency_ms):
+    if counts.ms and not early and not under_sampled and (base_top is None or base_top <= config.max_latency_ms):
         slow = len(new_sorted) - bisect.bisect_right(new_sorted, config.max_latency_ms)
         null = 1 - config.latency_quantile
         strength = max(strength, log_e_value(slow, len(counts.ms), null))
@@ -147,8 +157,9 @@ def _finding(route: str, counts: PathCounts, evidence: Evidence, found: Finding)
 
 def judge_paths(evidence: Evidence, config: TrafficConfig) -> dict[str, Finding]:
     """Each route's finding, in the order the routes appeared."""
+    early = not evidence.paths.baseline_read
     return {route: judge_scope(route, counts, evidence.paths.baseline_of(route), config,
-                               scope_alpha(config.significance, order), path=True)
+                               scope_alpha(config.significance, order), path=True, early=early)
             for order, (route, counts) in enumerate(evidence.paths.new.items(), start=1)}
 
 
@@ -167,7 +178,8 @@ def _figures(evidence: Evidence, config: TrafficConfig, new_ms: float | None, ba
 def judge(evidence: Evidence, config: TrafficConfig, *, final: bool) -> Verdict | None:
     """The verdict of one look; an interim look returns None unless the release fails."""
     new, base = _service(evidence)
-    service = judge_scope(OVERALL, new, base, config, scope_alpha(config.significance, 0), path=False)
+    service = judge_scope(OVERALL, new, base, config, scope_alpha(config.significance, 0), path=False,
+                          early=not evidence.paths.baseline_read)
     paths = judge_paths(evidence, config)
     ranked = sorted(((route, found) for route, found in paths.items()
                      if found.failures or evidence.paths.new[route].errors),

@@ -5,22 +5,22 @@ Requests are paced by one :class:`_Slot` per kind (retries included: a retry wai
 * metrics, at most one per ``interval_s``: request counts over the baseline and the new window at once (one
   request covers both, and re-reading the whole span picks up late data); once the window is over, when the logs
   carry no response times, one read of the latency quantile over the same span;
-* request logs, at most ``logs_requests_per_min`` pages a minute, every page followed (``LogPage.next``). First,
-  before the first look, the baseline: the ``baseline_s`` before the switch, widened backwards (doubling the span)
-  up to ``max_baseline_s`` while a route has fewer than ``min_baseline_requests`` (at most a minute of pages, newest
-  first). Then at each look the new release's entries from the cursor up to ``logs_lag_s`` before now, at most
-  ``interval_s`` worth of pages; what is left is read at the next look. Each entry is read exactly once as long
-  as none arrives later than ``logs_lag_s``.
+* request logs, at most ``logs_requests_per_min`` pages a minute, every page followed (``LogPage.next``). At
+  each look, first the new release's entries from the cursor up to ``logs_lag_s`` before now, at most
+  ``interval_s`` worth of pages (what is left is read at the next look); then, with the pages the look has left,
+  the baseline's, newest first (``baseline.BaselineReader``). Each entry is read exactly once as long as none
+  arrives later than ``logs_lag_s``.
 
-Every look is judged (``judge``, valid at every look); a failure stops the observation (fail-fast). After the
-window, the loop waits until the logs are read to the window's end, or, when the metrics count, until two reads
-agree and the last bucket is there (at most ``late_data_s``); then it judges for good. Transient source errors
-are retried with tenacity on the injected sleep; a read that still fails leaves the previous data and a note.
+Every look is judged (``judge``, valid at every look) after the new release's pages, and again after baseline
+pages; while the baseline is not read whole, on the part read so far (the service on the metrics' counts). A
+failure stops the observation (fail-fast). After the window, the loop reads what is left of the baseline and
+waits until the logs are read to the window's end, or, when the metrics count, until two reads agree and the
+last bucket is there (at most ``late_data_s``); then it judges for good. Transient source errors are retried with
+tenacity on the injected sleep; a read that still fails leaves the previous data and a note.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
+from deploypipe.analysis.baseline import BaselineReader
 from deploypipe.analysis.config import TrafficConfig
 from deploypipe.analysis.evidence import COUNTED_FROM_LOGS, Evidence, Windows, plan_windows
 from deploypipe.analysis.figures import baseline_figures, look_figures
@@ -83,6 +84,9 @@ class _Observation:
         self.logs = _Slot("logs", config.logs_gap_s, clock, sleep)
         self.cursor = windows.new_logs.start
         self.pending: Window | None = None  # the part of [.., cursor) whose pages are still to be read
+        self.baseline = BaselineReader(self.evidence, config, clock=clock, sleep=sleep, wait_s=self.logs.wait_s,
+                                       read_pages=self._pages, since=since)
+        self.baseline_logged = False
         self.previous_counts: tuple[int, int, int, int] | None = None
         self.logs_end = windows.requested_end + config.logs_lag_s
         self.deadline = max(windows.new.end + config.late_data_s, self.logs_end) + config.interval_s
@@ -134,57 +138,34 @@ class _Observation:
             self.evidence.take_latency(buckets)
 
     def _pages(self, what: str, window: Window, add: Callable[[list[RequestLogEntry]], None],
-               budget: int) -> Window | None | bool:
-        """Read ``window`` page by page within ``budget`` pages: None when whole, the unread rest, or False."""
+               budget: int) -> tuple[Window | None | bool, int]:
+        """Read ``window`` page by page within ``budget`` pages: (None when whole, the unread rest, or False; the
+        pages asked for)."""
         rest: Window | None = window
+        before = len(self.logs.calls)
         while rest is not None and budget > 0:
             budget -= 1
             part = rest
             page = self._call(self.logs, what,
                               lambda part=part: self.source.request_logs(part, self.config.log_page))  # type: ignore[misc]
             if page is None:
-                return False if rest == window else rest
+                return (False if rest == window else rest), len(self.logs.calls) - before
             add(_inside(page, part))
             rest = page.next if page.has_more and page.next is not None and page.next != part else None
-        return rest
+        return rest, len(self.logs.calls) - before
 
-    def _read_baseline(self) -> None:
-        config, tally, end = self.config, self.evidence.paths, self.windows.baseline_logs.end
-        earliest = min(self.windows.baseline_logs.start, max(end - config.max_baseline_s, self.since or 0.0))
-        # what is older than the logs' lag has all arrived: read it first, the last lag seconds once they have
-        settled = min(end, max(self.windows.baseline_logs.start, self.clock() - config.logs_lag_s))
-        chunk, budget, read_from = Window(self.windows.baseline_logs.start, settled), config.logs_requests_per_min, end
-        while chunk.duration_s > 0:
-            before = len(self.logs.calls)
-            rest = self._pages("baseline request logs", chunk, tally.add_baseline, budget)
-            budget -= len(self.logs.calls) - before
-            if rest is False:
-                return
-            read_from = chunk.start if rest is None else rest.end  # type: ignore[union-attr]
-            thin = [route for route, counts in tally.baseline.items() if counts.requests < config.min_baseline_requests]
-            if rest is not None or not thin or read_from <= earliest or budget <= 0:
-                break
-            chunk = Window(max(earliest, read_from - (end - read_from)), read_from)  # doubles the span read
-        if settled < end:
-            self.sleep(max(0.0, end + config.logs_lag_s - self.clock()))
-            if self._pages("baseline request logs", Window(settled, end), tally.add_baseline, 10**6) is not None:
-                return
-            read_from = min(read_from, settled)
-        tally.baseline_read = True
-        if read_from != self.windows.baseline_logs.start:
-            self.evidence.note(f"baseline request logs from {read_from - end:.0f} s before the switch")
-        self.windows = self.evidence.windows = dataclasses.replace(self.windows, baseline_logs=Window(read_from, end))
-
-    def _read_logs(self) -> None:
+    def _read_logs(self) -> int:
+        """The new release's entries from the cursor up to the logs' lag, within a look's pages; the pages read."""
         tally = self.evidence.paths
         if self.pending is None:
             target = min(self.clock() - self.config.logs_lag_s, self.windows.new_logs.end)
             if target <= self.cursor:
-                return
+                return 0
             self.pending, self.cursor = Window(self.cursor, target), target
-        rest = self._pages("request logs", self.pending, tally.add_new, self.config.logs_pages_per_look())
+        rest, pages = self._pages("request logs", self.pending, tally.add_new, self.config.logs_pages_per_look())
         self.pending = self.pending if rest is False else rest  # type: ignore[assignment]
         tally.behind = self.pending is not None
+        return pages
 
     # -- the loop -------------------------------------------------------------------------------
     def _settled(self, looks_after_end: int) -> bool:
@@ -201,6 +182,16 @@ class _Observation:
                           f"after the window; judged what had arrived")
         return True
 
+    def _judge(self, looks: int) -> Verdict | None:
+        """An interim judgment on what was read so far (the baseline's part read so far while it is not whole)."""
+        self._count(self.evidence.logs_complete)
+        if self.evidence.paths.baseline_read and not self.baseline_logged:
+            self._log_baseline()
+        if not self.config.fail_fast:
+            return None
+        verdict = judge(self.evidence, self.config, final=False)
+        return None if verdict is None else self._finish(verdict, looks, early=True)
+
     def run(self) -> Verdict:
         config, windows = self.config, self.windows
         looks = looks_after_end = 0
@@ -210,20 +201,17 @@ class _Observation:
             next_look = self.clock() + config.interval_s
             looks += 1
             self._read_counts()
-            if looks == 1:
-                self._read_baseline()
-            self._read_logs()
+            pages = self._read_logs()  # the new release's entries first: they are what is judged
             exact = self.evidence.logs_complete
             self._count(exact)
             over = self.clock() >= (self.logs_end if exact else windows.new.end)
             looks_after_end += over
-            if looks == 1:
-                self._log_baseline()
             self._log_look(looks)
-            if config.fail_fast:
-                verdict = judge(self.evidence, config, final=False)
-                if verdict is not None:
-                    return self._finish(verdict, looks, early=True)
+            if looks > 1 and (verdict := self._judge(looks)) is not None:
+                return verdict
+            if self.baseline.read(config.logs_pages_per_look() - pages) or looks == 1:
+                if (verdict := self._judge(looks)) is not None:
+                    return verdict
             if over and exact and self.cursor >= windows.requested_end:
                 break  # every request of the window is in the logs already: no bucket to wait for
             if over and (self._settled(looks_after_end) or looks >= self.max_looks):
@@ -231,8 +219,11 @@ class _Observation:
         self.sleep(max(0.0, next_look - self.clock()))
         if not any(counts.ms for counts in self.evidence.paths.new.values()):
             self._read_latency()
+        self.baseline.read_rest()
         self._read_logs()
         self._count(self.evidence.logs_complete)
+        if not self.baseline_logged:
+            self._log_baseline()
         verdict = judge(self.evidence, config, final=True)
         assert verdict is not None
         return self._finish(verdict, looks + 1, early=False)
@@ -245,6 +236,7 @@ class _Observation:
             self.evidence.notes = [note for note in self.evidence.notes if note != COUNTED_FROM_LOGS]
 
     def _log_baseline(self) -> None:
+        self.baseline_logged = True
         figures = baseline_figures(self.evidence)
         log.debug("traffic_baseline", **figures)
         if self.on_baseline is not None:
@@ -280,7 +272,7 @@ def observe(source: TrafficSource, config: TrafficConfig, *, switched_at: float,
     ``baseline`` defaults to the ``config.baseline_s`` seconds before the switch, from ``previous_live_at`` at the
     earliest (when the previous release went live: neither the baseline nor its widening reach back into the
     release before it, or into the previous release's own start); ``on_look``
-    gets the figures of each look and ``on_baseline`` those of the baseline, once before the first look (for
+    gets the figures of each look and ``on_baseline`` those of the baseline, once it is read whole (for
     the journal: events ``traffic_look`` and ``traffic_baseline``). Returns
     at the first look where a failure is certain, else after the window and the bounded wait for late data.
     Raises only what ``source`` raises that is not transient. ``clock`` must give epoch seconds (``time.time``,

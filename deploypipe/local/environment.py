@@ -151,7 +151,7 @@ class LocalEnvironment:
                 return info["url"]
         port = free_port()
         env = {**os.environ, "DEPLOYPIPE_EMULATOR_API_KEY": api_key}
-        command = [sys.executable, "-m", "deploypipe.emulator", "--port", str(port),
+        command = [sys.executable, "-m", "deploypipe.cli", "emulator", "--port", str(port),
                    "--blueprint", str(repo.path / self.blueprint), "--repo", str(repo.path),
                    "--data-dir", str(data), "--database", f"{database}={database_url}"]
         log_file = open(data / "emulator.log", "ab")

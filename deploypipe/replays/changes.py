@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-__all__ = ["BAD_CHANGES", "PRISMA_INIT_SQL", "PRISMA_MIGRATION"]
+__all__ = ["BAD_CHANGES", "MIGRATION_HEADER", "PRISMA_INIT_SQL", "PRISMA_MIGRATION"]
 
 APP = "examples/sampleapp"
 MIGRATIONS = f"{APP}/migrations/versions"
@@ -22,7 +22,7 @@ CREATE TABLE "users" (
 CREATE UNIQUE INDEX "users_email_key" ON "users"("email");
 """
 
-_HEADER = '''"""{title}
+MIGRATION_HEADER = '''"""{title}
 
 Revision ID: 0003
 Revises: 0002
@@ -36,7 +36,7 @@ branch_labels = None
 depends_on = None
 '''
 
-PGVECTOR = _HEADER.format(title="enable pgvector (pinned, as generated on a dev machine)") + '''
+PGVECTOR = MIGRATION_HEADER.format(title="enable pgvector (pinned, as generated on a dev machine)") + '''
 
 def upgrade() -> None:
     op.execute('CREATE EXTENSION IF NOT EXISTS "vector" WITH VERSION \\'0.5.1\\'')
@@ -47,7 +47,7 @@ def downgrade() -> None:
     op.drop_column("notes", "embedding_model")
 '''
 
-UNIQUE_BODY = _HEADER.format(title="notes bodies are unique") + '''
+UNIQUE_BODY = MIGRATION_HEADER.format(title="notes bodies are unique") + '''
 
 def upgrade() -> None:
     op.create_index("ix_notes_body_unique", "notes", ["body"], unique=True)
@@ -57,7 +57,7 @@ def downgrade() -> None:
     op.drop_index("ix_notes_body_unique", table_name="notes")
 '''
 
-MONKEYPATCH = _HEADER.format(title="add tags, with 'safe' operation wrappers") + '''
+MONKEYPATCH = MIGRATION_HEADER.format(title="add tags, with 'safe' operation wrappers") + '''
 
 _original_create_index = op.create_index
 
@@ -82,7 +82,7 @@ def downgrade() -> None:
 '''
 
 
-DROP_AUTHOR = _HEADER.format(title="drop notes.author: the release's code no longer reads it") + '''
+DROP_AUTHOR = MIGRATION_HEADER.format(title="drop notes.author: the release's code no longer reads it") + '''
 
 def upgrade() -> None:
     op.drop_column("notes", "author")
@@ -92,7 +92,7 @@ def downgrade() -> None:
     op.add_column("notes", sa.Column("author", sa.Text, nullable=True))
 '''
 
-RENAME_AUTHOR = _HEADER.format(title="rename notes.author to written_by, in one step") + '''
+RENAME_AUTHOR = MIGRATION_HEADER.format(title="rename notes.author to written_by, in one step") + '''
 # deploypipe: expand (reason: the app reads the new name in the same release)
 
 

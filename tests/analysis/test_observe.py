@@ -57,9 +57,9 @@ CASES = [
     Case("late data: metrics up to 12 s late", {"metrics_lag_s": 12.0, "logs_lag_s": 3.0}, "pass", "passed: "),
     Case("no traffic before the deploy (the local default) still names a broken path", {"traffic_before": False},
          "fail", "POST /notes: ", routes=BROKEN_POST),
-    Case("a slower release", {"latency_ms_after": 400.0}, "fail", "GET /: p90 "),
+    Case("a slower release", {"latency_ms_after": 400.0}, "fail", "GET /: p90 latency "),
     Case("a path failing 5 % before and after", {}, "pass", "passed: ", routes=FLAKY),
-    Case("one path 100x slower", {}, "fail", "GET /notes: p90 ", routes=SLOW_NOTES),
+    Case("one path 100x slower", {}, "fail", "GET /notes: p90 latency ", routes=SLOW_NOTES),
 ]
 
 
@@ -70,12 +70,21 @@ def test_each_kind_of_simulated_release_gets_its_verdict(case: Case) -> None:
     assert (verdict.status, verdict.message[:len(case.message)]) == (case.status, case.message), verdict.reasons
 
 
-def test_a_path_failing_for_everyone_fails_the_release_at_the_first_look_after_the_switch() -> None:
+def test_a_path_failing_for_everyone_fails_at_the_first_look_that_reads_five_of_its_requests() -> None:
     clock = BoundedClock(SWITCH)
-    verdict = watch(service(clock, routes=BROKEN_POST), clock)
-    assert verdict.early and verdict.looks == 1  # the first look reads the baseline first (15 s of pages)
+    verdict = watch(service(clock, routes=BROKEN_POST), clock)  # 1.5 req/s, logs read up to 3 s before now
+    assert verdict.early and verdict.looks == 3 and verdict.elapsed_s < 2 * FAST.interval_s + 1
     assert re.fullmatch(r"POST /notes: (\d+) of \1 answered 500 since 12:03:0\d \(baseline \d of \d+\)",
                         verdict.message), verdict.message
+
+
+def test_at_renders_limits_a_path_failing_for_everyone_fails_within_two_looks_before_the_baseline_is_read() -> None:
+    clock = BoundedClock(SWITCH)
+    routes = (Route("GET", "/", 0.8), Route("POST", "/notes", 0.2, error_rate_after=1.0))  # 2 req/s all 500
+    source = service(clock, routes=routes, metrics_lag_s=60.0, logs_lag_s=5.0)  # 10 req/s: 90 baseline pages
+    verdict = watch(source, clock, TrafficConfig())
+    assert verdict.early and verdict.looks <= 2 and verdict.elapsed_s <= 60, (verdict.looks, verdict.elapsed_s)
+    assert verdict.message.startswith("POST /notes: ") and not verdict.worst_paths[0].baseline_read
 
 
 def test_a_healthy_release_is_judged_after_the_window_and_the_late_data_wait_only() -> None:
@@ -131,17 +140,17 @@ def test_the_baseline_never_reaches_back_before_the_previous_release_went_live()
     assert verdict.figures.baseline_requests == len(source.requests_in(Window(SWITCH - 200, SWITCH)))
 
 
-def test_the_baseline_is_journalled_once_before_the_first_look_and_each_look_carries_latency() -> None:
+def test_the_baseline_is_journalled_once_when_read_whole_and_each_look_carries_latency() -> None:
     clock = BoundedClock(SWITCH)
     events: list[tuple[str, dict[str, Any]]] = []
     watch(service(clock, routes=SLOW_NOTES), clock, events=events)
     kinds = [kind for kind, _ in events]
-    assert kinds[0] == "traffic_baseline" and kinds.count("traffic_baseline") == 1 and len(kinds) >= 2
-    baseline = events[0][1]
+    assert kinds.count("traffic_baseline") == 1 and "traffic_look" in kinds
+    baseline = events[kinds.index("traffic_baseline")][1]
     assert set(baseline) == {"start", "end", "requests", "errors", "buckets"} and baseline["end"] == SWITCH
     assert baseline["requests"] == sum(b["requests"] for b in baseline["buckets"]) > 0
     assert all(b["start"] < SWITCH for b in baseline["buckets"])
-    look = events[-1][1]
+    look = [figures for kind, figures in events if kind == "traffic_look"][-1]
     assert {"look", "at", "elapsed_s", "requests", "errors", "baseline_requests", "baseline_errors", "paths",
             "latency_ms", "baseline_latency_ms", "path_latency"} == set(look)
     notes = next(p for p in look["path_latency"] if p["route"] == "GET /notes")
@@ -152,7 +161,7 @@ def test_a_first_release_journals_an_empty_baseline_and_says_it_was_not_compared
     clock = BoundedClock(SWITCH)
     events: list[tuple[str, dict[str, Any]]] = []
     verdict = watch(service(clock, traffic_before=False), clock, events=events)
-    assert events[0] == ("traffic_baseline", {"start": SWITCH - FAST.baseline_s, "end": SWITCH, "requests": 0,
+    assert next(e for e in events if e[0] == "traffic_baseline") == ("traffic_baseline", {"start": SWITCH - FAST.baseline_s, "end": SWITCH, "requests": 0,
                                               "errors": 0, "buckets": []})
     assert not verdict.compared and verdict.message.endswith(NO_BASELINE)
 
@@ -249,7 +258,7 @@ def test_the_simulation_is_reproducible_from_its_seed() -> None:
     assert (first.at, first.status, first.latency_ms) == (second.at, second.status, second.latency_ms)
 
 
-def test_an_observation_started_late_still_reads_the_baseline_first_and_fails_at_its_first_look() -> None:
+def test_an_observation_started_late_fails_at_its_first_look_on_the_baseline_read_by_then() -> None:
     clock = BoundedClock(SWITCH)
     source = service(clock, routes=BROKEN_POST)
     clock.sleep(20)  # the stage noticed the switch 20 s late
@@ -275,8 +284,8 @@ def test_a_monotonic_clock_is_refused_because_render_dates_its_data() -> None:
 
 
 # Light traffic (the local default's): every request-log page is complete, so the logs are the exact counts.
-LIGHT = TrafficConfig(interval_s=2, resolution_s=30, window_s=12, baseline_s=20, late_data_s=4, min_requests=20,
-                      logs_lag_s=1, logs_requests_per_min=60)
+LIGHT = TrafficConfig(interval_s=2, resolution_s=30, window_s=12, baseline_s=20, max_baseline_s=20, late_data_s=4,
+                      min_requests=20, logs_lag_s=1, logs_requests_per_min=60)
 
 
 def test_with_complete_request_logs_a_short_window_ends_at_the_window_not_at_the_metrics_bucket_grid() -> None:

@@ -94,7 +94,7 @@ ROWS = [
                  baseline_paths={"GET /": (2700, 0), "GET /notes": (300, 0)},
                  path_ms={"GET /": ([80.0, 90.0, 100.0], [80.0, 90.0, 100.0]),
                           "GET /notes": ([600.0, 612.0, 620.0, 605.0], NOTES_MS)}),
-        "fail", "GET /notes: p90 620 ms against the baseline's 7 ms (52 of 52 requests above "),
+        "fail", "GET /notes: p90 latency 620 ms against the baseline's 7 ms (52 of 52 requests above "),
     Row("paths 15 % slower are drift, not a regression",
         evidence(600, 0, 3000, 0, paths={"GET /": (548, 0), "GET /notes": (52, 0)},
                  baseline_paths={"GET /": (2700, 0), "GET /notes": (300, 0)},
@@ -130,9 +130,27 @@ def test_a_slower_path_is_named_with_both_latencies_word_for_word() -> None:
                      path_ms={"GET /notes": ([612.0] * 48 + [5.0] * 4, NOTES_MS)})
     verdict = judge(found, FAST, final=False)
     assert verdict is not None
-    assert verdict.message == "GET /notes: p90 612 ms against the baseline's 7 ms (48 of 52 requests above 58 ms)"
+    assert verdict.message == "GET /notes: p90 latency 612 ms against the baseline's 7 ms (48 of 52 requests above 58 ms)"
     [finding] = verdict.worst_paths
     assert (finding.latency_ms, finding.baseline_latency_ms, finding.failed) == (612.0, 7.0, True)
+
+
+def test_before_the_baseline_is_whole_only_the_errors_floor_judges_where_the_part_read_met_it() -> None:
+    def early(baseline: tuple[int, int], failing: tuple[int, int], slow: bool = False) -> Evidence:
+        found = evidence(600, 0, 3000, 0, paths={"POST /notes": failing, "GET /notes": (52, 0)},
+                         baseline_paths={"POST /notes": baseline, "GET /notes": (300, 0)},
+                         path_ms={"GET /notes": ([612.0 if slow else 6.0] * 52, NOTES_MS)})
+        found.paths.baseline_read = False
+        return found
+
+    verdict = judge(early((60, 0), (12, 12)), FAST, final=False)  # the part read met the floor: fails at once
+    assert verdict is not None and verdict.message.startswith("POST /notes: 12 of 12 answered 500"), verdict
+    assert judge(early((40, 0), (12, 12)), FAST, final=False) is None  # too few baseline requests read yet
+    assert judge(early((60, 3), (12, 12)), FAST, final=False) is None  # already below the floor: wait for the whole
+    assert judge(early((60, 0), (52, 0), slow=True), FAST, final=False) is None  # latency waits for the whole
+    whole = early((40, 0), (12, 12), slow=True)
+    whole.paths.baseline_read = True
+    assert judge(whole, FAST, final=False) is not None
 
 
 def test_a_path_with_a_baseline_too_small_for_its_p90_is_compared_on_its_median() -> None:
@@ -140,7 +158,7 @@ def test_a_path_with_a_baseline_too_small_for_its_p90_is_compared_on_its_median(
                      path_ms={"GET /notes": ([612.0], NOTES_MS)})
     verdict = judge(found, FAST, final=False)
     assert verdict is not None
-    assert verdict.message == "GET /notes: p50 612 ms against the baseline's 6 ms (30 of 30 requests above 57 ms)"
+    assert verdict.message == "GET /notes: p50 latency 612 ms against the baseline's 6 ms (30 of 30 requests above 57 ms)"
 
 
 def test_failures_with_different_5xx_statuses_say_5xx_and_the_earliest_time() -> None:

@@ -1,4 +1,4 @@
-"""``python -m deploypipe.emulator`` as a real child process: key, faults file, a deploy, and a clean SIGTERM."""
+"""``deploypipe emulator`` as a real child process: key, faults file, a deploy, and a clean SIGTERM."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def test_the_entry_point_serves_a_blueprint_applies_a_faults_file_and_stops_ever
     faults = tmp_path / "faults.json"
     faults.write_text('[{"action": "status", "status": 429, "retry_after_s": 1, "match": "POST /services/*/deploys"}]')
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "deploypipe.emulator", "--port", str(port), "--blueprint",
+    proc = subprocess.Popen([sys.executable, "-m", "deploypipe.cli", "emulator", "--port", str(port), "--blueprint",
                              str(repo.path / "render.yaml"), "--repo", str(repo.path), "--data-dir",
                              str(tmp_path / "render"), "--faults", str(faults), "--health-grace-s", "10",
                              "--health-interval-s", "0.1"],

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from deploypipe.commands.invocation import Invocation
-from deploypipe.local.session import maybe_local
+from deploypipe.commands.local import maybe_local
 
 ROOT = Path(__file__).resolve().parents[2]
 

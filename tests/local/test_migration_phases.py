@@ -17,10 +17,10 @@ import pytest
 from conftest import _private_tmp, invocation, make_project
 
 from deploypipe.commands.invocation import Invocation, load
+from deploypipe.commands.local import maybe_local
 from deploypipe.commands.plan import show_plan
 from deploypipe.commands.run import run_pipeline
 from deploypipe.local.repo import LocalRepo
-from deploypipe.local.session import maybe_local
 from deploypipe.local.traffic import TrafficGenerator
 from deploypipe.render.client import RenderClient
 from deploypipe.replays.changes import APP, BAD_CHANGES

@@ -96,7 +96,7 @@ class LocalRender:
 @pytest.fixture(scope="package")
 def local_render():
     """The local default of a copy of this repository, started once for the ops tests and stopped at the end."""
-    from deploypipe.local.session import maybe_local
+    from deploypipe.commands.local import maybe_local
 
     project = Path(tempfile.mkdtemp(prefix="deploypipe-ops-"))  # outside pytest's basetemp (pgserver's own user)
     for name in ("render.yaml", "examples", "pipelines"):

@@ -111,5 +111,5 @@ def test_plan_and_dry_run_of_the_local_default_start_nothing(tmp_path, command):
         shutil.copytree(source, tmp_path / name) if source.is_dir() else shutil.copy2(source, tmp_path / name)
     result = deploypipe(tmp_path, *command, "--pipeline", "pipelines/local.yaml", env=cli_env())
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "render.deploy" in result.stdout
+    assert "render.release" in result.stdout
     assert not (tmp_path / ".deploypipe").exists()  # no embedded database, no local Render, no run directory

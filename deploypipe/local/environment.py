@@ -122,10 +122,19 @@ class LocalEnvironment:
                              hint="set local.database to the Blueprint database that plays production")
         return chosen[0]
 
-    def start_database(self, database: DatabaseDef, password: str) -> str:
+    def left_running(self) -> bool:
+        """Whether a local default left running (``--keep-running``) is up: its local Render's process is alive."""
+        server = self.local_dir / "render" / "server.json"
+        try:
+            pid = json.loads(server.read_text()).get("pid")
+        except (OSError, ValueError):
+            return False
+        return bool(pid) and _alive(pid)
+
+    def start_database(self, database: DatabaseDef, password: str, *, keep: bool = False) -> str:
         from deploypipe.core.embedded_pg import start_embedded
 
-        pg = start_embedded(self.local_dir / "pg", keep_running=self.keep_running)
+        pg = start_embedded(self.local_dir / "pg", keep_running=self.keep_running or keep)
         self._started.append(pg)
         name = database.databaseName or database.name.replace("-", "_")
         return pg.create_database(name, owner=database.user or name, password=password)
@@ -198,11 +207,14 @@ class LocalEnvironment:
 
     @contextlib.contextmanager
     def running(self) -> Iterator[dict[str, str]]:
+        """The local default's variables for the block; stops at the end only what it started: a local default
+        left running (``--keep-running``) is reused and keeps running."""
         values = _load_secrets(self.local_dir)
         traffic: TrafficGenerator | None = None
+        reused = self.left_running()
         try:
             database = self.production_database()
-            database_url = self.start_database(database, values["db_password"])
+            database_url = self.start_database(database, values["db_password"], keep=reused)
             repo = self.sync_repo()
             url = self.start_render(values["api_key"], repo, database.name, database_url)
             traffic = self.start_traffic(url, values["api_key"])
@@ -211,7 +223,9 @@ class LocalEnvironment:
         finally:
             if traffic is not None:
                 traffic.stop()
-            if not self.keep_running:
+            if reused:
+                log.info("local_left_running", hint="stop it with `invoke clean`")
+            elif not self.keep_running:
                 stop_local(self.local_dir)
             else:
                 log.info("local_kept_running", hint="stop it with `invoke clean`")

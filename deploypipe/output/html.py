@@ -3,11 +3,12 @@
     render_html(report, events, logs) -> str      # the page, from the report, the journal and the command logs
     write_report_html(run_dir) -> Path            # reads the three from a run directory, writes report.html
 
-The page shows the header (outcome, exit code, message), the stages on a time line, the health probes and the
-traffic looks as charts, the rollback steps and the last lines of each command log. It loads nothing: CSS, script and
+The page shows the header (outcome, exit code, message), the stages on a time line, the waves of a multi-service
+release (each service triggered → live → verified or failed → rolled back), the health probes and the traffic looks
+as charts, the rollback steps and the last lines of each command log. It loads nothing: CSS, script and
 SVG are inline and its Content-Security-Policy forbids every other source. Every value is HTML-escaped, and the page
-holds nothing that is not already in the (redacted) run directory. Sections come from :mod:`.html_sections` and
-:mod:`.html_traffic`, charts from :mod:`.html_svg`, their data from :mod:`.html_data`.
+holds nothing that is not already in the (redacted) run directory. Sections come from :mod:`.html_sections`,
+:mod:`.html_waves` and :mod:`.html_traffic`, charts from :mod:`.html_svg`, their data from :mod:`.html_data`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from deploypipe.output.html_sections import (
     stages_section,
 )
 from deploypipe.output.html_traffic import traffic_baseline, traffic_looks, traffic_section, traffic_verdicts
+from deploypipe.output.html_waves import waves_section
 from deploypipe.stages.report import Report
 
 __all__ = ["LOG_READ_MAX_BYTES", "read_journal", "read_logs", "render_html", "write_report_html"]
@@ -72,6 +74,7 @@ def render_html(report: Report, events: Sequence[Mapping[str, Any]], logs: Mappi
     sections = [(anchor, label, html) for anchor, label, html in (
         ("stages", "Stages", stages_section(report, data.stage_bars(report, journal), marks, span)),
         ("deploys", "Deploys", deploys_section(report)),
+        ("waves", "Waves", waves_section(report, journal)),
         ("health", "Health", health_section(data.probes(report, journal), marks)),
         ("traffic", "Traffic", traffic_section(traffic_looks(report, journal), traffic_verdicts(report),
                                              traffic_baseline(report, journal))),

@@ -120,3 +120,48 @@ def test_the_status_task_starts_and_stops_the_local_default_for_pipelines_local_
 
         stop_local(project / ".deploypipe" / "local")
         shutil.rmtree(project, ignore_errors=True)
+
+
+def test_status_reuses_a_kept_running_local_default_and_leaves_it_serving():
+    """`deploypipe status` after `--keep-running`: the local default it found running still answers afterwards."""
+    import os
+    import shutil
+    import tempfile
+
+    import httpx
+    import psycopg
+
+    from deploypipe.local.environment import stop_local
+
+    project = Path(tempfile.mkdtemp(prefix="deploypipe-ops-kept-"))
+    local = project / ".deploypipe" / "local"
+    try:
+        for name in ("render.yaml", "examples", "pipelines"):
+            (shutil.copytree(ROOT / name, project / name) if (ROOT / name).is_dir()
+             else shutil.copy2(ROOT / name, project / name))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RENDER_", "DEPLOYPIPE_", "DATABASE_URL"))}
+        keep = ("import json, sys\nfrom pathlib import Path\nsys.path.insert(0, 'tests')\n"
+                "from helpers import invocation\nfrom deploypipe.commands.local import maybe_local\n"
+                f"inv = invocation(Path({str(project)!r}), env={{'CI': 'true'}}, pipeline='pipelines/local.yaml', "
+                "keep_running=True)\nwith maybe_local(inv):\n    print('env=' + json.dumps(inv.env))\n")
+        kept = subprocess.run([sys.executable, "-c", keep], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=120)  # its own process, gone when status runs, as after `deploy --keep-running`
+        assert kept.returncode == 0, kept.stderr
+        api_url, api_key, database_url = (json.loads(kept.stdout.split('env=')[-1].splitlines()[0])[k]
+                                          for k in ("RENDER_API_URL", "RENDER_API_KEY", "DATABASE_URL"))
+        server = json.loads((local / "render" / "server.json").read_text())
+
+        result = subprocess.run([DEPLOYPIPE, "status"], cwd=project, env={**env, "CI": "true"}, capture_output=True,
+                                text=True, timeout=120)
+
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines()[0] == "web: healthy — nothing is live"
+        assert json.loads((local / "render" / "server.json").read_text()) == server  # reused, not restarted
+        answer = httpx.get(api_url + "/services", headers={"Authorization": f"Bearer {api_key}"}, timeout=5,
+                           trust_env=False)
+        assert answer.status_code == 200
+        with psycopg.connect(database_url, connect_timeout=5) as conn:
+            assert conn.execute("select 1").fetchone() == (1,)
+    finally:
+        stop_local(local)
+        shutil.rmtree(project, ignore_errors=True)

@@ -97,3 +97,31 @@ def traffic_stage() -> dict[str, Any]:
     return {"id": "traffic", "type": "verify.traffic", "status": "failed", "attempts": 1,
             "started_at": "2026-11-30T04:01:38+00:00", "finished_at": "2026-11-30T04:03:40+00:00",
             "duration_s": 122.0, "outputs": {"verdict": TRAFFIC_VERDICT}, "summary": TRAFFIC_VERDICT["message"]}
+
+
+def wave_events(start: datetime) -> list[dict[str, Any]]:
+    """The journal of a two-wave ``render.release`` as stages/waves.py writes it: wave 1 (web, api) live and verified,
+    wave 2 (worker) live then failed, then every service rolled back, last wave first; times are seconds after
+    ``start``."""
+    def at(s: float, event: str, **fields: Any) -> dict[str, Any]:
+        return {"ts": (start + timedelta(seconds=s)).isoformat(), "event": event, **fields}
+
+    return [
+        at(10, "wave_started", wave=1, of=2, services=["web", "api"]),
+        at(10.5, "deploy_triggered", service="web", deploy_id="dep-web-1"),
+        at(10.6, "deploy_triggered", service="api", deploy_id="dep-api-1"),
+        at(30, "deploy_live", service="api", deploy_id="dep-api-1"),
+        at(32, "deploy_live", service="web", deploy_id="dep-web-1"),
+        at(40, "wave_finished", wave=1, of=2, services=["web", "api"], failed={}),
+        at(41, "wave_started", wave=2, of=2, services=["worker"]),
+        at(41.5, "deploy_triggered", service="worker", deploy_id="dep-wrk-1"),
+        at(60, "deploy_live", service="worker", deploy_id="dep-wrk-1"),
+        at(66, "wave_finished", wave=2, of=2, services=["worker"],
+           failed={"worker": "worker: 1 instance failure (exit status 1); app log: RuntimeError: boom"}),
+        at(67, "rollback_triggered", service="worker", deploy_id="dep-wrk-rb", to_deploy="dep-wrk-0"),
+        at(80, "deploy_status", service="worker", deploy_id="dep-wrk-rb", status="live"),
+        at(81, "rollback_triggered", service="web", deploy_id="dep-web-rb", to_deploy="dep-web-0"),
+        at(81, "rollback_triggered", service="api", deploy_id="dep-api-rb", to_deploy="dep-api-0"),
+        at(95, "deploy_status", service="web", deploy_id="dep-web-rb", status="live"),
+        at(96, "deploy_status", service="api", deploy_id="dep-api-rb", status="live"),
+    ]

@@ -18,6 +18,7 @@ from html_report_fixtures import (
     load,
     traffic_events,
     traffic_stage,
+    wave_events,
 )
 
 from deploypipe.output import html_data as data
@@ -25,6 +26,7 @@ from deploypipe.output.html import LOG_READ_MAX_BYTES, read_journal, render_html
 from deploypipe.output.html_parts import fmt_seconds
 from deploypipe.output.html_svg import nice_ticks, probe_svg
 from deploypipe.output.html_traffic import traffic_looks, traffic_verdicts
+from deploypipe.output.html_waves import waves
 from deploypipe.stages.report import Report
 
 
@@ -146,6 +148,30 @@ def test_markers_are_the_deploy_going_live_and_each_rollback_step() -> None:
         ("live", "web live", True), ("rollback_started", "rollback started", False),
         ("undone", "deploy: rolled_back", True), ("rollback_finished", "rollback verified", True)]
     assert marks[0].at_s < marks[1].at_s < marks[2].at_s < marks[3].at_s
+
+
+def test_each_wave_shows_its_services_triggered_live_verdict_and_rollback_timed_from_the_run_start() -> None:
+    report, events, logs = load("rolled_back")
+    journal = events + wave_events(data.origin_of(report))
+
+    found = waves(report, journal)
+
+    assert [(w.number, w.started_s, w.finished_s, [s.key for s in w.services]) for w in found] == [
+        (1, 10, 40, ["web", "api"]), (2, 41, 66, ["worker"])]
+    web, api, worker = found[0].services + found[1].services
+    assert (web.deploy_id, web.triggered_s, web.live_s, web.finished_s, web.outcome) == ("dep-web-1", 10.5, 32, 40,
+                                                                                        "verified")
+    assert (api.live_s, api.outcome, api.rollback_s, api.rollback_status, api.rollback_done_s) == (
+        30, "verified", 81, "live", 96)
+    assert (worker.live_s, worker.outcome, worker.rollback_s, worker.rollback_done_s) == (60, "failed", 67, 80)
+    assert worker.problem.endswith("RuntimeError: boom")
+    page = render_html(report, journal, logs)
+    assert '<a href="#waves">Waves</a>' in page and page.count('<h3 class="wave"') == 2
+    assert ('<td>worker</td><td><span class="mono">dep-wrk-1</span></td><td>42 s</td><td>1m 00s</td><td>1m 06s</td>'
+            '<td><span class="status st-failed">failed</span> worker: 1 instance failure') in page
+    assert '<td>web</td><td><span class="mono">dep-web-1</span></td><td>10 s</td><td>32 s</td>' in page
+    assert "<td>1m 21s → live at 1m 35s</td>" in page
+    assert 'id="waves"' not in render_html(report, events, logs)  # a run without render.release has no waves
 
 
 def test_stage_bars_come_from_the_report_and_fall_back_to_journal_times() -> None:

@@ -26,6 +26,7 @@ from html_report_fixtures import (
     read_events,
     traffic_events,
     traffic_stage,
+    wave_events,
 )
 
 from deploypipe.output.html import write_report_html
@@ -165,6 +166,7 @@ def test_hostile_text_shows_as_text_and_the_traffic_analysis_is_charted(tmp_path
     data["stages"] = [*data["stages"], {**traffic_stage(), "summary": HOSTILE}]
     (run_dir / "report.json").write_text(Report.model_validate(data).model_dump_json(), encoding="utf-8")
     append_events(run_dir, traffic_events())
+    append_events(run_dir, wave_events(report.started_at))
     (run_dir / "verify.smoke.log").write_text(f"GET /notes 500\n{HOSTILE}\n", encoding="utf-8")
     opened = open_report(write_report_html(run_dir))
     page = opened.page
@@ -178,6 +180,8 @@ def test_hostile_text_shows_as_text_and_the_traffic_analysis_is_charted(tmp_path
     assert _drawn(page, "svg.traffic .path-look") == 4 * 3
     assert page.locator("#traffic table.worst-paths tbody tr").count() == 1
     assert page.locator("svg.gantt .stage-row").count() == len(data["stages"])
+    assert page.locator("#waves table.waves tbody tr").count() == 3
+    assert "RuntimeError: boom" in page.inner_text("#wave-2 + table.waves")
     _assert_clean(opened)
 
 

@@ -8,6 +8,7 @@ acquire is the deadlock a real run would sit in until it is killed.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -16,12 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
+import structlog._output
 from harness import events_of
 
 from deploypipe.core.processes import run_command
 from deploypipe.core.redact import Redactor
 from deploypipe.engine.journal import Journal
 from deploypipe.engine.signals import Interrupted, interruptible, shielded
+from deploypipe.output.logsetup import configure_logging
 
 
 class SelfDeadlockTrap:
@@ -63,6 +67,7 @@ def started(monkeypatch):
     procs: list[subprocess.Popen] = []
     yield procs
     for proc in procs:
+        proc._waitpid_lock = threading.Lock()  # a trap left held by a failed test must not fail the clean-up
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
@@ -113,3 +118,32 @@ def test_a_signal_during_a_rollback_while_the_journal_writes_is_journalled_after
         journal.close()
     assert [(e["event"], e.get("signal")) for e in events_of(tmp_path)] == [
         ("compensating", None), ("interrupted", "SIGINT")]
+
+
+def test_a_signal_during_a_rollback_while_a_log_line_is_written_is_logged_after_that_line(tmp_path: Path):
+    class Stderr:
+        def __init__(self) -> None:
+            self.lines: list[str] = []
+
+        def write(self, text: str) -> int:
+            self.lines.append(text)
+            if "compensating" in text:
+                _sigint()  # the handler logs too, while the main thread is inside the logger's write
+            return len(text)
+
+        def flush(self) -> None:
+            pass
+
+        def isatty(self) -> bool:
+            return False
+
+    stream = Stderr()
+    structlog._output.WRITE_LOCKS[stream] = SelfDeadlockTrap()  # type: ignore[index]  # the logger's file lock
+    configure_logging(json_lines=True, redactor=Redactor(), stream=stream)  # type: ignore[arg-type]
+    log = structlog.get_logger()
+    try:
+        with shielded(lambda signum: log.warning("interrupted", signal=signal.Signals(signum).name)):
+            log.info("compensating", stage="change")
+    finally:
+        structlog.reset_defaults()
+    assert [json.loads(line)["event"] for line in stream.lines] == ["compensating", "interrupted"]

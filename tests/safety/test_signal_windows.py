@@ -21,7 +21,7 @@ import structlog
 import structlog._output
 from harness import events_of
 
-from deploypipe.core.processes import run_command
+from deploypipe.core.processes import run_command, stop_group
 from deploypipe.core.redact import Redactor
 from deploypipe.engine.journal import Journal
 from deploypipe.engine.signals import Interrupted, interruptible, shielded
@@ -105,6 +105,15 @@ def test_a_signal_while_popen_starts_the_command_waits_until_the_command_can_be_
         run_command("sleep 300", cwd=tmp_path, env=dict(os.environ), log_path=tmp_path / "log", timeout_s=None)
     (proc,) = started
     assert proc.returncode is not None, "the command was left running, nothing stops it"
+
+
+def test_a_second_signal_while_a_command_is_being_stopped_waits_until_it_is_stopped(started):
+    proc = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    started.append(proc)
+    proc._waitpid_lock = SelfDeadlockTrap(on_taken=_sigint)  # type: ignore[attr-defined]
+    with interruptible(), pytest.raises(Interrupted):
+        stop_group(proc, grace_s=2.0)
+    assert proc.returncode is not None, "the stop was cut short, the command runs on"
 
 
 def test_a_signal_during_a_rollback_while_the_journal_writes_is_journalled_after_that_write(tmp_path: Path):

@@ -1,1 +1,1 @@
-"""Small building blocks every layer may use: YAML, redaction, polling, processes, signal-safe critical sections, HTTP probes, findings, prompts."""
+"""Small building blocks every layer may use: YAML, redaction, polling, processes, HTTP probes, findings, prompts."""

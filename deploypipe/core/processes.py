@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import math
 import os
 import signal
 import socket
@@ -11,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Callable, Mapping
 
+from deploypipe.core.deferral import critical
 from deploypipe.core.polling import poll
 
 __all__ = ["TAIL_BYTES", "free_port", "run_command", "stop_group", "tail", "wait_ready"]
@@ -26,20 +29,24 @@ def free_port() -> int:
 
 
 def stop_group(proc: subprocess.Popen | None, grace_s: float = 5.0) -> None:
-    """SIGTERM the process group of ``proc`` (started with ``start_new_session``), SIGKILL after ``grace_s``."""
-    if proc is None or proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(grace_s)
-    except subprocess.TimeoutExpired:
+    """SIGTERM the process group of ``proc`` (started with ``start_new_session``), SIGKILL after ``grace_s``.
+
+    A signal that comes meanwhile waits until the group is stopped (see :func:`critical`).
+    """
+    with critical():
+        if proc is None or proc.poll() is not None:
+            return
         try:
-            os.killpg(proc.pid, signal.SIGKILL)
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
         except ProcessLookupError:
-            pass
-        proc.wait()
-    except ProcessLookupError:
-        proc.wait()
+            proc.wait()
 
 
 def tail(path: Path, limit: int = TAIL_BYTES) -> str:
@@ -60,24 +67,18 @@ def run_command(command: str, *, cwd: Path, env: Mapping[str, str], log_path: Pa
     """
     start = time.monotonic()
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(["bash", "-c", command], cwd=cwd, env=dict(env), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        with open(log_path, "a", encoding="utf-8") as out:
-            for raw in iter(proc.stdout.readline, b""):
-                out.write(redact(raw.decode("utf-8", "replace")))
-                out.flush()
-
+    proc: subprocess.Popen | None = None
     try:
-        reader = threading.Thread(target=pump, daemon=True)
-        reader.start()
-        code: int | None = proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        code = None
+        with critical():  # a signal between the fork and this try would leave the command running unstopped
+            proc = subprocess.Popen(["bash", "-c", command], cwd=cwd, env=dict(env), stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            reader = threading.Thread(target=_pump, args=(proc, log_path, redact), daemon=True)
+            reader.start()
+        code = poll(functools.partial(_exit_code, proc), timeout_s=math.inf if timeout_s is None else timeout_s,
+                    interval_s=0.001, growth=2.0, max_interval_s=0.05)
+        if code is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     except BaseException:  # interrupted (SIGINT, SIGTERM): the command must not go on without us
         stop_group(proc, grace_s=2.0)
         raise
@@ -85,12 +86,26 @@ def run_command(command: str, *, cwd: Path, env: Mapping[str, str], log_path: Pa
     return code, time.monotonic() - start
 
 
+def _pump(proc: subprocess.Popen, log_path: Path, redact: Callable[[str], str]) -> None:
+    assert proc.stdout is not None
+    with open(log_path, "a", encoding="utf-8") as out:
+        for raw in iter(proc.stdout.readline, b""):
+            out.write(redact(raw.decode("utf-8", "replace")))
+            out.flush()
+
+
+def _exit_code(proc: subprocess.Popen) -> int | None:
+    """``proc.poll()``, which a signal must not split: Popen takes its wait lock outside a ``try``."""
+    with critical():
+        return proc.poll()
+
+
 def wait_ready(proc: subprocess.Popen, ready: Callable[[], bool], *, timeout_s: float, interval_s: float = 0.1,
                clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> str:
     """Wait until ``ready()`` while ``proc`` runs: ``"ready"``, ``"exited"`` (see proc.returncode) or ``"timeout"``."""
 
     def check() -> str | None:
-        if proc.poll() is not None:
+        if _exit_code(proc) is not None:
             return "exited"
         return "ready" if ready() else None
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from deploypipe.core.deferral import critical
 from deploypipe.core.redact import Redactor
 from deploypipe.errors import UsageError
 from deploypipe.stages.report import Report
@@ -68,8 +69,11 @@ class Journal:
         self._listeners.append(listener)
 
     def emit(self, event: str, **fields: Any) -> dict[str, Any]:
-        """Append one event (thread-safe: stages report progress from worker threads)."""
-        with self._emitting:
+        """Append one event (thread-safe: stages report progress from worker threads).
+
+        A signal meanwhile waits until the event is written: a rollback's handler journals it, with this lock.
+        """
+        with critical(), self._emitting:
             self._seq += 1
             record = {"seq": self._seq, "ts": self._now().isoformat(), "run_id": self.run_id, "event": event}
             record.update(fields)

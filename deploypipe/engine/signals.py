@@ -7,7 +7,9 @@ exit 1; production changed: roll back). While a rollback
 runs, :func:`shielded` reports further signals instead of letting them abort
 it, so a CI cancel (GitHub Actions: SIGINT, SIGTERM ~7.5 s later, SIGKILL ~2.5 s
 after that) finishes as much of the rollback as it can; the journal says what
-was left undone and ``rollback --run`` finishes the job.
+was left undone and ``rollback --run`` finishes the job. Both handlers hold a
+signal that comes inside a :func:`~deploypipe.core.deferral.critical` section
+(a child being started, Popen's wait lock, the journal's lock) until it ends.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import signal
 import threading
 from types import FrameType
 from typing import Callable, Iterator
+
+from deploypipe.core.deferral import hold, holding
 
 __all__ = ["Interrupted", "interruptible", "shielded", "signal_name", "signum_of"]
 
@@ -52,7 +56,10 @@ def interruptible() -> Iterator[None]:
         return
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise Interrupted(signum)
+        if holding():
+            hold(signum)
+        else:
+            raise Interrupted(signum)
 
     previous = {number: signal.signal(number, interrupt) for number in _SIGNALS}
     try:
@@ -70,7 +77,10 @@ def shielded(on_signal: Callable[[int], None]) -> Iterator[None]:
         return
 
     def report(signum: int, frame: FrameType | None) -> None:
-        on_signal(signum)
+        if holding():
+            hold(signum)
+        else:
+            on_signal(signum)
 
     previous = {number: signal.signal(number, report) for number in _SIGNALS}
     try:

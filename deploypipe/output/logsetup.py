@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 import structlog
 
+from deploypipe.core.deferral import critical as held_signals
 from deploypipe.core.redact import Redactor
 
 __all__ = ["configure_logging", "redaction_processor"]
@@ -33,6 +34,17 @@ class _StderrFile:
 
     def flush(self) -> None:
         sys.stderr.flush()
+
+
+class _WholeLineLogger(structlog.WriteLogger):
+    """A WriteLogger whose line a signal cannot split: a rollback's signal handler logs too, under the same lock."""
+
+    def msg(self, message: str) -> None:
+        with held_signals():
+            super().msg(message)
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
 
 
 #: events the console progress display already shows (a stage's end, its warnings): not logged again there
@@ -67,6 +79,6 @@ def configure_logging(*, json_lines: bool, redactor: Redactor, level: str = "inf
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.WriteLoggerFactory(file=stream or _StderrFile()),  # type: ignore[arg-type]
+        logger_factory=lambda *_args: _WholeLineLogger(stream or _StderrFile()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )

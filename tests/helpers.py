@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -134,3 +135,15 @@ def change_then_check(check: str, *, name: str = "change-then-check") -> str:
             '    with: {command: "echo changed > state.txt", changes_production: true, '
             'compensate_command: "echo undone > state.txt"}\n'
             f"  - id: check\n    type: shell.run\n    with: {{command: {json.dumps(check)}}}\n")
+
+
+def wait_until(check: Callable[[], Any], what: str = "", *, timeout: float = 30.0, interval: float = 0.05) -> Any:
+    """``check()``'s first truthy value, asked every ``interval`` s; AssertionError naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
+        time.sleep(interval)

@@ -4,10 +4,10 @@ app's own log lines; per-service build durations."""
 from __future__ import annotations
 
 import textwrap
-import time
 
 import httpx
 import pytest
+from helpers import wait_until
 
 from deploypipe.emulator import EmulatorServer, build_emulator
 from deploypipe.emulator.runtime import SimulatedRuntime
@@ -33,16 +33,6 @@ CRASHING = textwrap.dedent('''\
 ''')
 
 
-def _wait(predicate, what: str, timeout_s: float = 60.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture
 def crasher(tmp_path):
     repo = LocalRepo(tmp_path / "repo")
@@ -62,15 +52,15 @@ def test_a_crashing_worker_is_restarted_with_backoff_and_each_crash_is_a_server_
     http, emulator, commit = crasher
     sid = http.get("/services", params={"name": "crasher"}).json()[0]["service"]["id"]
     deploy = http.post(f"/services/{sid}/deploys", json={"commitId": commit}).json()
-    assert _wait(lambda: http.get(f"/services/{sid}/deploys/{deploy['id']}").json()["status"] in
-                 ("live", "update_failed"), "the deploy") and \
+    assert wait_until(lambda: http.get(f"/services/{sid}/deploys/{deploy['id']}").json()["status"] in
+                      ("live", "update_failed"), "the deploy", timeout=60) and \
         http.get(f"/services/{sid}/deploys/{deploy['id']}").json()["status"] == "live"
 
     def failures():
         rows = http.get(f"/services/{sid}/events", params={"type": "server_failed"}).json()
         return [row["event"] for row in rows] if len(rows) >= 3 else None
 
-    events = sorted(_wait(failures, "three crashes"), key=lambda e: e["timestamp"])
+    events = sorted(wait_until(failures, "three crashes", timeout=60), key=lambda e: e["timestamp"])
     instances = [e["details"]["instanceID"] for e in events]
     assert len(set(instances)) == len(instances), "each crash is a new instance of the same deploy"
     assert all(e["details"]["reason"]["nonZeroExit"] == 1 for e in events)

@@ -7,13 +7,12 @@ from __future__ import annotations
 import os
 import subprocess
 import textwrap
-import time
 from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
-from helpers import service_app
+from helpers import service_app, wait_until
 
 from deploypipe.core.embedded_pg import pg_bin
 from deploypipe.emulator import EmulatorServer, build_emulator
@@ -54,16 +53,6 @@ BLUEPRINT = textwrap.dedent('''\
 ''')
 
 
-def _wait(predicate, what: str, timeout_s: float = 30.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory):
     root = tmp_path_factory.mktemp("emulator-shop")
@@ -76,7 +65,7 @@ def shop(tmp_path_factory):
     http = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=10)
     service = http.get("/services", params={"name": "shop"}).json()[0]["service"]
     deploy = http.post(f"/services/{service['id']}/deploys", json={"commitId": commit}).json()
-    _wait(lambda: http.get(f"/services/{service['id']}/deploys/{deploy['id']}").json()["status"] == "live", "live")
+    wait_until(lambda: http.get(f"/services/{service['id']}/deploys/{deploy['id']}").json()["status"] == "live", "live")
     yield {"http": http, "service": service, "commit": commit, "emulator": emulator, "root": root,
            "url": service["serviceDetails"]["url"]}
     http.close()
@@ -109,7 +98,7 @@ def test_an_export_is_a_real_pg_dump_listed_once_done(shop):
         conn.execute("create table if not exists orders (id int primary key)")
     answer = http.post(f"/postgres/{db['id']}/export")
     assert answer.status_code == 202 and answer.content == b""
-    exports = _wait(lambda: http.get(f"/postgres/{db['id']}/export").json(), "the export to be listed")
+    exports = wait_until(lambda: http.get(f"/postgres/{db['id']}/export").json(), "the export to be listed")
     dump = Path(exports[0]["url"].removeprefix("file://"))
     assert dump.is_relative_to(shop["root"] / "render" / "exports") and oct(dump.stat().st_mode & 0o777) == "0o600"
     listing = subprocess.run([pg_bin("pg_restore"), "--list", str(dump)], capture_output=True, text=True, check=True)
@@ -120,7 +109,7 @@ def test_a_job_runs_in_the_live_build_with_the_service_environment(shop):
     http, sid = shop["http"], shop["service"]["id"]
     job = http.post(f"/services/{sid}/jobs", json={
         "startCommand": "cat built.txt > job-out.txt && echo $GREETING $RENDER_GIT_COMMIT >> job-out.txt"}).json()
-    done = _wait(lambda: (j := http.get(f"/services/{sid}/jobs/{job['id']}").json())["status"] in
+    done = wait_until(lambda: (j := http.get(f"/services/{sid}/jobs/{job['id']}").json())["status"] in
                  ("succeeded", "failed") and j, "the job to end")
     assert done["status"] == "succeeded" and done["startedAt"] and done["finishedAt"]
     emulator = shop["emulator"]
@@ -128,7 +117,7 @@ def test_a_job_runs_in_the_live_build_with_the_service_environment(shop):
     out = emulator.runtime.build_dir(live.build_id, emulator.services[sid]) / "job-out.txt"
     assert out.read_text() == f"built\nhello {shop['commit']}\n"
     failing = http.post(f"/services/{sid}/jobs", json={"startCommand": "exit 3"}).json()
-    assert _wait(lambda: http.get(f"/services/{sid}/jobs/{failing['id']}").json()["status"] == "failed", "failure")
+    assert wait_until(lambda: http.get(f"/services/{sid}/jobs/{failing['id']}").json()["status"] == "failed", "failure")
 
 
 def test_cancelling_a_running_job_kills_its_command(shop):
@@ -136,7 +125,7 @@ def test_cancelling_a_running_job_kills_its_command(shop):
     job = http.post(f"/services/{sid}/jobs", json={"startCommand": "echo $$ > job.pid; exec sleep 60"}).json()
     emulator = shop["emulator"]
     pid_file = emulator.runtime.build_dir(emulator.services[sid].live().build_id, emulator.services[sid]) / "job.pid"
-    pid = int(_wait(lambda: pid_file.exists() and pid_file.read_text().strip(), "the job to start"))
+    pid = int(wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), "the job to start"))
     cancelled = http.post(f"/services/{sid}/jobs/{job['id']}/cancel").json()
     assert cancelled["status"] == "canceled"
 
@@ -147,7 +136,7 @@ def test_cancelling_a_running_job_kills_its_command(shop):
             return True
         return False
 
-    _wait(gone, "the job's process to be killed", timeout_s=10)
+    wait_until(gone, "the job's process to be killed", timeout=10)
     assert http.get(f"/services/{sid}/jobs/{job['id']}").json()["status"] == "canceled"
 
 
@@ -161,7 +150,7 @@ def test_a_worker_is_live_once_it_runs_and_fails_its_deploy_if_it_exits(shop):
         commit = repo.commit_change({"worker.py": source}, "worker")
         deploy = http.post(f"/services/{worker['id']}/deploys", json={"commitId": commit}).json()
         url = f"/services/{worker['id']}/deploys/{deploy['id']}"
-        outcomes.append(_wait(lambda url=url: (s := http.get(url).json()["status"]) in ("live", "update_failed") and s,
+        outcomes.append(wait_until(lambda url=url: (s := http.get(url).json()["status"]) in ("live", "update_failed") and s,
                               "the worker deploy"))
     assert outcomes == ["live", "update_failed"]
     ended = http.get(f"/services/{worker['id']}/events", params={"type": "deploy_ended", "limit": 1}).json()[0]
@@ -177,7 +166,7 @@ def test_a_live_instance_that_dies_is_reported_as_server_failed(shop):
         events = http.get(f"/services/{sid}/events", params={"type": "server_failed"}).json()
         return [row["event"] for row in events]
 
-    event = _wait(failed_events, "a server_failed event")[0]
+    event = wait_until(failed_events, "a server_failed event")[0]
     assert event["details"]["reason"]["evicted"] is False and event["details"]["instanceID"].startswith(sid + "-")
     # Render starts it again from the same build: the stable URL serves once more
-    assert _wait(lambda: httpx.get(shop["url"] + "/", timeout=5).status_code == 200, "the restarted instance")
+    assert wait_until(lambda: httpx.get(shop["url"] + "/", timeout=5).status_code == 200, "the restarted instance")

@@ -38,9 +38,9 @@ from harness import (  # the safety tests' world: local Render on loopback, the 
     named,
     report_of,
     run_dirs,
-    wait_until,
     write_pipeline,
 )
+from helpers import wait_until
 
 from deploypipe.core.embedded_pg import EmbeddedPostgres, start_embedded
 from deploypipe.db.pitr import BILLING_NOTE

@@ -236,17 +236,6 @@ class Cli:
             pass
 
 
-def wait_until(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
-        time.sleep(interval)
-
-
 # -- run records -----------------------------------------------------------------------------------------------
 def run_dirs(root: Path) -> list[Path]:
     runs = root / ".deploypipe" / "runs"

@@ -8,7 +8,8 @@ import threading
 
 import psycopg
 import pytest
-from harness import GOOD, NEW, deploy_pipeline, events_of, named, run_in_process, wait_until, write_pipeline
+from harness import GOOD, NEW, deploy_pipeline, events_of, named, run_in_process, write_pipeline
+from helpers import wait_until
 
 from deploypipe.db.advisory import Holder, PgAdvisoryLock
 

@@ -11,7 +11,8 @@ import subprocess
 import time
 
 import pytest
-from harness import CLI, GOOD, NEW, OTHER, cli_env, deploy_pipeline, deploypipe, run_dirs, wait_until, write_pipeline
+from harness import CLI, GOOD, NEW, OTHER, cli_env, deploy_pipeline, deploypipe, run_dirs, write_pipeline
+from helpers import wait_until
 
 from deploypipe.db.advisory import Holder, PgAdvisoryLock
 

@@ -30,9 +30,9 @@ from harness import (
     named,
     report_of,
     run_dirs,
-    wait_until,
     write_pipeline,
 )
+from helpers import wait_until
 
 from deploypipe.engine.locking import FileLock
 

@@ -38,7 +38,7 @@ class BaselineReader:
         self.earliest = min(planned.start, max(self.end - config.max_baseline_s, since or 0.0))
         settled = min(self.end, max(planned.start, clock() - config.logs_lag_s))
         self.tail: Window | None = Window(settled, self.end) if settled < self.end else None
-        self.chunk: Window | None = Window(planned.start, settled)
+        self.chunk: Window | None = Window(planned.start, settled) if self.earliest < self.end else None
         self.left = config.logs_requests_per_min  # pages the older part may take: a minute of them
         self.read_from = settled  # read whole from here to `settled`
 

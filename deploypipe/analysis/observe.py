@@ -266,14 +266,16 @@ def observe(source: TrafficSource, config: TrafficConfig, *, switched_at: float,
             sleep: Callable[[float], None], baseline: Window | None = None,
             on_look: Callable[[dict[str, Any]], None] | None = None,
             on_baseline: Callable[[dict[str, Any]], None] | None = None,
-            previous_live_at: float | None = None) -> Verdict:
+            previous_live_at: float | None = None, first_release: bool = False) -> Verdict:
     """Watch the release that went live at ``switched_at`` and judge it against ``baseline``.
 
     ``baseline`` defaults to the ``config.baseline_s`` seconds before the switch, from ``previous_live_at`` at the
     earliest (when the previous release went live: neither the baseline nor its widening reach back into the
     release before it, or into the previous release's own start); ``on_look``
     gets the figures of each look and ``on_baseline`` those of the baseline, once it is read whole (for
-    the journal: events ``traffic_look`` and ``traffic_baseline``). Returns
+    the journal: events ``traffic_look`` and ``traffic_baseline``). ``first_release``: the service has no earlier
+    release, so nothing before the switch is its traffic (only a proxy's answers before anything was live) and there
+    is no baseline: every scope is judged against the floors only (``compared`` False). Returns
     at the first look where a failure is certain, else after the window and the bounded wait for late data.
     Raises only what ``source`` raises that is not transient. ``clock`` must give epoch seconds (``time.time``,
     not ``time.monotonic``): Render dates metrics and logs, and the windows are asked for by date.
@@ -282,6 +284,8 @@ def observe(source: TrafficSource, config: TrafficConfig, *, switched_at: float,
         raise ValueError(f"observe: switched_at {switched_at:.0f} / clock() {clock():.0f} are not epoch seconds; "
                          f"hint: pass clock=time.time (Render's metrics and logs are dated), not time.monotonic")
     since = previous_live_at if previous_live_at is not None and previous_live_at < switched_at else None
+    if first_release:
+        baseline, since = Window(switched_at, switched_at), switched_at
     if baseline is None and since is not None:
         baseline = Window(max(switched_at - config.baseline_s, since), switched_at)
     windows = plan_windows(switched_at, window_s=config.window_s, resolution_s=config.resolution_s,

@@ -42,7 +42,8 @@ class ServiceRelease(Outputs):
     """Outputs of a stage that made a release of a service live: which service, deploy and commit, and where.
 
     ``created_at`` is when Render created the deploy (its new instance's logs start then); ``live_at`` when it
-    went live (the switch a traffic analysis measures from).
+    went live (the switch a traffic analysis measures from); ``previous_deploy_id`` the deploy that was live before
+    it, None when the service had none (its first release).
     """
 
     service: str
@@ -52,6 +53,8 @@ class ServiceRelease(Outputs):
     url: str | None = None
     created_at: datetime | None = None
     live_at: datetime | None = None
+    previous_deploy_id: str | None = None
+    previous_commit: str | None = None
 
 
 class DeployRecord(BaseModel):

@@ -210,8 +210,6 @@ class RenderPreflight:
 class DeployOutputs(ServiceRelease):
     """A deploy of a service: what was live before it (where a rollback returns) and how it ended."""
 
-    previous_deploy_id: str | None = None
-    previous_commit: str | None = None
     status: str | None = None
 
 
@@ -337,8 +335,6 @@ class RollbackOutputs(ServiceRelease):
     """A rollback of a service: the deploy it returned to, and what was live before (where undoing it goes)."""
 
     to_deploy: str | None = None
-    previous_deploy_id: str | None = None
-    previous_commit: str | None = None
     auto_deploy_note: str = ""
 
 

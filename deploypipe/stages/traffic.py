@@ -95,23 +95,15 @@ class RenderTrafficSource:
         return LogPage(entries=entries, has_more=page.has_more, next=rest if page.has_more else None)
 
 
-def _epoch(value: object) -> float | None:
-    if isinstance(value, datetime):
-        return value.timestamp()
-    if isinstance(value, str) and value:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    return None
-
-
 def _previous_live_at(client: RenderClient, release: ServiceRelease) -> float | None:
     """When the release before this one went live (its deploy's ``finishedAt``): the baseline starts no earlier."""
-    previous = getattr(release, "previous_deploy_id", None)
-    if not previous:
+    if release.previous_deploy_id is None:
         return None
     try:
-        return _epoch(client.get_deploy(release.service_id, previous).finished_at)
+        finished = client.get_deploy(release.service_id, release.previous_deploy_id).finished_at
     except TransientError:
         return None
+    return finished.timestamp() if finished is not None else None
 
 
 class VerifyTraffic:
@@ -147,6 +139,7 @@ class VerifyTraffic:
         verdict = observe(RenderTrafficSource(client, release.service_id, owner_id), config,
                           switched_at=release.live_at.timestamp(), clock=lambda: ctx.now().timestamp(),
                           previous_live_at=_previous_live_at(client, release),
+                          first_release=release.previous_deploy_id is None,
                           sleep=ctx.sleep, on_look=lambda figures: ctx.emit("traffic_look", **figures),
                           on_baseline=lambda figures: ctx.emit("traffic_baseline", **figures))
         ctx.emit("traffic_verdict", **verdict.model_dump(mode="json"))

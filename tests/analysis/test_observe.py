@@ -166,6 +166,15 @@ def test_a_first_release_journals_an_empty_baseline_and_says_it_was_not_compared
     assert not verdict.compared and verdict.message.endswith(NO_BASELINE)
 
 
+def test_a_first_release_reads_nothing_before_its_switch_even_when_something_answered_there() -> None:
+    clock = BoundedClock(SWITCH)
+    source = service(clock)  # traffic before the switch: e.g. the local Render's 503s before anything was live
+    verdict = observe(source, FAST, switched_at=SWITCH, clock=clock.time, sleep=clock.sleep, first_release=True)
+    assert [i for i in source.log_reads if source.at[i] < SWITCH] == []
+    assert verdict.figures.baseline_requests == 0
+    assert not verdict.compared and verdict.message.endswith(NO_BASELINE)
+
+
 def test_late_metrics_are_waited_for_until_the_window_is_complete() -> None:
     clock = BoundedClock(SWITCH)
     source = service(clock, metrics_lag_s=12.0)

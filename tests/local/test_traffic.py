@@ -32,7 +32,7 @@ def busy():
         with maybe_local(inv):
             first = run_pipeline(inv)
             assert first.exit_code == 0, first.message
-            yield project, inv
+            yield project, inv, first
     finally:
         shutil.rmtree(project, ignore_errors=True)
 
@@ -42,8 +42,15 @@ def _replay(inv):
                       run=lambda loaded: run_pipeline(inv, loaded=loaded))
 
 
+def test_a_first_release_is_judged_against_the_floors_only_not_against_the_503s_before_anything_was_live(busy):
+    *_, first = busy
+    verdict = first.stage("traffic").outputs["verdict"]
+    assert verdict["compared"] is False and verdict["figures"]["baseline_requests"] == 0, verdict["message"]
+    assert verdict["message"].endswith("no baseline: judged against the floors only"), verdict["message"]
+
+
 def test_a_release_that_breaks_only_post_notes_is_rolled_back_and_the_path_is_named(busy):
-    _, inv = busy
+    _, inv, _ = busy
     result = _replay(inv)
     report = result.runs[0]
     assert result.exit_code == 3, result.summary()

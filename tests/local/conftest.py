@@ -5,12 +5,16 @@ from __future__ import annotations
 import io
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from deploypipe.commands.invocation import Invocation
 from deploypipe.commands.local import maybe_local
+from deploypipe.commands.run import run_pipeline
+from deploypipe.stages.report import Report
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,16 +47,34 @@ def _private_tmp(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix))
 
 
-@pytest.fixture(scope="module")
-def local():
-    """(project dir, invocation inside a running local default); stopped at the end of the module."""
-    project = make_project(_private_tmp("deploypipe-local-"))
-    inv = invocation(project)
+@contextmanager
+def running_local(prefix: str, *, traffic: bool = False) -> Iterator[tuple[Path, Invocation]]:
+    """A copy of the local default, started; stopped and removed on exit."""
+    project = make_project(_private_tmp(prefix))
+    inv = invocation(project, traffic=traffic)
     try:
         with maybe_local(inv):
             yield project, inv
     finally:
         shutil.rmtree(project, ignore_errors=True)
+
+
+@contextmanager
+def released_local(prefix: str, **env: str) -> Iterator[tuple[Path, Invocation, Report]]:
+    """A running local default with its own traffic and ``env``, its good release live; (project, invocation, the
+    first release's report)."""
+    with running_local(prefix, traffic=True) as (project, inv):
+        inv.env = {**inv.env, **env}
+        first = run_pipeline(inv)
+        assert first.exit_code == 0, first.message
+        yield project, inv, first
+
+
+@pytest.fixture(scope="module")
+def local():
+    """(project dir, invocation inside a running local default); stopped at the end of the module."""
+    with running_local("deploypipe-local-") as started:
+        yield started
 
 
 @pytest.fixture

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import _private_tmp, invocation, make_project
+from conftest import released_local
 
 from deploypipe.commands.invocation import Invocation, load
-from deploypipe.commands.local import maybe_local
 from deploypipe.commands.plan import show_plan
 from deploypipe.commands.run import run_pipeline
 from deploypipe.local.repo import LocalRepo
@@ -32,16 +30,9 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def released():
-    """A running local default (its own traffic on), the good release live; (project, invocation)."""
-    project = make_project(_private_tmp("deploypipe-phases-"))
-    inv = invocation(project, traffic=True)
-    try:
-        with maybe_local(inv):
-            first = run_pipeline(inv)
-            assert first.exit_code == 0, first.message
-            yield project, inv
-    finally:
-        shutil.rmtree(project, ignore_errors=True)
+    """A running local default (its own traffic on), the good release live; (project, invocation, first report)."""
+    with released_local("deploypipe-phases-") as started:
+        yield started
 
 
 @pytest.fixture
@@ -73,7 +64,7 @@ def events(report) -> list[dict]:
 
 
 def test_a_dropped_column_is_dropped_only_after_verification_and_no_request_fails(good):
-    _, inv = good
+    _, inv, _ = good
     client = steady_client(inv).start()
     try:
         result = run_replay("drop-column", env=dict(inv.env), load=lambda: load(inv),
@@ -96,7 +87,7 @@ def test_a_dropped_column_is_dropped_only_after_verification_and_no_request_fail
 
 
 def test_an_unsafe_rename_is_refused_at_the_dry_run_naming_the_path_and_the_error(good):
-    _, inv = good
+    _, inv, _ = good
     result = run_replay("rename-column", env=dict(inv.env), load=lambda: load(inv),
                         run=lambda loaded: run_pipeline(inv, loaded=loaded))
     report = result.runs[0]
@@ -131,7 +122,7 @@ def downgrade() -> None:
 
 
 def test_a_failed_release_after_an_expand_migration_rolls_back_the_code_only_and_keeps_every_write(good):
-    _, inv = good
+    _, inv, _ = good
     repo = LocalRepo(Path(inv.env["DEPLOYPIPE_LOCAL_REPO"]))
     good_commit = repo.head()
     app = f"{APP}/app.py"
@@ -156,7 +147,7 @@ def test_a_failed_release_after_an_expand_migration_rolls_back_the_code_only_and
 
 
 def test_plan_shows_each_migrations_phase(released):
-    project, inv = released
+    project, inv, _ = released
     out = io.StringIO()
     plan_inv = Invocation(pipeline=inv.pipeline, project_dir=project, env=dict(inv.env), stdout=out,
                           stderr=io.StringIO(), interactive=False)

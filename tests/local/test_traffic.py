@@ -7,14 +7,12 @@ URL; the local Render records it and serves Render's metrics and logs APIs; veri
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
-from conftest import _private_tmp, invocation, make_project
+from conftest import released_local
 
 from deploypipe.commands.invocation import load
-from deploypipe.commands.local import maybe_local
 from deploypipe.commands.run import run_pipeline
 from deploypipe.local.repo import LocalRepo
 from deploypipe.replays.engine import run_replay
@@ -24,17 +22,9 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def busy():
-    """A running local default with traffic, its good release live; (project, invocation)."""
-    project = make_project(_private_tmp("deploypipe-traffic-"))
-    inv = invocation(project, traffic=True)
-    inv.env = {**inv.env, "DEPLOYPIPE_TRAFFIC_WINDOW_S": "12"}
-    try:
-        with maybe_local(inv):
-            first = run_pipeline(inv)
-            assert first.exit_code == 0, first.message
-            yield project, inv, first
-    finally:
-        shutil.rmtree(project, ignore_errors=True)
+    """A running local default with traffic, its good release live; (project, invocation, first report)."""
+    with released_local("deploypipe-traffic-", DEPLOYPIPE_TRAFFIC_WINDOW_S="12") as started:
+        yield started
 
 
 def _replay(inv):

@@ -49,20 +49,24 @@ def deploy(*, pipeline: str | None = None, json: bool = False, wait_lock: float 
     return run_deploy(inv, resume=resume)
 
 
-def plan(*, pipeline: str | None = None, json: bool = False, types: bool = False) -> int:
-    """What each stage would do, or (``types``) the stage types."""
+def plan(*, pipeline: str | None = None, json: bool = False, types: bool = False,
+         from_revision: str | None = None) -> int:
+    """What each stage would do, or (``types``) the stage types; ``from_revision``: production's migration revision
+    for the phase-order check."""
     from deploypipe.commands.plan import show_types
 
-    return show_types(_invocation(pipeline=pipeline), json) if types else _show_plan(pipeline, json)
+    if types:
+        return show_types(_invocation(pipeline=pipeline), json)
+    return _show_plan(pipeline, json, from_revision)
 
 
-def _show_plan(pipeline: str | None, as_json: bool) -> int:
+def _show_plan(pipeline: str | None, as_json: bool, from_revision: str | None = None) -> int:
     from deploypipe.commands.local import maybe_local
     from deploypipe.commands.plan import show_plan
 
     inv = _invocation(pipeline=pipeline)
     with maybe_local(inv, start=False):  # the local default's variables are described, nothing starts
-        return show_plan(inv, as_json)
+        return show_plan(inv, as_json, from_revision=from_revision)
 
 
 def history(*, pipeline: str | None = None, run: str | None = None, limit: int | str = 20, json: bool = False,

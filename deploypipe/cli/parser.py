@@ -16,6 +16,8 @@ LINT_SEVERITIES = ("error", "warning", "info")
 
 _PIPELINE = "pipeline file (default: $DEPLOYPIPE_PIPELINE, else pipelines/local.yaml)"
 _JSON = "print the report as JSON on stdout; log lines go to stderr as JSON"
+_FROM_REVISION = ("production's migration revision for the phase-order check, where the run history does not know it "
+                  "(CI): REV, or DATABASE=REV[,DATABASE=REV]; base: none applied")
 _VERBOSE = "also show info log lines on the terminal (default: progress, warnings and errors)"
 _DESCRIPTION = """\
 Declarative, staged deploy pipelines for Render: verified backup, migration dry run, deploy, health and traffic
@@ -61,6 +63,7 @@ def _release_commands(commands: Any) -> None:
     _pipeline(sub)
     sub.add_argument("--json", action="store_true", help="print the plan as JSON")
     sub.add_argument("--types", action="store_true", help="list the stage types (parameters, outputs) instead")
+    sub.add_argument("--from-revision", metavar="REV", help=_FROM_REVISION)
 
     sub = _command(commands, "rollback", actions.rollback,
                    "roll a service back to an earlier deploy, or undo a run; verify health; write a run record",

@@ -42,10 +42,12 @@ def deploy(c, pipeline=None, json=False, wait_lock=None, resume=None, dry_run=Fa
 
 
 @task(help={"pipeline": _PIPELINE_HELP, "json": "Print the plan as JSON.",
-            "types": "List the stage types (parameters and outputs) instead."})
-def plan(c, pipeline=None, json=False, types=False):
+            "types": "List the stage types (parameters and outputs) instead.",
+            "from-revision": "Production's migration revision for the phase-order check (REV, or DATABASE=REV; "
+                             "base: none applied), where the run history does not know it (CI)."})
+def plan(c, pipeline=None, json=False, types=False, from_revision=None):
     """Show what each stage would do, with resolved parameters (secrets masked). Runs nothing."""
-    _run(actions.plan, pipeline=pipeline, json=json, types=types)
+    _run(actions.plan, pipeline=pipeline, json=json, types=types, from_revision=from_revision)
 
 
 @task(help={"pipeline": _PIPELINE_HELP, "run": "Show one run in full.", "limit": "How many runs to list (default 20).",

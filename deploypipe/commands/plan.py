@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from deploypipe.commands.invocation import Invocation, load, redactor_for
+from deploypipe.commands.plan_phases import phase_order
 from deploypipe.stages.db_pitr import plan_line
 from deploypipe.stages.registry import STAGE_TYPES, get_stage
 
@@ -21,11 +22,13 @@ __all__ = ["plan_steps", "show_plan", "show_types", "stage_table", "stage_types"
 _PATH_STAGES = ("db.backup", "db.dry_run", "db.migrate")
 
 
-def plan_steps(inv: Invocation) -> list[dict[str, Any]]:
-    """One dict per stage: id, type, when, on_failure, touches_production, would, params (masked); and for
-    db.backup/db.dry_run/db.migrate, database_path: which path the database takes (dump or pitr) and why."""
+def plan_steps(inv: Invocation, from_revision: str | None = None) -> list[dict[str, Any]]:
+    """One dict per stage: id, type, when, on_failure, touches_production, would, params (masked); for
+    db.backup/db.dry_run/db.migrate, database_path: which path the database takes (dump or pitr) and why; for a
+    db.migrate with phase: expand, phase_order (deploypipe.commands.plan_phases: SpecError when it is refused)."""
     redactor = redactor_for(inv)
     loaded = load(inv, redactor)
+    orders = phase_order(loaded, inv.state_dir, inv.project_dir, from_revision)
     steps = []
     for stage in loaded.spec.stages:
         impl = get_stage(stage.type)
@@ -38,12 +41,14 @@ def plan_steps(inv: Invocation) -> list[dict[str, Any]]:
         details = getattr(impl, "plan_details", None)  # e.g. db.lint: each migration's phase, read offline
         if details is not None:
             step["details"] = details(params, lambda value: inv.project_dir / value)
+        if stage.id in orders:
+            step["phase_order"] = orders[stage.id]
         steps.append(redactor(step))
     return steps
 
 
-def show_plan(inv: Invocation, as_json: bool) -> int:
-    steps = plan_steps(inv)
+def show_plan(inv: Invocation, as_json: bool, from_revision: str | None = None) -> int:
+    steps = plan_steps(inv, from_revision)
     out = inv.out
     if as_json:
         out.write(json.dumps(steps, indent=2) + "\n")
@@ -57,6 +62,8 @@ def show_plan(inv: Invocation, as_json: bool) -> int:
             out.write(f"      database path: {step['database_path']}\n")
         for line in step.get("details", ()):
             out.write(f"      {line}\n")
+        if "phase_order" in step:
+            out.write(f"      {step['phase_order']['line']}\n")
         for key, value in step["params"].items():
             out.write(f"      {key}: {json.dumps(value)}\n")
     return 0

@@ -23,7 +23,7 @@ from deploypipe.stages.base import Outputs as BaseOutputs
 from deploypipe.stages.base import Params as BaseParams
 from deploypipe.stages.base import StageResult
 from deploypipe.stages.context import StageContext
-from deploypipe.stages.db_compat import LiveRelease, live_release
+from deploypipe.stages.db_compat import compat_summary, live_release_for
 from deploypipe.stages.db_phases import dry_run_expand
 from deploypipe.stages.render_export import RenderExport
 
@@ -227,25 +227,21 @@ class DbDryRun:
         if copy is not None and copy.backup.id != backup_out.backup_id:
             copy.close()
             copy = None
-        live = live_release(ctx, params) if params.compat_command else LiveRelease()
         try:
-            result = dry_run(backup=load_backup(Path(backup_out.path).with_suffix(".json")), copy=copy,
-                             production_url=ctx.resources.database_url(params.database), command=params.command,
-                             cwd=ctx.resources.path(params.cwd), env={**ctx.resources.env, **params.env},
-                             log_path=log_path,
-                             staging_url=params.staging_url or None, lock_timeout_s=params.lock_timeout_s,
-                             statement_timeout_s=params.statement_timeout_s, timeout_s=ctx.timeout_s,
-                             redact=ctx.resources.redactor.text, restore_jobs=params.restore_jobs,
-                             compat_command=params.compat_command if live.startable else None,
-                             compat_health_path=params.compat_health_path,
-                             compat_cwd=live.cwd, compat_paths=live.paths,
-                             expand=dry_run_expand(ctx, params.database))
+            with live_release_for(ctx, params) as live:
+                result = dry_run(backup=load_backup(Path(backup_out.path).with_suffix(".json")), copy=copy,
+                                 production_url=ctx.resources.database_url(params.database), command=params.command,
+                                 cwd=ctx.resources.path(params.cwd), env={**ctx.resources.env, **params.env},
+                                 log_path=log_path,
+                                 staging_url=params.staging_url or None, lock_timeout_s=params.lock_timeout_s,
+                                 statement_timeout_s=params.statement_timeout_s, timeout_s=ctx.timeout_s,
+                                 redact=ctx.resources.redactor.text, restore_jobs=params.restore_jobs,
+                                 expand=dry_run_expand(ctx, params.database), **live.compat_args(params))
         except StageFailed as exc:
             ctx.emit("dry_run_finished", ok=False, error=exc.message)
             failed = self.Outputs.model_validate(exc.outputs, from_attributes=True) if exc.outputs else None
             raise StageFailed(exc.message, where=ctx.where, hint=exc.hint, outputs=failed) from None
         finally:
-            live.close()
             if copy is not None:
                 copy.close()
         run = result.run
@@ -258,12 +254,5 @@ class DbDryRun:
         return StageResult(outputs=outputs, warnings=tuple(result.warnings),
                            summary=f"{run.revision_before or 'an empty schema'} -> {run.revision_after} in "
                                    f"{result.duration_s:.1f}s ({changes})"
-                                   + _compat_summary(result.compat))
+                                   + compat_summary(result.compat))
 
-
-def _compat_summary(compat: CompatResult | None) -> str:
-    if compat is None:
-        return ""
-    if not compat.requests:
-        return "; live release healthy on it"
-    return f"; live release served {len(compat.requests)} real GET path(s) on it without a 5xx"

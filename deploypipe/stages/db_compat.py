@@ -9,7 +9,8 @@ at the live commit ``render.preflight`` recorded (``git archive``, into the run'
 - ``compat_paths``.
 
 Where that release cannot be started locally (no live deploy, the commit is not in ``repo_dir``) the dry run says
-so in a warning and the compatibility stays unproven (``on_rollback: auto`` then never picks ``leave``).
+so in a warning and the compatibility stays unproven (``on_rollback: auto`` then never picks ``leave``). Both dry
+runs use this: on the backup's verified copy (``stages/db.py``) and on a PITR clone (``stages/db_pitr.py``).
 """
 
 from __future__ import annotations
@@ -17,15 +18,19 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from deploypipe.errors import DeployPipeError
 from deploypipe.stages.context import StageContext
 
-__all__ = ["LiveRelease", "live_release"]
+if TYPE_CHECKING:
+    from deploypipe.db.compat import CompatResult
+
+__all__ = ["LiveRelease", "compat_summary", "live_release", "live_release_for"]
 
 
 @dataclass
@@ -42,6 +47,33 @@ class LiveRelease:
     def close(self) -> None:
         if self.checkout is not None:
             shutil.rmtree(self.checkout, ignore_errors=True)
+
+    def compat_args(self, params: Any) -> dict[str, Any]:
+        """The ``compat_*`` keywords of ``dry_run``/``rehearse`` for a db.dry_run's parameters: no command (no
+        check) when the live release cannot be started here."""
+        return {"compat_command": params.compat_command if self.startable else None,
+                "compat_health_path": params.compat_health_path, "compat_cwd": self.cwd,
+                "compat_paths": self.paths}
+
+
+@contextmanager
+def live_release_for(ctx: StageContext, params: Any) -> Iterator[LiveRelease]:
+    """:func:`live_release` when the dry run checks compatibility (``compat_command``), else nothing to check; its
+    checkout is removed afterwards."""
+    live = live_release(ctx, params) if params.compat_command else LiveRelease()
+    try:
+        yield live
+    finally:
+        live.close()
+
+
+def compat_summary(compat: CompatResult | None) -> str:
+    """The end of a dry run's summary: what the live release proved on the migrated copy."""
+    if compat is None:
+        return ""
+    if not compat.requests:
+        return "; live release healthy on it"
+    return f"; live release served {len(compat.requests)} real GET path(s) on it without a 5xx"
 
 
 def live_release(ctx: StageContext, params: Any) -> LiveRelease:

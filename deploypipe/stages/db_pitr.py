@@ -109,10 +109,14 @@ def backup(ctx: StageContext, params: Any, outputs_type: type[OutputsT]) -> Stag
 
 # -- db.dry_run: the migration on a PITR clone ---------------------------------------------------------------------
 def dry_run(ctx: StageContext, params: Any, outputs_type: type[OutputsT], backup: Any | None) -> StageResult[OutputsT]:
-    """Run the migration command on a PITR clone at this run's restore point; the clone is deleted afterwards."""
+    """Run the migration command on a PITR clone at this run's restore point, rehearsed as on a dump's copy (the
+    expand phase, then the live release sent its real GET requests, then the rest; deploypipe.stages.db_compat);
+    the clone is deleted afterwards."""
     from deploypipe.db.dryrun import compare_servers, rehearsal_failure, rehearse
     from deploypipe.db.pitr import BILLING_NOTE, RestorePoint, recovery_clone
     from deploypipe.db.pitr_clone import iso
+    from deploypipe.stages.db_compat import compat_summary, live_release_for
+    from deploypipe.stages.db_phases import dry_run_expand
 
     if backup is None or getattr(backup, "kind", "dump") != RESTORE_POINT or not backup.verified:
         raise StageFailed("no restore point in this run to clone for the dry run", where=ctx.where,
@@ -123,15 +127,17 @@ def dry_run(ctx: StageContext, params: Any, outputs_type: type[OutputsT], backup
     warnings = ["staging_url is not used in mode pitr: the staging copy is a PITR clone"] if params.staging_url else []
     log_path = ctx.run_dir / f"{ctx.stage_id}.dry_run.log"
     started = time.monotonic()
-    with recovery_clone(ctx.resources.render, point.postgres_id, point, f"deploypipe-{ctx.stage_id}",
-                        min_age_s=target.pitr_min_age_s, timeout_s=ctx.timeout_s or 3600.0, sleep=ctx.sleep,
-                        clock=_wall(ctx)) as clone:
+    with live_release_for(ctx, params) as live, recovery_clone(
+            ctx.resources.render, point.postgres_id, point, f"deploypipe-{ctx.stage_id}",
+            min_age_s=target.pitr_min_age_s, timeout_s=ctx.timeout_s or 3600.0, sleep=ctx.sleep,
+            clock=_wall(ctx)) as clone:
         ctx.resources.redactor.add(clone.url)
         made_s = round(time.monotonic() - started, 3)
         staging = (f"PITR clone {clone.name} ({clone.postgres_id}) of {point.postgres_id} at "
                    f"{iso(clone.restore_time)}")
         ctx.emit("pitr_clone_ready", clone_id=clone.postgres_id, name=clone.name,
                  restore_time=iso(clone.restore_time), note=clone.note, billing=BILLING_NOTE, duration_s=made_s)
+        warnings += live.warnings
         if clone.restore_time != point.at:
             warnings.append(clone.note)
         warnings += compare_servers(target.url, clone.url)
@@ -141,7 +147,7 @@ def dry_run(ctx: StageContext, params: Any, outputs_type: type[OutputsT], backup
                                env={**ctx.resources.env, **params.env}, log_path=log_path,
                                lock_timeout_s=params.lock_timeout_s, statement_timeout_s=params.statement_timeout_s,
                                timeout_s=ctx.timeout_s, redact=ctx.resources.redactor.text,
-                               compat_command=params.compat_command, compat_health_path=params.compat_health_path)
+                               expand=dry_run_expand(ctx, params.database), **live.compat_args(params))
         outputs = outputs_type.model_validate({
             "ok": run.ok and (compat is None or compat.ok), "command": params.command, "backup_id": backup.backup_id,
             "staging": staging, "duration_s": round(time.monotonic() - started, 3), "restore_s": made_s, "run": run,
@@ -156,8 +162,8 @@ def dry_run(ctx: StageContext, params: Any, outputs_type: type[OutputsT], backup
     changes = ", ".join(f"{k}: {len(v)}" for k, v in run.schema_changes.items()) or "no schema change"
     return StageResult(outputs=outputs, warnings=tuple(warnings),
                        summary=f"{run.revision_before or 'an empty schema'} -> {run.revision_after} on a PITR clone "
-                               f"at {iso(clone.restore_time)} in {time.monotonic() - started:.1f}s ({changes}); "
-                               "clone deleted")
+                               f"at {iso(clone.restore_time)} in {time.monotonic() - started:.1f}s ({changes})"
+                               + compat_summary(compat) + "; clone deleted")
 
 
 # -- db.migrate's on_rollback: restore -----------------------------------------------------------------------------

@@ -53,7 +53,8 @@ PASSWORD = "big-db-secret-pw-42"
 _names = itertools.count()
 
 MIGRATION = textwrap.dedent('''\
-    """The release's migration: notes.priority, revision a1 -> b2. Records where it ran (database, rows)."""
+    """The release's migration: notes.priority (or, mode rename, notes.body renamed), revision a1 -> b2. Records
+    where it ran (database, rows)."""
     import os, sys, time
     import psycopg
 
@@ -68,7 +69,10 @@ MIGRATION = textwrap.dedent('''\
             open(evidence + ".sleeping", "w").close()
             time.sleep(60)
         with conn.transaction():
-            conn.execute("alter table notes add column priority int")
+            if mode == "rename":  # what the live release reads disappears
+                conn.execute("alter table notes rename column body to text")
+            else:
+                conn.execute("alter table notes add column priority int")
             conn.execute("update alembic_version set version_num = 'b2'")
             if mode == "fail":
                 conn.execute("select 1 / 0")
@@ -163,8 +167,13 @@ def sql(url: str, statement: str) -> list[tuple]:
 
 
 def pipeline(release: Release, *, mode: str = "ok", on_rollback: str = "restore", confirmed: bool = True,
-             database: str = "mode: pitr, pitr_min_age_s: 0") -> Path:
+             database: str = "mode: pitr, pitr_min_age_s: 0", compat: str = "") -> Path:
+    """The release's pipeline; ``compat``: the live release's start command, which the dry run then checks
+    (``compat_service: api``, after a render.preflight; the verification's smoke path is /)."""
     command = f"{sys.executable} {release.root / 'migrate.py'} {release.evidence}"
+    preflight = "\n          - {id: preflight, type: render.preflight}" if compat else ""
+    checked = f', compat_command: "{compat}", compat_service: api' if compat else ""
+    smoke = ", smoke: [{path: /}]" if compat else ""
     return write_pipeline(release.root, f"""\
         version: 1
         name: big-db-release
@@ -176,13 +185,13 @@ def pipeline(release: Release, *, mode: str = "ok", on_rollback: str = "restore"
             api: {{name: {release.service}, health_path: /health}}
           databases:
             main: {{url: "${{DATABASE_URL}}", render_postgres: {release.name}, {database}}}
-        stages:
+        stages:{preflight}
           - id: backup
             type: db.backup
             with: {{database: main}}
           - id: dry-run
             type: db.dry_run
-            with: {{database: main, command: "{command}{'' if mode == 'ok' else ' ' + mode}"}}
+            with: {{database: main, command: "{command}{'' if mode == 'ok' else ' ' + mode}"{checked}}}
           - id: migrate
             type: db.migrate
             with: {{database: main, command: "{command}", on_rollback: {on_rollback},
@@ -193,7 +202,7 @@ def pipeline(release: Release, *, mode: str = "ok", on_rollback: str = "restore"
           - id: verify
             type: verify.health
             with: {{service: api, successes: 1, interval_s: 0.1, healthy_within_s: 3, observe_s: 0,
-                   failure_threshold: 2}}
+                   failure_threshold: 2{smoke}}}
         """)
 
 

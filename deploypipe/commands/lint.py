@@ -4,8 +4,10 @@ Each PATH, by name and content: a YAML file with ``version:`` and ``stages:`` is
 ``pipeline-invalid`` finding at its file:line; else its ``lint.blueprint`` Blueprint and ``db.lint`` migrations are
 linted offline: rules needing the production server, such as extension versions, are skipped with an info finding
 saying so); another YAML file (``services:``, or named render*.yaml) is a Render Blueprint; ``.sql`` a migration
-(deploypipe's rules, plus squawk when installed); ``.py`` an Alembic revision; a directory holds migrations (every
-``*.sql``, Prisma's ``*/migration.sql`` and ``versions/*.py``). No PATH: the pipeline. Lint writes nothing: no run
+(deploypipe's rules, plus squawk when installed, and its phase as an info line: ``expand`` or ``contract: ...``,
+deploypipe.db.phases); ``.py`` an Alembic revision (its phase is shown where a pipeline's ``db.lint`` names its
+alembic.ini); a directory holds migrations (every ``*.sql``, Prisma's ``*/migration.sql`` and ``versions/*.py``).
+No PATH: the pipeline. Lint writes nothing: no run
 directory, no journal, no lock, no database connection. Exit 0 when no finding reaches ``--fail-on`` (error by
 default), 1 when one does, 2 for usage errors and unreadable input.
 
@@ -130,7 +132,33 @@ def _sql(path: Path, text: str, squawk: bool = True, excludes: tuple[str, ...] =
                     f"migration {name}", path=str(path), line=line, col=col))
     if squawk:
         found += [_at(f, path) for f in dblint.squawk(text, name, excludes)]
-    return found
+    return found + _phase(path, name, text)
+
+
+def _phase(path: Path, name: str, text: str) -> list[Finding]:
+    """The migration's phase as an info line (deploypipe.db.phases), at its first contract statement."""
+    from pglast.parser import ParseError
+
+    from deploypipe.db.phases import OverrideError, classify
+
+    try:
+        phase = classify(name, text)
+    except OverrideError as exc:
+        return [Finding("phase-override-without-reason", "error", str(exc), "say why the live release keeps "
+                        "working on the migrated schema", subject=f"migration {name}", path=str(path))]
+    except ParseError:
+        return []  # reported as sql-syntax
+    first = phase.contract[0].line if phase.contract else None
+    return [Finding("migration-phase", "info", phase.summary(), subject=f"migration {name}", path=str(path),
+                    line=first)]
+
+
+def _chain_phases(stage_id: str, tool: Any, location: Path, path: str, line: int | None) -> list[Finding]:
+    """Each Alembic revision's phase, from its offline SQL, as info lines at the pipeline's db.lint stage."""
+    from deploypipe.db.chain import chain_phases
+
+    return [Finding("migration-phase", "info", phase, subject=f"migration {name}", path=path, line=line)
+            for name, phase in chain_phases(tool, location)]
 
 
 def _python(path: Path) -> list[Finding]:
@@ -201,7 +229,8 @@ def _stage_migrations(stage_id: str, params: Any, base: Path, result: LintResult
                           "SQL in the db.lint stage, against the production server", path=path, line=line)
         for file in files:
             result.read(file)
-        return [skipped] + [f for file in files for f in _python(file)]
+        return [skipped] + [f for file in files for f in _python(file)] + _chain_phases(stage_id, "alembic", ini,
+                                                                                          path, line)
     relative = params.prisma_dir if params.tool == "prisma" else params.sql_dir
     directory = base / relative
     files = sorted(directory.glob("*/migration.sql" if params.tool == "prisma" else "*.sql"))

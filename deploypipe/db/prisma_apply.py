@@ -30,7 +30,7 @@ The connection's ``lock_timeout``/``statement_timeout`` come from ``PGOPTIONS``,
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Callable
 
@@ -64,7 +64,7 @@ _P3018 = ("A migration failed to apply. New migrations cannot be applied before 
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _initialize(conn: psycopg.Connection) -> None:

@@ -138,9 +138,10 @@ class DbMigrate:
                 hint = (f"production differs from the dry run's copy (locks held by live traffic, rows written since "
                         f"the backup): fix the contract migration and release again, it runs again; {exc.hint}")
             if params.tool == "prisma":
-                hint += ("; _prisma_migrations records the failed migration as prisma migrate deploy does "
-                         "(finished_at null, its logs): once fixed, `npx prisma migrate resolve --rolled-back <name>` "
-                         "lets it run again (db.migration_status names it)")
+                hint = (hint or "") + ("; _prisma_migrations records the failed migration as prisma migrate "
+                                       "deploy does (finished_at null, its logs): once fixed, `npx prisma migrate "
+                                       "resolve --rolled-back <name>` lets it run again (db.migration_status names "
+                                       "it)")
             failed = self.Outputs.model_validate(exc.outputs, from_attributes=True).model_copy(update=extra)
             raise StageFailed(message, where=ctx.where, hint=hint, production_changed=exc.production_changed,
                               outputs=failed) from None

@@ -4,8 +4,10 @@ Each PATH, by name and content: a YAML file with ``version:`` and ``stages:`` is
 ``pipeline-invalid`` finding at its file:line; else its ``lint.blueprint`` Blueprint and ``db.lint`` migrations are
 linted offline: rules needing the production server, such as extension versions, are skipped with an info finding
 saying so); another YAML file (``services:``, or named render*.yaml) is a Render Blueprint; ``.sql`` a migration
-(deploypipe's rules, plus squawk when installed); ``.py`` an Alembic revision; a directory holds migrations (every
-``*.sql``, Prisma's ``*/migration.sql`` and ``versions/*.py``). No PATH: the pipeline. Lint writes nothing: no run
+(deploypipe's rules, plus squawk when installed, and its phase as an info line: ``expand`` or ``contract: ...``,
+deploypipe.db.phases); ``.py`` an Alembic revision (its phase is shown where a pipeline's ``db.lint`` names its
+alembic.ini); a directory holds migrations (every ``*.sql``, Prisma's ``*/migration.sql`` and ``versions/*.py``).
+No PATH: the pipeline. Lint writes nothing: no run
 directory, no journal, no lock, no database connection. Exit 0 when no finding reaches ``--fail-on`` (error by
 default), 1 when one does, 2 for usage errors and unreadable input.
 
@@ -23,16 +25,15 @@ silences them in the whole file. The reason is required: an ignore without one s
 
 from __future__ import annotations
 
-import configparser
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from deploypipe.commands.invocation import Invocation
+from deploypipe.commands.lint_migrations import lint_revision, lint_sql_file, stage_migrations
 from deploypipe.core.findings import SEVERITIES, Finding, apply_ignores, at_least
 from deploypipe.core.yamlio import load_yaml
-from deploypipe.db import lint as dblint
 from deploypipe.errors import SpecError, UsageError
 from deploypipe.spec.interpolate import VARIABLE_PATTERN, Interpolator
 
@@ -95,49 +96,6 @@ def _spec_finding(rule: str, exc: SpecError, path: Path) -> Finding:
     return Finding(rule, "error", exc.detail(), path=str(path), line=int(match["line"]) if match else None)
 
 
-def _at(finding: Finding, path: Path, **where: Any) -> Finding:
-    """``finding`` located in ``path``; db.lint's own rules name the migration without the word 'migration'."""
-    subject = finding.subject if " " in finding.subject or not finding.subject else f"migration {finding.subject}"
-    return replace(finding, subject=subject, path=str(path), **where)
-
-
-def _sql(path: Path, text: str, squawk: bool = True, excludes: tuple[str, ...] = dblint.DEFAULT_SQUAWK_EXCLUDES
-         ) -> list[Finding]:
-    """deploypipe's SQL rules (each finding at its statement), then squawk."""
-    from pglast import ast
-    from pglast.parser import ParseError, parse_sql
-
-    name = path.parent.name if path.name == "migration.sql" else path.name
-    try:
-        statements = parse_sql(text)
-    except ParseError as exc:
-        offset = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else 0
-        line, col = dblint.position(text, offset)
-        return [Finding("sql-syntax", "error", f"PostgreSQL cannot parse it: {exc.args[0]}",
-                        subject=f"migration {name}", path=str(path), line=line, col=col)]
-    found = [_at(f, path) for f in dblint.lint_sql(text, name, None)]
-    for raw in statements:
-        line, col = dblint.position(text, raw.stmt_location or 0)
-        stmt = raw.stmt
-        if isinstance(stmt, ast.CreateExtensionStmt):
-            version = next((str(getattr(o.arg, "sval", o.arg)) for o in stmt.options or ()
-                            if o.defname == "new_version"), None)
-            if version:
-                found.append(Finding(
-                    "extension-version-unavailable", "info", f"not checked offline: whether the production server "
-                    f'offers {stmt.extname} "{version}" needs its pg_available_extension_versions',
-                    "the pipeline's db.lint stage checks it against the server before each deploy",
-                    f"migration {name}", path=str(path), line=line, col=col))
-    if squawk:
-        found += [_at(f, path) for f in dblint.squawk(text, name, excludes)]
-    return found
-
-
-def _python(path: Path) -> list[Finding]:
-    """Alembic AST rules, each finding at its file:line:col."""
-    return dblint.lint_python(path, path.stem)
-
-
 def _blueprint(path: Path, result: LintResult, deployed: set[str] | None = None) -> list[Finding]:
     from deploypipe.lint.blueprint import lint_blueprint
 
@@ -180,35 +138,9 @@ def _pipeline(path: Path, result: LintResult, base: Path, env: Mapping[str, str]
                 findings.append(Finding("blueprint-missing", "error", f"stage {stage.id}: {params.path} not found",
                                         path=str(path), line=line))
         elif stage.type == "db.lint":
-            findings += apply_ignores(_stage_migrations(stage.id, params, base, result, str(path), line),
+            findings += apply_ignores(stage_migrations(stage.id, params, base, result.read, str(path), line),
                                       params.ignore)
     return findings
-
-
-def _stage_migrations(stage_id: str, params: Any, base: Path, result: LintResult, path: str, line: int | None
-                      ) -> list[Finding]:
-    """The migrations a db.lint stage would lint, linted offline (all of them: which are pending needs the DB)."""
-    excludes = tuple(params.squawk_excludes) if params.squawk_excludes is not None else dblint.DEFAULT_SQUAWK_EXCLUDES
-    if params.tool == "alembic":
-        ini = base / params.alembic_ini
-        parser = configparser.ConfigParser(defaults={"here": str(ini.parent)})
-        if not parser.read(ini) or not parser.has_option("alembic", "script_location"):
-            return [Finding("migrations-missing", "error", f"stage {stage_id}: {params.alembic_ini} not found or "
-                            "without [alembic] script_location", path=path, line=line)]
-        files = sorted((ini.parent / parser.get("alembic", "script_location") / "versions").glob("*.py"))
-        skipped = Finding("alembic-sql-not-checked", "info", f"stage {stage_id}: offline, only the Alembic scripts "
-                          "are checked; the SQL rules, squawk and extension versions run on the pending revisions' "
-                          "SQL in the db.lint stage, against the production server", path=path, line=line)
-        for file in files:
-            result.read(file)
-        return [skipped] + [f for file in files for f in _python(file)]
-    relative = params.prisma_dir if params.tool == "prisma" else params.sql_dir
-    directory = base / relative
-    files = sorted(directory.glob("*/migration.sql" if params.tool == "prisma" else "*.sql"))
-    if not directory.is_dir():
-        return [Finding("migrations-missing", "error", f"stage {stage_id}: {relative} is not a directory",
-                        path=path, line=line)]
-    return [f for file in files for f in _sql(file, result.read(file), params.squawk, excludes)]
 
 
 def _kind(path: Path, result: LintResult) -> str:
@@ -239,7 +171,7 @@ def lint_paths(paths: list[Path], *, base: Path, env: Mapping[str, str]) -> Lint
         if kind in ("directory", "migration"):
             for file in _migrations_dir(path, result) if kind == "directory" else [path]:
                 text = result.read(file)
-                result.findings += _python(file) if file.suffix == ".py" else _sql(file, text)
+                result.findings += lint_revision(file) if file.suffix == ".py" else lint_sql_file(file, text)
         elif kind == "blueprint":
             result.findings += _blueprint(path, result)
         else:

@@ -14,7 +14,7 @@ migrated the database decides, from its stages in order, then its rollback:
 A stage is the database's when its report is of this pipeline (same name) and this pipeline's stage of that id
 and type works on the database, or when it is a ``db.migrate`` whose masked URL is the database's. Where the
 revision is unknown, plan warns which revisions would be refused ("if production is at X or earlier") and exits 0;
-``db.lint`` still refuses at run time. SQL files have no revision: all of them are pending, as ``db.lint`` has it.
+``db.lint`` still refuses at run time. SQL files' revision is the last file in deploypipe's ledger.
 """
 
 from __future__ import annotations
@@ -159,9 +159,7 @@ def phase_order(loaded: LoadedPipeline, state_dir: Path, project_dir: Path, from
     found: dict[str, dict[str, Any]] = {}
     for check in checks:
         chain = chain_migrations(check.tool, check.path)
-        seen = Seen("SQL files have no revision: db.lint takes every one as pending", applied=frozenset()) if (
-            check.tool == "sql") else (
-            given.get(check.database) or seen_in_history(state_dir, loaded, check.database))
+        seen = given.get(check.database) or seen_in_history(state_dir, loaded, check.database)
         applied = seen.applied_in(chain) if seen is not None else None
         if applied is not None and seen is not None:
             pending = pending_part(chain, applied)

@@ -37,13 +37,17 @@ class MigrationRun:
 
 
 def current_revision(conn: psycopg.Connection) -> str | None:
-    """The schema's migration revision: Alembic's version_num(s), else Prisma's newest finished migration."""
+    """The schema's migration revision: Alembic's version_num(s), else Prisma's newest finished migration, else the
+    last file in deploypipe's ledger of SQL files (deploypipe.db.sql_ledger)."""
     if table_exists(conn, "alembic_version"):
         revs = [r[0] for r in conn.execute("select version_num from alembic_version order by 1")]
         return ",".join(revs) or None
     if table_exists(conn, "_prisma_migrations"):
         row = conn.execute("select migration_name from _prisma_migrations where finished_at is not null and "
                            "rolled_back_at is null order by finished_at desc limit 1").fetchone()
+        return row[0] if row else None
+    if table_exists(conn, "deploypipe_sql_migrations"):
+        row = conn.execute("select max(file_name) from deploypipe_sql_migrations").fetchone()
         return row[0] if row else None
     return None
 

@@ -17,7 +17,8 @@ import psycopg
 from deploypipe.db.pg import table_exists
 from deploypipe.errors import StageErrored, StageFailed
 
-__all__ = ["PrismaRow", "created_objects", "db_rows", "disk_migrations", "missing_objects", "resolve_applied"]
+__all__ = ["PrismaRow", "checksum", "checksum_of", "created_objects", "db_rows", "disk_migrations", "missing_objects",
+           "resolve_applied"]
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,13 @@ def disk_migrations(migrations_dir: Path) -> dict[str, Path]:
 
 
 def checksum(path: Path) -> str:
+    """Prisma's checksum of a migration file: the SHA-256 of its bytes, lower-case hex."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def checksum_of(script: str) -> str:
+    """Prisma's checksum of a migration script (``render_checksum``): the SHA-256 of its UTF-8 bytes."""
+    return hashlib.sha256(script.encode("utf-8")).hexdigest()
 
 
 def db_rows(conn: psycopg.Connection) -> list[PrismaRow]:

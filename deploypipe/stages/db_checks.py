@@ -49,7 +49,9 @@ class Resolved(BaseOutputs):
 class DbMigrationStatus:
     type: ClassVar[str] = "db.migration_status"
     description: ClassVar[str] = ("Read-only migration state checks (Alembic heads/unknown revisions; Prisma failed, "
-                                  "rolled-back, edited, missing and pending migrations), with safe remedies.")
+                                  "rolled-back, edited, missing and pending migrations; SQL files against "
+                                  "deploypipe's ledger: edited, missing, out-of-order and pending), with safe "
+                                  "remedies.")
     touches_production: ClassVar[bool] = False
 
     class Params(_Tool):
@@ -60,7 +62,7 @@ class DbMigrationStatus:
         tool: str
         current: list[str] = Field(default_factory=list, description="Alembic: the database's revisions.")
         heads: list[str] = Field(default_factory=list, description="Alembic: the repository's heads.")
-        applied: list[str] = Field(default_factory=list, description="Prisma: applied migrations.")
+        applied: list[str] = Field(default_factory=list, description="Prisma, sql: applied migrations.")
         failed: list[str] = Field(default_factory=list, description="Prisma: migrations recorded as failed.")
         pending: list[str] = Field(default_factory=list)
         pending_count: int = 0
@@ -75,6 +77,7 @@ class DbMigrationStatus:
         from deploypipe.db import prisma
         from deploypipe.db.alembic_repo import AlembicRepo
         from deploypipe.db.pg import connect
+        from deploypipe.db.sql_ledger import sql_status
         from deploypipe.db.status import alembic_status, prisma_status
 
         resolved: list[Resolved] = []
@@ -95,7 +98,7 @@ class DbMigrationStatus:
                     if resolved:
                         findings, state = prisma_status(conn, directory)
             else:
-                raise StageErrored("db.migration_status supports tool alembic or prisma", where=ctx.where)
+                findings, state = sql_status(conn, ctx.resources.path(params.sql_dir))
         for finding in findings:
             ctx.emit("migration_finding", **finding.as_dict())
         _fail_on_findings(ctx, findings, f"{params.tool} migration state")
@@ -187,8 +190,12 @@ class DbLint:
                            for name, path in prisma.disk_migrations(ctx.resources.path(params.prisma_dir)).items()
                            if name not in applied]
             else:
-                sources = [(p.name, p.read_text(encoding="utf-8"), None)
-                           for p in sorted(ctx.resources.path(params.sql_dir).glob("*.sql"))]
+                from deploypipe.db.sql_ledger import disk_files, ledger_rows
+
+                applied_files = ledger_rows(conn)
+                sources = [(name, path.read_text(encoding="utf-8"), None)
+                           for name, path in disk_files(ctx.resources.path(params.sql_dir)).items()
+                           if name not in applied_files]
         findings: list[Finding] = []
         excludes = lint.DEFAULT_SQUAWK_EXCLUDES if params.squawk_excludes is None else tuple(params.squawk_excludes)
         if params.tool == "alembic" and params.squawk_excludes is None:

@@ -24,7 +24,7 @@ from deploypipe.stages.base import Outputs as BaseOutputs
 from deploypipe.stages.base import Params as BaseParams
 from deploypipe.stages.context import StageContext
 from deploypipe.stages.db import DbBackup, DbDryRun
-from deploypipe.stages.db_phases import PhaseWork, auto_policy, phase_work
+from deploypipe.stages.db_phases import PhaseWork, auto_policy, can_downgrade, phase_work
 
 __all__ = ["DbMigrate"]
 
@@ -39,24 +39,34 @@ class DbMigrate:
 
     class Params(BaseParams):
         database: str = Field(..., description="Database target key.")
-        command: str = Field(..., description="Migration command, run with DATABASE_URL pointing at production.")
+        tool: Literal["alembic", "prisma", "sql"] = Field("alembic", description="Migration tool, as db.lint's.")
+        command: str | None = Field(None, description=(
+            "Migration command, run with DATABASE_URL pointing at production: phase all, and the contract phase. "
+            "Needed for alembic, and for prisma (npx prisma migrate deploy) except with phase expand; tool sql: "
+            "default deploypipe applies the pending files itself, with its ledger."))
+        prisma_dir: str = Field("prisma/migrations", description="Prisma migrations directory (tool prisma).")
+        sql_dir: str = Field("migrations", description="Directory of .sql files (tool sql).")
         cwd: str = Field(".", description="Working directory of the command.")
         env: dict[str, str] = Field(default_factory=dict)
         phase: Literal["all", "expand", "contract"] = Field(
             "all", description="all: every pending migration; expand: those before the first contract migration "
                                "(db.lint's phases), before the deploy; contract: the rest, after verification.")
-        expand_command: str = Field("alembic upgrade {revision}", description="phase expand, when contract "
-                                                                              "migrations wait: {revision} is the "
-                                                                              "last expand migration.")
+        expand_command: str | None = Field(None, description=(
+            "phase expand: {revision} is the last expand migration. Default: alembic upgrade {revision}; for prisma "
+            "and sql deploypipe applies them itself (prisma: recorded in _prisma_migrations as prisma migrate "
+            "deploy records them)."))
         lock_timeout_s: float = Field(5.0, gt=0, description="lock_timeout for every statement.")
         statement_timeout_s: float = Field(600.0, gt=0, description="statement_timeout for every statement.")
         lock_wait_s: float = Field(60.0, ge=0, description="How long to wait for another pipeline's migration lock.")
         on_rollback: Literal["auto", "leave", "downgrade", "restore"] = Field(
             "auto", description="auto: leave when every applied migration is expand and the dry run proved the "
-                                "live release serves its requests on it, else downgrade, never restore; leave: keep "
-                                "the schema; downgrade: run downgrade_command to the recorded revision; restore: "
-                                "restore this run's backup (needs confirmation).")
-        downgrade_command: str = Field("alembic downgrade {revision}", description="{revision} is the one before.")
+                                "live release serves its requests on it, else downgrade (without a downgrade, as "
+                                "for prisma and sql: keep the schema, reported unverified, exit 4), never restore; "
+                                "leave: keep the schema; downgrade: run downgrade_command to the recorded revision; "
+                                "restore: restore this run's backup (needs confirmation).")
+        downgrade_command: str | None = Field(None, description="{revision} is the one before. Default for "
+                                                                "alembic: alembic downgrade {revision}; prisma and "
+                                                                "sql have none.")
         restore_confirmed: bool = Field(False, description="Pre-confirm a restore on rollback (CI, no terminal).")
         require_backup: bool = Field(True, description="Refuse without a verified backup in this run.")
         require_dry_run: bool = Field(True, description="Refuse without a successful dry run in this run.")
@@ -79,14 +89,21 @@ class DbMigrate:
                                                                      "the contract phase.")
 
     def plan(self, params: DbMigrate.Params) -> str:
-        what = {"all": f"run `{params.command}`",
-                "expand": f"run the expand migrations (`{params.expand_command}` up to the last one before the "
-                          f"first contract migration, else `{params.command}`)",
-                "contract": f"after the new release is verified, run the contract migrations (`{params.command}`)"
+        own = {"prisma": "deploypipe applies them, recorded in _prisma_migrations as prisma migrate deploy does",
+               "sql": "deploypipe applies them, recorded in its ledger deploypipe_sql_migrations",
+               "alembic": "alembic upgrade {revision}"}[params.tool]
+        expand = params.expand_command or own
+        command = f"`{params.command}`" if params.command else own
+        what = {"all": f"run the pending migrations ({command})",
+                "expand": f"run the expand migrations ({expand}; up to the last one before the first contract "
+                          "migration)",
+                "contract": f"after the new release is verified, run the contract migrations ({command})"
                 }[params.phase]
         rollback = params.on_rollback if params.on_rollback != "auto" else (
             "auto (leave when every applied migration is expand and the live release served its requests on the "
-            "migrated copy; else downgrade, dropping what the migration added, counted in the report; never restore)")
+            "migrated copy; else " + ("downgrade, dropping what the migration added, counted in the report"
+                                      if can_downgrade(params) else "keep the schema and say so, unverified (no "
+                                      f"downgrade exists for {params.tool})") + "; never restore)")
         return f"under an advisory lock, {what} on {params.database}; on rollback: {rollback}"
 
     def run(self, ctx: StageContext, params: DbMigrate.Params) -> StageResult[DbMigrate.Outputs]:
@@ -105,7 +122,7 @@ class DbMigrate:
                 env={**ctx.resources.env, **params.env}, log_path=ctx.run_dir / f"{ctx.stage_id}.migrate.log",
                 run_id=ctx.run_id,
                 backup=BackupEvidence(backup.backup_id, backup.path, backup.verified) if backup else None,
-                dry=DryRunEvidence(dry.ok, params.command, dry.backup_id) if dry else None,
+                dry=DryRunEvidence(dry.ok, work.command, dry.backup_id) if dry else None,
                 require_backup=params.require_backup, require_dry_run=params.require_dry_run,
                 lock_timeout_s=params.lock_timeout_s, statement_timeout_s=params.statement_timeout_s,
                 lock_wait_s=params.lock_wait_s, timeout_s=ctx.timeout_s, redact=ctx.resources.redactor.text,
@@ -120,6 +137,11 @@ class DbMigrate:
                            f"{exc.outputs.revision_after}); nothing was rolled back, restored or downgraded")
                 hint = (f"production differs from the dry run's copy (locks held by live traffic, rows written since "
                         f"the backup): fix the contract migration and release again, it runs again; {exc.hint}")
+            if params.tool == "prisma":
+                hint = (hint or "") + ("; _prisma_migrations records the failed migration as prisma migrate "
+                                       "deploy does (finished_at null, its logs): once fixed, `npx prisma migrate "
+                                       "resolve --rolled-back <name>` lets it run again (db.migration_status names "
+                                       "it)")
             failed = self.Outputs.model_validate(exc.outputs, from_attributes=True).model_copy(update=extra)
             raise StageFailed(message, where=ctx.where, hint=hint, production_changed=exc.production_changed,
                               outputs=failed) from None
@@ -165,13 +187,16 @@ class DbMigrate:
             policy, why = auto_policy(ctx, outputs.phase, outputs.migrations,
                                       bool(dry and dry.compat and dry.compat.proven))
         url = ctx.resources.database_url(params.database)
+        if policy == "downgrade" and not can_downgrade(params):
+            return _kept_unproven(ctx, params, outputs, why)
         lost = droppable_values(url, outputs.run.schema_changes) if policy == "downgrade" else {}
         fields = {f.name for f in dataclasses.fields(MigrateResult)}
         undo = compensate_migration(
             MigrateResult(**{name: getattr(outputs, name) for name in fields}),
             policy=policy, url=url, cwd=ctx.resources.path(params.cwd),
             env={**ctx.resources.env, **params.env}, log_path=ctx.run_dir / f"{ctx.stage_id}.{policy}.log",
-            run_id=ctx.run_id, downgrade_command=params.downgrade_command, confirm=ctx.resources.confirm,
+            run_id=ctx.run_id, downgrade_command=params.downgrade_command or "alembic downgrade {revision}",
+            confirm=ctx.resources.confirm,
             restore_confirmed=params.restore_confirmed, lock_wait_s=params.lock_wait_s,
             lock_timeout_s=params.lock_timeout_s, statement_timeout_s=params.statement_timeout_s,
             timeout_s=ctx.timeout_s, redact=ctx.resources.redactor.text, sleep=ctx.sleep, clock=ctx.clock)
@@ -180,6 +205,24 @@ class DbMigrate:
         summary = undo.summary + (f" (auto: {why})" if why else "") + "; " + _kept_line(kept, lost)
         details = {**undo.details, "kept": kept, "lost": lost, **({"auto": why} if why else {})}
         return Compensation(action=undo.action, verified=undo.verified, summary=summary, details=details)
+
+
+def _kept_unproven(ctx: StageContext, params: DbMigrate.Params, outputs: DbMigrate.Outputs, why: str
+                   ) -> Compensation:
+    """auto without a downgrade (prisma, sql): the schema stays, and the rollback is not verified safe."""
+    from deploypipe.db.kept import kept_rows
+
+    if not outputs.production_changed:
+        return Compensation(action="nothing_to_do", verified=True,
+                            summary=f"the migration did not change production (revision {outputs.revision_before})")
+    backup = ctx.latest(DbBackup.Outputs, lambda b: b.backup_id == outputs.backup_id)
+    kept = kept_rows(ctx.resources.database_url(params.database), backup.row_counts if backup else {})
+    summary = (f"schema kept at {outputs.revision_after} (auto: {why}; {params.tool} migrations have no downgrade "
+               "and a restore is never automatic): the previous release runs on it UNPROVEN; a human decides: keep "
+               f"it, or restore backup {outputs.backup_id} (on_rollback: restore, confirmed); " + _kept_line(kept, {}))
+    return Compensation(action="left_schema", verified=False, summary=summary,
+                        details={"policy": "auto", "auto": why, "kept": kept, "revision_after": outputs.revision_after,
+                                 "migrations": outputs.migrations})
 
 
 def _kept_line(kept: dict[str, dict[str, int]], lost: dict[str, int]) -> str:

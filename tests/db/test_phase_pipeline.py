@@ -44,3 +44,32 @@ def test_a_contract_phase_without_an_expand_phase_before_it_is_refused(tmp_path)
         load_pipeline(write(tmp_path, first="all"), {})
     assert "stages[2].with.phase: a contract phase of database main must come after db.migrate with phase: " \
            "expand" in error.value.message
+
+
+def _one_migrate(tmp_path, with_: str):
+    path = tmp_path / "one.yaml"
+    path.write_text("version: 1\nname: one\ntargets:\n  databases: {main: {url: \"postgresql://u@127.0.0.1/db\"}}\n"
+                    f"stages:\n  - {{id: migrate, type: db.migrate, with: {{database: main, {with_}}}}}\n")
+    return path
+
+
+@pytest.mark.parametrize("with_, message", [
+    ("tool: prisma, phase: all", "stages[0].with.command: tool prisma with phase all needs command (e.g. npx prisma "
+                                 "migrate deploy); deploypipe applies only the expand phase of Prisma migrations "
+                                 "itself"),
+    ("phase: all", "stages[0].with.command: tool alembic needs command (e.g. alembic upgrade head)"),
+    ("tool: sql, on_rollback: downgrade", "stages[0].with.on_rollback: on_rollback: downgrade needs a "
+                                          "downgrade_command for tool sql"),
+])
+def test_a_db_migrate_without_the_command_its_tool_needs_is_refused_at_load_time(tmp_path, with_, message):
+    with pytest.raises(SpecError) as error:
+        load_pipeline(_one_migrate(tmp_path, with_), {})
+    assert message in error.value.message and error.value.exit_code == 2
+    assert error.value.where.startswith(str(tmp_path / "one.yaml"))
+
+
+@pytest.mark.parametrize("with_", ["tool: sql", "tool: sql, phase: expand", "tool: prisma, phase: expand",
+                                   "tool: prisma, command: npx prisma migrate deploy"])
+def test_prisma_expand_and_sql_need_no_command(tmp_path, with_):
+    assert load_pipeline(_one_migrate(tmp_path, with_), {}).params["migrate"].command in (None, "npx prisma migrate "
+                                                                                                  "deploy")

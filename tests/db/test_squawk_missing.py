@@ -42,7 +42,8 @@ def test_lint_without_squawk_prints_a_warning_line_and_fails_under_fail_on_warni
     (tmp_path / "0001_notes.sql").write_text(MIGRATION)
     code, lines = _lint(tmp_path, "0001_notes.sql")
     assert lines == ["0001_notes.sql: warning [squawk-missing] migration 0001_notes.sql: " + MISSING,
-                     "1 warning in 1 file"]
+                     "0001_notes.sql: info [migration-phase] migration 0001_notes.sql: expand",
+                     "1 warning, 1 info in 1 file"]
     assert code == 0
     assert _lint(tmp_path, "0001_notes.sql", fail_on="warning")[0] == 1
 

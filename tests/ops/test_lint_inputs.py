@@ -72,11 +72,15 @@ def test_a_pipeline_is_linted_offline_its_blueprint_and_its_migrations_without_a
         "render.yaml:9:7: error [migrate-resolve] " + RESOLVE,
         "render.yaml:9:7: error [or-true] " + OR_TRUE,
         "render.yaml:10:7: error [migration-in-start-command] " + MIGRATE,
+        "prisma/migrations/20251017171256_init/migration.sql: info [migration-phase] migration 20251017171256_init: "
+        "expand",
         "prisma/migrations/20251101000000_vector/migration.sql:2:1: info [extension-version-unavailable] " + VECTOR,
+        "prisma/migrations/20251101000000_vector/migration.sql:4: info [migration-phase] migration "
+        "20251101000000_vector: contract: add-not-null-column users.embedding_model (line 4)",
         "prisma/migrations/20251101000000_vector/migration.sql:4:1: error [not-null-without-default] " + NOT_NULL,
         "prisma/migrations/20251101000000_vector/migration.sql:6:1: info [unique-index-on-existing-table] " + UNIQUE
         + " (ignored: users has no duplicates)",
-        "4 errors, 1 warning, 2 info in 4 files",
+        "4 errors, 1 warning, 4 info in 4 files",
     ]
     assert code == 1
 
@@ -92,7 +96,7 @@ def test_a_pipeline_with_a_mistake_is_one_finding_at_its_file_and_line(tmp_path)
     assert code == 1
 
 
-def test_the_default_is_the_pipeline_and_the_local_default_lints_clean_with_one_info(tmp_path):
+def test_the_default_is_the_pipeline_and_the_local_default_lints_clean_with_infos_only(tmp_path):
     for name in ("render.yaml", "pipelines", "examples"):
         source = ROOT / name
         (shutil.copytree(source, tmp_path / name) if source.is_dir() else shutil.copy2(source, tmp_path / name))
@@ -102,7 +106,9 @@ def test_the_default_is_the_pipeline_and_the_local_default_lints_clean_with_one_
         f"pipelines/local.yaml:{stage_line}: info [alembic-sql-not-checked] stage migration-lint: offline, only the Alembic "
         "scripts are checked; the SQL rules, squawk and extension versions run on the pending revisions' SQL in the "
         "db.lint stage, against the production server",
-        "1 info in 4 files"]
+        f"pipelines/local.yaml:{stage_line}: info [migration-phase] migration 0001: expand",
+        f"pipelines/local.yaml:{stage_line}: info [migration-phase] migration 0002: expand",
+        "3 info in 4 files"]
     assert code == 0
     assert lint(tmp_path, fail_on="info")[0] == 1
 
@@ -121,13 +127,15 @@ def test_a_migrations_directory_lints_every_sql_file_and_alembic_revision_in_it(
         "transaction and every later operation fails with 'current transaction is aborted'; instead: call the safe "
         "helper explicitly where needed instead of patching op",
         f"{sql}:2:1: info [extension-version-unavailable] " + VECTOR,
+        f"{sql}:4: info [migration-phase] migration 20251101000000_vector: contract: add-not-null-column "
+        "users.embedding_model (line 4)",
         f"{sql}:4:1: error [not-null-without-default] " + NOT_NULL,
         f"{sql}:6:1: warning [unique-index-on-existing-table] " + UNIQUE,
         lines[-1]]
     squawk = [line.split(" migration ")[0] for line in lines if "[squawk:" in line]
     assert squawk == [f"{sql}:5: warning [squawk:adding-required-field]",
                       f"{sql}:6: warning [squawk:require-concurrent-index-creation]"]
-    assert lines[-1] == "2 errors, 3 warnings, 1 info in 2 files" and code == 1
+    assert lines[-1] == "2 errors, 3 warnings, 2 info in 2 files" and code == 1
 
 
 def test_a_sql_syntax_error_is_a_finding_at_its_line(tmp_path):
@@ -153,7 +161,9 @@ def test_ignore_comments_silence_a_rule_on_their_line_the_next_line_or_a_yaml_ke
         "render.yaml:10:7: info [migrate-resolve] " + RESOLVE + " (ignored: one-off recovery, see INC-4)",
         "render.yaml:10:7: info [or-true] " + OR_TRUE + " (ignored: one-off recovery, see INC-4)",
         "render.yaml:11:7: error [migration-in-start-command] " + MIGRATE]
-    assert lines[5] == ("m/0001.sql:5:1: info [not-null-without-default] " + NOT_NULL.replace(
+    assert lines[5] == "m/0001.sql:5: info [migration-phase] migration 0001.sql: contract: add-not-null-column " \
+                       "users.embedding_model (line 5)"
+    assert lines[6] == ("m/0001.sql:5:1: info [not-null-without-default] " + NOT_NULL.replace(
         "20251101000000_vector", "0001.sql") + " (ignored: users is empty)")
     assert lines[-2].startswith("a/versions/0004.py:3:1: info [alembic-op-monkeypatch] ")
     assert lines[-2].endswith(" (ignored: test double)")
@@ -168,7 +178,8 @@ def test_an_ignore_without_a_reason_silences_nothing_and_is_a_warning(tmp_path):
     lines = [line for line in out.splitlines() if "[squawk:" not in line]
     assert lines[0] == ("m.sql:1:1: warning [ignore-without-reason] this ignore comment silences nothing: it needs "
                         "rule ids and a reason; instead: write `deploypipe: ignore[rule-id] why it is safe here`")
-    assert lines[1].startswith("m.sql:2:1: error [not-null-without-default] ")
+    assert lines[1] == "m.sql:2: info [migration-phase] migration m.sql: contract: add-not-null-column users.a (line 2)"
+    assert lines[2].startswith("m.sql:2:1: error [not-null-without-default] ")
     assert code == 1
 
 

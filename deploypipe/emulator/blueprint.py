@@ -29,7 +29,7 @@ class _Lenient(BaseModel):
 
 
 class EnvVarDef(_Lenient):
-    key: str
+    key: str = ""  # none for ``fromGroup``
     value: Any = None
     generateValue: bool = False
     sync: bool | None = None
@@ -101,8 +101,10 @@ def _warn_ignored(blueprint: Blueprint) -> None:
                 log.warning("blueprint_fields_ignored", where=f"{kind} {item.name}", fields=unknown)
     for service in blueprint.services:
         for var in service.envVars:
-            if (var.model_extra or {}).get("fromGroup") or var.sync is False:
-                log.warning("blueprint_env_var_unset", service=service.name, key=var.key,
+            group = (var.model_extra or {}).get("fromGroup")
+            if group or var.sync is False:
+                log.warning("blueprint_env_var_unset", service=service.name,
+                            **({"group": group} if group else {"key": var.key}),
                             hint="fromGroup and sync: false are not resolved by the local Render")
 
 

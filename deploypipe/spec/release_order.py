@@ -103,9 +103,10 @@ def _cycle(chosen: Sequence[str], after: Mapping[str, Sequence[str]]) -> list[st
         path.append(step)
 
 
-def _read(pair: tuple[str, str], ref: Reference) -> str:
-    """``web after api (frontend's API_HOST fromService backend-api)``"""
-    return f"{pair[0]} after {pair[1]} ({ref.reader}'s {ref.key} fromService {ref.source})"
+def _read(pair: tuple[str, str], ref: Reference, line: bool = False) -> str:
+    """``web after api (frontend's API_HOST fromService backend-api[, line 14])``"""
+    at = f", line {ref.line}" if line and ref.line else ""
+    return f"{pair[0]} after {pair[1]} ({ref.reader}'s {ref.key} fromService {ref.source}{at})"
 
 
 def release_order(keys: Sequence[str], targets: Targets, explicit: Sequence[Sequence[str]] | None,
@@ -151,7 +152,7 @@ def release_order(keys: Sequence[str], targets: Targets, explicit: Sequence[Sequ
                         where=first.where,
                         hint="declare the order in the pipeline (render.release with.waves, or depends_on on the "
                              "service targets): it takes precedence over the Blueprint")
-    reads = "; ".join(_read(pair, ref) + f" at line {ref.line}" for pair, ref in used.items())
+    reads = "; ".join(_read(pair, ref, line=True) for pair, ref in used.items())
     return ReleaseOrder(waves=plan_waves(chosen, after), source="blueprint", reason=f"the Blueprint {name}: {reads}")
 
 

@@ -62,7 +62,7 @@ def show_plan(inv: Invocation, as_json: bool) -> int:
             out.write(f"      database path: {step['database_path']}\n")
         if "waves" in step:
             waves = " then ".join("[" + ", ".join(wave) + "]" for wave in step["waves"])
-            out.write(f"      waves: {waves} (order: {step['waves_from']})\n")
+            out.write(f"      release waves: {waves} (order: {step['waves_from']})\n")
         for line in step.get("details", ()):
             out.write(f"      {line}\n")
         for key, value in step["params"].items():

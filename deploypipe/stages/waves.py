@@ -111,7 +111,6 @@ class RenderRelease:
             order = " then ".join("[" + ", ".join(w) + "]" for w in params.waves)
         else:
             order = ", ".join(params.services) if params.services else "every service target"
-            order += " (waves from depends_on, else from the Blueprint's fromService)"
         return (f"release {order} at {params.commit or 'HEAD'}: each wave triggered at once, each service verified "
                 f"by its kind for {params.observe_s:g}s")
 

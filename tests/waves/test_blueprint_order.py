@@ -112,7 +112,7 @@ def test_a_cycle_of_references_is_refused_naming_the_blueprint_s_file_line_and_k
 def test_plan_shows_the_blueprint_s_two_waves_and_the_reference_they_come_from(tmp_path):
     result = _plan(_project(tmp_path))
     assert result.returncode == 0, result.stderr
-    assert ("      waves: [api, mailer] then [web] (order: the Blueprint render.yaml: web after api (frontend's "
+    assert ("      release waves: [api, mailer] then [web] (order: the Blueprint render.yaml: web after api (frontend's "
             "API_HOSTPORT fromService backend-api, line 11))") in result.stdout.splitlines()
     (step,) = json.loads(_plan(tmp_path, "--json").stdout)
     assert step["waves"] == [["api", "mailer"], ["web"]] and step["params"]["blueprint"] == "render.yaml"
@@ -121,10 +121,10 @@ def test_plan_shows_the_blueprint_s_two_waves_and_the_reference_they_come_from(t
 def test_plan_shows_the_pipeline_s_order_when_it_declares_one_even_over_a_cyclic_blueprint(tmp_path):
     result = _plan(_project(tmp_path, CYCLE, with_=", waves: [[web, mailer], [api]]"))
     assert result.returncode == 0, result.stderr
-    assert "      waves: [web, mailer] then [api] (order: the pipeline's with.waves)" in result.stdout
+    assert "      release waves: [web, mailer] then [api] (order: the pipeline's with.waves)" in result.stdout
     result = _plan(_project(tmp_path, CYCLE, depends_on=", depends_on: [api]"))
     assert result.returncode == 0, result.stderr
-    assert "      waves: [api, mailer] then [web] (order: the pipeline's depends_on (web after api))" in result.stdout
+    assert "      release waves: [api, mailer] then [web] (order: the pipeline's depends_on (web after api))" in result.stdout
 
 
 def test_plan_of_a_release_over_a_cycle_of_references_exits_2_with_one_line_naming_file_and_key(tmp_path):
@@ -145,7 +145,7 @@ def test_the_local_default_s_blueprint_is_local_blueprint_and_a_named_blueprint_
     pipeline.write_text(pipeline.read_text().replace("stages:", "local: {blueprint: deploy/bp.yaml}\nstages:"))
     result = _plan(tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "waves: [api, mailer] then [web] (order: the Blueprint deploy/bp.yaml: web after api" in result.stdout
+    assert "release waves: [api, mailer] then [web] (order: the Blueprint deploy/bp.yaml: web after api" in result.stdout
     pipeline.write_text(PIPELINE % ("", ", blueprint: missing.yaml"))
     result = _plan(tmp_path)
     assert result.returncode == 2, result.stderr

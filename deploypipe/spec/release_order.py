@@ -166,8 +166,8 @@ def order_of(params: Any, targets: Targets, project_dir: Path) -> ReleaseOrder:
 
 def bind_blueprints(spec: Pipeline, params: Mapping[str, Any], project_dir: Path,
                     where: Callable[[tuple[Any, ...]], str]) -> dict[str, Any]:
-    """``params`` with each release's ``blueprint`` set (when unset) to the pipeline's Blueprint, and each release's
-    order worked out once: SpecError (exit 2) for a Blueprint named in ``with`` that is missing, or a cycle."""
+    """``params`` with each release's ``blueprint`` set (when unset) to the pipeline's Blueprint, each release's
+    order checked: SpecError (exit 2) for a Blueprint named in ``with`` that is missing, or a cycle."""
     default = spec.local.blueprint if spec.local is not None else DEFAULT_BLUEPRINT
     bound = dict(params)
     for index, stage in enumerate(spec.stages):

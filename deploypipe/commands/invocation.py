@@ -93,7 +93,7 @@ def setup_logging(inv: Invocation, redactor: Redactor) -> None:
 
 def load(inv: Invocation, redactor: Redactor | None = None) -> LoadedPipeline:
     """Load and validate the invocation's pipeline file; its secret values join ``redactor``."""
-    loaded = load_pipeline(inv.pipeline_path(), inv.env)
+    loaded = load_pipeline(inv.pipeline_path(), inv.env, inv.project_dir)
     if redactor is not None:
         redactor.add(*loaded.secrets)
     return loaded

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from deploypipe.commands.invocation import Invocation, load, redactor_for
 from deploypipe.commands.plan_phases import phase_order
+from deploypipe.spec.release_order import order_of
 from deploypipe.stages.db_pitr import plan_line
 from deploypipe.stages.registry import STAGE_TYPES, get_stage
 
@@ -25,7 +26,8 @@ _PATH_STAGES = ("db.backup", "db.dry_run", "db.migrate")
 def plan_steps(inv: Invocation, from_revision: str | None = None) -> list[dict[str, Any]]:
     """One dict per stage: id, type, when, on_failure, touches_production, would, params (masked); for
     db.backup/db.dry_run/db.migrate, database_path: which path the database takes (dump or pitr) and why; for a
-    db.migrate with phase: expand, phase_order (deploypipe.commands.plan_phases: SpecError when it is refused)."""
+    db.migrate with phase: expand, phase_order (deploypipe.commands.plan_phases: SpecError when it is refused); for
+    render.release, waves and waves_from: where their order came from (the pipeline or the Blueprint)."""
     redactor = redactor_for(inv)
     loaded = load(inv, redactor)
     orders = phase_order(loaded, inv.state_dir, inv.project_dir, from_revision)
@@ -38,6 +40,9 @@ def plan_steps(inv: Invocation, from_revision: str | None = None) -> list[dict[s
                 "params": params.model_dump(mode="json")}
         if stage.type in _PATH_STAGES:
             step["database_path"] = plan_line(loaded.spec.targets.databases[params.database])
+        if stage.type == "render.release":  # its waves, and where their order came from (a local file at most)
+            order = order_of(params, loaded.spec.targets, inv.project_dir)
+            step["waves"], step["waves_from"] = order.waves, order.reason
         details = getattr(impl, "plan_details", None)  # e.g. db.lint: each migration's phase, read offline
         if details is not None:
             step["details"] = details(params, lambda value: inv.project_dir / value)
@@ -60,6 +65,9 @@ def show_plan(inv: Invocation, as_json: bool, from_revision: str | None = None) 
         out.write(f"{number:>2}. {step['id']} ({step['type']}){marker}{when}: {step['would']}\n")
         if "database_path" in step:
             out.write(f"      database path: {step['database_path']}\n")
+        if "waves" in step:
+            waves = " then ".join("[" + ", ".join(wave) + "]" for wave in step["waves"])
+            out.write(f"      release waves: {waves} (order: {step['waves_from']})\n")
         for line in step.get("details", ()):
             out.write(f"      {line}\n")
         if "phase_order" in step:

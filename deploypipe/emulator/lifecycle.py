@@ -24,6 +24,7 @@ class Lifecycle(Protocol):
 
     clock: Callable[[], float]
     postgres: dict[str, PostgresRec]
+    services: dict[str, ServiceRec]  # by id: a service's env reads the others' (fromService)
     telemetry: Telemetry  # where instances' output, build output and requests are recorded
 
     def phase_started(self, service: ServiceRec, deploy: DeployRec, phase: str, *, at: float | None = None) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import structlog
 
+from deploypipe.emulator.blueprint import from_service
 from deploypipe.emulator.databases import database_property
 from deploypipe.emulator.lifecycle import Lifecycle
 from deploypipe.emulator.records import ServiceRec
@@ -92,16 +93,28 @@ def service_env(emulator: Lifecycle, service: ServiceRec, commit: str | None, po
                 "RENDER_SERVICE_NAME": service.name, "RENDER_SERVICE_ID": service.id,
                 "RENDER_EXTERNAL_URL": service.url, "IS_PULL_REQUEST": "false", "PYTHONUNBUFFERED": "1"})
     databases = {p.name: p for p in emulator.postgres.values()}
+    services = {s.name: (s.spec, s.url) for s in emulator.services.values()}
     for var in service.spec.envVars:
-        if var.fromDatabase:
-            db = databases.get(var.fromDatabase.get("name", ""))
+        owner, declared = service.name, var  # fromService envVarKey: the other service's own env var
+        if var.fromService:
+            try:
+                found = from_service(var.fromService, services)
+            except ValueError as exc:
+                log.warning("emulator_env_service_unresolved", service=service.name, key=var.key, problem=str(exc))
+                continue
+            if isinstance(found, str):
+                env[var.key] = found
+                continue
+            owner, declared = found[0].name, found[1]
+        if declared.fromDatabase:
+            db = databases.get(declared.fromDatabase.get("name", ""))
             if db is None:
                 log.warning("emulator_env_database_unknown", service=service.name, key=var.key,
-                            database=var.fromDatabase.get("name"))
+                            database=declared.fromDatabase.get("name"))
                 continue
-            env[var.key] = database_property(db, var.fromDatabase.get("property", "connectionString"))
-        elif var.generateValue:
-            env[var.key] = generated.get(service.name, var.key)
-        elif var.value is not None:
-            env[var.key] = str(var.value)
+            env[var.key] = database_property(db, declared.fromDatabase.get("property", "connectionString"))
+        elif declared.generateValue:
+            env[var.key] = generated.get(owner, declared.key)
+        elif declared.value is not None:
+            env[var.key] = str(declared.value)
     return env

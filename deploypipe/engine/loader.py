@@ -20,6 +20,7 @@ from deploypipe.spec import when as when_language
 from deploypipe.spec.interpolate import Interpolator
 from deploypipe.spec.kinds import check_service_kinds
 from deploypipe.spec.model import Pipeline
+from deploypipe.spec.release_order import bind_blueprints
 from deploypipe.stages.db_phases import pipeline_problem
 from deploypipe.stages.registry import get_stage, known_types
 
@@ -159,8 +160,10 @@ def _check_cross_references(spec: Pipeline, params: Mapping[str, Any], source: L
         raise SpecError(f"stages[{index}].{key}: {message}", where=source.where(("stages", index, *key.split("."))))
 
 
-def load_pipeline(path: Path | str, env: Mapping[str, str]) -> LoadedPipeline:
-    """Load, interpolate and validate ``path``; raise SpecError (exit 2) on the first problem."""
+def load_pipeline(path: Path | str, env: Mapping[str, str], project_dir: Path | None = None) -> LoadedPipeline:
+    """Load, interpolate and validate ``path``; raise SpecError (exit 2) on the first problem.
+
+    ``project_dir`` (default: the working directory) is where a release finds the pipeline's Blueprint."""
     source = load_yaml(path)
     raw = source.data
     if raw is None:
@@ -191,4 +194,5 @@ def load_pipeline(path: Path | str, env: Mapping[str, str]) -> LoadedPipeline:
         params.setdefault(stage.id, stage_params)
     _check_cross_references(spec, params, source)
     check_service_kinds(spec, params, source.where)
+    params = bind_blueprints(spec, params, project_dir or Path.cwd(), source.where)
     return LoadedPipeline(Path(path), spec, params, frozenset(s for s in secrets if s), source)

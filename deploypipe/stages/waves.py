@@ -1,8 +1,10 @@
 """``render.release``: deploy several services as one release, in waves, each verified by its kind.
 
-Every service of a wave is triggered at once (the at-most-once trigger, on one Render client whose rate-limit
-budget the threads share, Retry-After honoured), waited on in parallel and verified by its kind's check
-(``service_checks.py``). A wave starts when the one before it is live and verified. ``deploy_triggered`` is
+The waves come from the pipeline (``waves``, else the targets' ``depends_on``), else from the Blueprint's
+``fromService`` references (``spec/release_order.py``), else all services are one wave; a resumed run keeps the
+waves its journal names. Every service of a wave is triggered at once (the at-most-once trigger, on one Render
+client whose rate-limit budget the threads share, Retry-After honoured), waited on in parallel and verified by its
+kind's check (``service_checks.py``). A wave starts when the one before it is live and verified. ``deploy_triggered`` is
 journalled per service before any wait and carries every release triggered so far, so a resumed run waits on
 those deploys instead of triggering again and ``rollback --run`` undoes all of them. The compensation rolls every
 changed service back in reverse wave order, in parallel within a wave, and verifies each by its kind again.
@@ -19,7 +21,7 @@ from pydantic import Field
 from deploypipe.errors import DeployPipeError, StageFailed
 from deploypipe.render.instances import DEFAULT_ERROR_PATTERN
 from deploypipe.render.models import DeployStatus
-from deploypipe.spec.waves import plan_waves
+from deploypipe.spec.release_order import order_of
 from deploypipe.stages.base import Compensation, DeployRecord, StageResult
 from deploypipe.stages.base import Outputs as BaseOutputs
 from deploypipe.stages.base import Params as BaseParams
@@ -54,6 +56,8 @@ class ReleaseOutputs(BaseOutputs):
     """A multi-service release: its waves, each service's deploy (and what was live before), how each was judged."""
 
     waves: list[list[str]] = Field(default_factory=list, description="Service keys per wave, in release order.")
+    waves_from: str = Field("", description="Where the wave order came from: the pipeline (waves, depends_on), the "
+                                            "Blueprint's fromService references, or neither (one wave).")
     releases: dict[str, DeployOutputs] = Field(default_factory=dict, description="Each triggered service's deploy.")
     kinds: dict[str, str] = Field(default_factory=dict, description="Each service's kind as Render reports it.")
     verified: dict[str, str] = Field(default_factory=dict, description="Service -> how it was verified.")
@@ -68,9 +72,10 @@ class RenderRelease:
     """Deploy services in waves, each wave triggered at once and verified per kind; roll back all on failure."""
 
     type: ClassVar[str] = "render.release"
-    description: ClassVar[str] = ("Deploy several services as one release, in waves (declared, or from the targets' "
-                                  "depends_on): each wave triggered at once, waited on in parallel and verified by "
-                                  "kind; a failure rolls back every changed service, each verified again.")
+    description: ClassVar[str] = ("Deploy several services as one release, in waves (declared, from the targets' "
+                                  "depends_on, or from the Blueprint's fromService references): each wave triggered "
+                                  "at once, waited on in parallel and verified by kind; a failure rolls back every "
+                                  "changed service, each verified again.")
     touches_production: ClassVar[bool] = True
     point_of_no_return: ClassVar[str] = "deploy_triggered"
     Outputs = ReleaseOutputs
@@ -78,7 +83,11 @@ class RenderRelease:
     class Params(BaseParams):
         services: list[str] | None = Field(None, description="Service target keys (default: every service target).")
         waves: list[list[str]] | None = Field(
-            None, description="Explicit waves in order (default: from the targets' depends_on; none: one wave).")
+            None, description="Explicit waves in order (default: from the targets' depends_on, else from the "
+                              "Blueprint's fromService references; neither: one wave).")
+        blueprint: str | None = Field(
+            None, description="Blueprint whose fromService references order the waves when the pipeline does not "
+                              "(default: local.blueprint for the local default, else render.yaml).")
         commit: str | None = Field(None, description="Commit to deploy (default: HEAD of each target's repo_dir).")
         allow_dirty: bool = Field(False, description="Deploy HEAD even when tracked files have uncommitted changes.")
         clear_cache: bool = Field(False, description="Clear Render's build cache for these deploys.")
@@ -102,7 +111,6 @@ class RenderRelease:
             order = " then ".join("[" + ", ".join(w) + "]" for w in params.waves)
         else:
             order = ", ".join(params.services) if params.services else "every service target"
-            order += " (waves from depends_on)"
         return (f"release {order} at {params.commit or 'HEAD'}: each wave triggered at once, each service verified "
                 f"by its kind for {params.observe_s:g}s")
 
@@ -173,12 +181,20 @@ class RenderRelease:
             return outputs, exc.message, ""
 
     # -- the release ---------------------------------------------------------------------
+    @staticmethod
+    def _order(ctx: StageContext, params: RenderRelease.Params) -> tuple[list[list[str]], str]:
+        """(waves, where their order came from): the interrupted run's when resuming, else worked out now."""
+        for event in reversed(ctx.prior_events):
+            if event.get("event") == RenderRelease.point_of_no_return and event.get("waves"):
+                return event["waves"], str(event.get("waves_from") or "the interrupted run's journal")
+        order = order_of(params, ctx.resources.targets, ctx.resources.project_dir)
+        return order.waves, order.reason
+
     def run(self, ctx: StageContext, params: RenderRelease.Params) -> StageResult[ReleaseOutputs]:
-        targets = ctx.resources.targets.services
-        keys = params.services or list(targets)
-        waves = plan_waves(keys, {k: t.depends_on for k, t in targets.items()}, params.waves)
+        waves, waves_from = self._order(ctx, params)
         lock, failing = threading.Lock(), threading.Event()  # one failed service ends the others' watch
-        state: dict[str, Any] = {"waves": waves, "releases": {}, "kinds": {}, "verified": {}, "failed": {}}
+        state: dict[str, Any] = {"waves": waves, "waves_from": waves_from, "releases": {}, "kinds": {},
+                                 "verified": {}, "failed": {}}
         for event in ctx.prior_events:
             if event.get("event") == self.point_of_no_return:
                 state["releases"].update(event.get("releases") or {})
@@ -188,8 +204,8 @@ class RenderRelease:
             with lock:
                 state["releases"][key] = outputs.model_dump(mode="json")
                 state["kinds"][key] = kind
-                ctx.emit(self.point_of_no_return, **outputs.model_dump(mode="json"), kind=kind,
-                         waves=waves, releases=dict(state["releases"]), kinds=dict(state["kinds"]))
+                ctx.emit(self.point_of_no_return, **outputs.model_dump(mode="json"), kind=kind, waves=waves,
+                         waves_from=waves_from, releases=dict(state["releases"]), kinds=dict(state["kinds"]))
 
         def current() -> ReleaseOutputs:
             with lock:
@@ -222,7 +238,7 @@ class RenderRelease:
 
         deploys: list[DeployRecord] = []
         for number, wave in enumerate(waves, 1):
-            ctx.emit("wave_started", wave=number, of=len(waves), services=wave)
+            ctx.emit("wave_started", wave=number, of=len(waves), services=wave, waves_from=waves_from)
             try:
                 triggered = in_parallel(wave, trigger)  # every deploy of the wave exists before any wait
                 refused = {k: v for k, v in triggered.items() if isinstance(v, str)}

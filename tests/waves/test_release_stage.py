@@ -176,6 +176,21 @@ def test_a_resumed_release_waits_on_the_deploys_the_killed_run_triggered(harness
     assert [e["service"] for e in harness.named("deploy_resumed")] == ["w1"]
 
 
+def test_a_resumed_release_keeps_the_waves_its_journal_names_even_if_the_order_changed_since(harness):
+    journalled = [["w2"], ["w1", "w3"]]  # what the killed run worked out (from a Blueprint since edited, say)
+    ctx = harness.context()
+    RenderRelease()._trigger(ctx, PARAMS, "w2", lambda key, out, kind: ctx.emit(
+        "deploy_triggered", **out.model_dump(mode="json"), kind=kind, waves=journalled,
+        waves_from="the Blueprint render.yaml: w1 after w2", releases={key: out.model_dump(mode="json")},
+        kinds={key: kind}))
+    prior = tuple(harness.named("deploy_triggered"))
+    harness.events.clear()
+    result = RenderRelease().run(harness.context(prior=prior), PARAMS)  # the targets' depends_on: [w1, w2], [w3]
+    assert result.outputs.waves == journalled
+    assert result.outputs.waves_from == "the Blueprint render.yaml: w1 after w2"
+    assert [e["services"] for e in harness.named("wave_started")] == journalled
+
+
 def test_rollback_run_reads_every_triggered_service_from_the_last_deploy_triggered_event(harness):
     harness.crash_when_live["w3"] = 1
     with pytest.raises(StageFailed):

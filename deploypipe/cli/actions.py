@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 if TYPE_CHECKING:  # pragma: no cover
     from deploypipe.commands.invocation import Invocation
@@ -202,6 +202,17 @@ def emulator(*, port: int = 10000, blueprint: str = "render.yaml", repo: str = "
                  auto_deploy_poll_s=auto_deploy_poll_s, ingest_delay_s=ingest_delay_s,
                  recovery_min_age_s=recovery_min_age_s, recovery_window_days=recovery_window_days,
                  recovery_creating_s=recovery_creating_s)
+
+
+def apply_migrations(*, tool: Literal["prisma", "sql"], directory: str, through: str | None = None) -> int:
+    """Apply a directory's pending Prisma or SQL migrations to ``$DATABASE_URL`` (``db.migrate``'s own command)."""
+    from deploypipe.db.apply import apply_migrations as apply
+    from deploypipe.errors import UsageError
+
+    if tool not in ("prisma", "sql"):
+        raise UsageError(f"apply-migrations: tool {tool!r} is not prisma or sql", where="apply-migrations",
+                         hint="prisma: prisma/migrations/<name>/migration.sql; sql: a directory of .sql files")
+    return apply(tool, Path(directory), through)
 
 
 def ci_summary(*, report: str, exit_code: int | None = None, output: str | None = None) -> int:

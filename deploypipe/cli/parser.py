@@ -153,6 +153,17 @@ def _database_commands(commands: Any) -> None:
     sub.add_argument("--dir", default=actions.BACKUPS_DIR, metavar="DIR", help="backups directory")
     sub.add_argument("--json", action="store_true", help="print JSON")
 
+    sub = _command(commands, "apply-migrations", actions.apply_migrations,
+                   "apply a directory's pending Prisma or SQL-file migrations to $DATABASE_URL (db.migrate runs it)",
+                   "DATABASE_URL=postgresql://... deploypipe apply-migrations sql migrations --through 0003_add.sql",
+                   details="Prisma's are recorded in _prisma_migrations as `prisma migrate deploy` records them; "
+                           "SQL files in deploypipe's ledger deploypipe_sql_migrations. Each migration runs in one "
+                           "transaction. Exit 0 applied, 1 a migration failed, 2 no DATABASE_URL.")
+    sub.add_argument("tool", choices=("prisma", "sql"), help="prisma: prisma/migrations/<name>/migration.sql; "
+                                                             "sql: the .sql files of DIR, in file-name order")
+    sub.add_argument("directory", metavar="DIR", help="prisma/migrations, or the directory of .sql files")
+    sub.add_argument("--through", metavar="NAME", help="the last migration to apply (default: every pending one)")
+
 
 def _local_commands(commands: Any) -> None:
     sub = _command(commands, "emulator", actions.emulator,

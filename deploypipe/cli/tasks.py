@@ -151,5 +151,14 @@ def ci_summary(c, report, exit_code=None, output=None):
     _run(actions.ci_summary, report=report, exit_code=None if exit_code is None else int(exit_code), output=output)
 
 
-TASKS = (deploy, plan, rollback, history, status, schema, lint, backup, restore, replay, emulator, clean, ci_summary)
+@task(help={"tool": "prisma (prisma/migrations/<name>/migration.sql) or sql (.sql files in file-name order).",
+            "directory": "prisma/migrations, or the directory of .sql files.",
+            "through": "The last migration to apply (default: every pending one)."}, positional=["tool", "directory"])
+def apply_migrations(c, tool, directory, through=None):
+    """Apply a directory's pending Prisma or SQL-file migrations to $DATABASE_URL (what db.migrate runs for them)."""
+    _run(actions.apply_migrations, tool=tool, directory=directory, through=through)
+
+
+TASKS = (deploy, plan, rollback, history, status, schema, lint, backup, restore, apply_migrations, replay, emulator,
+         clean, ci_summary)
 ns = Collection(*TASKS)

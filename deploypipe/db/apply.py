@@ -1,6 +1,6 @@
 """deploypipe's own migration command for Prisma's ``migration.sql`` files and plain SQL files.
 
-``python -m deploypipe.db.apply prisma|sql DIR [--through NAME]`` applies the pending migrations of ``DIR``
+``deploypipe apply-migrations prisma|sql DIR [--through NAME]`` applies the pending migrations of ``DIR``
 (up to and including ``NAME``) to ``DATABASE_URL``: Prisma's as ``prisma migrate deploy`` records them
 (deploypipe.db.prisma_apply), SQL files with deploypipe's ledger (deploypipe.db.sql_ledger). It is a command
 like ``alembic upgrade``, so ``db.dry_run`` and ``db.migrate`` run it the same way: with ``PGOPTIONS`` carrying
@@ -10,25 +10,25 @@ prints ``ERROR: ...`` (and ``[SQL: statement]`` when known) and exits 1.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
-__all__ = ["apply_command", "main"]
+__all__ = ["apply_command", "apply_migrations"]
 
 Tool = Literal["prisma", "sql"]
 
 
 def apply_command(tool: Tool, directory: Path, through: str | None = None) -> str:
     """The shell command that applies ``directory``'s pending migrations (up to ``through``)."""
-    args = [sys.executable, "-m", "deploypipe.db.apply", tool, str(directory)]
+    args = [sys.executable, "-m", "deploypipe.cli", "apply-migrations", tool, str(directory)]
     return shlex.join(args + (["--through", through] if through else []))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def apply_migrations(tool: Tool, directory: Path, through: str | None = None) -> int:
+    """Apply ``directory``'s pending migrations to ``$DATABASE_URL``; 0 applied, 1 failed, 2 no URL."""
     import psycopg
 
     from deploypipe.db.prisma_apply import apply_prisma
@@ -36,11 +36,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from deploypipe.db.sql_ledger import apply_sql
     from deploypipe.errors import DeployPipeError
 
-    parser = argparse.ArgumentParser(prog="python -m deploypipe.db.apply", description=__doc__.splitlines()[0])
-    parser.add_argument("tool", choices=("prisma", "sql"))
-    parser.add_argument("directory", type=Path, help="prisma/migrations, or the directory of .sql files")
-    parser.add_argument("--through", help="the last migration to apply (default: every pending one)")
-    args = parser.parse_args(argv)
     url = os.environ.get("DATABASE_URL")
     if not url:
         print("ERROR: DATABASE_URL is not set", file=sys.stderr)
@@ -51,8 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         with psycopg.connect(url, autocommit=True) as conn:
-            apply = apply_prisma if args.tool == "prisma" else apply_sql
-            applied = apply(conn, args.directory, through=args.through, say=say)
+            apply = apply_prisma if tool == "prisma" else apply_sql
+            applied = apply(conn, directory, through=through, say=say)
     except ApplyError as exc:
         print(f"ERROR: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""), file=sys.stderr)
         if exc.statement:
@@ -66,7 +61,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     say(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -23,7 +23,7 @@ from deploypipe.core.findings import SEVERITIES
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOYPIPE = str(Path(sys.executable).parent / "deploypipe")
 COMMANDS = build_parser().commands
-REQUIRED = {"ci-summary": ["report.json"], "completion": ["bash"], "restore": ["--backup", "b1", "--target", "t"]}
+REQUIRED = {"apply-migrations": ["sql", "migrations"], "ci-summary": ["report.json"], "completion": ["bash"], "restore": ["--backup", "b1", "--target", "t"]}
 
 
 def _run(capsys, *argv: str) -> tuple[int, str, str]:

@@ -9,7 +9,8 @@ instance is started with ``PORT`` set and must answer ``healthCheckPath`` with
 then does the proxy switch to it; the old instance stops once drained. Rollbacks start
 the target deploy's existing build directory without rebuilding.
 
-A crashed live instance is restarted with backoff (``supervisor.py``).
+A crashed live instance is restarted with backoff (``supervisor.py``). A cron job's deploy is live once built (and
+pre-deployed) and starts nothing, as on Render: its runs start from ``cron.py``.
 
 Output is recorded as Render exposes it (``telemetry.py``): build and
 pre-deploy output as ``build`` logs of the service, an instance's stdout and
@@ -94,7 +95,8 @@ class ProcessRuntime:
         finally:
             self._running.pop(owner, None)
 
-    def _env(self, emulator: Lifecycle, service: ServiceRec, commit: str | None, port: int) -> dict[str, str]:
+    def env(self, emulator: Lifecycle, service: ServiceRec, commit: str | None, port: int = 0) -> dict[str, str]:
+        """The service's environment as Render sets it (see ``procs.service_env``)."""
         if self.generated is None:
             self.generated = GeneratedValues(self.data_dir / "generated-values.json")
         return service_env(emulator, service, commit, port, self.generated)
@@ -119,7 +121,7 @@ class ProcessRuntime:
     def _start_instance(self, emulator: Lifecycle, service: ServiceRec, deploy: DeployRec, cwd: Path,
                         log_path: Path) -> _Instance:
         port = free_port()
-        env = self._env(emulator, service, deploy.commit_id, port)
+        env = self.env(emulator, service, deploy.commit_id, port)
         instance_id = f"{service.id}-{new_id('x')[2:7]}"
         emulator.telemetry.log(service.id, f"==> Running '{service.spec.startCommand}'", type="build")
 
@@ -132,7 +134,7 @@ class ProcessRuntime:
     def _build(self, emulator: Lifecycle, service: ServiceRec, deploy: DeployRec, log_path: Path) -> bool:
         deploy.build_id, began = f"bld-{deploy.id[4:]}", time.monotonic()
         emulator.phase_started(service, deploy, "build")
-        env = self._env(emulator, service, deploy.commit_id, 0)
+        env = self.env(emulator, service, deploy.commit_id, 0)
         lines = _build_lines(emulator, service)
         lines(f"==> Checking out commit {deploy.commit_id or 'HEAD'} in branch {service.spec.branch}")
         ok = checkout(self.repo, deploy.commit_id or "HEAD", self.data_dir / "builds" / deploy.build_id, log_path)
@@ -156,7 +158,7 @@ class ProcessRuntime:
 
     def _pre_deploy(self, emulator: Lifecycle, service: ServiceRec, deploy: DeployRec, log_path: Path) -> bool:
         emulator.phase_started(service, deploy, "pre_deploy")
-        env = self._env(emulator, service, deploy.commit_id, 0)
+        env = self.env(emulator, service, deploy.commit_id, 0)
         lines = _build_lines(emulator, service)
         lines(f"==> Running pre-deploy command '{service.spec.preDeployCommand}'...")
         code = 1 if deploy.fail_at == "pre_deploy" else self._run(
@@ -182,6 +184,10 @@ class ProcessRuntime:
             if deploy.id in self._cancelled:
                 return
             emulator.phase_started(service, deploy, "update")
+            if service.spec.type == "cron":  # live means later runs use this build; the deploy starts no run
+                emulator.finish(service, deploy, "live")
+                prune_builds(self.data_dir / "builds", service, self.keep_builds)
+                return
             instance = self._start_instance(emulator, service, deploy, self.build_dir(deploy.build_id or "", service),
                                             log_path)
             healthy, reason = self._healthy(deploy.id, instance, service)
@@ -263,7 +269,7 @@ class ProcessRuntime:
             log_path = self.data_dir / "logs" / f"{job.id}.log"
             log_path.parent.mkdir(parents=True, exist_ok=True)
             code = self._run(job.start_command, self.build_dir(live.build_id or "", service),
-                             self._env(emulator, service, live.commit_id, 0), log_path, job.id,
+                             self.env(emulator, service, live.commit_id, 0), log_path, job.id,
                              lambda line: emulator.telemetry.log(job.id, line, type="app"))
             emulator.job_status(service, job, "succeeded" if code == 0 else "failed")
 
@@ -282,7 +288,8 @@ class ProcessRuntime:
         port = urlsplit(service.url).port or 0 if service.url else 0
         proxy = self.proxy_for(service, emulator, port)
         service.url = proxy.url
-        if live is None or not live.build_id or not self.build_dir(live.build_id, service).exists():
+        if live is None or not live.build_id or not self.build_dir(live.build_id, service).exists() \
+                or service.spec.type == "cron":
             return
         instance = self._start_instance(emulator, service, live, self.build_dir(live.build_id, service),
                                         self._log(live))

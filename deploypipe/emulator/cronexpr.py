@@ -69,8 +69,9 @@ class CronSchedule:
         parts = text.split()
         if len(parts) != 5:
             raise ValueError(f"expected 5 fields (minute hour day-of-month month day-of-week), got {len(parts)}")
-        fields = [_field(part, index) for index, part in enumerate(parts)]
-        return cls(text, *fields, any_day=parts[2] == "*", any_weekday=parts[4] == "*")
+        minutes, hours, days, months, weekdays = (_field(part, index) for index, part in enumerate(parts))
+        return cls(text, minutes, hours, days, months, weekdays, any_day=parts[2] == "*",
+                   any_weekday=parts[4] == "*")
 
     def _day_matches(self, moment: datetime) -> bool:
         day, weekday = moment.day in self.days, (moment.isoweekday() % 7) in self.weekdays

@@ -1,16 +1,13 @@
 """Real deploys on this machine: check out a commit, build, pre-deploy, start, health-check, switch traffic.
 
-Each service gets a stable URL on 127.0.0.1 (a ServiceProxy). A deploy runs in
-a background thread: ``git archive`` of the commit into a build directory,
-``buildCommand`` (failure -> build_failed), ``preDeployCommand`` when present
-(failure -> pre_deploy_failed; the old instance keeps serving), then the new
-instance is started with ``PORT`` set and must answer ``healthCheckPath`` with
-2xx/3xx within the grace period (else update_failed and it is killed); only
-then does the proxy switch to it; the old instance stops once drained. Rollbacks start
-the target deploy's existing build directory without rebuilding.
+Each service gets a stable URL on 127.0.0.1 (a ServiceProxy). A deploy runs in a background thread: ``git archive``
+of the commit into a build directory, ``buildCommand`` (failure -> build_failed), ``preDeployCommand`` when present
+(failure -> pre_deploy_failed; the old instance keeps serving), then the new instance is started with ``PORT`` set
+and must answer ``healthCheckPath`` with 2xx/3xx within the grace period (else update_failed and it is killed); only
+then does the proxy switch to it; the old instance stops once drained. Rollbacks start the target deploy's existing
+build directory without rebuilding.
 
-A crashed live instance is restarted with backoff (``supervisor.py``). A cron job's deploy is live once built (and
-pre-deployed) and starts nothing, as on Render: its runs start from ``cron.py``.
+A crashed live instance is restarted with backoff (``supervisor.py``); a cron job's deploy starts no run (``cron.py``).
 
 Output is recorded as Render exposes it (``telemetry.py``): build and
 pre-deploy output as ``build`` logs of the service, an instance's stdout and
@@ -96,7 +93,6 @@ class ProcessRuntime:
             self._running.pop(owner, None)
 
     def env(self, emulator: Lifecycle, service: ServiceRec, commit: str | None, port: int = 0) -> dict[str, str]:
-        """The service's environment as Render sets it (see ``procs.service_env``)."""
         if self.generated is None:
             self.generated = GeneratedValues(self.data_dir / "generated-values.json")
         return service_env(emulator, service, commit, port, self.generated)
@@ -184,10 +180,9 @@ class ProcessRuntime:
             if deploy.id in self._cancelled:
                 return
             emulator.phase_started(service, deploy, "update")
-            if service.spec.type == "cron":  # live means later runs use this build; the deploy starts no run
+            if service.spec.type == "cron":  # live once built, as on Render: later runs use this build
                 emulator.finish(service, deploy, "live")
-                prune_builds(self.data_dir / "builds", service, self.keep_builds)
-                return
+                return prune_builds(self.data_dir / "builds", service, self.keep_builds)
             instance = self._start_instance(emulator, service, deploy, self.build_dir(deploy.build_id or "", service),
                                             log_path)
             healthy, reason = self._healthy(deploy.id, instance, service)
@@ -284,12 +279,11 @@ class ProcessRuntime:
 
     def restore(self, emulator: Lifecycle, service: ServiceRec) -> None:
         """After a restart: serve the saved live deploy again from its build directory."""
-        live = service.live()
+        live = service.live() if service.spec.type != "cron" else None  # a cron job serves nothing between runs
         port = urlsplit(service.url).port or 0 if service.url else 0
         proxy = self.proxy_for(service, emulator, port)
         service.url = proxy.url
-        if live is None or not live.build_id or not self.build_dir(live.build_id, service).exists() \
-                or service.spec.type == "cron":
+        if live is None or not live.build_id or not self.build_dir(live.build_id, service).exists():
             return
         instance = self._start_instance(emulator, service, live, self.build_dir(live.build_id, service),
                                         self._log(live))

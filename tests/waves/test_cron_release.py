@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import textwrap
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -20,6 +21,7 @@ from deploypipe.errors import SpecError, StageFailed
 from deploypipe.render import RenderClient, RetryPolicy
 from deploypipe.spec.targets import ServiceTarget, Targets
 from deploypipe.stages.context import Resources
+from deploypipe.stages.service_checks import Released, verify_service
 from deploypipe.stages.waves import RenderRelease
 from deploypipe.testing import FakeClock, stage_context
 
@@ -37,14 +39,15 @@ class World:
     project_dir: Any
     events: list[dict[str, Any]] = field(default_factory=list)
 
-    def context(self) -> Any:
+    def context(self, prior: tuple = ()) -> Any:
         targets = Targets(services={"nightly": ServiceTarget(name="nightly", kind="cron")})
         resources = Resources(project_dir=self.project_dir, state_dir=self.project_dir / ".deploypipe", env={},
                               targets=targets, render_factory=lambda: self.client, sleep=self.clock.sleep,
                               clock=self.clock.time)
         return stage_context(resources, stage_id="release", stage_type="render.release",
                              run_dir=self.project_dir / "run", sleep=self.clock.sleep, clock=self.clock.time,
-                             emit=lambda event, **fields: self.events.append({"event": event, **fields}))
+                             emit=lambda event, **fields: self.events.append({"event": event, **fields}),
+                             prior_events=prior)
 
     @property
     def service(self) -> Any:
@@ -102,6 +105,19 @@ def test_an_unsuccessful_run_fails_the_release_with_its_error_line_and_the_rollb
     assert "nightly: back to dep-" in comp.summary and "its run triggered after it went live, run run-" in \
         comp.summary and "ended successful" in comp.summary
     assert [e["phase"] for e in world.events if e["event"] == "cron_run_triggered"] == ["verify", "after_rollback"]
+
+
+def test_a_resumed_watch_judges_the_run_the_killed_one_triggered_instead_of_starting_another(world):
+    live = world.service.live()
+    since = datetime.fromtimestamp(live.finished_at, UTC)
+    run = world.client.trigger_cron_run(world.service.id)
+    prior = ({"event": "cron_run_triggered", "service": "nightly", "phase": "verify", "since": since.isoformat(),
+              "run_id": run.id},)
+    released = Released(key="nightly", kind="cron", service_id=world.service.id, owner_id=world.emulator.owner_id,
+                        since=since)
+    summary = verify_service(world.context(prior), released, RenderRelease._check(params(run_cron=["nightly"])))
+    assert f"run {run.id} ended successful" in summary
+    assert [r.id for r in world.emulator.cron.runs[world.service.id]] == [run.id]
 
 
 def test_without_run_cron_and_no_run_in_the_window_the_summary_says_no_run_was_judged(world):

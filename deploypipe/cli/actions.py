@@ -210,7 +210,7 @@ def apply_migrations(*, tool: Literal["prisma", "sql"], directory: str, through:
     from deploypipe.errors import UsageError
 
     if tool not in ("prisma", "sql"):
-        raise UsageError(f"apply-migrations: tool {tool!r} is not prisma or sql", where="apply-migrations",
+        raise UsageError(f"tool {tool!r} is not prisma or sql", where="apply-migrations",
                          hint="prisma: prisma/migrations/<name>/migration.sql; sql: a directory of .sql files")
     return apply(tool, Path(directory), through)
 

@@ -7,6 +7,8 @@ recorded from the services' real traffic and output (a copy ships as
 Deploy statuses move created -> build_in_progress -> pre_deploy_in_progress ->
 update_in_progress -> live | build_failed | pre_deploy_failed | update_failed |
 canceled; one deploy in progress per service, later ones ``queued`` (202).
+Cron jobs run on their schedule or through ``POST /cron-jobs/{id}/runs``
+(``cron.py``), recording ``cron_job_run_started`` / ``cron_job_run_ended``.
 Faults (429, 5xx, latency, dropped connections, "accepted then timed out",
 202 Queued, failing deploys) come from ``faults.py``.
 
@@ -48,7 +50,8 @@ Public API (import from ``deploypipe.emulator``)::
 Modules, lowest first (each imports only modules before it)::
 
     ids, blueprint        Render-shaped ids and timestamps; the Blueprint subset the local Render runs
-    records               services, deploys, jobs, Postgres as records with their JSON shapes
+    cronexpr              cron expressions (UTC) and when one is next due
+    records               services, deploys, jobs, cron runs, Postgres as records with their JSON shapes
     telemetry             recorded requests and log lines, bounded by count and age
     faults, connfaults    fault rules; dropped and stalled connections
     lifecycle             the Runtime protocol and the Lifecycle protocol runtimes report to
@@ -59,6 +62,7 @@ Modules, lowest first (each imports only modules before it)::
     proclogs              child processes whose output lines become logs
     process_runtime       real deploys as local processes
     autodeploy            new commits deploy while ``autoDeploy`` is on
+    cron                  cron job runs: triggered (API) or due (schedule), as processes or simulated
     shapes, ratelimit     Render's JSON shapes and pages; rate limits
     snapshots, recovery   Postgres point-in-time recovery: snapshots at restore points; clones, recovery info, DELETE
     queries, observability  metrics buckets, quantiles and log pages; their route handlers

@@ -48,6 +48,7 @@ class ServiceDef(_Lenient):
     startCommand: str = ""
     preDeployCommand: str | None = None
     healthCheckPath: str | None = None
+    schedule: str | None = None  # cron jobs: a cron expression (UTC)
     autoDeploy: bool | None = None
     autoDeployTrigger: str | None = None
     envVars: list[EnvVarDef] = Field(default_factory=list)

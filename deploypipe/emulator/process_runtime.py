@@ -1,15 +1,13 @@
 """Real deploys on this machine: check out a commit, build, pre-deploy, start, health-check, switch traffic.
 
-Each service gets a stable URL on 127.0.0.1 (a ServiceProxy). A deploy runs in
-a background thread: ``git archive`` of the commit into a build directory,
-``buildCommand`` (failure -> build_failed), ``preDeployCommand`` when present
-(failure -> pre_deploy_failed; the old instance keeps serving), then the new
-instance is started with ``PORT`` set and must answer ``healthCheckPath`` with
-2xx/3xx within the grace period (else update_failed and it is killed); only
-then does the proxy switch to it; the old instance stops once drained. Rollbacks start
-the target deploy's existing build directory without rebuilding.
+Each service gets a stable URL on 127.0.0.1 (a ServiceProxy). A deploy runs in a background thread: ``git archive``
+of the commit into a build directory, ``buildCommand`` (failure -> build_failed), ``preDeployCommand`` when present
+(failure -> pre_deploy_failed; the old instance keeps serving), then the new instance is started with ``PORT`` set
+and must answer ``healthCheckPath`` with 2xx/3xx within the grace period (else update_failed and it is killed); only
+then does the proxy switch to it; the old instance stops once drained. Rollbacks start the target deploy's existing
+build directory without rebuilding.
 
-A crashed live instance is restarted with backoff (``supervisor.py``).
+A crashed live instance is restarted with backoff (``supervisor.py``); a cron job's deploy starts no run (``cron.py``).
 
 Output is recorded as Render exposes it (``telemetry.py``): build and
 pre-deploy output as ``build`` logs of the service, an instance's stdout and
@@ -94,7 +92,7 @@ class ProcessRuntime:
         finally:
             self._running.pop(owner, None)
 
-    def _env(self, emulator: Lifecycle, service: ServiceRec, commit: str | None, port: int) -> dict[str, str]:
+    def env(self, emulator: Lifecycle, service: ServiceRec, commit: str | None, port: int = 0) -> dict[str, str]:
         if self.generated is None:
             self.generated = GeneratedValues(self.data_dir / "generated-values.json")
         return service_env(emulator, service, commit, port, self.generated)
@@ -119,7 +117,7 @@ class ProcessRuntime:
     def _start_instance(self, emulator: Lifecycle, service: ServiceRec, deploy: DeployRec, cwd: Path,
                         log_path: Path) -> _Instance:
         port = free_port()
-        env = self._env(emulator, service, deploy.commit_id, port)
+        env = self.env(emulator, service, deploy.commit_id, port)
         instance_id = f"{service.id}-{new_id('x')[2:7]}"
         emulator.telemetry.log(service.id, f"==> Running '{service.spec.startCommand}'", type="build")
 
@@ -132,7 +130,7 @@ class ProcessRuntime:
     def _build(self, emulator: Lifecycle, service: ServiceRec, deploy: DeployRec, log_path: Path) -> bool:
         deploy.build_id, began = f"bld-{deploy.id[4:]}", time.monotonic()
         emulator.phase_started(service, deploy, "build")
-        env = self._env(emulator, service, deploy.commit_id, 0)
+        env = self.env(emulator, service, deploy.commit_id, 0)
         lines = _build_lines(emulator, service)
         lines(f"==> Checking out commit {deploy.commit_id or 'HEAD'} in branch {service.spec.branch}")
         ok = checkout(self.repo, deploy.commit_id or "HEAD", self.data_dir / "builds" / deploy.build_id, log_path)
@@ -156,7 +154,7 @@ class ProcessRuntime:
 
     def _pre_deploy(self, emulator: Lifecycle, service: ServiceRec, deploy: DeployRec, log_path: Path) -> bool:
         emulator.phase_started(service, deploy, "pre_deploy")
-        env = self._env(emulator, service, deploy.commit_id, 0)
+        env = self.env(emulator, service, deploy.commit_id, 0)
         lines = _build_lines(emulator, service)
         lines(f"==> Running pre-deploy command '{service.spec.preDeployCommand}'...")
         code = 1 if deploy.fail_at == "pre_deploy" else self._run(
@@ -182,6 +180,9 @@ class ProcessRuntime:
             if deploy.id in self._cancelled:
                 return
             emulator.phase_started(service, deploy, "update")
+            if service.spec.type == "cron":  # live once built, as on Render: later runs use this build
+                emulator.finish(service, deploy, "live")
+                return prune_builds(self.data_dir / "builds", service, self.keep_builds)
             instance = self._start_instance(emulator, service, deploy, self.build_dir(deploy.build_id or "", service),
                                             log_path)
             healthy, reason = self._healthy(deploy.id, instance, service)
@@ -263,7 +264,7 @@ class ProcessRuntime:
             log_path = self.data_dir / "logs" / f"{job.id}.log"
             log_path.parent.mkdir(parents=True, exist_ok=True)
             code = self._run(job.start_command, self.build_dir(live.build_id or "", service),
-                             self._env(emulator, service, live.commit_id, 0), log_path, job.id,
+                             self.env(emulator, service, live.commit_id, 0), log_path, job.id,
                              lambda line: emulator.telemetry.log(job.id, line, type="app"))
             emulator.job_status(service, job, "succeeded" if code == 0 else "failed")
 
@@ -278,7 +279,7 @@ class ProcessRuntime:
 
     def restore(self, emulator: Lifecycle, service: ServiceRec) -> None:
         """After a restart: serve the saved live deploy again from its build directory."""
-        live = service.live()
+        live = service.live() if service.spec.type != "cron" else None  # a cron job serves nothing between runs
         port = urlsplit(service.url).port or 0 if service.url else 0
         proxy = self.proxy_for(service, emulator, port)
         service.url = proxy.url

@@ -1,4 +1,4 @@
-"""Records of the local Render's state: services, deploys, jobs and Postgres, with their JSON shapes."""
+"""Records of the local Render's state: services, deploys, jobs, cron runs and Postgres, with their JSON shapes."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 from deploypipe.emulator.blueprint import ServiceDef
 from deploypipe.emulator.ids import iso
 
-__all__ = ["FAILED_STATUS", "IN_PROGRESS", "PHASE_STATUS", "STATUS_INT", "DeployRec", "JobRec", "PitrState",
-           "PostgresRec", "ServiceRec"]
+__all__ = ["FAILED_STATUS", "IN_PROGRESS", "PHASE_STATUS", "STATUS_INT", "CronRunRec", "CronState", "DeployRec",
+           "JobRec", "PitrState", "PostgresRec", "ServiceRec"]
 
 IN_PROGRESS = {"created", "build_in_progress", "pre_deploy_in_progress", "update_in_progress"}
 FAILED_STATUS = {"build": "build_failed", "pre_deploy": "pre_deploy_failed", "update": "update_failed"}
@@ -67,6 +67,51 @@ class JobRec:
         if self.finished_at:
             data["finishedAt"] = iso(self.finished_at)
         return data
+
+
+@dataclass
+class CronRunRec:
+    """A run of a cron job (Render's ``cronJobRun``): ``pending`` while it runs, then successful | unsuccessful |
+    canceled."""
+
+    id: str
+    service_id: str
+    status: str
+    started_at: float
+    finished_at: float | None = None
+    triggered_by: str | None = None  # "api" for POST /cron-jobs/{id}/runs; None for a scheduled run
+    canceled_by: str | None = None
+    commit_id: str | None = None  # the live deploy's commit the run started from
+    exit_code: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": self.id, "status": self.status, "startedAt": iso(self.started_at)}
+        if self.finished_at is not None:
+            data["finishedAt"] = iso(self.finished_at)
+        if self.triggered_by:
+            data["triggeredBy"] = self.triggered_by
+        if self.canceled_by:
+            data["canceledBy"] = self.canceled_by
+        return data
+
+
+@dataclass
+class CronState:
+    """The cron runs of one local Render (``cron.py``) and its knobs for simulated runs.
+
+    ``runs``: service id -> its runs, oldest first; ``next_due``: service id -> when its schedule is next due
+    (emulator clock); ``processes``: run id -> the process of a run on the real runtime. A simulated run (any runtime
+    but ``ProcessRuntime``) lasts ``sim_run_s`` and exits with ``sim_exit[commit]`` (default 0), printing
+    ``sim_output[commit]``.
+    """
+
+    runs: dict[str, list[CronRunRec]] = field(default_factory=dict)
+    next_due: dict[str, float] = field(default_factory=dict)
+    processes: dict[str, Any] = field(default_factory=dict)
+    threads: list[Any] = field(default_factory=list)
+    sim_run_s: float = 0.0
+    sim_exit: dict[str, int] = field(default_factory=dict)
+    sim_output: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass

@@ -181,11 +181,28 @@ def postgres_routes(emu: Emulator, method: str, parts: list[str], request: Reque
     return _no_route(method, parts)
 
 
+def cron_routes(emu: Emulator, method: str, parts: list[str], request: Request, body: dict) -> Response:
+    """``POST /cron-jobs/{id}/runs`` (a new run, any active one cancelled: 200 cronJobRun) and ``DELETE`` (204)."""
+    from deploypipe.emulator import cron
+
+    if len(parts) != 3 or parts[2] != "runs" or method not in ("POST", "DELETE"):
+        return _no_route(method, parts)
+    service = emu.service(parts[1])
+    if service is None or service.spec.type != "cron":
+        return error(404, f"cron job {parts[1]} not found" + (f" (service {service.name} is not a cron job)"
+                                                                if service is not None else ""))
+    if method == "DELETE":
+        cron.cancel(emu, service)
+        return Response(status_code=204)
+    return JSONResponse(cron.trigger(emu, service).to_json())
+
+
 def _no_route(method: str, parts: list[str]) -> Response:
     return error(404, f"no route for {method} /v1/{'/'.join(parts)}")
 
 
-_ROOTS: dict[str, Callable[..., Response]] = {"services": service_routes, "postgres": postgres_routes}
+_ROOTS: dict[str, Callable[..., Response]] = {"services": service_routes, "postgres": postgres_routes,
+                                              "cron-jobs": cron_routes}
 
 
 _READS: dict[tuple[str, ...], Callable[[Emulator, Request], Response]] = {
@@ -197,10 +214,13 @@ _READS: dict[tuple[str, ...], Callable[[Emulator, Request], Response]] = {
 
 
 def dispatch(emu: Emulator, method: str, parts: list[str], request: Request, body: dict) -> Response:
+    from deploypipe.emulator import cron
+
+    cron.advance(emu)  # runs the schedule made due and simulated runs whose time is up, before any answer
     read = _READS.get(tuple(parts))
     if read is not None and method == "GET":
         return read(emu, request)
     handler = _ROOTS.get(parts[0])
-    if handler is None or (parts[0] == "services" and len(parts) < 2):
+    if handler is None or (parts[0] in ("services", "cron-jobs") and len(parts) < 2):
         return _no_route(method, parts)
     return handler(emu, method, parts, request, body)

@@ -117,7 +117,7 @@ class SimulatedRuntime:
         elif phase == "pre_deploy":
             telemetry.log(service.id, f"==> Running pre-deploy command '{service.spec.preDeployCommand}'...",
                           type="build", at=at)
-        else:
+        elif service.spec.type != "cron":  # a cron job's deploy starts nothing: its runs are cron.py's
             instance = f"{service.id}-{deploy.id[-5:]}"
             telemetry.log(service.id, f"==> Running '{service.spec.startCommand}'", type="build", at=at)
             for line in self.output.get(deploy.commit_id or "", []):

@@ -26,6 +26,7 @@ from deploypipe.emulator.databases import stable_id
 from deploypipe.emulator.state import Emulator
 from deploypipe.emulator.telemetry import Telemetry
 from deploypipe.emulator.telemetry_file import TelemetryFile
+from deploypipe.errors import SpecError
 
 __all__ = ["EmulatorServer", "build_emulator", "in_process_client", "serve"]
 
@@ -48,7 +49,8 @@ def build_emulator(*, blueprint: Path | None = None, repo: Path | None = None, d
     Render's arrive late; with ``data_dir`` they are kept across runs in its ``telemetry.jsonl``. Point-in-time
     recovery knobs (``recovery.py``): ``recovery_min_age_s`` (Render: 600, "not within the last 10 minutes"; 0 lets
     the local default clone a restore point at once), ``recovery_window_days`` (Render: 3 or 7) and
-    ``recovery_creating_s`` (how long a new clone stays ``creating``).
+    ``recovery_creating_s`` (how long a new clone stays ``creating``). A cron job without a valid ``schedule`` is a
+    SpecError; with ``repo``, schedules run on their own (``cron.CronTicker``), else on each API request.
     """
     from deploypipe.emulator.databases import provision
     from deploypipe.emulator.process_runtime import ProcessRuntime
@@ -74,6 +76,13 @@ def build_emulator(*, blueprint: Path | None = None, repo: Path | None = None, d
             proxy_for = getattr(emulator.runtime, "proxy_for", None)
             if proxy_for is not None:
                 rec.url = proxy_for(rec, emulator).url
+        from deploypipe.emulator.cron import check_schedules
+
+        problems = check_schedules(emulator)
+        if problems:
+            raise SpecError("; ".join(problems), where=str(blueprint),
+                            hint="a cron job's schedule is five fields in UTC: minute hour day-of-month month "
+                                 "day-of-week")
     emulator.load()
     for rule in faults or []:
         apply_fault(emulator, rule)
@@ -81,6 +90,10 @@ def build_emulator(*, blueprint: Path | None = None, repo: Path | None = None, d
         from deploypipe.emulator.autodeploy import BranchWatcher
 
         emulator.on_close.append(BranchWatcher(emulator, repo, auto_deploy_poll_s).start().stop)
+    if repo is not None and any(s.spec.type == "cron" for s in emulator.services.values()):
+        from deploypipe.emulator.cron import CronTicker
+
+        emulator.on_close.append(CronTicker(emulator).start().stop)
     return emulator
 
 

@@ -86,6 +86,11 @@ def service_json(emu: Emulator, s: ServiceRec) -> dict[str, Any]:
         details.update(openPorts=[{"port": 10000, "protocol": "TCP"}], url=s.url)
     if spec.type == "web":
         details["healthCheckPath"] = spec.healthCheckPath or ""
+    if spec.type == "cron":
+        details["schedule"] = spec.schedule or ""
+        ended = [e for e in s.events if e["type"] == "cron_job_run_ended" and e["details"]["status"] == "successful"]
+        if ended:
+            details["lastSuccessfulRunAt"] = ended[-1]["timestamp"]
     return {
         "id": s.id, "name": s.name, "ownerId": emu.owner_id, "type": SERVICE_TYPES.get(spec.type, "web_service"),
         "createdAt": iso(s.created_at), "updatedAt": iso(s.updated_at),

@@ -28,6 +28,7 @@ from deploypipe.emulator.records import (
     IN_PROGRESS,
     PHASE_STATUS,
     STATUS_INT,
+    CronState,
     DeployRec,
     JobRec,
     PitrState,
@@ -63,6 +64,7 @@ class Emulator:
         self.services: dict[str, ServiceRec] = {}
         self.postgres: dict[str, PostgresRec] = {}
         self.recovery = PitrState()  # point-in-time recovery knobs and clones (recovery.py)
+        self.cron = CronState()  # cron job runs (cron.py)
         self.faults = Faults(clock=clock)
         self.telemetry = telemetry or Telemetry(clock)
         self.state_file = state_file
@@ -196,7 +198,7 @@ class Emulator:
             outcome = {"live": "succeeded", "canceled": "canceled"}.get(status, "failed")
             self.event(service, "deploy_ended", at=now, deployId=deploy.id, deployStatus=outcome,
                        status=STATUS_INT[outcome], reason=reason or {})
-            if status == "live":
+            if status == "live" and service.spec.type != "cron":  # a cron job's deploy starts no server
                 self.event(service, "server_available", at=now)
             log.info("emulator_deploy_finished", service=service.name, deploy_id=deploy.id, status=status)
             nxt = next((d for d in service.deploys if d.status == "queued"), None)

@@ -4,11 +4,11 @@ Modules, lowest first (each imports only modules above it in this list)::
 
     errors.py         HTTP answers and transport failures -> deploypipe.errors (Render's own words kept)
     retry.py          RetryPolicy, tenacity strategies, the rate-limit throttle
-    models.py         Service, Deploy, DeployStatus, Job, ServiceEvent, Postgres, ...
+    models.py         Service, Deploy, DeployStatus, Job, CronJobRun, ServiceEvent, Postgres, ...
     api.py            RenderApi: one request, error mapping, retries, cursor pages, with_retry
     deploys.py        list/get/cancel deploys, the live deploy, service events
     observability.py  HTTP request and latency metrics (TimeSeries), logs (LogPage, LogEntry)
-    once.py           at-most-once deploy triggers and rollbacks
+    once.py           at-most-once deploy triggers, rollbacks and cron job runs
     postgres.py       Postgres instances: point-in-time recovery (at most once), delete, wait_for_postgres
     waiting.py        wait_for_deploy, DeployTimeout, failure reasons from service events
     history.py        rollback candidates, the default rollback target, failure streaks
@@ -18,6 +18,7 @@ Modules, lowest first (each imports only modules above it in this list)::
 from deploypipe.render.api import DEFAULT_API_URL
 from deploypipe.render.client import RenderClient
 from deploypipe.render.models import (
+    CronJobRun,
     Deploy,
     DeployStatus,
     Job,
@@ -34,6 +35,7 @@ from deploypipe.render.retry import RetryPolicy
 from deploypipe.render.waiting import DeployTimeout
 
 __all__ = [
+    "CronJobRun",
     "DEFAULT_API_URL",
     "Deploy",
     "DeployStatus",

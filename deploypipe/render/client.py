@@ -3,8 +3,8 @@
 The same code talks to api.render.com and to the local Render; only the base
 URL (``RENDER_API_URL``) differs. GETs, PATCHes and cancels retry transient
 failures (``retry.py``). Non-idempotent POSTs are never retried blindly:
-deploy triggers and rollbacks go through ``once.py`` (at most one deploy per
-call), point-in-time recoveries through ``postgres.py`` (at most one new
+deploy triggers, rollbacks and cron job runs go through ``once.py`` (at most
+one deploy or run per call), point-in-time recoveries through ``postgres.py`` (at most one new
 database per call), other creations retry only when the request was
 certainly not sent. Requests, error mapping and pagination live in
 ``api.py``; deploy reads in ``deploys.py``; waiting in ``waiting.py``;
@@ -20,6 +20,7 @@ from deploypipe.errors import NotFoundError, ProviderError
 from deploypipe.render import deploys, observability, once, postgres, waiting
 from deploypipe.render.api import DEFAULT_API_URL, PAGE_LIMIT, RenderApi, iso_time, not_sent, read_json
 from deploypipe.render.models import (
+    CronJobRun,
     Deploy,
     Job,
     Postgres,
@@ -142,6 +143,16 @@ class RenderClient(RenderApi):
                                        status_codes=status_codes, paths=paths, methods=methods,
                                        instances=instances, levels=levels, hosts=hosts, text=text,
                                        direction=direction, limit=limit)
+
+    # -- cron jobs -------------------------------------------------------------------------------
+    def trigger_cron_run(self, cron_job_id: str, *, not_before: datetime | None = None) -> CronJobRun:
+        """Start a run of the cron job now (Render cancels any active run); at most one run is started per call,
+        however the network fails (see ``once.py``); ``not_before`` bounds the lookup after an ambiguous failure."""
+        return once.trigger_cron_run_once(self, cron_job_id, not_before=not_before)
+
+    def cancel_cron_run(self, cron_job_id: str) -> None:
+        """Cancel the cron job's active run, if any."""
+        self.call("DELETE", f"/cron-jobs/{cron_job_id}/runs", resource=f"cron job {cron_job_id}")
 
     # -- jobs ------------------------------------------------------------------------------------
     def create_job(self, service_id: str, start_command: str, *, plan_id: str | None = None) -> Job:

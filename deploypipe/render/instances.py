@@ -17,8 +17,8 @@ from deploypipe.render.models import ServiceEvent
 if TYPE_CHECKING:  # pragma: no cover
     from deploypipe.render.client import RenderClient
 
-__all__ = ["ACCESS_LINE", "CRASH_EVENTS", "DEFAULT_ERROR_PATTERN", "Instances", "describe_crash", "during",
-           "error_lines", "look"]
+__all__ = ["ACCESS_LINE", "CRASH_EVENTS", "DEFAULT_ERROR_PATTERN", "Instances", "describe_crash", "describe_run",
+           "during", "error_lines", "look"]
 
 CRASH_EVENTS = ["server_failed", "server_restarted"]
 #: app log lines that count as errors unless a pipeline says otherwise
@@ -30,15 +30,24 @@ ACCESS_LINE = re.compile(r'"[A-Z]+ \S+ HTTP/\d(\.\d)?" \d{3}')
 @dataclass(frozen=True)
 class Instances:
     """One look at a service since ``since``: its crash events (newest first), matching error lines (oldest first)
-    and, for a cron job, the status of its last run (None when none ended)."""
+    and, for a cron job, the runs that ended (``cron_job_run_ended``, newest first)."""
 
     crashes: tuple[ServiceEvent, ...]
     errors: tuple[str, ...]
-    cron_status: str | None = None
+    runs: tuple[ServiceEvent, ...] = ()
+
+    @property
+    def cron_status(self) -> str | None:
+        """The status of the last run that ended (successful, unsuccessful, canceled), None when none did."""
+        return str(self.runs[0].details.get("status") or "") if self.runs else None
+
+    def run(self, run_id: str) -> ServiceEvent | None:
+        """The ``cron_job_run_ended`` event of run ``run_id``, None while it has not ended."""
+        return next((e for e in self.runs if e.details.get("cronJobRunId") == run_id), None)
 
     @property
     def quiet(self) -> bool:
-        return not self.crashes and not self.errors and self.cron_status in (None, "successful", "succeeded")
+        return not self.crashes and not self.errors and self.cron_status in (None, "successful")
 
 
 def during(event: ServiceEvent, windows: list[tuple[datetime, datetime]]) -> bool:
@@ -64,6 +73,14 @@ def describe_crash(event: ServiceEvent) -> str:
     return str(reason.get("unhealthy") or reason.get("timedOutReason") or "failed")
 
 
+def describe_run(event: ServiceEvent) -> str:
+    """``run-… ended unsuccessful (exit status 1)`` from a cron_job_run_ended event."""
+    reason = event.details.get("reason")
+    how = describe_crash(event) if isinstance(reason, dict) and reason else ""
+    return (f"run {event.details.get('cronJobRunId')} ended {event.details.get('status') or 'with no status'}"
+            + (f" ({how})" if how and how != "failed" else ""))
+
+
 def error_lines(client: RenderClient, *, service_id: str, owner_id: str, since: datetime, until: datetime,
                 pattern: re.Pattern[str]) -> tuple[str, ...]:
     """The app's log lines matching ``pattern`` between ``since`` and ``until``, oldest first (access lines never
@@ -84,5 +101,4 @@ def look(client: RenderClient, *, service_id: str, owner_id: str, since: datetim
     runs = [e for e in recent if e.type == "cron_job_run_ended"]
     errors = error_lines(client, service_id=service_id, owner_id=owner_id, since=since, until=until,
                          pattern=pattern) if logs or crashes else ()
-    status = str(runs[0].details.get("status") or "") if runs else None
-    return Instances(crashes=crashes, errors=errors, cron_status=status)
+    return Instances(crashes=crashes, errors=errors, runs=tuple(runs))

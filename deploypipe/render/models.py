@@ -13,6 +13,7 @@ from typing import Any, Mapping
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
 __all__ = [
+    "CronJobRun",
     "Deploy",
     "DeployStatus",
     "Job",
@@ -128,6 +129,22 @@ class Deploy:
     @property
     def in_progress(self) -> bool:
         return self.status in DeployStatus.IN_PROGRESS
+
+
+@dataclass(frozen=True)
+class CronJobRun:
+    """A run of a cron job: ``pending`` while it runs, then ``successful``, ``unsuccessful`` or ``canceled``."""
+
+    id: str
+    status: str = ""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    triggered_by: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CronJobRun:
+        return cls(id=str(data["id"]), status=str(data.get("status") or ""), started_at=_when(data, "startedAt"),
+                   finished_at=_when(data, "finishedAt"), triggered_by=_text(data, "triggeredBy"))
 
 
 @dataclass(frozen=True)

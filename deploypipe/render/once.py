@@ -10,11 +10,15 @@ target's commit (rollback). It POSTs again only when none is found, and looks
 again after the back-off before that next POST. A ``202`` without a body is
 answered the same way: the queued deploy is looked up. :func:`create_once` is
 that mechanism for anything Render creates; point-in-time recoveries use it too
-(``render/postgres.py``: the new database is found again by its restoreName).
+(``render/postgres.py``: the new database is found again by its restoreName),
+and so do cron job runs: a second POST would cancel the first run and start
+another, so after an ambiguous failure the run is found again as the newest
+``cron_job_run_started`` event since the POST (and not before ``not_before``).
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, Callable, TypeVar
 
 import structlog
@@ -22,10 +26,10 @@ import structlog
 from deploypipe.core.commits import same_commit
 from deploypipe.errors import ProviderError, TransientProviderError
 from deploypipe.render.api import RenderApi, not_sent, read_json
-from deploypipe.render.deploys import get_deploy, list_deploys
-from deploypipe.render.models import Deploy
+from deploypipe.render.deploys import get_deploy, list_deploys, list_events
+from deploypipe.render.models import CronJobRun, Deploy
 
-__all__ = ["create_once", "rollback_once", "trigger_deploy_once"]
+__all__ = ["create_once", "rollback_once", "trigger_cron_run_once", "trigger_deploy_once"]
 
 log = structlog.get_logger("deploypipe.render")
 
@@ -129,3 +133,28 @@ def rollback_once(api: RenderApi, service_id: str, deploy_id: str) -> Deploy:
 
     return _create_deploy_once(api, what="rollback", path=f"/services/{service_id}/rollback",
                                body={"deployId": deploy_id}, service_id=service_id, matches=matches)
+
+
+def trigger_cron_run_once(api: RenderApi, cron_job_id: str, *, not_before: datetime | None = None) -> CronJobRun:
+    """Start one run of the cron job (Render cancels any active run); at most one run per call."""
+    since = datetime.fromtimestamp(api.wall_clock() - api.retry.lookup_skew_s, UTC)
+    if not_before is not None and not_before > since:
+        since = not_before
+
+    def lookup() -> CronJobRun | None:
+        started = list_events(api, cron_job_id, types=["cron_job_run_started"], start_time=since, max_items=20)
+        for event in started:  # newest first
+            run_id = event.details.get("cronJobRunId")
+            if run_id and (event.timestamp is None or event.timestamp >= since):
+                return CronJobRun(id=str(run_id), status="pending", started_at=event.timestamp)
+        return None
+
+    return create_once(api, what="trigger cron job run", path=f"/cron-jobs/{cron_job_id}/runs", body={},
+                       resource=f"cron job {cron_job_id}", lookup=lookup,
+                       parse=lambda data: CronJobRun.from_json(data) if isinstance(data, dict) and data.get("id")
+                       else None,
+                       names=("cron_run_trigger_ambiguous", "cron_run_found_after_ambiguous_trigger",
+                              "cron_run_found_without_id"),
+                       describe=lambda run: {"run_id": run.id},
+                       context={"request": "trigger cron job run", "cron_job_id": cron_job_id},
+                       missing_hint="look at the cron job's runs in the Render dashboard before triggering again")

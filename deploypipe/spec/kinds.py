@@ -52,10 +52,21 @@ def _check_waves(spec: Pipeline, index: int, waves: list[list[str]], where: Call
                         where=where(loc)) from None
 
 
+def _check_cron_runs(spec: Pipeline, index: int, keys: list[str], where: Callable[[tuple[Any, ...]], str]) -> None:
+    for key in keys:
+        target = spec.targets.services.get(key)
+        if target is None or target.kind != "cron":
+            what = f"service target '{key}' is {_ARTICLE[target.kind]}" if target else \
+                f"'{key}' is not a service target"
+            raise SpecError(f"stages[{index}].with.run_cron: {what}; expected cron job targets (kind: cron)",
+                            where=where(("stages", index, "with", "run_cron")))
+
+
 def check_service_kinds(spec: Pipeline, params: Mapping[str, Any], where: Callable[[tuple[Any, ...]], str]) -> None:
-    """SpecError (exit 2) for the first stage whose ``with.service`` is a kind the stage cannot check, or whose
-    ``with.waves`` names an unknown service or breaks ``depends_on``."""
+    """SpecError (exit 2) for the first stage whose ``with.service`` is a kind the stage cannot check, whose
+    ``with.waves`` names an unknown service or breaks ``depends_on``, or whose ``with.run_cron`` is not a cron job."""
     for index, stage in enumerate(spec.stages):
+        _check_cron_runs(spec, index, getattr(params[stage.id], "run_cron", None) or [], where)
         waves = getattr(params[stage.id], "waves", None)
         if isinstance(waves, list):
             _check_waves(spec, index, waves, where)

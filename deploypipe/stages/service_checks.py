@@ -5,10 +5,14 @@
   a row fail it).
 - ``private``, ``worker``: no ``server_failed`` or ``server_restarted`` event and no app log line matching
   ``error_pattern`` (access-log lines never count) during the observation window after it went live.
-- ``cron``: the same, and its last run in the window (``cron_job_run_ended``) did not fail.
+- ``cron``: the same, and its last run in the window (``cron_job_run_ended``) did not end unsuccessful. A cron job
+  named in ``run_cron`` gets one run triggered once it is live (at most once: ``RenderClient.trigger_cron_run``),
+  and the watch lasts until that run has ended too (at most ``cron_run_timeout_s``): it must end successful. When
+  no run ended in the window and none was asked for, the summary says so.
 
 The same check runs after a rollback, from the moment the rolled-back release went live, so a rolled-back worker
-is verified, not assumed. A failure names the service and the app's own error line.
+is verified, not assumed (and a cron job in ``run_cron`` runs once more). A failure names the service and the app's
+own error line.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from typing import Callable
 from deploypipe.core.polling import poll
 from deploypipe.core.probe import Probe, probe
 from deploypipe.errors import StageFailed
-from deploypipe.render.instances import Instances, describe_crash, look
+from deploypipe.render.instances import Instances, describe_crash, describe_run, error_lines, look
+from deploypipe.render.models import CronJobRun
 from deploypipe.stages.context import StageContext
 from deploypipe.stages.diagnostics import headline
 
@@ -42,6 +47,8 @@ class CheckSpec:
     healthy_within_s: float
     failure_threshold: int
     error_pattern: str
+    run_cron: frozenset[str] = frozenset()  # cron job keys that get one run triggered once live
+    cron_run_timeout_s: float = 600.0  # how long such a run may take to end
 
 
 @dataclass(frozen=True)
@@ -64,15 +71,52 @@ def _crash_line(service: Released, seen: Instances) -> str:
     return what + (f"; app log: {headline(list(seen.errors))}" if seen.errors else "")
 
 
-def _problem(service: Released, seen: Instances) -> str | None:
+def _run_line(ctx: StageContext, service: Released, seen: Instances) -> str:
+    """The failed run's error line: the last error line in the window, else the last line in the app's own words."""
+    lines = list(seen.errors) or [line for line in error_lines(
+        ctx.resources.render, service_id=service.service_id, owner_id=service.owner_id, since=service.since,
+        until=ctx.now() + timedelta(seconds=1), pattern=re.compile(r"\S")) if not line.startswith("==>")]
+    return f"; app log: {headline(lines)}" if lines else ""
+
+
+def _problem(ctx: StageContext, service: Released, seen: Instances, run: CronJobRun | None) -> str | None:
     if seen.crashes:
         return _crash_line(service, seen)
+    ended = seen.run(run.id) if run is not None else (seen.runs[0] if seen.runs else None)
+    failed = ended is not None and ended.details.get("status") not in (
+        ("successful",) if run is not None else ("successful", "canceled"))
+    if ended is not None and failed:
+        which = "its run triggered after it went live" if run is not None else "its last run in the window"
+        return f"{service.key}: {which}, {describe_run(ended)}{_run_line(ctx, service, seen)}"
+    if run is not None and ended is None:
+        return None  # its error lines are judged with the run's outcome, once it ends (or does not in time)
     if seen.errors:
         return (f"{service.key}: error in the app log since it went live at {service.since:%H:%M:%S}: "
                 f"{headline(list(seen.errors))}")
-    if seen.cron_status not in (None, "successful", "succeeded"):
-        return f"{service.key}: its last cron run ended {seen.cron_status}"
     return None
+
+
+def _trigger_run(ctx: StageContext, service: Released, phase: str) -> CronJobRun:
+    """One run of the cron job, started once it is live (the run a killed watch already started, on resume)."""
+    since = service.since.isoformat()
+    for event in reversed(ctx.prior_events):
+        if (event.get("event"), event.get("service"), event.get("phase"), event.get("since")) == (
+                "cron_run_triggered", service.key, phase, since):
+            return CronJobRun(id=str(event["run_id"]), status="pending")
+    run = ctx.resources.render.trigger_cron_run(service.service_id, not_before=service.since)
+    ctx.emit("cron_run_triggered", service=service.key, phase=phase, since=since, run_id=run.id)
+    return run
+
+
+def _cron_summary(service: Released, spec: CheckSpec, run: CronJobRun | None, seen: Instances | None) -> str:
+    quiet = f"no instance failure or error line for {spec.observe_s:g}s"
+    ended = (seen.run(run.id) if run is not None else seen.runs[0] if seen.runs else None) if seen else None
+    if run is not None and ended is not None:
+        return f"{service.key}: its run triggered after it went live, {describe_run(ended)}; {quiet}"
+    if ended is not None:
+        return f"{service.key}: its last run in the window, {describe_run(ended)}; {quiet}"
+    return (f"{service.key}: no run ended in its {spec.observe_s:g}s window and none was asked for (run_cron "
+            f"triggers one once it is live), so no run was judged; {quiet}")
 
 
 def _healthy(ctx: StageContext, service: Released, spec: CheckSpec) -> str:
@@ -93,6 +137,7 @@ def _healthy(ctx: StageContext, service: Released, spec: CheckSpec) -> str:
 
 
 STOPPED = "watch stopped early: another service of the release failed"
+_DONE = "the triggered run ended and the window passed"
 
 
 def verify_service(ctx: StageContext, service: Released, spec: CheckSpec, *, phase: str = "verify",
@@ -103,6 +148,10 @@ def verify_service(ctx: StageContext, service: Released, spec: CheckSpec, *, pha
     pattern = re.compile(spec.error_pattern)
     failures = [0]
     waited = [False]
+    run = _trigger_run(ctx, service, phase) if service.kind == "cron" and service.key in spec.run_cron else None
+    last: list[Instances] = []
+    window_end = ctx.clock() + spec.observe_s
+    deadline = window_end if run is None else ctx.clock() + max(spec.observe_s, spec.cron_run_timeout_s)
 
     def trouble() -> str | None:
         if stopped():
@@ -112,27 +161,34 @@ def verify_service(ctx: StageContext, service: Released, spec: CheckSpec, *, pha
                     since=service.since, until=now + timedelta(seconds=1), pattern=pattern,
                     cron=service.kind == "cron")
         if service.kind == "web":
-            seen = Instances(crashes=seen.crashes, errors=(), cron_status=None)
+            seen = Instances(crashes=seen.crashes, errors=())
             if url:
                 result = probe(ctx.resources.http, Probe(url=url, timeout_s=5.0))
                 failures[0] = 0 if result.ok else failures[0] + 1
                 if failures[0] >= spec.failure_threshold:
                     return f"{service.key}: {url} failed {failures[0]} checks in a row: {result.reason}"
-        problem = _problem(service, seen)
+        last[:] = [seen]
+        problem = _problem(ctx, service, seen, run)
         if (problem and not seen.crashes and headline(list(seen.errors)).startswith("Traceback") and not waited[0]
                 and ctx.clock() + spec.interval_s <= deadline):
             waited[0], problem = True, None  # a traceback still being written: its last line comes with the next look
+        if problem is None and run is not None and seen.run(run.id) is None and ctx.clock() >= deadline:
+            problem = (f"{service.key}: its run {run.id}, triggered after it went live, did not end within "
+                       f"{spec.cron_run_timeout_s:g}s{_run_line(ctx, service, seen)}")
         ctx.emit("service_watched", service=service.key, kind=service.kind, phase=phase,
                  crashes=len(seen.crashes), errors=len(seen.errors), problem=problem)
+        if problem is None and run is not None and seen.run(run.id) is not None and ctx.clock() >= window_end:
+            return _DONE
         return problem
 
-    deadline = ctx.clock() + spec.observe_s
-    problem = poll(trouble, timeout_s=spec.observe_s, interval_s=spec.interval_s, clock=ctx.clock, sleep=ctx.sleep,
-                   wait_first=spec.observe_s > 0)
+    problem = poll(trouble, timeout_s=deadline - ctx.clock(), interval_s=spec.interval_s, clock=ctx.clock,
+                   sleep=ctx.sleep, wait_first=spec.observe_s > 0)
     if problem == STOPPED:
         return f"{service.key}: {STOPPED}"
-    if problem is not None:
+    if problem is not None and problem != _DONE:
         raise StageFailed(problem, where=ctx.where)
     if service.kind == "web":
         return f"{service.key}: healthy, no instance failure for {spec.observe_s:g}s"
+    if service.kind == "cron":
+        return _cron_summary(service, spec, run, last[0] if last else None)
     return f"{service.key}: no instance failure or error line for {spec.observe_s:g}s"

@@ -104,6 +104,9 @@ class RenderRelease:
         failure_threshold: int = Field(3, ge=1, description="Web services: failed checks in a row that fail it.")
         error_pattern: str = Field(DEFAULT_ERROR_PATTERN, description="App log lines (regex) that fail a service "
                                                                       "without a URL during its window.")
+        run_cron: list[str] = Field(default_factory=list, description="Cron job keys: once live (and after a "
+                                    "rollback), trigger one run and wait for it to end successful.")
+        cron_run_timeout_s: float = Field(600.0, gt=0, description="How long a run_cron run may take to end.")
         disable_auto_deploy_on_rollback: bool = Field(True, description="Turn auto-deploy off when rolling back.")
 
     def plan(self, params: RenderRelease.Params) -> str:
@@ -121,7 +124,8 @@ class RenderRelease:
     def _check(params: RenderRelease.Params) -> CheckSpec:
         return CheckSpec(observe_s=params.observe_s, interval_s=params.interval_s, successes=params.successes,
                          healthy_within_s=params.healthy_within_s, failure_threshold=params.failure_threshold,
-                         error_pattern=params.error_pattern)
+                         error_pattern=params.error_pattern, run_cron=frozenset(params.run_cron),
+                         cron_run_timeout_s=params.cron_run_timeout_s)
 
     # -- one service ---------------------------------------------------------------------
     def _trigger(self, ctx: StageContext, params: RenderRelease.Params, key: str, record: Callable[..., None]

@@ -143,6 +143,39 @@ def test_job_operations_match_the_spec(http):
     check(http, "POST", f"/services/{sid}/jobs/{job['id']}/cancel", "/services/{serviceId}/jobs/{jobId}/cancel", 200)
 
 
+@pytest.fixture
+def cron_job(http):
+    """A cron job (simulated runs: a failed one prints its error line) with a live deploy."""
+    service = http.emulator.add_service(ServiceDef(type="cron", name="nightly", startCommand="python job.py",
+                                                   schedule="0 3 * * *"))
+    http.post(f"/services/{service.id}/deploys", json={"commitId": "a" * 40})
+    return service
+
+
+def test_cron_job_run_operations_match_the_spec(http, cron_job):
+    cron = http.emulator.cron
+    cron.sim_run_s = 3600
+    first = check(http, "POST", f"/cron-jobs/{cron_job.id}/runs", "/cron-jobs/{cronJobId}/runs", 200)
+    assert (first["status"], first["triggeredBy"]) == ("pending", "api") and first["startedAt"]
+    second = check(http, "POST", f"/cron-jobs/{cron_job.id}/runs", "/cron-jobs/{cronJobId}/runs", 200)
+    assert second["id"] != first["id"]
+    assert [(r.id, r.status) for r in cron.runs[cron_job.id]] == [(first["id"], "canceled"), (second["id"], "pending")]
+    assert check(http, "DELETE", f"/cron-jobs/{cron_job.id}/runs", "/cron-jobs/{cronJobId}/runs", 204) is None
+    assert cron.runs[cron_job.id][-1].status == "canceled"
+    cron.sim_run_s = 0
+    done = check(http, "POST", f"/cron-jobs/{cron_job.id}/runs", "/cron-jobs/{cronJobId}/runs", 200)
+    assert done["status"] == "successful" and done["finishedAt"]
+    details = check(http, "GET", f"/services/{cron_job.id}", "/services/{serviceId}", 200)["serviceDetails"]
+    Validator({**ROOT_SCHEMA, "$ref": "#/components/schemas/cronJobDetails"}).validate(details)
+    assert (details["schedule"], details["lastSuccessfulRunAt"]) == ("0 3 * * *", done["finishedAt"])
+
+
+def test_a_cron_job_run_of_a_service_that_is_not_a_cron_job_is_a_404(http):
+    answer = http.post(f"/cron-jobs/{http.service.id}/runs")
+    assert answer.status_code == 404 and "is not a cron job" in answer.json()["message"]
+    Validator({**ROOT_SCHEMA, "$ref": "#/components/schemas/error"}).validate(answer.json())
+
+
 def test_postgres_operations_match_the_spec(http):
     pid = "dpg-" + "a" * 20
     check(http, "GET", "/postgres", "/postgres", 200)
@@ -244,7 +277,7 @@ def _details_schemas() -> dict[str, dict[str, Any]]:
     return {schema["title"]: schema for schema in service_details}
 
 
-def test_every_event_of_every_deploy_outcome_has_the_details_its_type_requires(http):
+def test_every_event_of_every_deploy_outcome_has_the_details_its_type_requires(http, cron_job):
     from deploypipe.emulator.runtime import SimulatedRuntime
 
     emulator, sid = http.emulator, http.service.id
@@ -258,7 +291,14 @@ def test_every_event_of_every_deploy_outcome_has_the_details_its_type_requires(h
     slow = http.post(f"/services/{sid}/deploys", json={"commitId": "e" * 40}).json()
     http.post(f"/services/{sid}/deploys/{slow['id']}/cancel")
     http.post(f"/services/{sid}/jobs", json={"startCommand": "true"})
+    http.post(f"/cron-jobs/{cron_job.id}/runs")
+    emulator.cron.sim_exit["a" * 40] = 1
+    http.post(f"/cron-jobs/{cron_job.id}/runs")
     events = check(http, "GET", f"/services/{sid}/events", "/services/{serviceId}/events", 200, params={"limit": 100})
+    events += check(http, "GET", f"/services/{cron_job.id}/events", "/services/{serviceId}/events", 200,
+                    params={"limit": 100, "type": ["cron_job_run_started", "cron_job_run_ended"]})
+    assert {e["event"]["details"].get("status") for e in events if e["event"]["type"] == "cron_job_run_ended"} == {
+        "successful", "unsuccessful"}
     schemas = _details_schemas()
     seen = set()
     for row in events:
@@ -268,7 +308,8 @@ def test_every_event_of_every_deploy_outcome_has_the_details_its_type_requires(h
         Validator({**ROOT_SCHEMA, **schemas[title]}).validate(event["details"])
         seen.add(event["type"])
     assert seen == {"deploy_started", "deploy_ended", "build_started", "build_ended", "pre_deploy_started",
-                    "pre_deploy_ended", "server_available", "server_failed", "job_run_ended"}
+                    "pre_deploy_ended", "server_available", "server_failed", "job_run_ended", "cron_job_run_started",
+                    "cron_job_run_ended"}
 
 
 # -- metrics and logs ------------------------------------------------------------------------------------------------

@@ -91,14 +91,16 @@ class RenderClient(RenderApi):
         return deploys.cancel_deploy(self, service_id, deploy_id)
 
     def trigger_deploy(self, service_id: str, commit_id: str | None = None, clear_cache: bool = False,
-                       image_url: str | None = None) -> Deploy:
-        """Start a deploy; at most one is created however the network fails (see ``once.py``)."""
+                       image_url: str | None = None, requested_at: float | None = None) -> Deploy:
+        """Start a deploy; at most one is created however the network fails, and with ``requested_at`` (when an
+        interrupted process asked for it, wall clock) however the process failed (see ``once.py``)."""
         return once.trigger_deploy_once(self, service_id, commit_id=commit_id, clear_cache=clear_cache,
-                                        image_url=image_url)
+                                        image_url=image_url, requested_at=requested_at)
 
-    def rollback(self, service_id: str, deploy_id: str) -> Deploy:
-        """Roll back to ``deploy_id``'s build; at most one rollback deploy is created."""
-        return once.rollback_once(self, service_id, deploy_id)
+    def rollback(self, service_id: str, deploy_id: str, requested_at: float | None = None) -> Deploy:
+        """Roll back to ``deploy_id``'s build; at most one rollback deploy is created (``requested_at``: as for
+        ``trigger_deploy``)."""
+        return once.rollback_once(self, service_id, deploy_id, requested_at=requested_at)
 
     def wait_for_deploy(self, service_id: str, deploy_id: str, *, timeout_s: float, poll_s: float = 2.0,
                         max_poll_s: float = 15.0, on_status: Callable[[Deploy], None] | None = None,
@@ -145,10 +147,12 @@ class RenderClient(RenderApi):
                                        direction=direction, limit=limit)
 
     # -- cron jobs -------------------------------------------------------------------------------
-    def trigger_cron_run(self, cron_job_id: str, *, not_before: datetime | None = None) -> CronJobRun:
+    def trigger_cron_run(self, cron_job_id: str, *, not_before: datetime | None = None,
+                         requested_at: float | None = None) -> CronJobRun:
         """Start a run of the cron job now (Render cancels any active run); at most one run is started per call,
-        however the network fails (see ``once.py``); ``not_before`` bounds the lookup after an ambiguous failure."""
-        return once.trigger_cron_run_once(self, cron_job_id, not_before=not_before)
+        however the network fails (see ``once.py``); ``not_before`` bounds the lookup after an ambiguous failure;
+        ``requested_at`` as for ``trigger_deploy``."""
+        return once.trigger_cron_run_once(self, cron_job_id, not_before=not_before, requested_at=requested_at)
 
     def cancel_cron_run(self, cron_job_id: str) -> None:
         """Cancel the cron job's active run, if any."""

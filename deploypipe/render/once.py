@@ -14,6 +14,13 @@ that mechanism for anything Render creates; point-in-time recoveries use it too
 and so do cron job runs: a second POST would cancel the first run and start
 another, so after an ambiguous failure the run is found again as the newest
 ``cron_job_run_started`` event since the POST (and not before ``not_before``).
+
+``requested_at`` carries the same guarantee across processes: a stage journals
+when it asks Render for a deploy, a rollback or a cron run *before* the POST,
+and a resumed run passes that time back. The request is then ambiguous from the
+start: what it may have created since is looked up first, and POSTed only when
+nothing is found (a process killed between the POST and journalling Render's
+answer never creates a second one).
 """
 
 from __future__ import annotations
@@ -38,15 +45,17 @@ T = TypeVar("T")
 
 def create_once(api: RenderApi, *, what: str, path: str, body: dict[str, Any], resource: str,
                 lookup: Callable[[], T | None], parse: Callable[[Any], T | None], names: tuple[str, str, str],
-                describe: Callable[[T], dict[str, Any]], context: dict[str, Any], missing_hint: str) -> T:
+                describe: Callable[[T], dict[str, Any]], context: dict[str, Any], missing_hint: str,
+                resumed: bool = False) -> T:
     """POST ``body`` to ``path`` so that Render creates at most one thing (see the module docstring).
 
     ``lookup()`` finds what a lost request may have created; ``parse(json)`` reads the answer (None: no id in it);
     ``names`` are the log events for an ambiguous failure, a find after one, and an answer without an id that a
-    lookup resolved; ``describe(found)`` and ``context`` are their fields.
+    lookup resolved; ``describe(found)`` and ``context`` are their fields. ``resumed``: an earlier process may have
+    sent this request already, so ``lookup()`` comes before the first POST.
     """
     ambiguous_event, found_event, queued_event = names
-    ambiguous = False
+    ambiguous = resumed
 
     def found_after_ambiguity() -> T | None:
         found = lookup()
@@ -85,9 +94,14 @@ def create_once(api: RenderApi, *, what: str, path: str, body: dict[str, Any], r
     return result
 
 
+def _since(api: RenderApi, requested_at: float | None) -> float:
+    """Where a lookup starts: just before this request was first asked for (now, or ``requested_at``)."""
+    return (api.wall_clock() if requested_at is None else requested_at) - api.retry.lookup_skew_s
+
+
 def _create_deploy_once(api: RenderApi, *, what: str, path: str, body: dict[str, Any], service_id: str,
-                        matches: Callable[[Deploy], bool]) -> Deploy:
-    since = api.wall_clock() - api.retry.lookup_skew_s
+                        matches: Callable[[Deploy], bool], requested_at: float | None) -> Deploy:
+    since = _since(api, requested_at)
 
     def lookup() -> Deploy | None:
         for deploy in list_deploys(api, service_id, created_after=since, max_items=20):  # newest first
@@ -101,11 +115,13 @@ def _create_deploy_once(api: RenderApi, *, what: str, path: str, body: dict[str,
                        names=("deploy_trigger_ambiguous", "deploy_found_after_ambiguous_trigger", "deploy_queued"),
                        describe=lambda deploy: {"deploy_id": deploy.id, "status": deploy.status},
                        context={"request": what, "service_id": service_id},
-                       missing_hint="look at the service's deploys in the Render dashboard before retrying")
+                       missing_hint="look at the service's deploys in the Render dashboard before retrying",
+                       resumed=requested_at is not None)
 
 
 def trigger_deploy_once(api: RenderApi, service_id: str, *, commit_id: str | None = None,
-                        clear_cache: bool = False, image_url: str | None = None) -> Deploy:
+                        clear_cache: bool = False, image_url: str | None = None,
+                        requested_at: float | None = None) -> Deploy:
     body: dict[str, Any] = {"clearCache": "clear" if clear_cache else "do_not_clear"}
     if commit_id:
         body["commitId"] = commit_id
@@ -118,10 +134,10 @@ def trigger_deploy_once(api: RenderApi, service_id: str, *, commit_id: str | Non
         return commit_id is None or same_commit(deploy.commit_id, commit_id)
 
     return _create_deploy_once(api, what="trigger deploy", path=f"/services/{service_id}/deploys", body=body,
-                               service_id=service_id, matches=matches)
+                               service_id=service_id, matches=matches, requested_at=requested_at)
 
 
-def rollback_once(api: RenderApi, service_id: str, deploy_id: str) -> Deploy:
+def rollback_once(api: RenderApi, service_id: str, deploy_id: str, *, requested_at: float | None = None) -> Deploy:
     target_commit: list[str | None] = []
 
     def matches(deploy: Deploy) -> bool:
@@ -132,12 +148,14 @@ def rollback_once(api: RenderApi, service_id: str, deploy_id: str) -> Deploy:
         return target_commit[0] is None or same_commit(deploy.commit_id, target_commit[0])
 
     return _create_deploy_once(api, what="rollback", path=f"/services/{service_id}/rollback",
-                               body={"deployId": deploy_id}, service_id=service_id, matches=matches)
+                               body={"deployId": deploy_id}, service_id=service_id, matches=matches,
+                               requested_at=requested_at)
 
 
-def trigger_cron_run_once(api: RenderApi, cron_job_id: str, *, not_before: datetime | None = None) -> CronJobRun:
+def trigger_cron_run_once(api: RenderApi, cron_job_id: str, *, not_before: datetime | None = None,
+                          requested_at: float | None = None) -> CronJobRun:
     """Start one run of the cron job (Render cancels any active run); at most one run per call."""
-    since = datetime.fromtimestamp(api.wall_clock() - api.retry.lookup_skew_s, UTC)
+    since = datetime.fromtimestamp(_since(api, requested_at), UTC)
     if not_before is not None and not_before > since:
         since = not_before
 
@@ -157,4 +175,5 @@ def trigger_cron_run_once(api: RenderApi, cron_job_id: str, *, not_before: datet
                               "cron_run_found_without_id"),
                        describe=lambda run: {"run_id": run.id},
                        context={"request": "trigger cron job run", "cron_job_id": cron_job_id},
-                       missing_hint="look at the cron job's runs in the Render dashboard before triggering again")
+                       missing_hint="look at the cron job's runs in the Render dashboard before triggering again",
+                       resumed=requested_at is not None)

@@ -152,6 +152,12 @@ class StageContext:
         """How errors name this stage."""
         return f"stage {self.stage_id}"
 
+    def prior(self, event: str, **match: Any) -> Mapping[str, Any] | None:
+        """The newest ``event`` an interrupted process of this run journalled for this stage whose fields equal
+        ``match`` (e.g. a request it sent before it was killed), else None."""
+        return next((e for e in reversed(self.prior_events)
+                     if e.get("event") == event and all(e.get(k) == v for k, v in match.items())), None)
+
     def latest(self, kind: type[OutputsT], where: Callable[[OutputsT], bool] | None = None) -> OutputsT | None:
         """The outputs of the most recent earlier stage whose outputs are a ``kind`` (and satisfy ``where``); the
         per-service outputs a stage lists in ``parts()`` (``render.release``'s deploys) count as its outputs too."""

@@ -19,7 +19,7 @@ from deploypipe.core.polling import poll
 from deploypipe.errors import DeployPipeError, RollbackFailed, StageErrored, StageFailed, TransientError
 from deploypipe.render.api import iso_time
 from deploypipe.render.history import default_rollback_target, failure_streak
-from deploypipe.render.models import Deploy, DeployStatus
+from deploypipe.render.models import Deploy, DeployStatus, Service
 from deploypipe.render.waiting import DeployTimeout
 from deploypipe.spec.targets import ServiceTarget
 from deploypipe.stages.base import Compensation, ServiceRelease, StageResult
@@ -213,6 +213,44 @@ class DeployOutputs(ServiceRelease):
     status: str | None = None
 
 
+def trigger_release(ctx: StageContext, key: str, *, commit: str | None, allow_dirty: bool, clear_cache: bool
+                    ) -> tuple[DeployOutputs, Service]:
+    """Trigger ``key``'s deploy at most once, across processes too; (its outputs, the service).
+
+    ``deploy_requested`` (the commit and what was live) is journalled before the POST. A resumed run that finds it
+    sends the same request with its ``requested_at``, so Render's deploys since are looked up first: a process
+    killed between the POST and journalling the deploy never creates a second one (``RenderClient.trigger_deploy``).
+    """
+    client = ctx.resources.render
+    target = _target(ctx, key)
+    service = client.find_service(target.id or target.name or key)
+    asked = ctx.prior("deploy_requested", service=key)
+    requested_at: float | None = None
+    if asked is None:
+        commit_id = commit_to_deploy(ctx, key, commit, allow_dirty)
+        refuse_a_concurrent_release(ctx, key, service.id)
+        preflight = ctx.latest(RenderPreflight.Outputs, where=lambda o: key in o.services)
+        before = preflight.services[key] if preflight else None
+        previous_id: str | None
+        previous_commit: str | None
+        if before is not None and before.service_id == service.id and before.live_deploy_id:
+            previous_id, previous_commit = before.live_deploy_id, before.live_commit
+        else:
+            live = client.live_deploy(service.id)
+            previous_id, previous_commit = (live.id, live.commit_id) if live else (None, None)
+        ctx.emit("deploy_requested", service=key, service_id=service.id, commit=commit_id,
+                 previous_deploy_id=previous_id, previous_commit=previous_commit, requested_at=client.wall_clock())
+    else:  # an interrupted process asked for this deploy: same commit, same "before", and Render is asked first
+        commit_id, previous_id, previous_commit = asked["commit"], asked["previous_deploy_id"], asked["previous_commit"]
+        requested_at = float(asked["requested_at"])
+    deploy = client.trigger_deploy(service.id, commit_id=commit_id, clear_cache=clear_cache,
+                                   requested_at=requested_at)
+    outputs = DeployOutputs(service=key, service_id=service.id, deploy_id=deploy.id, commit=commit_id,
+                            previous_deploy_id=previous_id, previous_commit=previous_commit, url=service.url,
+                            created_at=deploy.created_at or ctx.now())
+    return outputs, service
+
+
 class RenderDeploy:
     """Deploy a commit and wait for Render's verdict; compensation rolls back to what was live before."""
 
@@ -240,35 +278,17 @@ class RenderDeploy:
     def outputs_from_event(self, event: Mapping[str, Any]) -> DeployOutputs:
         return DeployOutputs.model_validate({k: v for k, v in event.items() if k in DeployOutputs.model_fields})
 
-    def _commit(self, ctx: StageContext, params: RenderDeploy.Params) -> str:
-        return commit_to_deploy(ctx, params.service, params.commit, params.allow_dirty)
-
 
     def _trigger(self, ctx: StageContext, params: RenderDeploy.Params) -> DeployOutputs:
         """Trigger the deploy (journalled before any wait), or take over the one an interrupted run triggered."""
-        client, key = ctx.resources.render, params.service
+        key = params.service
         prior = [e for e in ctx.prior_events if e.get("event") == self.point_of_no_return]
         if prior:
             outputs = self.outputs_from_event(prior[-1])
             ctx.emit("deploy_resumed", service=key, deploy_id=outputs.deploy_id, commit=outputs.commit)
             return outputs
-        target = _target(ctx, key)
-        service = client.find_service(target.id or target.name or key)
-        commit = self._commit(ctx, params)
-        refuse_a_concurrent_release(ctx, key, service.id)
-        preflight = ctx.latest(RenderPreflight.Outputs)
-        before = preflight.services.get(key) if preflight else None
-        previous_id: str | None
-        previous_commit: str | None
-        if before is not None and before.service_id == service.id and before.live_deploy_id:
-            previous_id, previous_commit = before.live_deploy_id, before.live_commit
-        else:
-            live = client.live_deploy(service.id)
-            previous_id, previous_commit = (live.id, live.commit_id) if live else (None, None)
-        deploy = client.trigger_deploy(service.id, commit_id=commit, clear_cache=params.clear_cache)
-        outputs = DeployOutputs(service=key, service_id=service.id, deploy_id=deploy.id, commit=commit,
-                                previous_deploy_id=previous_id, previous_commit=previous_commit, url=service.url,
-                                created_at=deploy.created_at or ctx.now())
+        outputs, _ = trigger_release(ctx, key, commit=params.commit, allow_dirty=params.allow_dirty,
+                                     clear_cache=params.clear_cache)
         ctx.emit(self.point_of_no_return, **outputs.model_dump(mode="json"))
         return outputs
 

@@ -52,14 +52,18 @@ def roll_back(ctx: StageContext, key: str, service_id: str, to_deploy: str, *, t
     """
     client = ctx.resources.render
     if resume_deploy_id is None:  # an earlier process of this run may have triggered it already: wait on that one
-        resume_deploy_id = next((e.get("deploy_id") for e in reversed(ctx.prior_events)
-                                 if e.get("event") == "rollback_triggered" and e.get("service") == key
-                                 and e.get("to_deploy") == to_deploy), None)
+        triggered = ctx.prior("rollback_triggered", service=key, to_deploy=to_deploy)
+        resume_deploy_id = triggered.get("deploy_id") if triggered is not None else None
         if resume_deploy_id is not None:
             ctx.emit("rollback_resumed", service=key, deploy_id=resume_deploy_id, to_deploy=to_deploy)
     if resume_deploy_id is None:
+        asked = ctx.prior("rollback_requested", service=key, to_deploy=to_deploy)
+        requested_at = float(asked["requested_at"]) if asked is not None else None
+        if asked is None:  # journalled before the POST: a resumed run looks for the rollback before asking again
+            ctx.emit("rollback_requested", service=key, service_id=service_id, to_deploy=to_deploy,
+                     requested_at=client.wall_clock())
         try:
-            rollback = client.rollback(service_id, to_deploy)
+            rollback = client.rollback(service_id, to_deploy, requested_at=requested_at)
         except DeployPipeError as exc:  # refused (e.g. the target's build expired) or unanswered
             raise RollbackFailed(f"Render did not roll {key} back to {to_deploy}: {exc.message}; live now: "
                                  f"{live_now(ctx, service_id)}", where=ctx.where,

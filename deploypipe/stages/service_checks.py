@@ -99,11 +99,15 @@ def _problem(ctx: StageContext, service: Released, seen: Instances, run: CronJob
 def _trigger_run(ctx: StageContext, service: Released, phase: str) -> CronJobRun:
     """One run of the cron job, started once it is live (the run a killed watch already started, on resume)."""
     since = service.since.isoformat()
-    for event in reversed(ctx.prior_events):
-        if (event.get("event"), event.get("service"), event.get("phase"), event.get("since")) == (
-                "cron_run_triggered", service.key, phase, since):
-            return CronJobRun(id=str(event["run_id"]), status="pending")
-    run = ctx.resources.render.trigger_cron_run(service.service_id, not_before=service.since)
+    triggered = ctx.prior("cron_run_triggered", service=service.key, phase=phase, since=since)
+    if triggered is not None:
+        return CronJobRun(id=str(triggered["run_id"]), status="pending")
+    asked = ctx.prior("cron_run_requested", service=service.key, phase=phase, since=since)
+    client = ctx.resources.render
+    if asked is None:  # journalled before the POST: a resumed run looks for the run before asking again
+        ctx.emit("cron_run_requested", service=service.key, phase=phase, since=since, requested_at=client.wall_clock())
+    run = client.trigger_cron_run(service.service_id, not_before=service.since,
+                                  requested_at=float(asked["requested_at"]) if asked is not None else None)
     ctx.emit("cron_run_triggered", service=service.key, phase=phase, since=since, run_id=run.id)
     return run
 

@@ -28,13 +28,7 @@ from deploypipe.stages.base import Params as BaseParams
 from deploypipe.stages.context import StageContext
 from deploypipe.stages.diagnostics import explain_failure
 from deploypipe.stages.release_undo import undo_service
-from deploypipe.stages.render import (
-    DeployOutputs,
-    RenderPreflight,
-    commit_to_deploy,
-    refuse_a_concurrent_release,
-    service_target,
-)
+from deploypipe.stages.render import DeployOutputs, service_target, trigger_release
 from deploypipe.stages.rollbacks import short
 from deploypipe.stages.service_checks import KIND_OF_TYPE, CheckSpec, Released, verify_service
 
@@ -130,26 +124,9 @@ class RenderRelease:
     # -- one service ---------------------------------------------------------------------
     def _trigger(self, ctx: StageContext, params: RenderRelease.Params, key: str, record: Callable[..., None]
                  ) -> DeployOutputs:
-        client = ctx.resources.render
-        target = service_target(ctx, key)
-        service = client.find_service(target.id or target.name or key)
-        commit = commit_to_deploy(ctx, key, params.commit, params.allow_dirty)
-        refuse_a_concurrent_release(ctx, key, service.id)
-        preflight = ctx.latest(RenderPreflight.Outputs, where=lambda o: key in o.services)
-        before = preflight.services[key] if preflight else None
-        previous_id: str | None
-        previous_commit: str | None
-        if before is not None and before.service_id == service.id and before.live_deploy_id:
-            previous_id, previous_commit = before.live_deploy_id, before.live_commit
-        else:
-            live = client.live_deploy(service.id)
-            previous_id, previous_commit = (live.id, live.commit_id) if live else (None, None)
-        deploy = client.trigger_deploy(service.id, commit_id=commit, clear_cache=params.clear_cache)
-        created = deploy.created_at or ctx.now()
-        outputs = DeployOutputs(service=key, service_id=service.id, deploy_id=deploy.id, commit=commit,
-                                previous_deploy_id=previous_id, previous_commit=previous_commit, url=service.url,
-                                created_at=created)
-        record(key, outputs, KIND_OF_TYPE.get(service.type, target.kind))
+        outputs, service = trigger_release(ctx, key, commit=params.commit, allow_dirty=params.allow_dirty,
+                                           clear_cache=params.clear_cache)
+        record(key, outputs, KIND_OF_TYPE.get(service.type, service_target(ctx, key).kind))
         return outputs
 
     def _finish(self, ctx: StageContext, params: RenderRelease.Params, outputs: DeployOutputs, kind: str,

@@ -1,7 +1,9 @@
-"""A deploy trigger or rollback that Render performed but whose answer was lost (a 5xx, a dropped connection) is
-looked up, never blindly sent again: one request, one deploy."""
+"""A deploy trigger or rollback that Render performed but whose answer was lost (a 5xx, a dropped connection, or the
+process that sent it) is looked up, never blindly sent again: one request, one deploy."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 from harness import GOOD, NEW, deploy_pipeline, faulty_client, run_in_process, write_pipeline
@@ -41,3 +43,17 @@ def test_a_release_whose_trigger_and_rollback_both_lose_their_answers_deploys_on
     assert triggers == ["manual", "api", "rollback"], triggers
     assert transport.count("POST /v1/services") == 2
     assert render.live_commit() == GOOD
+
+
+def test_a_request_an_interrupted_process_sent_is_looked_up_before_it_is_sent_again(render, clock):
+    client, transport = faulty_client(render, clock, match="POST /v1/nothing", action="5xx")
+    service, first = render.service("api"), render.deploys()[-1]
+    asked_at = time.time()
+    sent = client.trigger_deploy(service.id, commit_id=NEW)  # what the killed process sent
+    assert client.trigger_deploy(service.id, commit_id=NEW, requested_at=asked_at).id == sent.id
+    rolled = client.rollback(service.id, first.id)
+    assert client.rollback(service.id, first.id, requested_at=asked_at).id == rolled.id
+    assert transport.count("POST /v1/services") == 2
+    other = "c" * 40  # asked for, but the process died before sending it: nothing to find, so it is sent
+    fresh = client.trigger_deploy(service.id, commit_id=other, requested_at=time.time())
+    assert fresh.commit_id == other and transport.count("POST /v1/services") == 3

@@ -55,6 +55,34 @@ def test_resume_after_a_sigkill_during_the_deploy_wait_waits_on_the_same_deploy_
     assert not named(events, "deploy_triggered")
 
 
+@pytest.mark.e2e
+def test_resume_after_a_sigkill_before_the_triggers_answer_takes_over_the_deploy_render_created(tmp_path, slow_render):
+    render = slow_render
+    render.emulator.faults.add(action="accept_then_timeout", match="POST /services/*/deploys", latency_s=30)
+    write_pipeline(tmp_path, deploy_pipeline())
+    env = cli_env(**render.env())
+    first = Cli.start(tmp_path, "deploy", "--pipeline", "pipelines/p.yaml", env=env, tag="first")
+    try:
+        run_dir = wait_until(lambda: journal_has(tmp_path, "deploy_requested"), timeout=30, what="deploy_requested")
+        wait_until(lambda: [d for d in render.deploys() if d.trigger == "api"], timeout=30,
+                   what="the deploy Render created while its answer is held")
+        first.signal(signal.SIGKILL)
+        assert first.wait(10) == -signal.SIGKILL
+    finally:
+        first.cleanup()
+    assert not named(events_of(run_dir), "deploy_triggered")  # killed before it learnt the deploy's id
+    (created,) = [d for d in render.deploys() if d.trigger == "api"]
+
+    resumed = deploypipe(tmp_path, "deploy", "--pipeline", "pipelines/p.yaml", "--resume", run_dir.name, "--json",
+                         env=env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert [d.id for d in render.deploys() if d.trigger == "api"] == [created.id]  # found, not triggered again
+    assert render.live_commit() == NEW
+    events = events_of(next(d for d in run_dirs(tmp_path) if d != run_dir))
+    assert [e["deploy_id"] for e in named(events, "deploy_triggered")] == [created.id]
+    assert not named(events, "deploy_requested")  # the killed process's request, sent again as a lookup first
+
+
 SHELL = """\
 version: 1
 name: resumable

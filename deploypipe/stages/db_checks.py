@@ -215,7 +215,7 @@ class DbLint:
                     phases[name] = classified.summary()
                     chain.append(classified)
                 findings += [problem] if problem is not None else []
-        order = order_problem(chain)
+        order = order_problem(chain) if _runs_in_phases(ctx, params.database) else None
         if order is not None:
             findings.append(Finding("phase-order", "error", order, "expand migrations run before the deploy, "
                                     "contract ones after the new release is verified", subject="migrations"))
@@ -230,6 +230,13 @@ class DbLint:
                            warnings=tuple(f.render() for f in findings if f.severity == "warning"),
                            summary=f"{len(sources)} pending migration(s): {summarize(findings)}"
                                    + (f"; contract: {', '.join(contract)}" if contract else ""))
+
+
+def _runs_in_phases(ctx: StageContext, database: str) -> bool:
+    """Whether a later ``db.migrate`` of ``database`` runs phases: only then can the order of expand and contract
+    migrations stop a release (with ``phase: all`` every pending migration runs before the deploy anyway)."""
+    return any(getattr(p, "phase", None) == "expand" and getattr(p, "database", None) == database
+               for p in ctx.later.values())
 
 
 def _phase_of(name: str, sql_text: str, source: str) -> tuple[MigrationPhase | None, Finding | None]:

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import pytest
 
 from deploypipe import testing
-from deploypipe.emulator import Emulator
+from deploypipe.emulator import Emulator, EmulatorServer
 from deploypipe.emulator.blueprint import ServiceDef
 from deploypipe.emulator.runtime import SimulatedRuntime
 from deploypipe.render import RenderClient, RetryPolicy
 
 API_KEY = "rnd_test_secret_key_0123456789"
+#: Faults where Render performs the request and the answer is lost.
+PERFORMED_THEN_LOST = [pytest.param({"action": "accept_then_status", "status": 500}, id="performed-then-500"),
+                       pytest.param({"action": "accept_then_status", "status": 503}, id="performed-then-503"),
+                       pytest.param({"action": "accept_then_drop"}, id="performed-then-dropped")]
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z, on the emulator's clock and ours
 
 
@@ -75,6 +82,24 @@ def make_client(http: httpx.Client, clock: FakeClock, counter: Counter, **policy
     http.event_hooks["request"].append(counter)
     retry = RetryPolicy(rng=random.Random(7), **policy)
     return RenderClient(http, sleep=clock.sleep, clock=clock.time, wall_clock=clock.time, retry=retry)
+
+
+@contextmanager
+def client_by(way: str, render: Render, clock: FakeClock) -> Iterator[tuple[RenderClient, Counter]]:
+    """A client of ``render`` and its request counter: ``render``'s own in-process, or (``loopback``) a new one over
+    127.0.0.1 to a server started for it."""
+    if way == "in-process":
+        yield render.client, render.counter
+        return
+    with EmulatorServer(render.emulator) as server:
+        counter = Counter()
+        http = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {API_KEY}"},
+                            timeout=httpx.Timeout(5.0))
+        client = make_client(http, clock, counter)
+        try:
+            yield client, counter
+        finally:
+            client.close()
 
 
 @dataclass

@@ -6,19 +6,16 @@ from __future__ import annotations
 
 from typing import Iterator
 
-import httpx
 import pytest
-from render_fixtures import API_KEY, Counter, FakeClock, Render, make_client
+from render_fixtures import API_KEY, PERFORMED_THEN_LOST, Counter, FakeClock, Render, client_by
 from structlog.testing import capture_logs
 
-from deploypipe.emulator import EmulatorServer, in_process_client
+from deploypipe.emulator import in_process_client
 from deploypipe.emulator.blueprint import ServiceDef
 from deploypipe.render import RenderClient
 
 CRN = "srv-crn0000000000000000"
-FAULTS = [pytest.param({"action": "accept_then_status", "status": 500}, id="performed-then-500"),
-          pytest.param({"action": "accept_then_status", "status": 503}, id="performed-then-503"),
-          pytest.param({"action": "accept_then_drop"}, id="performed-then-dropped")]
+FAULTS = PERFORMED_THEN_LOST
 
 
 @pytest.fixture(params=["in-process", "loopback"])
@@ -27,16 +24,8 @@ def world(request, render: Render, fake_clock: FakeClock) -> Iterator[tuple[Rend
     render.emulator.add_service(ServiceDef(type="cron", name="nightly", schedule="0 3 * * *"), service_id=CRN)
     render.deploy_live("nightly")
     render.emulator.cron.sim_run_s = 3600
-    if request.param == "in-process":
-        yield render, render.client, render.counter
-        return
-    with EmulatorServer(render.emulator) as server:
-        counter = Counter()
-        http = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {API_KEY}"},
-                            timeout=httpx.Timeout(5.0))
-        client = make_client(http, fake_clock, counter)
+    with client_by(request.param, render, fake_clock) as (client, counter):
         yield render, client, counter
-        client.close()
 
 
 def _runs(render: Render) -> list:

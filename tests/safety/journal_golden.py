@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 _VOLATILE = ("seq", "ts", "run_id", "elapsed_ms", "duration_s", "path", "digest")
-_TIMES = {"created_at", "live_at"}  # Render's timestamps: whether present, not when
+_TIMES = {"created_at", "live_at", "requested_at"}  # timestamps: whether present, not when
 
 
 def normalized(events: list[dict[str, Any]], base_url: str) -> list[dict[str, Any]]:

@@ -14,14 +14,9 @@ import httpx
 import pytest
 
 from deploypipe.commands.invocation import Invocation
-from deploypipe.commands.status import (
-    StatusReport,
-    Thresholds,
-    behind,
-    check_status,
-    render_text,
-    watch_notify,
-)
+from deploypipe.commands.status import StatusReport, Thresholds, check_status, watch_notify
+from deploypipe.commands.status_service import behind
+from deploypipe.commands.status_text import render_text
 from deploypipe.errors import UsageError
 from deploypipe.render.models import Deploy, Service
 

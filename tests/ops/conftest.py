@@ -133,8 +133,12 @@ CRON_REPORT = textwrap.dedent("""\
     if pathlib.Path("mode.txt").read_text().strip() == "fail":
         print("Traceback (most recent call last):", file=sys.stderr, flush=True)
         print("RuntimeError: the nightly report could not reach the database", file=sys.stderr, flush=True)
-        print("giving up", flush=True)
+        print("CRITICAL the nightly report was not sent", file=sys.stderr, flush=True)
+        print("upload failed, giving up", flush=True)
         sys.exit(1)
+    if pathlib.Path("mode.txt").read_text().strip() == "bare":
+        print("the orders export is empty", flush=True)
+        sys.exit(3)
     print("report sent", flush=True)
 """)
 CRON_PIPELINE = """\
@@ -154,7 +158,8 @@ stages:
 @dataclass
 class LocalCron:
     """A local Render over loopback running the cron job ``nightly`` as real processes: commits ``fail`` (its runs
-    exit 1 after an error line) and ``ok`` (exit 0); ``hold`` keeps a run going while the file exists."""
+    exit 1 after a traceback), ``bare`` (exit 3 after a line no error pattern matches) and ``ok`` (exit 0); ``hold``
+    keeps a run going while the file exists."""
 
     project: Path
     repo: Path
@@ -205,7 +210,7 @@ def local_cron(tmp_path_factory):
     hold = root / "hold"
     report = CRON_REPORT.format(hold=str(hold))
     commits = {mode: repo.commit_change({"render.yaml": CRON_BLUEPRINT, "report.py": report, "mode.txt": mode}, mode)
-               for mode in ("ok", "fail")}
+               for mode in ("bare", "ok", "fail")}
     key = "rnd_cron_status_e2e"
     emulator = build_emulator(blueprint=repo.path / "render.yaml", repo=repo.path, data_dir=root / "render",
                               api_keys=(key,), auto_deploy_poll_s=0)

@@ -70,6 +70,18 @@ def test_a_cron_job_whose_last_run_exited_1_is_failing_with_the_runs_error_line_
     assert nightly.cron.last.started_at is not None and nightly.cron.last.started_at <= ended.timestamp
 
 
+def test_a_failed_run_that_printed_no_error_line_is_named_by_its_last_line_in_the_apps_words(local_cron):
+    local_cron.deploy("bare")
+    ended = local_cron.run()
+
+    report = StatusReport.model_validate_json(_status(local_cron, "--json").stdout)
+
+    [nightly] = report.services
+    assert report.exit_code == 1 and nightly.error_line == "the orders export is empty"
+    assert f"ended unsuccessful (exit status 3) at {_at(ended.timestamp)}; app log: the orders export is empty; " \
+        in nightly.message
+
+
 def test_failed_runs_in_a_row_count_from_the_first_and_a_canceled_run_between_them_does_not_end_the_streak(
         local_cron):
     local_cron.deploy("fail")

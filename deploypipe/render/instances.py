@@ -17,14 +17,16 @@ from deploypipe.render.models import ServiceEvent
 if TYPE_CHECKING:  # pragma: no cover
     from deploypipe.render.client import RenderClient
 
-__all__ = ["ACCESS_LINE", "CRASH_EVENTS", "DEFAULT_ERROR_PATTERN", "Instances", "describe_crash", "describe_run",
-           "during", "error_lines", "look"]
+__all__ = ["ACCESS_LINE", "CRASH_EVENTS", "DEFAULT_ERROR_PATTERN", "MAX_EVENTS", "Instances", "describe_crash",
+           "describe_run", "during", "error_lines", "look"]
 
 CRASH_EVENTS = ["server_failed", "server_restarted"]
 #: app log lines that count as errors unless a pipeline says otherwise
 DEFAULT_ERROR_PATTERN = r"Traceback \(most recent call last\)|\b\w*(Error|Exception)\b:|\bFATAL\b|\bpanic:|\bCRITICAL\b"
 #: an HTTP server's access-log line (uvicorn, gunicorn): the request, not the app's own words
 ACCESS_LINE = re.compile(r'"[A-Z]+ \S+ HTTP/\d(\.\d)?" \d{3}')
+#: the newest events one ``look`` asks for (crashes and ended runs together)
+MAX_EVENTS = 100
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ def look(client: RenderClient, *, service_id: str, owner_id: str, since: datetim
     """Crash events, error lines (unless ``logs`` is off: then only with a crash) and the last cron run since
     ``since``."""
     events = client.list_events(service_id, types=[*CRASH_EVENTS, *(["cron_job_run_ended"] if cron else [])],
-                                start_time=since, max_items=100)
+                                start_time=since, max_items=MAX_EVENTS)
     recent = [e for e in events if (e.timestamp or since) >= since]
     crashes = tuple(e for e in recent if e.type in CRASH_EVENTS)
     runs = [e for e in recent if e.type == "cron_job_run_ended"]

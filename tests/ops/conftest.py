@@ -1,4 +1,5 @@
-"""Fixtures for the ops tests: a running local default (embedded PostgreSQL + local Render) and a webhook receiver."""
+"""Fixtures for the ops tests: a running local default (embedded PostgreSQL + local Render), a local Render running
+a cron job, and a webhook receiver."""
 
 from __future__ import annotations
 
@@ -6,18 +7,19 @@ import os
 import shutil
 import subprocess
 import tempfile
+import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from helpers import invocation
+from helpers import invocation, wait_until
 from notify_fixtures import receiver  # noqa: F401
 
 from deploypipe.commands.invocation import Invocation
 from deploypipe.render.client import RenderClient
-from deploypipe.render.models import Deploy
+from deploypipe.render.models import Deploy, ServiceEvent
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -110,3 +112,109 @@ def local_render():
             yield LocalRender(project, inv)
     finally:
         shutil.rmtree(project, ignore_errors=True)
+
+
+CRON_BLUEPRINT = textwrap.dedent("""\
+    services:
+      - type: cron
+        name: nightly
+        runtime: python
+        branch: main
+        schedule: "0 3 30 2 *"
+        startCommand: python report.py
+        autoDeploy: false
+""")
+# mode.txt says how a run of the commit ends; a run of any commit waits for ever while the file `hold` exists
+CRON_REPORT = textwrap.dedent("""\
+    import pathlib, sys, time
+    print("loading yesterday's orders", flush=True)
+    while pathlib.Path({hold!r}).exists():
+        time.sleep(0.05)
+    if pathlib.Path("mode.txt").read_text().strip() == "fail":
+        print("Traceback (most recent call last):", file=sys.stderr, flush=True)
+        print("RuntimeError: the nightly report could not reach the database", file=sys.stderr, flush=True)
+        print("CRITICAL the nightly report was not sent", file=sys.stderr, flush=True)
+        print("upload failed, giving up", flush=True)
+        sys.exit(1)
+    if pathlib.Path("mode.txt").read_text().strip() == "bare":
+        print("the orders export is empty", flush=True)
+        sys.exit(3)
+    print("report sent", flush=True)
+""")
+CRON_PIPELINE = """\
+version: 1
+name: cron-status
+variables:
+  RENDER_API_KEY: {{secret: true}}
+targets:
+  services:
+    nightly: {{name: nightly, kind: cron, repo_dir: "{repo}"}}
+stages:
+  - id: preflight
+    type: render.preflight
+"""
+
+
+@dataclass
+class LocalCron:
+    """A local Render over loopback running the cron job ``nightly`` as real processes: commits ``fail`` (its runs
+    exit 1 after a traceback), ``bare`` (exit 3 after a line no error pattern matches) and ``ok`` (exit 0); ``hold``
+    keeps a run going while the file exists."""
+
+    project: Path
+    repo: Path
+    commits: dict[str, str]
+    env: dict[str, str]
+    hold: Path
+
+    def client(self) -> RenderClient:
+        return RenderClient.from_env(self.env)
+
+    def deploy(self, mode: str) -> Deploy:
+        """Deploy the ``mode`` commit and wait until it is live."""
+        with self.client() as client:
+            service = client.find_service("nightly")
+            started = client.trigger_deploy(service.id, self.commits[mode])
+            done = client.wait_for_deploy(service.id, started.id, timeout_s=90, poll_s=0.2, max_poll_s=0.5)
+        assert done.status == "live", done
+        return done
+
+    def ended(self, run_id: str) -> ServiceEvent:
+        """The run's ``cron_job_run_ended`` event, waited for."""
+        with self.client() as client:
+            service = client.find_service("nightly")
+            return wait_until(lambda: next((e for e in client.list_events(service.id, types=["cron_job_run_ended"])
+                                            if e.details.get("cronJobRunId") == run_id), None),
+                              f"cron_job_run_ended of {run_id}", timeout=60)
+
+    def run(self) -> ServiceEvent:
+        """Trigger a run through the API (``POST /cron-jobs/{id}/runs``) and wait until it ended."""
+        with self.client() as client:
+            run = client.trigger_cron_run(client.find_service("nightly").id)
+        return self.ended(run.id)
+
+    def invocation(self) -> Invocation:
+        (self.project / "cron.yaml").write_text(CRON_PIPELINE.format(repo=self.repo))
+        return invocation(self.project, env=self.env, pipeline="cron.yaml")
+
+
+@pytest.fixture(scope="module")
+def local_cron(tmp_path_factory):
+    """The local Render with the cron job ``nightly`` deployed from a git repository, serving on 127.0.0.1."""
+    from deploypipe.emulator import EmulatorServer, build_emulator
+    from deploypipe.local.repo import LocalRepo
+
+    root = tmp_path_factory.mktemp("cron-status")
+    repo = LocalRepo(root / "repo")
+    repo.ensure()
+    hold = root / "hold"
+    report = CRON_REPORT.format(hold=str(hold))
+    commits = {mode: repo.commit_change({"render.yaml": CRON_BLUEPRINT, "report.py": report, "mode.txt": mode}, mode)
+               for mode in ("bare", "ok", "fail")}
+    key = "rnd_cron_status_e2e"
+    emulator = build_emulator(blueprint=repo.path / "render.yaml", repo=repo.path, data_dir=root / "render",
+                              api_keys=(key,), auto_deploy_poll_s=0)
+    with EmulatorServer(emulator) as server:
+        env = {"PATH": os.environ["PATH"], "HOME": str(root), "CI": "true", "RENDER_API_URL": server.url,
+               "RENDER_API_KEY": key}
+        yield LocalCron(project=root, repo=repo.path, commits=commits, env=env, hold=hold)

@@ -7,23 +7,19 @@ import io
 import json
 import os
 import subprocess
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
 from deploypipe.commands.invocation import Invocation
-from deploypipe.commands.status import (
-    StatusReport,
-    Thresholds,
-    behind,
-    check_status,
-    render_text,
-    watch_notify,
-)
+from deploypipe.commands.status import StatusReport, Thresholds, check_status, watch_notify
+from deploypipe.commands.status_service import behind
+from deploypipe.commands.status_text import render_text
 from deploypipe.errors import UsageError
-from deploypipe.render.models import Deploy, Service
+from deploypipe.render.models import Deploy, Service, ServiceEvent
+from deploypipe.render.observability import LogEntry, LogPage
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -136,6 +132,45 @@ def test_the_fingerprint_names_the_problem_not_its_size(tmp_path, repo):
     assert first.fingerprint and first.fingerprint == grown.fingerprint != other.fingerprint
     assert check_status(_invocation(tmp_path, repo, [_deploy(5, "live", live)]), Thresholds(),
                         now=NOW).fingerprint == ""
+
+
+class CronRender(FakeRender):
+    """A cron job whose ``runs`` runs since it went live all ended unsuccessful, one a minute (newest first)."""
+
+    def __init__(self, deploys: list[Deploy], runs: int):
+        super().__init__(deploys)
+        self.runs = runs
+
+    def find_service(self, name_or_id: str) -> Service:
+        return Service(id="srv-1", name=name_or_id, type="cron_job", owner_id="tea-1", branch=self.branch)
+
+    def list_events(self, service_id: str, *, types: list[str], max_items: int | None = None,
+                    **_: object) -> list[ServiceEvent]:
+        kind = "cron_job_run_ended" if "cron_job_run_ended" in types else "cron_job_run_started"
+        return [ServiceEvent(id=f"evt-{i}", type=kind, timestamp=NOW - timedelta(minutes=i), details={
+            "cronJobRunId": f"run-{i}", "status": "unsuccessful", "reason": {"nonZeroExit": 1}})
+            for i in range(self.runs)][:max_items]
+
+    def list_logs(self, owner_id: str, **_: object) -> LogPage:
+        return LogPage(logs=[LogEntry(id="1", timestamp=NOW, message="RuntimeError: no database", labels={})],
+                       has_more=False, next_start_time=NOW, next_end_time=NOW)
+
+
+def test_a_failure_streak_as_long_as_the_events_render_listed_is_at_least_that_long(tmp_path, repo):
+    live = git(repo, "rev-parse", "HEAD")
+    deploys = [Deploy(id="dep-1", status="live", commit_id=live, created_at=NOW - timedelta(days=1),
+                      finished_at=NOW - timedelta(days=1))]
+    said = {}
+    for runs in (99, 100):
+        inv = _invocation(tmp_path, repo, deploys)
+        inv.render_factory = lambda runs=runs: CronRender(deploys, runs)
+        [web] = check_status(inv, Thresholds(), now=NOW).services
+        assert web.cron is not None and web.cron.failing == runs and web.problems == ["cron_failing"]
+        said[runs] = (web.cron.at_least, web.message)
+    assert said[99][0] is False and said[99][1].startswith("web: FAILING — the last 99 runs failed, for 2 h since "
+                                                            "2026-11-30 10:22 UTC: run run-0 ended unsuccessful")
+    assert said[100][0] is True and said[100][1].startswith("web: FAILING — the last at least 100 runs failed, ")
+    assert "; app log: RuntimeError: no database; live dep-1 " in said[100][1]
 
 
 class Webhook:

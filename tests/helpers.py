@@ -11,21 +11,31 @@ Importable as ``helpers`` from any test (pyproject's pytest ``pythonpath``), lik
     invocation(project, ...)    an in-process Invocation: output captured in StringIO, nobody at a terminal
     change_then_check(check)    a pipeline that changes "production" (state.txt; its compensation writes "undone")
                                 and then runs the shell command ``check``
+    blueprint_render(root, commits, key=...)  the local Render with real processes on 127.0.0.1, its services from
+                                the render.yaml of a fresh git repo whose commits are ``commits``; a RenderOf
+    wait_until(check, what)     ``check()``'s first truthy value, polled; AssertionError naming ``what`` on timeout
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+import httpx
+
 from deploypipe.commands.invocation import Invocation
 
-__all__ = ["SEED_000", "LoopbackApp", "change_then_check", "invocation", "service_app"]
+__all__ = ["SEED_000", "LoopbackApp", "RenderOf", "blueprint_render", "change_then_check", "invocation", "service_app",
+           "wait_until"]
 
 SEED_000 = """\
 services:
@@ -147,3 +157,40 @@ def wait_until(check: Callable[[], Any], what: str = "", *, timeout: float = 30.
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
         time.sleep(interval)
+
+
+@dataclass(frozen=True)
+class RenderOf:
+    """A running local Render (``blueprint_render``): its repository, commits by label, the emulator, an API client,
+    and the environment a deploypipe process needs to reach it."""
+
+    repo: Any
+    commits: dict[str, str]
+    emulator: Any
+    http: httpx.Client
+    env: dict[str, str]
+
+    def service(self, name: str) -> dict[str, Any]:
+        """The service called ``name`` as the API lists it."""
+        return self.http.get("/services", params={"name": name}).json()[0]["service"]
+
+
+@contextmanager
+def blueprint_render(root: Path, commits: Mapping[str, Mapping[str, str]], *, key: str,
+                     **options: Any) -> Iterator[RenderOf]:
+    """The local Render with real processes over 127.0.0.1, its services from the ``render.yaml`` of a fresh git
+    repository under ``root`` whose commits are ``commits`` (label -> files, committed in order); ``options`` go to
+    ``build_emulator`` (e.g. ``health_interval_s``). Stopped on exit."""
+    from deploypipe.emulator import EmulatorServer, build_emulator
+    from deploypipe.local.repo import LocalRepo
+
+    repo = LocalRepo(root / "repo")
+    repo.ensure()
+    made = {label: repo.commit_change(dict(files), label) for label, files in commits.items()}
+    emulator = build_emulator(blueprint=repo.path / "render.yaml", repo=repo.path, data_dir=root / "render",
+                              api_keys=(key,), **options)
+    with EmulatorServer(emulator) as server, httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=10) as http:
+        env = {"PATH": os.environ["PATH"], "HOME": str(root), "CI": "true", "RENDER_API_URL": server.url,
+               "RENDER_API_KEY": key}
+        yield RenderOf(repo=repo, commits=made, emulator=emulator, http=http, env=env)

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import textwrap
 
-import httpx
 import pytest
-from helpers import wait_until
+from helpers import blueprint_render, wait_until
 
-from deploypipe.emulator import EmulatorServer, build_emulator
 from deploypipe.emulator.runtime import SimulatedRuntime
 from deploypipe.emulator.state import Emulator
-from deploypipe.local.repo import LocalRepo
 
 pytestmark = pytest.mark.e2e
 
@@ -35,17 +32,10 @@ CRASHING = textwrap.dedent('''\
 
 @pytest.fixture
 def crasher(tmp_path):
-    repo = LocalRepo(tmp_path / "repo")
-    repo.ensure()
-    commit = repo.commit_change({"worker.py": CRASHING, "render.yaml": BLUEPRINT}, "crasher")
-    emulator = build_emulator(blueprint=repo.path / "render.yaml", repo=repo.path, data_dir=tmp_path / "render",
-                              api_keys=(KEY,), health_interval_s=0.1)
-    emulator.runtime.restart_backoff_s = 1.0  # then 2 s: the gaps between crashes differ by a second
-    server = EmulatorServer(emulator).start()
-    http = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=10)
-    yield http, emulator, commit
-    http.close()
-    server.stop()
+    files = {"worker.py": CRASHING, "render.yaml": BLUEPRINT}
+    with blueprint_render(tmp_path, {"crasher": files}, key=KEY, health_interval_s=0.1) as render:
+        render.emulator.runtime.restart_backoff_s = 1.0  # then 2 s: the gaps between crashes differ by a second
+        yield render.http, render.emulator, render.commits["crasher"]
 
 
 def test_a_crashing_worker_is_restarted_with_backoff_and_each_crash_is_a_server_failed_event(crasher):

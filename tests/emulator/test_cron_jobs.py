@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import textwrap
 
-import httpx
 import pytest
-from helpers import wait_until
+from helpers import blueprint_render, wait_until
 
-from deploypipe.emulator import Emulator, EmulatorServer, build_emulator, in_process_client
+from deploypipe.emulator import Emulator, build_emulator, in_process_client
 from deploypipe.emulator.blueprint import ServiceDef
 from deploypipe.emulator.cronexpr import CronSchedule
 from deploypipe.emulator.ids import iso
 from deploypipe.errors import SpecError
-from deploypipe.local.repo import LocalRepo
 from deploypipe.testing import FakeClock
 
 KEY = "rnd_cron_tests"
@@ -47,19 +45,9 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def nightly(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cron")
-    repo = LocalRepo(root / "repo")
-    repo.ensure()
-    commits = {mode: repo.commit_change({"render.yaml": BLUEPRINT, "job.py": JOB, "mode.txt": mode}, mode)
-               for mode in ("ok", "fail", "slow")}
-    emulator = build_emulator(blueprint=repo.path / "render.yaml", repo=repo.path, data_dir=root / "render",
-                              api_keys=(KEY,), auto_deploy_poll_s=0)
-    server = EmulatorServer(emulator).start()
-    http = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=10)
-    sid = http.get("/services", params={"name": "nightly"}).json()[0]["service"]["id"]
-    yield http, sid, commits, emulator
-    http.close()
-    server.stop()
+    commits = {mode: {"render.yaml": BLUEPRINT, "job.py": JOB, "mode.txt": mode} for mode in ("ok", "fail", "slow")}
+    with blueprint_render(tmp_path_factory.mktemp("cron"), commits, key=KEY, auto_deploy_poll_s=0) as render:
+        yield render.http, render.service("nightly")["id"], render.commits, render.emulator
 
 
 def _deploy(http, sid: str, commit: str) -> None:

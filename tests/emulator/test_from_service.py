@@ -8,11 +8,8 @@ import textwrap
 
 import httpx
 import pytest
-from helpers import service_app, wait_until
+from helpers import blueprint_render, service_app, wait_until
 from structlog.testing import capture_logs
-
-from deploypipe.emulator import EmulatorServer, build_emulator
-from deploypipe.local.repo import LocalRepo
 
 pytestmark = pytest.mark.e2e
 
@@ -55,25 +52,19 @@ BLUEPRINT = textwrap.dedent('''\
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory):
-    root = tmp_path_factory.mktemp("emulator-from-service")
-    repo = LocalRepo(root / "repo")
-    repo.ensure()
-    commit = repo.commit_change({"server.py": APP, "render.yaml": BLUEPRINT}, "two services")
-    emulator = build_emulator(blueprint=repo.path / "render.yaml", repo=repo.path, data_dir=root / "render",
-                              api_keys=(KEY,), health_grace_s=10, health_interval_s=0.1)
-    server = EmulatorServer(emulator).start()
-    http = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=10)
-    urls = {}
-    with capture_logs() as logs:
-        for name in ("api", "web"):  # api first: the order render.release takes from this Blueprint
-            service = http.get("/services", params={"name": name}).json()[0]["service"]
-            deploy = http.post(f"/services/{service['id']}/deploys", json={"commitId": commit}).json()
-            path = f"/services/{service['id']}/deploys/{deploy['id']}"
-            wait_until(lambda path=path: http.get(path).json()["status"] == "live", f"{name} live", timeout=60)
-            urls[name] = service["serviceDetails"]["url"]
-    yield {"urls": urls, "logs": logs}
-    http.close()
-    server.stop()
+    files = {"server.py": APP, "render.yaml": BLUEPRINT}
+    with blueprint_render(tmp_path_factory.mktemp("emulator-from-service"), {"two services": files}, key=KEY,
+                          health_grace_s=10, health_interval_s=0.1) as render:
+        http, urls = render.http, {}
+        with capture_logs() as logs:
+            for name in ("api", "web"):  # api first: the order render.release takes from this Blueprint
+                service = render.service(name)
+                deploy = http.post(f"/services/{service['id']}/deploys",
+                                   json={"commitId": render.commits["two services"]})
+                path = f"/services/{service['id']}/deploys/{deploy.json()['id']}"
+                wait_until(lambda path=path: http.get(path).json()["status"] == "live", f"{name} live", timeout=60)
+                urls[name] = service["serviceDetails"]["url"]
+        yield {"urls": urls, "logs": logs}
 
 
 def test_host_port_and_hostport_are_the_other_service_s_stable_address_and_reach_it(shop):

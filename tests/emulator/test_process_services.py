@@ -12,10 +12,9 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from helpers import service_app, wait_until
+from helpers import blueprint_render, service_app, wait_until
 
 from deploypipe.core.embedded_pg import pg_bin
-from deploypipe.emulator import EmulatorServer, build_emulator
 from deploypipe.local.repo import LocalRepo
 
 pytestmark = pytest.mark.e2e
@@ -56,20 +55,14 @@ BLUEPRINT = textwrap.dedent('''\
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory):
     root = tmp_path_factory.mktemp("emulator-shop")
-    repo = LocalRepo(root / "repo")
-    repo.ensure()
-    commit = repo.commit_change({"server.py": APP, "render.yaml": BLUEPRINT}, "shop")
-    emulator = build_emulator(blueprint=repo.path / "render.yaml", repo=repo.path, data_dir=root / "render",
-                              api_keys=(KEY,), health_grace_s=10, health_interval_s=0.1)
-    server = EmulatorServer(emulator).start()
-    http = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=10)
-    service = http.get("/services", params={"name": "shop"}).json()[0]["service"]
-    deploy = http.post(f"/services/{service['id']}/deploys", json={"commitId": commit}).json()
-    wait_until(lambda: http.get(f"/services/{service['id']}/deploys/{deploy['id']}").json()["status"] == "live", "live")
-    yield {"http": http, "service": service, "commit": commit, "emulator": emulator, "root": root,
-           "url": service["serviceDetails"]["url"]}
-    http.close()
-    server.stop()
+    with blueprint_render(root, {"shop": {"server.py": APP, "render.yaml": BLUEPRINT}}, key=KEY, health_grace_s=10,
+                          health_interval_s=0.1) as render:
+        http, service, commit = render.http, render.service("shop"), render.commits["shop"]
+        deploy = http.post(f"/services/{service['id']}/deploys", json={"commitId": commit}).json()
+        wait_until(lambda: http.get(f"/services/{service['id']}/deploys/{deploy['id']}").json()["status"] == "live",
+                   "live")
+        yield {"http": http, "service": service, "commit": commit, "emulator": render.emulator, "root": root,
+               "url": service["serviceDetails"]["url"]}
 
 
 def test_the_service_environment_resolves_from_database_generated_and_plain_values(shop):

@@ -4,15 +4,12 @@ of the old build (exit 3), the failure naming the run's error line."""
 
 from __future__ import annotations
 
-import os
 import textwrap
 
 import pytest
-from helpers import invocation
+from helpers import blueprint_render, invocation
 
 from deploypipe.commands.run import run_pipeline
-from deploypipe.emulator import EmulatorServer, build_emulator
-from deploypipe.local.repo import LocalRepo
 from deploypipe.render.client import RenderClient
 
 pytestmark = pytest.mark.e2e
@@ -54,16 +51,9 @@ PIPELINE = textwrap.dedent('''\
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("cron-release")
-    repo = LocalRepo(root / "repo")
-    repo.ensure()
-    commits = {mode: repo.commit_change({"render.yaml": BLUEPRINT, "report.py": REPORT, "mode.txt": mode}, mode)
-               for mode in ("fail", "ok")}
-    emulator = build_emulator(blueprint=repo.path / "render.yaml", repo=repo.path, data_dir=root / "render",
-                              api_keys=(KEY,), auto_deploy_poll_s=0)
-    with EmulatorServer(emulator) as server:
-        env = {"PATH": os.environ["PATH"], "HOME": str(root), "CI": "true", "RENDER_API_URL": server.url,
-               "RENDER_API_KEY": KEY}
-        yield root, repo, commits, env, emulator
+    commits = {mode: {"render.yaml": BLUEPRINT, "report.py": REPORT, "mode.txt": mode} for mode in ("fail", "ok")}
+    with blueprint_render(root, commits, key=KEY, auto_deploy_poll_s=0) as render:
+        yield root, render.repo, render.commits, render.env, render.emulator
 
 
 def _release(project, commit: str):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import invocation, wait_until
+from helpers import blueprint_render, invocation, wait_until
 from notify_fixtures import receiver  # noqa: F401
 
 from deploypipe.commands.invocation import Invocation
@@ -201,20 +201,10 @@ class LocalCron:
 @pytest.fixture(scope="module")
 def local_cron(tmp_path_factory):
     """The local Render with the cron job ``nightly`` deployed from a git repository, serving on 127.0.0.1."""
-    from deploypipe.emulator import EmulatorServer, build_emulator
-    from deploypipe.local.repo import LocalRepo
-
     root = tmp_path_factory.mktemp("cron-status")
-    repo = LocalRepo(root / "repo")
-    repo.ensure()
     hold = root / "hold"
     report = CRON_REPORT.format(hold=str(hold))
-    commits = {mode: repo.commit_change({"render.yaml": CRON_BLUEPRINT, "report.py": report, "mode.txt": mode}, mode)
+    commits = {mode: {"render.yaml": CRON_BLUEPRINT, "report.py": report, "mode.txt": mode}
                for mode in ("bare", "ok", "fail")}
-    key = "rnd_cron_status_e2e"
-    emulator = build_emulator(blueprint=repo.path / "render.yaml", repo=repo.path, data_dir=root / "render",
-                              api_keys=(key,), auto_deploy_poll_s=0)
-    with EmulatorServer(emulator) as server:
-        env = {"PATH": os.environ["PATH"], "HOME": str(root), "CI": "true", "RENDER_API_URL": server.url,
-               "RENDER_API_KEY": key}
-        yield LocalCron(project=root, repo=repo.path, commits=commits, env=env, hold=hold)
+    with blueprint_render(root, commits, key="rnd_cron_status_e2e", auto_deploy_poll_s=0) as render:
+        yield LocalCron(project=root, repo=render.repo.path, commits=render.commits, env=render.env, hold=hold)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +20,7 @@ from deploypipe.emulator.runtime import SimulatedRuntime
 from deploypipe.errors import StageFailed
 from deploypipe.render import RenderClient, RetryPolicy
 from deploypipe.spec.targets import ServiceTarget, Targets
+from deploypipe.stages import waves
 from deploypipe.stages.context import Resources
 from deploypipe.stages.waves import ReleaseOutputs, RenderRelease
 from deploypipe.testing import FakeClock, stage_context
@@ -27,24 +30,65 @@ START = 1_767_225_600.0
 OLD, NEW = "a" * 40, "b" * 40
 
 
+class TurnClock:
+    """The fake clock as the release's threads share it: time moves only when every thread of the release sleeps,
+    to the earliest wake-up among them, as real time would. Which thread looks first then follows from the times
+    they sleep, not from the OS's scheduling (a 10 s watch cannot end before a 2 s one has looked). ``on_wake``
+    runs after each move (the harness injects crashes there). A thread outside the release moves the clock alone."""
+
+    def __init__(self, clock: FakeClock, on_wake: Callable[[], None]):
+        self.clock, self.on_wake = clock, on_wake
+        self.turns = threading.Condition()
+        self.members = 0
+        self.asleep: dict[int, float] = {}
+        self.local = threading.local()
+
+    @contextmanager
+    def member(self) -> Iterator[None]:
+        with self.turns:
+            self.members += 1
+            self.local.member = True
+        try:
+            yield
+        finally:
+            with self.turns:
+                self.members -= 1
+                self.local.member = False
+                self.turns.notify_all()
+
+    def sleep(self, seconds: float) -> None:
+        with self.turns:
+            wake = self.clock.now + seconds
+            if getattr(self.local, "member", False):
+                me = threading.get_ident()
+                self.asleep[me] = wake
+                self.turns.notify_all()
+                mine = self.turns.wait_for(  # the guard only keeps a broken test from hanging
+                    lambda: len(self.asleep) == self.members and wake <= min(self.asleep.values()), timeout=60)
+                assert mine, f"the release's threads did not all sleep: {self.members} members, {self.asleep}"
+                del self.asleep[me]
+            self.clock.sleep(max(0.0, wake - self.clock.now))
+            self.on_wake()
+            self.turns.notify_all()
+
+
 @dataclass
 class Harness:
     emulator: Emulator
     client: RenderClient
     clock: FakeClock
+    turns: TurnClock
     targets: Targets
     project_dir: Any
     sent: list[str] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     crash_when_live: dict[str, int] = field(default_factory=dict)  # service name -> crashes still to inject
-    injecting: threading.Lock = field(default_factory=threading.Lock)
 
     def sleep(self, seconds: float) -> None:
-        with self.injecting:  # the release's threads all sleep here: one injects each crash
-            self._sleep(seconds)
+        self.turns.sleep(seconds)
 
-    def _sleep(self, seconds: float) -> None:
-        self.clock.sleep(seconds)
+    def inject(self) -> None:
+        """Crash each service of ``crash_when_live`` whose crashing release is live (once per crash left)."""
         for name, left in list(self.crash_when_live.items()):
             service = next(s for s in self.emulator.services.values() if s.name == name)
             self.emulator.runtime.advance(self.emulator, service)
@@ -83,8 +127,19 @@ NAMES = ("w1", "w2", "w3")
 
 
 @pytest.fixture
-def harness(tmp_path):
+def harness(tmp_path, monkeypatch):
     clock = FakeClock(now=START)
+    made: list[Harness] = []
+    turns = TurnClock(clock, on_wake=lambda: made and made[0].inject())
+    parallel = waves.in_parallel
+
+    def in_turns(keys: list[str], work: Callable[[str], Any]) -> dict[str, Any]:
+        def member(key: str) -> Any:
+            with turns.member():
+                return work(key)
+        return parallel(keys, member)
+
+    monkeypatch.setattr(waves, "in_parallel", in_turns)
     emulator = Emulator(runtime=SimulatedRuntime(build_s=20.0, update_s=10.0), clock=clock.time, api_keys=(KEY,))
     for name in NAMES:
         emulator.add_service(ServiceDef(type="worker", name=name, autoDeploy=False))
@@ -96,12 +151,13 @@ def harness(tmp_path):
     sent: list[str] = []
     http = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=10,
                         event_hooks={"request": [lambda r: sent.append(f"{r.method} {r.url.path}")]})
-    client = RenderClient(http, sleep=clock.sleep, clock=clock.time, wall_clock=clock.time,
+    client = RenderClient(http, sleep=turns.sleep, clock=clock.time, wall_clock=clock.time,
                           retry=RetryPolicy(rng=random.Random(7)))
     targets = Targets(services={"w1": ServiceTarget(name="w1", kind="worker"),
                                 "w2": ServiceTarget(name="w2", kind="worker"),
                                 "w3": ServiceTarget(name="w3", kind="worker", depends_on=["w1"])})
-    yield Harness(emulator, client, clock, targets, tmp_path, sent)
+    made.append(Harness(emulator, client, clock, turns, targets, tmp_path, sent))
+    yield made[0]
     client.close()
     server.stop()
 

@@ -31,7 +31,8 @@ _BEFORE_S = 600  # how far before the deploy to look for the instances that serv
 
 def headline(lines: list[str]) -> str:
     """The most telling line: the last one naming an error in the app's or build's own words (Render's ``==>``
-    status lines and HTTP access lines only when there is nothing else), else the last line."""
+    status lines and HTTP access lines only when there is nothing else), else the last line that is not an HTTP
+    access line ('' when there is none: an access line explains nothing the check did not already say)."""
     for own_words in (True, False):
         for line in reversed(lines):
             text = line.strip()
@@ -39,7 +40,7 @@ def headline(lines: list[str]) -> str:
                 continue
             if _TELLING.search(text) and not text.startswith("File "):
                 return text
-    return lines[-1].strip() if lines else ""
+    return next((text for line in reversed(lines) if not ACCESS_LINE.search(text := line.strip())), "")
 
 
 def _instances(entries: list[LogEntry]) -> set[str]:

@@ -65,6 +65,12 @@ def test_the_failure_headline_prefers_the_apps_error_line_over_an_access_line():
     assert headline([LINES[2], LINES[3], LINES[0]]) == "NameError: name 'send_digest' is not defined"
 
 
+def test_the_failure_headline_never_quotes_an_access_line_without_an_error_in_it():
+    ok = 'INFO:     127.0.0.1:5000 - "GET /notes HTTP/1.1" 200 OK'
+    assert headline([LINES[1], ok]) == "heartbeat: 3 notes"  # the app's own last line
+    assert headline([ok, ok]) == ""  # a slow path: nothing in the app's words to add to the verdict
+
+
 def _invocation(tmp_path: Path, crashes: int, failed_deploy: bool = False) -> Invocation:
     (tmp_path / "p.yaml").write_text("version: 1\nname: p\ntargets:\n  services:\n    worker: {name: w, kind: worker, "
                                      f"repo_dir: '{tmp_path}'}}\nstages:\n  - id: pre\n    type: render.preflight\n")

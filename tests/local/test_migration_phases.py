@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import released_local
+from local_default import released_local
 
 from deploypipe.commands.invocation import Invocation, load
 from deploypipe.commands.plan import show_plan

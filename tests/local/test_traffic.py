@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import released_local
+from local_default import released_local
 
 from deploypipe.commands.invocation import load
 from deploypipe.commands.run import run_pipeline

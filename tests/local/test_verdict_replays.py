@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, _private_tmp, make_project
+from local_default import ROOT, _private_tmp, make_project
 
 from deploypipe.local.environment import stop_local
 

@@ -15,7 +15,7 @@ from deploypipe.core.commits import same_commit
 from deploypipe.spec.model import StageSpec
 from deploypipe.stages.base import Outputs
 from deploypipe.stages.db_checks import DbMigrationStatus
-from deploypipe.stages.render import RenderPreflight
+from deploypipe.stages.render_preflight import RenderPreflight
 
 __all__ = ["nothing_to_release"]
 

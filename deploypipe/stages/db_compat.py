@@ -106,7 +106,7 @@ def live_release(ctx: StageContext, params: Any) -> LiveRelease:
 
 
 def _preflight_state(ctx: StageContext, service: str) -> Any:
-    from deploypipe.stages.render import RenderPreflight
+    from deploypipe.stages.render_preflight import RenderPreflight
 
     preflight = ctx.latest(RenderPreflight.Outputs, lambda o: service in o.services)
     return preflight.services[service] if preflight is not None else None

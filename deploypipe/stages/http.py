@@ -26,7 +26,7 @@ from deploypipe.stages.base import Outputs as BaseOutputs
 from deploypipe.stages.base import Params as BaseParams
 from deploypipe.stages.context import StageContext
 from deploypipe.stages.diagnostics import explain_release
-from deploypipe.stages.render import RenderPreflight
+from deploypipe.stages.render_preflight import RenderPreflight
 from deploypipe.stages.smoke import EarlySmoke, SmokeRequest, check_all, smoke_probe
 
 __all__ = ["HttpCheck", "SmokeRequest", "VerifyHealth"]

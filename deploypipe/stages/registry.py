@@ -19,7 +19,8 @@ from deploypipe.stages.http import HttpCheck, VerifyHealth
 from deploypipe.stages.lint import LintBlueprint
 from deploypipe.stages.notify import NotifyWebhook
 from deploypipe.stages.protocols import Compensating, Interruptible, Stage
-from deploypipe.stages.render import RenderDeploy, RenderPreflight, RenderRollback
+from deploypipe.stages.render import RenderDeploy, RenderRollback
+from deploypipe.stages.render_preflight import RenderPreflight
 from deploypipe.stages.shell import ShellRun
 from deploypipe.stages.traffic import VerifyTraffic
 from deploypipe.stages.waves import RenderRelease

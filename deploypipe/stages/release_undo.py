@@ -11,9 +11,10 @@ from __future__ import annotations
 from deploypipe.errors import DeployPipeError, StageFailed
 from deploypipe.stages.base import Compensation
 from deploypipe.stages.context import StageContext
-from deploypipe.stages.render import DeployOutputs, service_target
+from deploypipe.stages.render import DeployOutputs
 from deploypipe.stages.rollbacks import short, undo_release
 from deploypipe.stages.service_checks import CheckSpec, Released, verify_service
+from deploypipe.stages.service_refs import service_target
 
 __all__ = ["undo_service"]
 

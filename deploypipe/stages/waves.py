@@ -28,9 +28,10 @@ from deploypipe.stages.base import Params as BaseParams
 from deploypipe.stages.context import StageContext
 from deploypipe.stages.diagnostics import explain_failure
 from deploypipe.stages.release_undo import undo_service
-from deploypipe.stages.render import DeployOutputs, service_target, trigger_release
+from deploypipe.stages.render import DeployOutputs, trigger_release
 from deploypipe.stages.rollbacks import short
 from deploypipe.stages.service_checks import KIND_OF_TYPE, CheckSpec, Released, verify_service
+from deploypipe.stages.service_refs import service_target
 
 __all__ = ["ReleaseOutputs", "RenderRelease", "in_parallel"]
 

@@ -9,7 +9,7 @@ from deploypipe.errors import StageErrored
 from deploypipe.spec.targets import ServiceTarget, Targets
 from deploypipe.stages.base import ServiceRelease
 from deploypipe.stages.http import VerifyHealth
-from deploypipe.stages.render import RenderPreflight, ServiceState
+from deploypipe.stages.render_preflight import RenderPreflight, ServiceState
 
 
 def _release(service: str, url: str | None) -> ServiceRelease:

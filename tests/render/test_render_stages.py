@@ -7,7 +7,8 @@ import pytest
 from deploypipe.emulator.app import apply_fault
 from deploypipe.errors import RollbackFailed, StageErrored, StageFailed, TransientError
 from deploypipe.render.history import rollback_candidates
-from deploypipe.stages.render import RenderDeploy, RenderPreflight, RenderRollback
+from deploypipe.stages.render import RenderDeploy, RenderRollback
+from deploypipe.stages.render_preflight import RenderPreflight
 
 SRV = "srv-web0000000000000000"
 

@@ -6,7 +6,8 @@ offline, deploypipe.db.chain). Which part is pending follows production's revisi
 ``--from-revision`` or else from the run history (``.deploypipe/runs/*/report.json``): the newest run that read or
 migrated the database decides, from its stages in order, then its rollback:
 
-- ``db.migration_status``: ``current`` (Alembic; empty: nothing applied) or ``applied`` (Prisma), read at its start;
+- ``db.migration_status``: ``current`` (Alembic; empty: nothing applied) or ``applied`` (Prisma, SQL files' ledger),
+  read at its start;
 - ``db.migrate``: ``revision_after``, read after its command (also when it failed);
 - that ``db.migrate``'s rollback item: the ``revision_now`` it read (downgraded, restored); ``nothing_to_do`` and
   ``left_schema`` change nothing; any other undo leaves the revision unknown.
@@ -111,7 +112,7 @@ def _last_seen(report: Report, loaded: LoadedPipeline, database: str, masked: st
         out = stage.outputs
         if stage.type == "db.migrate":
             seen = Seen(f"{where}: revision_after", revision=out.get("revision_after"))
-        elif stage.type == "db.migration_status" and out.get("tool") == "prisma":
+        elif stage.type == "db.migration_status" and out.get("tool") in ("prisma", "sql"):
             seen = Seen(f"{where}: applied", applied=frozenset(out.get("applied", ())))
         elif stage.type == "db.migration_status":
             current = list(out.get("current", ()))

@@ -82,3 +82,11 @@ def test_another_pipelines_migration_counts_by_its_masked_url_and_another_databa
     seen = seen_in_history(tmp_path / ".deploypipe", loaded, "main")
     assert seen is not None and (seen.revision, seen.source) == (
         "0003", "run 20260102T000000Z-bbbbbb, stage m: revision_after")
+
+
+def test_a_status_of_prisma_or_sql_files_gives_the_applied_migrations_not_an_empty_revision(tmp_path, loaded):
+    for day, tool in enumerate(("prisma", "sql"), 1):  # each run newer than the one before: it decides
+        write_run(tmp_path, f"2026010{day}T000000Z-aaaaaa",
+                  [("status", "db.migration_status", {"tool": tool, "applied": ["0001.sql", "0002.sql"]})])
+        seen = seen_in_history(tmp_path / ".deploypipe", loaded, "main")
+        assert seen is not None and seen.applied == frozenset({"0001.sql", "0002.sql"}), tool

@@ -38,7 +38,7 @@ import psycopg
 
 from deploypipe.db import prisma
 from deploypipe.db.pg import table_exists
-from deploypipe.db.script_error import ApplyError, located
+from deploypipe.db.script_error import ApplyError, located, up_to
 
 __all__ = ["MIGRATIONS_TABLE_DDL", "PRISMA_LOCK_ID", "apply_prisma"]
 
@@ -87,13 +87,8 @@ def _refuse_failed(rows: list[prisma.PrismaRow]) -> None:
                          f"applied: {details}", hint="db.migration_status says how to resolve each one")
 
 
-def _pending(rows: list[prisma.PrismaRow], on_disk: dict[str, Path], through: str | None) -> list[str]:
+def _pending(rows: list[prisma.PrismaRow], names: list[str]) -> list[str]:
     recorded = {row.migration_name for row in rows if row.rolled_back_at is None}
-    names = list(on_disk)
-    if through is not None:
-        if through not in on_disk:
-            raise ApplyError(f"migration {through} is not in the migrations directory")
-        names = names[:names.index(through) + 1]
     return [name for name in names if name not in recorded]
 
 
@@ -121,13 +116,14 @@ def apply_prisma(conn: psycopg.Connection, migrations_dir: Path, *, through: str
     """Apply the pending migrations of ``migrations_dir`` (up to and including ``through``) on an autocommit
     connection; returns their names. ApplyError on the first failure, recorded failed as Prisma records it."""
     on_disk = prisma.disk_migrations(migrations_dir)
+    names = up_to(list(on_disk), through, migrations_dir)
     conn.execute("select pg_advisory_lock(%s)", (PRISMA_LOCK_ID,))
     try:
         _initialize(conn)
         rows = prisma.db_rows(conn)
         _refuse_failed(rows)
         applied = []
-        for name in _pending(rows, on_disk, through):
+        for name in _pending(rows, names):
             say(f"Applying migration `{name}`")
             _apply_one(conn, name, on_disk[name].read_bytes().decode("utf-8"))  # as written: no newline translation
             applied.append(name)

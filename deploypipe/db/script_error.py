@@ -1,10 +1,13 @@
-"""A migration script that failed: the database's error and the statement it failed on, found by its position."""
+"""What deploypipe's own appliers share: how far to apply (``--through``), and a failed script's error with the
+statement it failed on, found by its position."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psycopg
 
-__all__ = ["ApplyError", "located"]
+__all__ = ["ApplyError", "located", "up_to"]
 
 
 class ApplyError(Exception):
@@ -13,6 +16,16 @@ class ApplyError(Exception):
     def __init__(self, message: str, *, statement: str = "", hint: str = ""):
         super().__init__(message)
         self.message, self.statement, self.hint = message, statement, hint
+
+
+def up_to(names: list[str], through: str | None, directory: Path) -> list[str]:
+    """``names`` (in the order they apply) up to and including ``through`` (None: all); ApplyError when
+    ``directory`` has no ``through``."""
+    if through is None:
+        return names
+    if through not in names:
+        raise ApplyError(f"migration {through} is not in {directory}")
+    return names[:names.index(through) + 1]
 
 
 def _statement_at(script: str, position: int) -> str:

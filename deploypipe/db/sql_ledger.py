@@ -18,11 +18,11 @@ import psycopg
 
 from deploypipe.core.findings import Finding
 from deploypipe.db.pg import table_exists
-from deploypipe.db.script_error import ApplyError, located
+from deploypipe.db.script_error import located, up_to
 from deploypipe.errors import StageErrored
 
 __all__ = ["LEDGER", "LEDGER_DDL", "LedgerRow", "apply_sql", "disk_files", "file_checksum", "ledger_rows",
-           "pending_files", "sql_status"]
+           "sql_status"]
 
 LEDGER = "deploypipe_sql_migrations"
 LEDGER_DDL = f"""CREATE TABLE IF NOT EXISTS {LEDGER} (
@@ -56,11 +56,6 @@ def ledger_rows(conn: psycopg.Connection) -> dict[str, LedgerRow]:
         return {}
     return {row[0]: LedgerRow(*row) for row in
             conn.execute(f"select file_name, sha256, applied_at from {LEDGER} order by file_name")}
-
-
-def pending_files(conn: psycopg.Connection, sql_dir: Path) -> list[str]:
-    applied = ledger_rows(conn)
-    return [name for name in disk_files(sql_dir) if name not in applied]
 
 
 def sql_status(conn: psycopg.Connection, sql_dir: Path) -> tuple[list[Finding], dict]:
@@ -97,11 +92,9 @@ def apply_sql(conn: psycopg.Connection, sql_dir: Path, *, through: str | None = 
     """Apply the pending files (up to and including ``through``), each with its ledger row in one transaction, on
     a connection outside any transaction; returns their names. ApplyError on the first failure (rolled back)."""
     on_disk = disk_files(sql_dir)
-    if through is not None and through not in on_disk:
-        raise ApplyError(f"migration {through} is not in {sql_dir}")
+    names = up_to(list(on_disk), through, sql_dir)
     with conn.transaction():
         conn.execute(LEDGER_DDL)
-    names = list(on_disk)[:list(on_disk).index(through) + 1] if through is not None else list(on_disk)
     applied_before = ledger_rows(conn)
     applied = []
     for name in (n for n in names if n not in applied_before):

@@ -234,3 +234,15 @@ def test_auto_keeps_an_unproven_sql_expand_and_says_the_rollback_is_unverified(t
     assert "the dry run did not prove the live release serves its requests" in undo.summary
     assert "sql migrations have no downgrade and a restore is never automatic" in undo.summary
     assert sql(url, "select count(*) from deploypipe_sql_migrations") == [(2,)]  # nothing undone
+
+
+def test_through_a_migration_the_directory_lacks_is_refused_before_anything_is_created(tmp_path, new_db):
+    url = new_db("through_missing")
+    prisma_dir = _prisma(tmp_path / "p", {INIT: "CREATE TABLE t (id int);\n"})
+    sql_dir = _sql_files(tmp_path, {"001_t.sql": "CREATE TABLE t (id int);\n"})
+    with psycopg.connect(url, autocommit=True) as conn:
+        for apply, directory in ((apply_prisma, prisma_dir), (apply_sql, sql_dir)):
+            with pytest.raises(ApplyError, match=f"migration nope is not in {directory}"):
+                apply(conn, directory, through="nope", say=lambda line: None)
+    assert sql(url, "select count(*) from pg_class where relkind = 'r' and relnamespace = 'public'::regnamespace") \
+        == [(0,)]

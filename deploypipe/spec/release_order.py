@@ -29,7 +29,7 @@ from deploypipe.core.yamlio import load_yaml
 from deploypipe.errors import SpecError
 from deploypipe.spec.model import Pipeline
 from deploypipe.spec.targets import Targets
-from deploypipe.spec.waves import plan_waves
+from deploypipe.spec.waves import layered, plan_waves
 
 __all__ = ["DEFAULT_BLUEPRINT", "ReleaseOrder", "Reference", "bind_blueprints", "order_of", "read_references",
            "release_order"]
@@ -89,10 +89,7 @@ def read_references(path: Path) -> list[Reference]:
 
 def _cycle(chosen: Sequence[str], after: Mapping[str, Sequence[str]]) -> list[str]:
     """A cycle of ``after`` among ``chosen`` ([a, b, a]), else []."""
-    placed: set[str] = set()
-    while ready := [s for s in chosen if s not in placed and all(d in placed for d in after.get(s, ()))]:
-        placed.update(ready)
-    left = set(chosen) - placed  # each has a dependency left: follow them until one comes back
+    left = set(layered(chosen, after)[1])  # each has a dependency left: follow them until one comes back
     if not left:
         return []
     path = [min(left)]

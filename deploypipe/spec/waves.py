@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-__all__ = ["plan_waves"]
+__all__ = ["layered", "plan_waves"]
 
 
 def plan_waves(services: Sequence[str], depends_on: Mapping[str, Sequence[str]],
@@ -28,15 +28,20 @@ def plan_waves(services: Sequence[str], depends_on: Mapping[str, Sequence[str]],
                     raise ValueError(f"service '{service}' (wave {index + 1}) depends on '{late[0]}', which is not "
                                      f"in an earlier wave")
         return [list(wave) for wave in explicit if wave]
+    waves, left = layered(services, depends_on)
+    if left:
+        raise ValueError(f"depends_on makes a cycle between {', '.join(sorted(left))}")
+    return waves
+
+
+def layered(services: Sequence[str], depends_on: Mapping[str, Sequence[str]]) -> tuple[list[list[str]], list[str]]:
+    """(the waves of ``services`` whose dependencies among them are all placed, the services left: each is on or
+    behind a cycle); a dependency outside ``services`` orders nothing."""
     chosen = list(dict.fromkeys(services))
     waves: list[list[str]] = []
     placed: set[str] = set()
-    while len(placed) < len(chosen):
-        ready = [s for s in chosen if s not in placed
-                 and all(d in placed or d not in chosen for d in depends_on.get(s, ()))]
-        if not ready:
-            cycle = sorted(s for s in chosen if s not in placed)
-            raise ValueError(f"depends_on makes a cycle between {', '.join(cycle)}")
+    while ready := [s for s in chosen if s not in placed
+                    and all(d in placed or d not in chosen for d in depends_on.get(s, ()))]:
         waves.append(ready)
         placed.update(ready)
-    return waves
+    return waves, [s for s in chosen if s not in placed]

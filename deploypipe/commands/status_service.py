@@ -15,7 +15,6 @@ branch Render builds, and how old the oldest missing one is, from the target's g
 from __future__ import annotations
 
 import re
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,14 +26,11 @@ from deploypipe.render.history import failure_streak
 from deploypipe.render.instances import DEFAULT_ERROR_PATTERN, describe_crash, during, look
 from deploypipe.render.models import Deploy
 from deploypipe.stages.diagnostics import headline
+from deploypipe.stages.service_refs import git
 
 __all__ = ["behind", "service_status"]
 
 _CRON_TYPE = "cron_job"
-
-
-def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=False)
 
 
 def behind(repo: Path, commit: str | None, branch: str | None, now: datetime) -> Behind:
@@ -42,20 +38,20 @@ def behind(repo: Path, commit: str | None, branch: str | None, now: datetime) ->
     if not commit or not branch:
         return Behind(branch=branch, note="nothing is live" if not commit else
                       "Render reports no branch for this service")
-    if _git(repo, "rev-parse", "--git-dir").returncode != 0:
+    if git(repo, "rev-parse", "--git-dir").returncode != 0:
         return Behind(branch=branch, note=f"{repo} is not a git checkout (set repo_dir)")
     ref = next((r for r in (f"origin/{branch}", branch)
-                if _git(repo, "rev-parse", "--verify", "-q", f"{r}^{{commit}}").returncode == 0), None)
+                if git(repo, "rev-parse", "--verify", "-q", f"{r}^{{commit}}").returncode == 0), None)
     if ref is None:
         return Behind(branch=branch, note=f"the checkout at {repo} does not know branch {branch} "
                                           f"(git fetch origin {branch})")
-    if _git(repo, "cat-file", "-e", f"{commit}^{{commit}}").returncode != 0:
+    if git(repo, "cat-file", "-e", f"{commit}^{{commit}}").returncode != 0:
         return Behind(branch=branch, ref=ref,
                       note=f"the checkout at {repo} does not know the live commit {commit[:7]} (git fetch)")
-    commits = int(_git(repo, "rev-list", "--count", f"{commit}..{ref}").stdout.strip() or 0)
+    commits = int(git(repo, "rev-list", "--count", f"{commit}..{ref}").stdout.strip() or 0)
     if not commits:
         return Behind(branch=branch, ref=ref, commits=0)
-    oldest = float(_git(repo, "log", "--format=%ct", f"{commit}..{ref}").stdout.split()[-1])
+    oldest = float(git(repo, "log", "--format=%ct", f"{commit}..{ref}").stdout.split()[-1])
     return Behind(branch=branch, ref=ref, commits=commits,
                   oldest_missing_at=datetime.fromtimestamp(oldest, UTC).isoformat().replace("+00:00", "Z"),
                   hours=round(max(0.0, now.timestamp() - oldest) / 3600, 2))
